@@ -1,0 +1,31 @@
+#include "commands.hpp"
+
+#include <qlab/registry.hpp>
+
+#include <fmt/format.h>
+
+namespace qlab::cli {
+
+void add_plugins_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand(
+      "plugins", "List every plugin found (build folder, then QLAB_PLUGIN_PATH) and every file "
+                 "that was refused, with the reason");
+  cmd->callback([&exit_code] {
+    const Registry registry = Registry::discover();
+    fmt::print("{:<10} {:<14} {:<7} {:<9} {:<52} {}\n", "kind", "name", "api", "libtorch",
+               "description", "file");
+    for (const auto& r : registry.records()) {
+      std::string status;
+      if (r.kind == PluginKind::backend) {
+        const auto avail = registry.backend(r.name)->availability();
+        if (!avail.available) status = " [unavailable: " + avail.reason + "]";
+      }
+      fmt::print("{:<10} {:<14} {:<7} {:<9} {:<52} {}\n", to_string(r.kind), r.name, r.api_version,
+                 r.torch_version, r.description + status, r.file.string());
+    }
+    for (const auto& p : registry.problems()) fmt::print(stderr, "refused: {}\n", p);
+    exit_code = 0;
+  });
+}
+
+}  // namespace qlab::cli

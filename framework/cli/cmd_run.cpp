@@ -1,0 +1,54 @@
+#include "commands.hpp"
+
+#include <qlab/experiment.hpp>
+#include <qlab/runtime.hpp>
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+namespace qlab::cli {
+namespace {
+
+struct RunArgs {
+  std::string file;
+  std::string json;
+  std::string cache_dir = ".qlab/cache";
+  bool no_cache = false;
+  bool quiet = false;
+};
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand(
+      "run", "Run one experiment file: train (or reuse) the float baseline, then measure it");
+  cmd->add_option("experiment", args->file, "experiment file (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--json", args->json, "also write the result rows to this JSON file");
+  cmd->add_option("--cache", args->cache_dir, "folder of cached float baselines")->capture_default_str();
+  cmd->add_flag("--no-cache", args->no_cache, "retrain the float baseline even if it is cached");
+  cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
+  cmd->callback([args, &exit_code] {
+    const Experiment ex = load_experiment(args->file);
+    const Registry registry = Registry::discover();
+    for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+    RunSettings settings;
+    settings.cache_dir = args->cache_dir;
+    settings.use_cache = !args->no_cache;
+    settings.progress = !args->quiet;
+    const auto rows = run_experiment(ex, registry, settings, std::cerr);
+    for (const auto& r : rows)
+      for (const auto& n : r.notes) fmt::print(stderr, "note: {}\n", n);
+    fmt::print(stderr, "{}\n", runtime_summary());
+    fmt::print("{}", format_rows(rows));
+    if (!args->json.empty()) {
+      write_rows_json(args->json, rows);
+      fmt::print(stderr, "wrote {}\n", args->json);
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace qlab::cli

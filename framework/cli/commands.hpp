@@ -1,0 +1,11 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace qlab::cli {
+
+/// Each command adds its subcommand to `app`; the callback runs it and sets
+/// `exit_code`.
+void add_plugins_command(CLI::App& app, int& exit_code);
+void add_run_command(CLI::App& app, int& exit_code);
+
+}  // namespace qlab::cli

@@ -1,0 +1,46 @@
+#pragma once
+// Backend plugins: where, and with which kernels, a model runs.
+#include <qlab/graph.hpp>
+#include <qlab/options.hpp>
+#include <qlab/plugin.hpp>
+
+namespace qlab {
+
+/// How a result row's model ran: its numbers are only comparable knowing this.
+enum class Mode { fp32, int8, simulated, fp16, bf16 };
+const char* to_string(Mode mode);
+
+struct Availability {
+  bool available = true;
+  std::string reason;  ///< why not, when unavailable
+};
+
+/// A model lowered onto a backend, ready for inference. Owned by the host;
+/// the backend's library stays loaded while one exists.
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  /// Runs one batch (host tensor in); returns the graph's outputs on the host.
+  virtual std::vector<torch::Tensor> run(const torch::Tensor& batch) = 0;
+  virtual Mode mode() const = 0;
+  /// One line for reports: engine, device, precision.
+  virtual std::string describe() const = 0;
+};
+
+class Backend : public Plugin {
+ public:
+  /// Options the backend accepts in `[backend]` (besides `name`).
+  virtual Schema options() const { return {}; }
+  /// Whether this build and machine can run the backend, and why not.
+  virtual Availability availability() const { return {}; }
+  /// Capability query: can this backend run `op` in `mode`.
+  virtual bool supports(Op op, Mode mode) const = 0;
+  /// Device training runs on when this backend is selected.
+  virtual torch::Device device() const { return torch::kCPU; }
+  /// Applies the options process-wide (threads, engine); called before training.
+  virtual void configure(const Options& opts) = 0;
+  /// Lowers a trained float module for inference here; the module is shared.
+  virtual std::unique_ptr<Executable> lower(GraphModule module) const = 0;
+};
+
+}  // namespace qlab

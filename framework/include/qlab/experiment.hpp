@@ -1,0 +1,34 @@
+#pragma once
+// An experiment: the sections of a TOML file (or, later, a Lua table), and
+// the flow that turns it into result rows.
+#include <qlab/options.hpp>
+#include <qlab/registry.hpp>
+#include <qlab/result.hpp>
+
+#include <iosfwd>
+#include <string>
+
+namespace qlab {
+
+struct Experiment {
+  std::string source;  ///< file name, for messages
+  RawSection model, dataset, train, quantizer, backend, metrics;
+};
+
+/// Parses an experiment file; throws qlab::Error with file:line:column on
+/// syntax errors, unknown sections and values that are not plain values.
+Experiment load_experiment(const std::string& path);
+Experiment parse_experiment(const std::string& text, const std::string& source);
+
+struct RunSettings {
+  std::string cache_dir = ".qlab/cache";  ///< float baselines by config hash
+  bool use_cache = true;
+  bool progress = true;
+};
+
+/// Runs the experiment: float baseline (trained or from the cache), then the
+/// backend and metrics. Messages go to `log`.
+std::vector<ResultRow> run_experiment(const Experiment& experiment, const Registry& registry,
+                                      const RunSettings& settings, std::ostream& log);
+
+}  // namespace qlab

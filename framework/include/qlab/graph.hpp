@@ -1,0 +1,157 @@
+#pragma once
+// qlab::Graph: a model as named nodes over a small closed set of ops.
+//
+// LibTorch's C++ frontend cannot trace a module or swap a submodule that
+// forward() calls directly, so models describe themselves as a Graph instead.
+// Quantizers transform the graph, backends lower it, reports print it.
+// Nodes are kept in insertion order, which must be a topological order: a
+// node may only name earlier nodes as inputs.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qlab {
+
+enum class Op {
+  input,
+  conv2d,
+  linear,
+  batch_norm2d,
+  relu,
+  relu6,
+  sigmoid,
+  max_pool2d,
+  avg_pool2d,
+  adaptive_avg_pool2d,
+  flatten,
+  dropout,
+  add,
+};
+
+const char* to_string(Op op);
+
+/// Attributes of every op in one flat record; each op reads only its own.
+struct Attrs {
+  std::int64_t in = 0;       ///< conv: in_channels; linear: in_features; bn: features
+  std::int64_t out = 0;      ///< conv: out_channels; linear: out_features
+  std::int64_t kernel = 1;   ///< conv and pooling
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t groups = 1;
+  std::int64_t output_size = 1;  ///< adaptive_avg_pool2d
+  bool bias = true;
+  double p = 0.5;            ///< dropout probability
+  double eps = 1e-5;         ///< batch norm
+  double momentum = 0.1;     ///< batch norm
+};
+
+struct Node {
+  std::string name;                 ///< dotted path, e.g. "features.0"
+  Op op = Op::input;
+  std::vector<std::string> inputs;  ///< names of earlier nodes
+  Attrs attrs;
+  bool printed = true;  ///< false for ops PyTorch would call in forward()
+};
+
+/// Shape of one sample (no batch dimension): {C, H, W} or {F}.
+using Shape = std::vector<std::int64_t>;
+
+struct LayerStats {
+  std::string name;
+  Op op;
+  Shape output;
+  std::int64_t params = 0;
+  std::int64_t macs = 0;  ///< multiply-accumulates for one sample
+};
+
+class Graph {
+ public:
+  explicit Graph(std::string type_name = "Model") : type_name_(std::move(type_name)) {}
+
+  // Builders: each appends one node and returns its name, to chain inputs.
+  std::string input(const std::string& name, Shape shape);
+  std::string conv2d(const std::string& name, const std::string& x, std::int64_t in,
+                     std::int64_t out, std::int64_t kernel, std::int64_t stride = 1,
+                     std::int64_t padding = 0, std::int64_t groups = 1, bool bias = true);
+  std::string linear(const std::string& name, const std::string& x, std::int64_t in,
+                     std::int64_t out, bool bias = true);
+  std::string batch_norm2d(const std::string& name, const std::string& x,
+                           std::int64_t features);
+  std::string relu(const std::string& name, const std::string& x);
+  std::string relu6(const std::string& name, const std::string& x);
+  std::string sigmoid(const std::string& name, const std::string& x);
+  std::string max_pool2d(const std::string& name, const std::string& x, std::int64_t kernel,
+                         std::int64_t stride);
+  std::string avg_pool2d(const std::string& name, const std::string& x, std::int64_t kernel,
+                         std::int64_t stride);
+  std::string adaptive_avg_pool2d(const std::string& name, const std::string& x,
+                                  std::int64_t output_size);
+  std::string flatten(const std::string& name, const std::string& x);
+  std::string dropout(const std::string& name, const std::string& x, double p);
+  std::string add(const std::string& name, const std::string& a, const std::string& b);
+  /// Appends a node as given (for passes); checks the name and inputs.
+  std::string append(Node node);
+
+  /// Marks node `name` as a forward()-time call, left out of print().
+  Graph& functional(const std::string& name);
+  /// Sets the class name print() shows for a submodule prefix ("features.1").
+  Graph& group_type(const std::string& prefix, std::string type_name);
+  void set_outputs(std::vector<std::string> names);
+
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const Node& node(const std::string& name) const;
+  const std::vector<std::string>& outputs() const { return outputs_; }
+  const std::string& type_name() const { return type_name_; }
+  const Shape& input_shape() const;
+
+  /// Output shape, parameters and MACs per node; throws qlab::Error when
+  /// shapes do not fit (e.g. a 5x5 conv on a 4x4 map).
+  std::vector<LayerStats> stats() const;
+  std::int64_t parameter_count() const;
+  std::int64_t mac_count() const;
+
+  /// PyTorch's `print(model)` layout.
+  std::string print() const;
+  /// A string that changes whenever the architecture does; stored in
+  /// checkpoints so one is never loaded into another architecture.
+  std::string signature() const;
+
+ private:
+  std::string type_name_;
+  std::vector<Node> nodes_;
+  std::map<std::string, std::size_t> index_;
+  std::vector<std::string> outputs_;
+  std::map<std::string, std::string> group_types_;
+  Shape input_shape_store_;
+};
+
+/// The trainable float module a Graph builds: parameters are registered under
+/// the node names ("features.0.weight"), exactly like the PyTorch module.
+class GraphModuleImpl : public torch::nn::Module {
+ public:
+  explicit GraphModuleImpl(const Graph& graph);
+  std::vector<torch::Tensor> forward(const torch::Tensor& input);
+  const Graph& graph() const { return graph_; }
+  /// The torch module that holds node `name`'s parameters, if any.
+  std::shared_ptr<torch::nn::Module> layer(const std::string& name) const;
+
+ private:
+  struct Step {
+    Op op;
+    std::vector<std::size_t> inputs;
+    Attrs attrs;
+    torch::nn::Conv2d conv{nullptr};
+    torch::nn::Linear linear{nullptr};
+    torch::nn::BatchNorm2d bn{nullptr};
+  };
+  Graph graph_;
+  std::vector<Step> steps_;
+  std::vector<std::size_t> outputs_;
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> layers_;
+};
+TORCH_MODULE(GraphModule);
+
+}  // namespace qlab

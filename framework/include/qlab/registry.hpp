@@ -1,0 +1,88 @@
+#pragma once
+// Finds, checks and loads plugins. Only registry.cpp touches Boost.DLL.
+#include <qlab/backend.hpp>
+#include <qlab/error.hpp>
+#include <qlab/metric.hpp>
+#include <qlab/model.hpp>
+#include <qlab/plugin.hpp>
+#include <qlab/quantizer.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qlab {
+
+struct PluginRecord {
+  PluginKind kind;
+  std::string name;
+  std::string description;
+  int api_version = 0;
+  std::string torch_version;
+  std::filesystem::path file;
+};
+
+class Registry {
+ public:
+  Registry() = default;
+
+  /// The plugin folders, in search order: the build's (or install's) own
+  /// plugin folder beside the executable, then each folder of QLAB_PLUGIN_PATH.
+  static std::vector<std::filesystem::path> default_dirs();
+  /// A registry holding every plugin of default_dirs() that loads.
+  static Registry discover();
+
+  /// Loads every `*.so` in `dir`; a file that is refused is recorded in
+  /// problems() and the scan goes on.
+  void load_dir(const std::filesystem::path& dir);
+  /// Loads one plugin file; throws PluginError naming the file and the reason
+  /// (not a qlab plugin, API or LibTorch version mismatch, duplicate kind and
+  /// name, factory failure).
+  void load_file(const std::filesystem::path& file);
+
+  std::vector<PluginRecord> records() const;
+  const std::vector<std::string>& problems() const { return problems_; }
+
+  /// The named plugin; throws qlab::Error listing the available names.
+  std::shared_ptr<Model> model(const std::string& name) const;
+  std::shared_ptr<Quantizer> quantizer(const std::string& name) const;
+  std::shared_ptr<Backend> backend(const std::string& name) const;
+  std::shared_ptr<Metric> metric(const std::string& name) const;
+  const PluginRecord& record(PluginKind kind, const std::string& name) const;
+  std::vector<std::string> names(PluginKind kind) const;
+
+ private:
+  struct Entry {
+    PluginRecord record;
+    std::shared_ptr<Plugin> object;  // owns its library too (see registry.cpp)
+  };
+  const Entry& find(PluginKind kind, const std::string& name) const;
+  std::vector<Entry> entries_;
+  std::vector<std::string> problems_;
+};
+
+/// Runs `fn`, a call into plugin `who`, turning any exception into a
+/// PluginError tagged with the plugin and method (STYLE.md practice 6).
+template <class F>
+auto plugin_call(const PluginRecord& who, const char* method, F&& fn) -> decltype(fn());
+
+[[noreturn]] void rethrow_from_plugin(const PluginRecord& who, const char* method);
+
+template <class F>
+auto plugin_call(const PluginRecord& who, const char* method, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (...) {
+    rethrow_from_plugin(who, method);
+  }
+}
+
+/// Takes ownership of an object a plugin created, keeping `owner` (and so
+/// its library) alive for as long as the object lives.
+template <class T, class Owner>
+std::shared_ptr<T> adopt(std::shared_ptr<Owner> owner, std::unique_ptr<T> object) {
+  return std::shared_ptr<T>(object.release(), [owner = std::move(owner)](T* p) { delete p; });
+}
+
+}  // namespace qlab

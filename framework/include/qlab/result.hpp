@@ -1,0 +1,30 @@
+#pragma once
+// A result row: what `qlab run --json` writes and the results store keeps.
+#include <qlab/backend.hpp>
+#include <qlab/metric.hpp>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace qlab {
+
+struct ResultRow {
+  std::string model;
+  std::string dataset;
+  std::string quantizer = "none";
+  std::string backend;
+  Mode mode = Mode::fp32;
+  nlohmann::json config;       ///< fully resolved options of every section
+  MetricValues metrics;        ///< only the metrics that apply
+  std::vector<std::string> notes;  ///< e.g. "baseline loaded from cache"
+  nlohmann::json environment;  ///< versions, threads, host
+};
+
+nlohmann::json to_json(const ResultRow& row);
+/// `{"rows": [...]}`, written atomically.
+void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows);
+/// The console table of `qlab run`.
+std::string format_rows(const std::vector<ResultRow>& rows);
+
+}  // namespace qlab

@@ -1,0 +1,19 @@
+#pragma once
+// Process-wide execution settings that every measurement depends on.
+#include <string>
+
+namespace qlab {
+
+/// Sets LibTorch's intra-op threads to `threads` (0: one per core) and pins
+/// the BLAS library's own pool to one thread. Why: OpenBLAS starts its own
+/// pool of busy-waiting threads; on top of LibTorch's OpenMP pool that
+/// oversubscribes the cores and makes fp32 timings slow and noisy. LibTorch
+/// already parallelises around each BLAS call, so BLAS needs no pool.
+void set_threads(int threads);
+int threads();
+/// Threads of the BLAS pool after set_threads (-1 when the BLAS has no query).
+int blas_threads();
+/// One line: LibTorch version, threads, BLAS threads, quantized engines.
+std::string runtime_summary();
+
+}  // namespace qlab

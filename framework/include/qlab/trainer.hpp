@@ -1,0 +1,40 @@
+#pragma once
+// Trains a GraphModule on an in-memory Dataset: deterministic for a seed,
+// batches are slices of tensors (no per-sample work on the hot path).
+#include <qlab/data.hpp>
+#include <qlab/model.hpp>
+#include <qlab/recipe.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace qlab {
+
+struct EpochStats {
+  std::int64_t epoch = 0;
+  double loss = 0;      ///< mean training loss
+  double accuracy = -1; ///< training accuracy in percent; -1 if not a classifier
+  double seconds = 0;
+  double lr = 0;
+};
+
+struct TrainReport {
+  std::vector<EpochStats> epochs;
+  double seconds = 0;
+};
+
+struct TrainSettings {
+  torch::Device device = torch::kCPU;
+  bool progress = true;  ///< show a progress bar (plain lines if not a terminal)
+  std::string label;     ///< shown before the bar
+};
+
+/// Seeds LibTorch's generator so that weight initialisation is reproducible.
+void seed_everything(std::int64_t seed);
+
+/// Trains `module` in place. Throws qlab::Error when the loss is NaN or
+/// infinite, naming epoch and step.
+TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
+                  const TrainRecipe& recipe, const TrainSettings& settings);
+
+}  // namespace qlab

@@ -1,0 +1,97 @@
+// TOML front end: turns an experiment file into RawSections with the line
+// and column of every value, so validation errors can point at them.
+#include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace qlab {
+namespace {
+
+std::string type_name(const toml::node& node) {
+  std::ostringstream s;
+  s << node.type();
+  return s.str();
+}
+
+SourceLoc loc(const toml::source_region& r, const std::string& file) {
+  return {file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+}
+
+Value to_value(const toml::node& node, const std::string& section, const std::string& key,
+               const std::string& file) {
+  if (auto v = node.as_boolean()) return v->get();
+  if (auto v = node.as_integer()) return v->get();
+  if (auto v = node.as_floating_point()) return v->get();
+  if (auto v = node.as_string()) return v->get();
+  if (auto arr = node.as_array()) {
+    std::vector<std::string> out;
+    for (const auto& item : *arr) {
+      auto s = item.as_string();
+      if (!s)
+        throw Error(fmt::format("{}: [{}] {}: expected a list of strings, found an element of "
+                                "type {}",
+                                loc(item.source(), file).str(), section, key,
+                                type_name(item)));
+      out.push_back(s->get());
+    }
+    return out;
+  }
+  throw Error(fmt::format("{}: [{}] {}: expected a value, found a {}", loc(node.source(), file).str(),
+                          section, key,
+                          type_name(node)));
+}
+
+}  // namespace
+
+Experiment parse_experiment(const std::string& text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw Error(fmt::format("{}: TOML syntax error: {}", loc(e.source(), source).str(),
+                            e.description()));
+  }
+  Experiment ex;
+  ex.source = source;
+  std::map<std::string, RawSection*> sections{
+      {"model", &ex.model},         {"dataset", &ex.dataset}, {"train", &ex.train},
+      {"quantizer", &ex.quantizer}, {"backend", &ex.backend}, {"metrics", &ex.metrics}};
+  for (auto& [name, section] : sections) {
+    section->name = name;
+    section->where = {source, 0, 0};
+  }
+  for (const auto& [k, node] : root) {
+    const std::string key(k.str());
+    auto it = sections.find(key);
+    if (it == sections.end())
+      throw Error(fmt::format("{}: unknown section [{}] (known: backend, dataset, metrics, model, "
+                              "quantizer, train)",
+                              loc(node.source(), source).str(), key));
+    const auto* table = node.as_table();
+    if (!table)
+      throw Error(fmt::format("{}: '{}' must be a section [{}], not a value",
+                              loc(node.source(), source).str(), key, key));
+    RawSection& section = *it->second;
+    section.where = loc(table->source(), source);
+    for (const auto& [vk, value] : *table) {
+      const std::string vkey(vk.str());
+      section.values[vkey] = {to_value(value, key, vkey, source), loc(value.source(), source)};
+    }
+  }
+  return ex;
+}
+
+Experiment load_experiment(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open experiment file", path));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse_experiment(buf.str(), path);
+}
+
+}  // namespace qlab

@@ -1,0 +1,105 @@
+#include <qlab/error.hpp>
+#include <qlab/result.hpp>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace qlab {
+
+const char* to_string(Mode mode) {
+  switch (mode) {
+    case Mode::fp32: return "fp32";
+    case Mode::int8: return "int8";
+    case Mode::simulated: return "simulated";
+    case Mode::fp16: return "fp16";
+    case Mode::bf16: return "bf16";
+  }
+  return "?";
+}
+
+nlohmann::json to_json(const ResultRow& row) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [k, v] : row.metrics) metrics[k] = v;
+  return {{"model", row.model},   {"dataset", row.dataset}, {"quantizer", row.quantizer},
+          {"backend", row.backend}, {"mode", to_string(row.mode)}, {"config", row.config},
+          {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment}};
+}
+
+void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows) {
+  nlohmann::json doc;
+  doc["rows"] = nlohmann::json::array();
+  for (const auto& r : rows) doc["rows"].push_back(to_json(r));
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << doc.dump(2) << '\n';
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw Error(fmt::format("{}: cannot write results", path));
+    }
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+namespace {
+
+struct Column {
+  const char* key;
+  const char* header;
+  std::string (*format)(double);
+};
+
+const Column kColumns[] = {
+    {"accuracy", "accuracy %", [](double v) { return fmt::format("{:.2f}", v); }},
+    {"loss", "loss", [](double v) { return fmt::format("{:.4f}", v); }},
+    {"size_bytes", "size", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
+    {"latency_ms", "latency ms", [](double v) { return fmt::format("{:.3f}", v); }},
+    {"latency_p95_ms", "p95 ms", [](double v) { return fmt::format("{:.3f}", v); }},
+    {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
+    {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
+    {"train_seconds", "train s", [](double v) { return fmt::format("{:.1f}", v); }},
+};
+
+}  // namespace
+
+std::string format_rows(const std::vector<ResultRow>& rows) {
+  std::vector<std::string> headers{"model", "dataset", "quantizer", "backend", "mode"};
+  std::vector<const Column*> used;
+  for (const auto& c : kColumns)
+    for (const auto& r : rows)
+      if (r.metrics.count(c.key)) {
+        used.push_back(&c);
+        headers.emplace_back(c.header);
+        break;
+      }
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& r : rows) {
+    std::vector<std::string> line{r.model, r.dataset, r.quantizer, r.backend, to_string(r.mode)};
+    for (const auto* c : used) {
+      auto it = r.metrics.find(c->key);
+      line.push_back(it == r.metrics.end() ? "n/a" : c->format(it->second));
+    }
+    cells.push_back(std::move(line));
+  }
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    width[i] = headers[i].size();
+    for (const auto& l : cells) width[i] = std::max(width[i], l[i].size());
+  }
+  auto render = [&](const std::vector<std::string>& l) {
+    std::string s = "|";
+    for (std::size_t i = 0; i < l.size(); ++i) s += fmt::format(" {:<{}} |", l[i], width[i]);
+    return s + "\n";
+  };
+  std::string out = render(headers) + "|";
+  for (auto w : width) out += std::string(w + 2, '-') + "|";
+  out += "\n";
+  for (const auto& l : cells) out += render(l);
+  return out;
+}
+
+}  // namespace qlab

@@ -1,0 +1,220 @@
+// The experiment flow of DESIGN.md: config -> model graph -> float baseline
+// (trained, or from the cache) -> backend -> metrics -> result rows.
+// Everything a user can get wrong is checked before any training starts.
+#include <qlab/checkpoint.hpp>
+#include <qlab/data.hpp>
+#include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
+#include <qlab/runtime.hpp>
+#include <qlab/trainer.hpp>
+#include <qlab/version.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <unistd.h>
+#include <filesystem>
+#include <ostream>
+
+namespace qlab {
+namespace {
+
+std::string required_name(const RawSection& s, const std::string& fallback) {
+  auto it = s.values.find("name");
+  if (it == s.values.end()) {
+    if (!fallback.empty()) return fallback;
+    throw Error(fmt::format("{}: [{}] name is required (a plugin name; `qlab plugins` lists them)",
+                            s.where.str(), s.name));
+  }
+  if (const auto* str = std::get_if<std::string>(&it->second.value)) return *str;
+  throw Error(fmt::format("{}: [{}] name: expected string, found {}", it->second.where.str(),
+                          s.name, describe(it->second.value)));
+}
+
+// Names of the file a user-facing error came from, then the plugin's own words.
+std::string at(const RawSection& s, const std::string& key) {
+  auto it = s.values.find(key);
+  return (it != s.values.end() ? it->second.where : s.where).str();
+}
+
+Schema metrics_schema() {
+  Schema s;
+  s.string_list("names", {"accuracy", "loss"}, "metric plugins to run, in order")
+      .integer("batch_size", 64, "batch size for latency and memory", 1, 1 << 16);
+  return s;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  return gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
+}
+
+// FNV-1a: a stable 64-bit hash, for cache file names only.
+std::string stable_hash(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+class Context : public MeasureContext {
+ public:
+  Context(const Model& model, const Graph& graph, Executable& exe, const Dataset& test,
+          std::int64_t batch)
+      : model_(model), graph_(graph), exe_(exe), test_(test), batch_(batch) {}
+  const Model& model() const override { return model_; }
+  const Graph& graph() const override { return graph_; }
+  Executable& executable() override { return exe_; }
+  const Dataset& test_set() const override { return test_; }
+  std::int64_t batch_size() const override { return batch_; }
+  const std::vector<torch::Tensor>& test_outputs() override {
+    if (outputs_.empty()) {
+      constexpr std::int64_t kChunk = 1000;
+      std::vector<std::vector<torch::Tensor>> parts;
+      for (std::int64_t i = 0; i < test_.size(); i += kChunk) {
+        auto out = exe_.run(test_.images.slice(0, i, std::min(test_.size(), i + kChunk)));
+        if (parts.empty()) parts.resize(out.size());
+        for (std::size_t k = 0; k < out.size(); ++k) parts[k].push_back(out[k]);
+      }
+      for (auto& p : parts) outputs_.push_back(torch::cat(p));
+    }
+    return outputs_;
+  }
+
+ private:
+  const Model& model_;
+  const Graph& graph_;
+  Executable& exe_;
+  const Dataset& test_;
+  std::int64_t batch_;
+  std::vector<torch::Tensor> outputs_;
+};
+
+}  // namespace
+
+std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
+                                      const RunSettings& settings, std::ostream& log) {
+  // 1. Resolve every section against its schema before any work is done.
+  const std::string model_name = required_name(ex.model, "");
+  auto model = registry.model(model_name);
+  const auto& model_rec = registry.record(PluginKind::model, model_name);
+  const Options model_opts = resolve(plugin_call(model_rec, "options", [&] { return model->options(); }),
+                                     ex.model, {"name"});
+
+  Schema data_schema = dataset_schema();
+  data_schema.string("name", "fashion-mnist", "dataset", {"fashion-mnist", "mnist", "cifar10", "cifar100"});
+  const Options data_opts = resolve(data_schema, ex.dataset);
+  DatasetConfig data_cfg = dataset_config(data_opts);
+  data_cfg.name = data_opts.get<std::string>("name");
+
+  const TrainRecipe defaults = plugin_call(model_rec, "default_recipe", [&] { return model->default_recipe(); });
+  const Options train_opts = resolve(recipe_schema(defaults), ex.train);
+  const TrainRecipe recipe = recipe_from(train_opts);
+
+  const std::string quantizer_name = required_name(ex.quantizer, "none");
+  if (quantizer_name != "none") {
+    registry.quantizer(quantizer_name);  // an unknown name fails here, listing the installed ones
+    throw Error(fmt::format("{}: [quantizer] name: quantizer '{}' is installed, but this qlab "
+                            "cannot apply quantizers yet (plugin API {}); use \"none\"",
+                            at(ex.quantizer, "name"), quantizer_name, kPluginApiVersion));
+  }
+
+  const std::string backend_name = required_name(ex.backend, "cpu");
+  auto backend = registry.backend(backend_name);
+  const auto& backend_rec = registry.record(PluginKind::backend, backend_name);
+  const Options backend_opts =
+      resolve(plugin_call(backend_rec, "options", [&] { return backend->options(); }), ex.backend, {"name"});
+  const auto avail = plugin_call(backend_rec, "availability", [&] { return backend->availability(); });
+  if (!avail.available)
+    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
+                            at(ex.backend, "name"), backend_name, avail.reason));
+
+  const Options metric_opts = resolve(metrics_schema(), ex.metrics);
+  const auto metric_names = metric_opts.get<std::vector<std::string>>("names");
+  std::vector<std::shared_ptr<Metric>> metrics;
+  for (const auto& name : metric_names) {
+    try {
+      metrics.push_back(registry.metric(name));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: [metrics] names: {}", at(ex.metrics, "names"), e.what()));
+    }
+  }
+
+  // 2. Data and graph.
+  plugin_call(backend_rec, "configure", [&] { backend->configure(backend_opts); });
+  const Shape wanted = plugin_call(model_rec, "input_shape",
+                                   [&] { return model->input_shape(native_shape(data_cfg), model_opts); });
+  DataSplits data = load_dataset(data_cfg, wanted);
+  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name, data.train.size(),
+                     data.test.size(), data.source);
+  const DataInfo info{data.name, wanted, data.classes};
+  const Graph graph = plugin_call(model_rec, "build", [&] { return model->build(model_opts, info); });
+  seed_everything(recipe.seed);
+  GraphModule module(graph);
+  log << fmt::format("model {}: {} parameters, {} MACs per sample\n", model_name,
+                     graph.parameter_count(), graph.mac_count());
+
+  // 3. The float baseline, cached by everything that determines it.
+  nlohmann::json config = {{"model", model_opts.to_json()},
+                           {"dataset", data_opts.to_json()},
+                           {"train", train_opts.to_json()},
+                           {"quantizer", {{"name", "none"}}},
+                           {"backend", backend_opts.to_json()},
+                           {"metrics", metric_opts.to_json()}};
+  config["model"]["name"] = model_name;
+  config["backend"]["name"] = backend_name;
+  const nlohmann::json identity = {{"model", config["model"]},   {"dataset", config["dataset"]},
+                                   {"train", config["train"]},   {"graph", graph.signature()},
+                                   {"torch", kTorchVersion},     {"data_used", data.name}};
+  const std::string key = stable_hash(identity.dump());
+  const std::string ckpt = (std::filesystem::path(settings.cache_dir) /
+                            fmt::format("{}-{}.pt", model_name, key)).string();
+  ResultRow row;
+  double train_seconds = 0;
+  if (settings.use_cache && std::filesystem::exists(ckpt)) {
+    const auto meta = load_checkpoint(ckpt, module);
+    train_seconds = meta.value("train_seconds", 0.0);
+    row.notes.push_back("float baseline loaded from cache " + ckpt);
+  } else {
+    TrainSettings ts;
+    ts.device = backend->device();
+    ts.progress = settings.progress;
+    ts.label = model_name + " ";
+    const TrainReport rep = train(module, *model, data.train, recipe, ts);
+    train_seconds = rep.seconds;
+    nlohmann::json epochs = nlohmann::json::array();
+    for (const auto& e : rep.epochs)
+      epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"accuracy", e.accuracy},
+                        {"seconds", e.seconds}, {"lr", e.lr}});
+    module->to(torch::kCPU);
+    save_checkpoint(ckpt, module, {{"model", model_name}, {"identity", identity},
+                                   {"train_seconds", rep.seconds}, {"epochs", epochs}});
+    row.notes.push_back(fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
+  }
+  module->eval();
+
+  // 4. Lower onto the backend and measure.
+  auto exe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(module); }));
+  Context ctx(*model, graph, *exe, data.test, metric_opts.get<std::int64_t>("batch_size"));
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const auto& rec = registry.record(PluginKind::metric, metric_names[i]);
+    plugin_call(rec, "measure", [&] { metrics[i]->measure(ctx, row.metrics); });
+  }
+  row.metrics["train_seconds"] = train_seconds;
+  row.model = model_name;
+  row.dataset = data.name;
+  row.backend = backend_name;
+  row.mode = exe->mode();
+  row.config = config;
+  row.environment = {{"qlab", version()},
+                     {"torch", kTorchVersion},
+                     {"threads", threads()},
+                     {"runtime", runtime_summary()},
+                     {"host", host_name()},
+                     {"executable", exe->describe()}};
+  return {row};
+}
+
+}  // namespace qlab

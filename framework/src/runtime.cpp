@@ -1,0 +1,51 @@
+#include <qlab/runtime.hpp>
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/version.h>
+
+#include <dlfcn.h>
+
+#include <thread>
+
+namespace qlab {
+namespace {
+
+// The BLAS is whatever libblas.so.3 resolves to (OpenBLAS on a set-up
+// machine); looked up at run time so qlab builds against any BLAS.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+
+template <class Fn>
+Fn blas_symbol(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+  if (auto set = blas_symbol<SetThreads>("openblas_set_num_threads")) set(1);
+}
+
+int threads() { return at::get_num_threads(); }
+
+int blas_threads() {
+  if (auto get = blas_symbol<GetThreads>("openblas_get_num_threads")) return get();
+  return -1;
+}
+
+std::string runtime_summary() {
+  std::vector<std::string> engines;
+  for (auto e : at::globalContext().supportedQEngines())
+    if (e != at::QEngine::NoQEngine) engines.push_back(c10::toString(e));
+  const int blas = blas_threads();
+  return fmt::format("LibTorch {}, {} threads, BLAS {}, quantized engines: {}", TORCH_VERSION,
+                     threads(), blas < 0 ? std::string("(not OpenBLAS)") : fmt::format("OpenBLAS {} thread(s)", blas),
+                     fmt::join(engines, ", "));
+}
+
+}  // namespace qlab
