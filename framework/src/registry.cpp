@@ -58,7 +58,9 @@ struct Loaded {
 std::vector<fs::path> Registry::default_dirs() {
   std::vector<fs::path> dirs;
   const fs::path exe_dir = boost::dll::program_location().parent_path().string();
-  for (const auto& candidate : {exe_dir / "plugins", exe_dir / ".." / "lib" / "qlab" / "plugins"})
+  // The build tree keeps plugins beside the executable; an install keeps them
+  // under <prefix>/<libdir>/qlab/plugins.
+  for (const auto& candidate : {exe_dir / "plugins", exe_dir / QLAB_INSTALLED_PLUGIN_DIR})
     if (fs::is_directory(candidate)) dirs.push_back(fs::weakly_canonical(candidate));
   if (const char* env = std::getenv("QLAB_PLUGIN_PATH")) {
     std::string list = env;

@@ -1,0 +1,125 @@
+// Behaviour every plugin of a kind must show, run for each plugin the build
+// produced (STYLE.md practice 9): adding a plugin adds its conformance tests.
+#include "test_support.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/recipe.hpp>
+#include <qlab/registry.hpp>
+
+namespace qlab {
+namespace {
+
+const Registry& registry() {
+  static const Registry r = [] {
+    Registry reg;
+    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    return reg;
+  }();
+  return r;
+}
+
+std::vector<std::string> names(PluginKind kind) {
+  Registry reg;
+  reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  return reg.names(kind);
+}
+
+class ModelConformance : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelConformance, BuildsTrainableGraphsForEveryDatasetShape) {
+  auto model = registry().model(GetParam());
+  const Options opts = resolve(model->options(), RawSection{"model", {}, {}});
+  for (const Shape& native : {Shape{1, 28, 28}, Shape{3, 32, 32}}) {
+    const Shape in = model->input_shape(native, opts);
+    ASSERT_EQ(in.size(), 3u);
+    const Graph g = model->build(opts, {"synthetic", in, 10});
+    GraphModule m(g);
+    std::int64_t params = 0;
+    for (const auto& p : m->parameters()) params += p.numel();
+    EXPECT_EQ(params, g.parameter_count());
+    EXPECT_GT(g.mac_count(), 0);
+    EXPECT_FALSE(g.print().empty());
+    Shape batch{2};
+    batch.insert(batch.end(), in.begin(), in.end());
+    auto x = torch::randn(batch);
+    auto out = m->forward(x);
+    ASSERT_FALSE(out.empty());
+    auto loss = model->loss(out, x, torch::tensor({1, 2}));
+    EXPECT_EQ(loss.dim(), 0);
+    loss.backward();
+    if (model->task() == Task::classify) {
+      EXPECT_EQ(out[0].sizes(), (std::vector<std::int64_t>{2, 10}));
+    }
+  }
+  // The default recipe is valid against the [train] schema.
+  EXPECT_NO_THROW(resolve(recipe_schema(model->default_recipe()), RawSection{"train", {}, {}}));
+}
+
+class BackendConformance : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BackendConformance, Fp32MatchesTheFloatModule) {
+  auto backend = registry().backend(GetParam());
+  const auto avail = backend->availability();
+  if (!avail.available) GTEST_SKIP() << GetParam() << " unavailable: " << avail.reason;
+  backend->configure(resolve(backend->options(), RawSection{"backend", {}, {}}));
+  test::TinyModel model;
+  GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
+  m->eval();
+  auto x = torch::randn({5, 1, 8, 8});
+  const auto expected = m->forward(x)[0].detach();
+  if (!backend->supports(Op::conv2d, Mode::fp32)) GTEST_SKIP() << "no fp32 path";
+  auto exe = backend->lower(m);
+  EXPECT_EQ(exe->mode(), Mode::fp32);
+  EXPECT_FALSE(exe->describe().empty());
+  const auto got = exe->run(x)[0];
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-6));
+}
+
+class MetricConformance : public ::testing::TestWithParam<std::string> {};
+
+class FakeContext : public MeasureContext {
+ public:
+  FakeContext() : graph_(model_.build({}, {"tiny", {1, 8, 8}, 3})), module_(graph_) {
+    module_->eval();
+    test_ = test::tiny_dataset(20, 1);
+    exe_ = registry().backend("cpu")->lower(module_);
+  }
+  const Model& model() const override { return model_; }
+  const Graph& graph() const override { return graph_; }
+  Executable& executable() override { return *exe_; }
+  const Dataset& test_set() const override { return test_; }
+  std::int64_t batch_size() const override { return 4; }
+  const std::vector<torch::Tensor>& test_outputs() override {
+    if (outputs_.empty()) outputs_ = exe_->run(test_.images);
+    return outputs_;
+  }
+
+ private:
+  test::TinyModel model_;
+  Graph graph_;
+  GraphModule module_;
+  Dataset test_;
+  std::unique_ptr<Executable> exe_;
+  std::vector<torch::Tensor> outputs_;
+};
+
+TEST_P(MetricConformance, WritesOnlyItsDeclaredKeys) {
+  auto metric = registry().metric(GetParam());
+  const auto keys = metric->keys();
+  ASSERT_FALSE(keys.empty());
+  FakeContext ctx;
+  MetricValues out;
+  metric->measure(ctx, out);
+  EXPECT_FALSE(out.empty()) << "a classifier on CPU is a case every in-tree metric covers";
+  for (const auto& [k, v] : out) {
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+    EXPECT_TRUE(std::isfinite(v)) << k;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(InTree, ModelConformance, ::testing::ValuesIn(names(PluginKind::model)));
+INSTANTIATE_TEST_SUITE_P(InTree, BackendConformance, ::testing::ValuesIn(names(PluginKind::backend)));
+INSTANTIATE_TEST_SUITE_P(InTree, MetricConformance, ::testing::ValuesIn(names(PluginKind::metric)));
+
+}  // namespace
+}  // namespace qlab

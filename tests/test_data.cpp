@@ -1,0 +1,196 @@
+#include "test_support.hpp"
+
+#include <qlab/data.hpp>
+#include <qlab/error.hpp>
+
+#include <zlib.h>
+
+namespace qlab {
+namespace {
+
+using test::TempDir;
+using test::write_file;
+
+std::string idx_bytes(std::vector<std::uint32_t> dims, std::uint8_t fill_from = 0,
+                      std::int64_t drop = 0) {
+  std::string s{'\0', '\0', '\x08', static_cast<char>(dims.size())};
+  std::uint64_t n = 1;
+  for (auto d : dims) {
+    for (int shift : {24, 16, 8, 0}) s.push_back(static_cast<char>((d >> shift) & 0xff));
+    n *= d;
+  }
+  for (std::uint64_t i = 0; i < n; ++i) s.push_back(static_cast<char>((fill_from + i) % 10));
+  s.resize(s.size() - static_cast<std::size_t>(drop));
+  return s;
+}
+
+void write_gz(const std::string& path, const std::string& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no qlab::Error thrown";
+  return "";
+}
+
+TEST(Idx, ReadsPlainAndGzip) {
+  TempDir dir;
+  write_file(dir.file("a.idx"), idx_bytes({3, 2, 2}));
+  write_gz(dir.file("a.idx.gz"), idx_bytes({3, 2, 2}));
+  for (const auto& f : {dir.file("a.idx"), dir.file("a.idx.gz")}) {
+    auto t = read_idx(f);
+    EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{3, 2, 2}));
+    EXPECT_EQ(t.dtype(), torch::kUInt8);
+    EXPECT_EQ(t.flatten()[5].item<int>(), 5);
+  }
+}
+
+TEST(Idx, RejectsCorruptFiles) {
+  TempDir dir;
+  auto bad_magic = idx_bytes({4});
+  bad_magic[0] = 'P';
+  write_file(dir.file("magic"), bad_magic);
+  EXPECT_NE(error_of([&] { read_idx(dir.file("magic")); }).find("bad magic"), std::string::npos);
+
+  write_file(dir.file("trunc"), idx_bytes({10, 4}, 0, 3));
+  auto msg = error_of([&] { read_idx(dir.file("trunc")); });
+  EXPECT_NE(msg.find("promises 40 bytes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.file("trunc")), std::string::npos) << msg;
+
+  // A header that claims 4 billion images must fail before allocating them.
+  write_file(dir.file("huge"), idx_bytes({2}).substr(0, 4) + std::string("\xff\xff\xff\xff", 4));
+  EXPECT_NE(error_of([&] { read_idx(dir.file("huge")); }).find("truncated or corrupt"), std::string::npos);
+
+  auto gz = idx_bytes({100, 28});
+  write_gz(dir.file("cut.gz"), gz);
+  std::ifstream in(dir.file("cut.gz"), std::ios::binary);
+  std::string packed((std::istreambuf_iterator<char>(in)), {});
+  write_file(dir.file("cut.gz"), packed.substr(0, packed.size() / 2));
+  EXPECT_THROW(read_idx(dir.file("cut.gz")), Error);
+
+  EXPECT_NE(error_of([&] { read_idx(dir.file("missing")); }).find("no such file"), std::string::npos);
+}
+
+void write_mnist_like(const TempDir& dir, std::uint32_t n_train, std::uint32_t n_train_labels) {
+  write_gz(dir.file("train-images-idx3-ubyte.gz"), idx_bytes({n_train, 28, 28}));
+  write_gz(dir.file("train-labels-idx1-ubyte.gz"), idx_bytes({n_train_labels}));
+  write_file(dir.file("t10k-images-idx3-ubyte"), idx_bytes({5, 28, 28}));
+  write_file(dir.file("t10k-labels-idx1-ubyte"), idx_bytes({5}, 3));
+}
+
+TEST(Datasets, LoadsIdxFolderAndAdaptsToTheModel) {
+  TempDir dir;
+  write_mnist_like(dir, 20, 20);
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 12, 0};
+  auto d = load_dataset(c, {3, 32, 32});
+  EXPECT_EQ(d.train.images.sizes(), (std::vector<std::int64_t>{12, 3, 32, 32}));
+  EXPECT_EQ(d.test.images.sizes(), (std::vector<std::int64_t>{5, 3, 32, 32}));
+  EXPECT_EQ(d.native_shape, (Shape{1, 28, 28}));
+  EXPECT_EQ(d.test.labels[0].item<std::int64_t>(), 3);
+  EXPECT_EQ(d.classes, 10);
+  // Padding sits at the normalised value of a black pixel, like the images' own zeros.
+  EXPECT_TRUE(d.train.images.isfinite().all().item<bool>());
+}
+
+TEST(Datasets, CountsThatDisagreeAreAnError) {
+  TempDir dir;
+  write_mnist_like(dir, 20, 19);
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0};
+  auto msg = error_of([&] { load_dataset(c, {1, 28, 28}); });
+  EXPECT_NE(msg.find("20 images"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("19 labels"), std::string::npos) << msg;
+}
+
+TEST(Datasets, MissingFilesNameWhereTheyWereLookedFor) {
+  TempDir dir;
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0};
+  auto msg = error_of([&] { load_dataset(c, {1, 28, 28}); });
+  EXPECT_NE(msg.find("files not found"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.path().string()), std::string::npos) << msg;
+  EXPECT_THROW(load_dataset({"imagenet", "", 0, 0}, {1, 28, 28}), Error);
+}
+
+TEST(Digits, SplitsEachClassEightyTwenty) {
+  TempDir dir;
+  for (int d = 0; d < 10; ++d) {
+    std::string data;
+    const int n = 10 + d;  // classes of different sizes
+    for (int i = 0; i < n * 784; ++i) data += (data.empty() ? "" : ",") + std::string(i % 3 ? "0" : "0.5");
+    write_file(dir.file(std::to_string(d) + ".json"), "{\"data\": [" + data + "]}");
+  }
+  auto t = read_digits(dir.path().string());
+  std::int64_t train = 0, test = 0;
+  for (int d = 0; d < 10; ++d) {
+    const int n = 10 + d;
+    EXPECT_EQ(t[1].eq(d).sum().item<std::int64_t>(), n * 8 / 10);
+    EXPECT_EQ(t[3].eq(d).sum().item<std::int64_t>(), n - n * 8 / 10);
+    train += n * 8 / 10;
+    test += n - n * 8 / 10;
+  }
+  EXPECT_EQ(t[0].size(0), train);
+  EXPECT_EQ(t[2].size(0), test);
+  EXPECT_EQ(t[0].max().item<int>(), 128);  // 0.5 * 255, rounded
+
+  // mnist without IDX files falls back to the digits folder.
+  auto d = load_dataset({"mnist", dir.path().string(), 0, 0}, {1, 32, 32});
+  EXPECT_EQ(d.name, "mnist-digits");
+  EXPECT_EQ(d.train.size(), train);
+}
+
+TEST(Digits, RejectsMalformedFiles) {
+  TempDir dir;
+  for (int d = 0; d < 10; ++d) write_file(dir.file(std::to_string(d) + ".json"), "{\"data\": [0, 1]}");
+  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("not a positive multiple of 784"),
+            std::string::npos);
+  write_file(dir.file("0.json"), "{\"data\": [0, 1");
+  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("not valid JSON"), std::string::npos);
+  write_file(dir.file("0.json"), "{\"data\": [" + std::string(783 * 2, ' ') + "]}");
+  std::string big = "2";
+  for (int i = 1; i < 784; ++i) big += ",0";
+  write_file(dir.file("0.json"), "{\"data\": [" + big + "]}");
+  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("outside 0..1"), std::string::npos);
+}
+
+TEST(Cifar, ReadsRecordsAndRejectsTruncation) {
+  TempDir dir;
+  std::string records;
+  for (int i = 0; i < 4; ++i) {
+    records.push_back(static_cast<char>(i));
+    records += std::string(3072, static_cast<char>(i * 10));
+  }
+  write_file(dir.file("b.bin"), records);
+  auto [x, y] = read_cifar({dir.file("b.bin")}, 10);
+  EXPECT_EQ(x.sizes(), (std::vector<std::int64_t>{4, 3, 32, 32}));
+  EXPECT_EQ(y[3].item<std::int64_t>(), 3);
+  EXPECT_EQ(x[2][1][5][5].item<int>(), 20);
+
+  write_file(dir.file("cut.bin"), records.substr(0, records.size() - 7));
+  auto msg = error_of([&] { read_cifar({dir.file("cut.bin")}, 10); });
+  EXPECT_NE(msg.find("not a whole number of CIFAR-10 records"), std::string::npos) << msg;
+
+  std::string bad(1 + 3072, '\0');
+  bad[0] = static_cast<char>(42);
+  write_file(dir.file("label.bin"), bad);
+  EXPECT_NE(error_of([&] { read_cifar({dir.file("label.bin")}, 10); }).find("label 42"), std::string::npos);
+}
+
+TEST(FitImages, PadsCropsAndRepeatsChannels) {
+  auto x = torch::ones({2, 1, 28, 28}, torch::kUInt8);
+  auto y = fit_images(x, {3, 32, 32});
+  EXPECT_EQ(y.sizes(), (std::vector<std::int64_t>{2, 3, 32, 32}));
+  EXPECT_EQ(y.sum().item<std::int64_t>(), 2 * 3 * 28 * 28);
+  EXPECT_EQ(y[0][2][2][2].item<int>(), 1);
+  EXPECT_EQ(y[0][2][1][1].item<int>(), 0);
+  EXPECT_EQ(fit_images(y, {3, 28, 28}).sum().item<std::int64_t>(), 2 * 3 * 28 * 28);
+  EXPECT_THROW(fit_images(torch::ones({1, 3, 8, 8}, torch::kUInt8), {1, 8, 8}), Error);
+}
+
+}  // namespace
+}  // namespace qlab

@@ -1,0 +1,105 @@
+// End to end through the real plugins and the real Fashion-MNIST files (the
+// set-up step of README.md installs them), on small subsets.
+#include "test_support.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
+
+#include <sstream>
+
+namespace qlab {
+namespace {
+
+Registry build_registry() {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  return r;
+}
+
+std::vector<ResultRow> run(const std::string& toml, const std::string& cache) {
+  RunSettings s;
+  s.cache_dir = cache;
+  s.progress = false;
+  std::ostringstream log;
+  return run_experiment(parse_experiment(toml, "test.toml"), build_registry(), s, log);
+}
+
+const char* kSmallLenet = R"(
+[model]
+name = "lenet"
+[dataset]
+name = "fashion-mnist"
+limit_train = 8000
+limit_test = 1000
+[train]
+epochs = 2
+[backend]
+name = "cpu"
+threads = 2
+[metrics]
+names = ["accuracy", "loss"]
+)";
+
+TEST(Experiment, LenetTrainsOnASubsetAndReusesTheCachedBaseline) {
+  test::TempDir cache;
+  const auto first = run(kSmallLenet, cache.path().string());
+  ASSERT_EQ(first.size(), 1u);
+  const auto& row = first[0];
+  EXPECT_EQ(row.model, "lenet");
+  EXPECT_EQ(row.dataset, "fashion-mnist");
+  EXPECT_EQ(row.mode, Mode::fp32);
+  EXPECT_GT(row.metrics.at("accuracy"), 60.0);  // chance is 10%
+  EXPECT_LT(row.metrics.at("loss"), 1.5);
+  EXPECT_EQ(row.config["train"]["lr"], 0.05);  // the model's default recipe
+  EXPECT_EQ(row.config["train"]["epochs"], 2);
+  EXPECT_NE(row.notes.at(0).find("trained"), std::string::npos);
+
+  const auto second = run(kSmallLenet, cache.path().string());
+  EXPECT_NE(second[0].notes.at(0).find("loaded from cache"), std::string::npos);
+  EXPECT_DOUBLE_EQ(second[0].metrics.at("accuracy"), row.metrics.at("accuracy"));
+  EXPECT_DOUBLE_EQ(second[0].metrics.at("loss"), row.metrics.at("loss"));
+
+  const auto json = to_json(row);
+  for (const auto* key : {"model", "dataset", "quantizer", "backend", "mode", "config", "metrics"})
+    EXPECT_TRUE(json.contains(key)) << key;
+}
+
+std::string error_of(const std::string& toml) {
+  test::TempDir cache;
+  try {
+    run(toml, cache.path().string());
+  } catch (const Error& e) {
+    // Nothing may be trained before the configuration is known to be good.
+    EXPECT_TRUE(std::filesystem::is_empty(cache.path())) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << toml;
+  return "";
+}
+
+TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
+  auto msg = error_of("[model]\nname = \"lenet\"\n[metrics]\nnames = [\"accuracy\", \"latencyy\"]\n");
+  EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown metric plugin 'latencyy'"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"resnet\"\n");
+  EXPECT_NE(msg.find("unknown model plugin 'resnet' (installed: lenet)"), std::string::npos) << msg;
+
+  msg = error_of("[dataset]\nname = \"fashion-mnist\"\n");
+  EXPECT_NE(msg.find("[model] name is required"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[train]\nlr = \"high\"\n");
+  EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"static\"\n");
+  EXPECT_NE(msg.find("unknown quantizer plugin 'static'"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[backend]\nthreads = -1\n");
+  EXPECT_NE(msg.find("[backend] threads"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[dataset]\nname = \"mnist\"\npath = \"/nonexistent\"\n");
+  EXPECT_NE(msg.find("dataset 'mnist': files not found"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace qlab

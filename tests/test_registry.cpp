@@ -1,0 +1,123 @@
+#include <qlab/error.hpp>
+#include <qlab/registry.hpp>
+
+#include <gtest/gtest.h>
+
+namespace qlab {
+namespace {
+
+const std::string kTestPlugins = QLAB_TEST_PLUGIN_DIR;
+
+std::string so(const std::string& name) {
+  return kTestPlugins + "/" + name + "/libqlab_" + (name == "wrong_kind" ? "model" : "metric") +
+         "_test_" + name + ".so";
+}
+
+std::string load_error(Registry& r, const std::string& file) {
+  try {
+    r.load_file(file);
+  } catch (const PluginError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "loaded " << file;
+  return "";
+}
+
+TEST(Registry, LoadsTheInTreePlugins) {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  EXPECT_TRUE(r.problems().empty());
+  EXPECT_EQ(r.names(PluginKind::model), std::vector<std::string>{"lenet"});
+  EXPECT_EQ(r.names(PluginKind::backend), std::vector<std::string>{"cpu"});
+  EXPECT_EQ(r.names(PluginKind::metric), (std::vector<std::string>{"accuracy", "loss"}));
+  EXPECT_EQ(r.record(PluginKind::model, "lenet").api_version, kPluginApiVersion);
+  EXPECT_EQ(r.record(PluginKind::model, "lenet").torch_version, kTorchVersion);
+  EXPECT_NE(r.model("lenet"), nullptr);
+}
+
+TEST(Registry, RefusesAnotherApiVersionNamingFileAndBothVersions) {
+  Registry r;
+  const auto msg = load_error(r, so("bad_api"));
+  EXPECT_NE(msg.find(so("bad_api")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("API version 999"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("version " + std::to_string(kPluginApiVersion)), std::string::npos) << msg;
+}
+
+TEST(Registry, RefusesAnotherLibTorchNamingBothVersions) {
+  Registry r;
+  const auto msg = load_error(r, so("bad_torch"));
+  EXPECT_NE(msg.find(so("bad_torch")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("LibTorch 0.4.1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::string("LibTorch ") + kTorchVersion), std::string::npos) << msg;
+}
+
+TEST(Registry, RefusesFilesThatAreNotPlugins) {
+  Registry r;
+  auto msg = load_error(r, kTestPlugins + "/not_plugin/libtest_not_plugin.so");
+  EXPECT_NE(msg.find("not a qlab plugin"), std::string::npos) << msg;
+  msg = load_error(r, kTestPlugins + "/does-not-exist.so");
+  EXPECT_NE(msg.find("cannot be loaded"), std::string::npos) << msg;
+}
+
+TEST(Registry, RefusesDuplicateKindAndName) {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  const auto msg = load_error(r, so("duplicate"));
+  EXPECT_NE(msg.find("metric plugin 'accuracy' is already loaded from"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("libqlab_metric_accuracy.so"), std::string::npos) << msg;
+}
+
+TEST(Registry, ReportsAThrowingFactoryAndAWrongKind) {
+  Registry r;
+  auto msg = load_error(r, so("throwing"));
+  EXPECT_NE(msg.find("factory failed: cannot open /dev/imaginary"), std::string::npos) << msg;
+  msg = load_error(r, so("wrong_kind"));
+  EXPECT_NE(msg.find("declares kind 'model'"), std::string::npos) << msg;
+}
+
+TEST(Registry, ScanningAFolderCollectsRefusalsAndGoesOn) {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(kTestPlugins + "/bad_api");
+  r.load_dir(kTestPlugins + "/nowhere");
+  EXPECT_EQ(r.problems().size(), 2u);
+  EXPECT_EQ(r.names(PluginKind::model), std::vector<std::string>{"lenet"});
+}
+
+TEST(Registry, UnknownNamesListWhatIsInstalled) {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  try {
+    r.model("resnet");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet)");
+  }
+  EXPECT_THROW(r.quantizer("static"), Error);
+}
+
+TEST(Registry, PluginExceptionsAreTaggedWithPluginAndMethod) {
+  Registry r;
+  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  const auto& rec = r.record(PluginKind::backend, "cpu");
+  try {
+    plugin_call(rec, "lower", []() -> int { throw std::runtime_error("boom"); });
+    FAIL();
+  } catch (const PluginError& e) {
+    EXPECT_STREQ(e.what(), "backend plugin 'cpu' (lower): boom");
+  }
+}
+
+TEST(Registry, ObjectsKeepTheirLibraryLoaded) {
+  std::shared_ptr<Model> model;
+  {
+    Registry r;
+    r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    model = r.model("lenet");
+  }
+  // The registry is gone; the model's code must still be mapped.
+  EXPECT_EQ(model->default_recipe().epochs, 3);
+}
+
+}  // namespace
+}  // namespace qlab
