@@ -52,7 +52,7 @@ void Progress::finish(const std::string& status) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (interactive_) fmt::print(out_, "\r\x1b[2K");
-  fmt::print(out_, "{} done {} in {}\n", label_, status, clock(elapsed));
+  fmt::print(out_, "{} done {} in {:.2f} s\n", label_, status, elapsed);
   std::fflush(out_);
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every user error ends in one clear message on stderr and a non-zero exit.
+set -uo pipefail
+qlab=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+
+# expect <exit-code> <text on stderr> -- command...
+expect() {
+  local want_code=$1 want_text=$2
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local code=$?
+  if [[ $code -ne $want_code ]] || ! grep -qF -- "$want_text" "$work/err"; then
+    echo "FAIL: $* -> exit $code (want $want_code), stderr:"; cat "$work/err"
+    failures=$((failures + 1))
+  else
+    echo "ok: $* -> $(head -1 "$work/err")"
+  fi
+}
+
+printf '[model]\nname = "lenet"\n[train]\nepochs = "many"\n' >"$work/type.toml"
+printf '[model\nname = "lenet"\n' >"$work/syntax.toml"
+printf '[model]\nname = "alexnet"\n' >"$work/plugin.toml"
+printf '[model]\nname = "lenet"\n[backend]\nname = "cpu"\nthreadz = 2\n' >"$work/key.toml"
+
+expect 1 "type.toml:4:10: [train] epochs: expected integer, found string \"many\"" -- "$qlab" run "$work/type.toml"
+expect 1 "syntax.toml:1:" -- "$qlab" run "$work/syntax.toml"
+expect 1 "unknown model plugin 'alexnet' (installed:" -- "$qlab" run "$work/plugin.toml"
+expect 1 "unknown key 'threadz'" -- "$qlab" run "$work/key.toml"
+expect 105 "does not exist" -- "$qlab" run "$work/missing.toml"
+expect 106 "A subcommand is required" -- "$qlab"
+
+"$qlab" --version | grep -q '^qlab ' || { echo "FAIL: --version"; failures=$((failures + 1)); }
+"$qlab" run --help | grep -q -- '--json' || { echo "FAIL: run --help"; failures=$((failures + 1)); }
+[[ $failures -eq 0 ]]
