@@ -89,6 +89,8 @@ class FakeContext : public MeasureContext {
   Executable& executable() override { return *exe_; }
   const Dataset& test_set() const override { return test_; }
   std::int64_t batch_size() const override { return 4; }
+  const QuantizedModel* quantized() const override { return nullptr; }
+  GraphModule float_module() const override { return module_; }
   const std::vector<torch::Tensor>& test_outputs() override {
     if (outputs_.empty()) outputs_ = exe_->run(test_.images);
     return outputs_;

@@ -43,6 +43,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
       for (const auto& n : r.notes) fmt::print(stderr, "note: {}\n", n);
     fmt::print(stderr, "{}\n", runtime_summary());
     fmt::print("{}", format_rows(rows));
+    fmt::print("{}", format_comparison(rows));
     if (!args->json.empty()) {
       write_rows_json(args->json, rows);
       fmt::print(stderr, "wrote {}\n", args->json);

@@ -67,8 +67,7 @@ std::string Graph::append(Node node) {
 
 std::string Graph::input(const std::string& name, Shape shape) {
   Attrs a;
-  a.in = static_cast<std::int64_t>(shape.size());
-  input_shape_store_ = std::move(shape);
+  a.shape = std::move(shape);
   auto n = make(name, Op::input, {}, a);
   n.printed = false;
   return append(std::move(n));
@@ -180,7 +179,7 @@ const Node& Graph::node(const std::string& name) const {
 const Shape& Graph::input_shape() const {
   if (nodes_.empty() || nodes_.front().op != Op::input)
     throw Error(fmt::format("graph {}: has no input node", type_name_));
-  return input_shape_store_;
+  return nodes_.front().attrs.shape;
 }
 
 namespace {
@@ -290,12 +289,12 @@ std::string Graph::signature() const {
   std::string sig = type_name_;
   for (const auto& n : nodes_) {
     const auto& a = n.attrs;
-    sig += fmt::format(";{}={}({})[{},{},{},{},{},{},{},{}]", n.name, to_string(n.op),
+    sig += fmt::format(";{}={}({})[{},{},{},{},{},{},{},{},{}]", n.name, to_string(n.op),
                        fmt::join(n.inputs, ","), a.in, a.out, a.kernel, a.stride, a.padding,
-                       a.groups, a.output_size, a.bias);
+                       a.groups, a.output_size, a.bias, static_cast<int>(a.activation));
   }
   if (!nodes_.empty() && nodes_.front().op == Op::input)
-    sig += ";input" + shape_str(input_shape_store_);
+    sig += ";input" + shape_str(nodes_.front().attrs.shape);
   return sig;
 }
 

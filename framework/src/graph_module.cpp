@@ -81,6 +81,23 @@ GraphModuleImpl::GraphModuleImpl(const Graph& graph) : graph_(graph) {
 }
 
 std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input) {
+  return forward(input, nullptr);
+}
+
+namespace {
+
+torch::Tensor activate(torch::Tensor x, Activation a) {
+  switch (a) {
+    case Activation::none: return x;
+    case Activation::relu: return torch::relu(x);
+    case Activation::relu6: return torch::hardtanh(x, 0.0, 6.0);
+  }
+  return x;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, const NodeHook& hook) {
   namespace F = torch::nn::functional;
   std::vector<torch::Tensor> v(steps_.size());
   for (std::size_t i = 0; i < steps_.size(); ++i) {
@@ -89,8 +106,8 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input) 
     const torch::Tensor& x = s.inputs.empty() ? input : v[s.inputs[0]];
     switch (s.op) {
       case Op::input: v[i] = input; break;
-      case Op::conv2d: v[i] = s.conv->forward(x); break;
-      case Op::linear: v[i] = s.linear->forward(x); break;
+      case Op::conv2d: v[i] = activate(s.conv->forward(x), a.activation); break;
+      case Op::linear: v[i] = activate(s.linear->forward(x), a.activation); break;
       case Op::batch_norm2d: v[i] = s.bn->forward(x); break;
       case Op::relu: v[i] = torch::relu(x); break;
       case Op::relu6: v[i] = torch::hardtanh(x, 0.0, 6.0); break;
@@ -102,6 +119,7 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input) 
       case Op::dropout: v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training())); break;
       case Op::add: v[i] = x + v[s.inputs[1]]; break;
     }
+    if (hook) v[i] = hook(i, v[i]);
   }
   std::vector<torch::Tensor> out;
   out.reserve(outputs_.size());

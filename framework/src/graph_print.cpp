@@ -11,11 +11,21 @@
 namespace qlab {
 namespace {
 
+// A fused activation prints like PyTorch's intrinsic modules: ConvReLU2d, LinearReLU.
+const char* fused(const Attrs& a) {
+  switch (a.activation) {
+    case Activation::relu: return "ReLU";
+    case Activation::relu6: return "ReLU6";
+    case Activation::none: break;
+  }
+  return "";
+}
+
 std::string layer_repr(const Node& n) {
   const auto& a = n.attrs;
   switch (n.op) {
     case Op::conv2d: {
-      std::string s = fmt::format("Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {})", a.in,
+      std::string s = fmt::format("Conv{}2d({}, {}, kernel_size=({}, {}), stride=({}, {})", fused(a), a.in,
                                   a.out, a.kernel, a.kernel, a.stride, a.stride);
       if (a.padding) s += fmt::format(", padding=({}, {})", a.padding, a.padding);
       if (a.groups != 1) s += fmt::format(", groups={}", a.groups);
@@ -23,7 +33,7 @@ std::string layer_repr(const Node& n) {
       return s + ")";
     }
     case Op::linear:
-      return fmt::format("Linear(in_features={}, out_features={}, bias={})", a.in, a.out,
+      return fmt::format("Linear{}(in_features={}, out_features={}, bias={})", fused(a), a.in, a.out,
                          a.bias ? "True" : "False");
     case Op::batch_norm2d:
       return fmt::format("BatchNorm2d({}, eps={}, momentum={}, affine=True, "

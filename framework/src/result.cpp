@@ -2,6 +2,7 @@
 #include <qlab/result.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <fstream>
@@ -24,7 +25,8 @@ nlohmann::json to_json(const ResultRow& row) {
   for (const auto& [k, v] : row.metrics) metrics[k] = v;
   return {{"model", row.model},   {"dataset", row.dataset}, {"quantizer", row.quantizer},
           {"backend", row.backend}, {"mode", to_string(row.mode)}, {"config", row.config},
-          {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment}};
+          {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment},
+          {"float_layers", row.float_layers}, {"calibration", row.calibration}};
 }
 
 void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows) {
@@ -62,6 +64,7 @@ const Column kColumns[] = {
     {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
     {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
     {"train_seconds", "train s", [](double v) { return fmt::format("{:.1f}", v); }},
+    {"quantize_seconds", "quantize s", [](double v) { return fmt::format("{:.2f}", v); }},
 };
 
 }  // namespace
@@ -99,6 +102,35 @@ std::string format_rows(const std::vector<ResultRow>& rows) {
   for (auto w : width) out += std::string(w + 2, '-') + "|";
   out += "\n";
   for (const auto& l : cells) out += render(l);
+  return out;
+}
+
+std::string format_comparison(const std::vector<ResultRow>& rows) {
+  std::string out;
+  const ResultRow* base = nullptr;
+  for (const auto& r : rows) {
+    if (r.quantizer == "none") {
+      base = &r;
+      continue;
+    }
+    if (!base) continue;
+    auto both = [&](const char* k) { return base->metrics.count(k) && r.metrics.count(k); };
+    std::vector<std::string> parts;
+    if (both("latency_ms"))
+      parts.push_back(fmt::format("speed-up {:.2f}x (latency {:.3f} -> {:.3f} ms)",
+                                  base->metrics.at("latency_ms") / r.metrics.at("latency_ms"),
+                                  base->metrics.at("latency_ms"), r.metrics.at("latency_ms")));
+    if (both("size_bytes"))
+      parts.push_back(fmt::format("size {:.3f}x of fp32 ({:.1f} -> {:.1f} KiB)",
+                                  r.metrics.at("size_bytes") / base->metrics.at("size_bytes"),
+                                  base->metrics.at("size_bytes") / 1024, r.metrics.at("size_bytes") / 1024));
+    if (both("accuracy"))
+      parts.push_back(fmt::format("accuracy {:+.2f} points", r.metrics.at("accuracy") - base->metrics.at("accuracy")));
+    if (both("loss"))
+      parts.push_back(fmt::format("loss {:+.4f}", r.metrics.at("loss") - base->metrics.at("loss")));
+    out += fmt::format("{} {} on {} vs fp32: {}\n", r.quantizer, to_string(r.mode), r.backend,
+                       parts.empty() ? std::string("no metric to compare") : fmt::format("{}", fmt::join(parts, "; ")));
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <fmt/ostream.h>
 
 #include <unistd.h>
+#include <chrono>
 #include <filesystem>
 #include <ostream>
 
@@ -62,8 +63,11 @@ std::string stable_hash(const std::string& s) {
 class Context : public MeasureContext {
  public:
   Context(const Model& model, const Graph& graph, Executable& exe, const Dataset& test,
-          std::int64_t batch)
-      : model_(model), graph_(graph), exe_(exe), test_(test), batch_(batch) {}
+          std::int64_t batch, const QuantizedModel* quantized, GraphModule float_module)
+      : model_(model), graph_(graph), exe_(exe), test_(test), batch_(batch),
+        quantized_(quantized), float_module_(std::move(float_module)) {}
+  const QuantizedModel* quantized() const override { return quantized_; }
+  GraphModule float_module() const override { return float_module_; }
   const Model& model() const override { return model_; }
   const Graph& graph() const override { return graph_; }
   Executable& executable() override { return exe_; }
@@ -89,8 +93,29 @@ class Context : public MeasureContext {
   Executable& exe_;
   const Dataset& test_;
   std::int64_t batch_;
+  const QuantizedModel* quantized_;
+  GraphModule float_module_;
   std::vector<torch::Tensor> outputs_;
 };
+
+struct Measured {
+  MetricValues metrics;
+  Mode mode;
+  std::string executable;
+};
+
+// Runs every metric on one lowered model.
+Measured measure(const Registry& registry, const std::vector<std::string>& metric_names,
+                 const std::vector<std::shared_ptr<Metric>>& metrics, Context& ctx) {
+  Measured m;
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const auto& rec = registry.record(PluginKind::metric, metric_names[i]);
+    plugin_call(rec, "measure", [&] { metrics[i]->measure(ctx, m.metrics); });
+  }
+  m.mode = ctx.executable().mode();
+  m.executable = ctx.executable().describe();
+  return m;
+}
 
 }  // namespace
 
@@ -114,11 +139,20 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   const TrainRecipe recipe = recipe_from(train_opts);
 
   const std::string quantizer_name = required_name(ex.quantizer, "none");
+  std::shared_ptr<Quantizer> quantizer;
+  Options quantizer_opts;
   if (quantizer_name != "none") {
-    registry.quantizer(quantizer_name);  // an unknown name fails here, listing the installed ones
-    throw Error(fmt::format("{}: [quantizer] name: quantizer '{}' is installed, but this qlab "
-                            "cannot apply quantizers yet (plugin API {}); use \"none\"",
-                            at(ex.quantizer, "name"), quantizer_name, kPluginApiVersion));
+    try {
+      quantizer = registry.quantizer(quantizer_name);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: [quantizer] name: {}", at(ex.quantizer, "name"), e.what()));
+    }
+    const auto& rec = registry.record(PluginKind::quantizer, quantizer_name);
+    quantizer_opts = resolve(plugin_call(rec, "options", [&] { return quantizer->options(); }),
+                             ex.quantizer, {"name"});
+  } else if (ex.quantizer.values.size() > 1) {
+    throw Error(fmt::format("{}: [quantizer] has options but no quantizer name",
+                            ex.quantizer.where.str()));
   }
 
   const std::string backend_name = required_name(ex.backend, "cpu");
@@ -195,26 +229,64 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   }
   module->eval();
 
-  // 4. Lower onto the backend and measure.
+  // 4. Lower the float model onto the backend and measure it.
+  const std::int64_t metric_batch = metric_opts.get<std::int64_t>("batch_size");
+  const nlohmann::json environment = {{"qlab", version()},
+                                      {"torch", kTorchVersion},
+                                      {"threads", threads()},
+                                      {"runtime", runtime_summary()},
+                                      {"host", host_name()}};
   auto exe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(module); }));
-  Context ctx(*model, graph, *exe, data.test, metric_opts.get<std::int64_t>("batch_size"));
-  for (std::size_t i = 0; i < metrics.size(); ++i) {
-    const auto& rec = registry.record(PluginKind::metric, metric_names[i]);
-    plugin_call(rec, "measure", [&] { metrics[i]->measure(ctx, row.metrics); });
-  }
+  Context float_ctx(*model, graph, *exe, data.test, metric_batch, nullptr, module);
+  const Measured fp = measure(registry, metric_names, metrics, float_ctx);
+  row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
   row.model = model_name;
   row.dataset = data.name;
   row.backend = backend_name;
-  row.mode = exe->mode();
+  row.mode = fp.mode;
   row.config = config;
-  row.environment = {{"qlab", version()},
-                     {"torch", kTorchVersion},
-                     {"threads", threads()},
-                     {"runtime", runtime_summary()},
-                     {"host", host_name()},
-                     {"executable", exe->describe()}};
-  return {row};
+  row.environment = environment;
+  row.environment["executable"] = fp.executable;
+  if (!quantizer) return {row};
+
+  // 5. Quantize, lower the quantized model, measure it.
+  const auto& qrec = registry.record(PluginKind::quantizer, quantizer_name);
+  QuantizeContext qctx;
+  qctx.calibration = &data.train;
+  qctx.batch_size = recipe.batch_size;
+  qctx.engine = plugin_call(backend_rec, "constraints", [&] { return backend->constraints(); });
+  const auto q0 = std::chrono::steady_clock::now();
+  auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
+      qrec, "quantize", [&] { return quantizer->quantize(module, quantizer_opts, qctx); }));
+  const double quantize_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count();
+  auto qexe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(qmodel); }));
+  Context q_ctx(*model, qmodel->graph(), *qexe, data.test, metric_batch, qmodel.get(),
+                qmodel->float_module);
+  const Measured qm = measure(registry, metric_names, metrics, q_ctx);
+  ResultRow qrow = row;
+  qrow.quantizer = quantizer_name;
+  qrow.mode = qm.mode;
+  qrow.metrics = qm.metrics;
+  qrow.metrics["quantize_seconds"] = quantize_seconds;
+  qrow.config["quantizer"] = quantizer_opts.to_json();
+  qrow.config["quantizer"]["name"] = quantizer_name;
+  qrow.calibration = qmodel->calibration_config();
+  qrow.environment["executable"] = qm.executable;
+  qrow.notes.clear();
+  qrow.notes.push_back("runs on: " + qm.executable);
+  if (qmodel->float_layers.empty()) {
+    qrow.notes.push_back("every conv2d/linear layer is quantized");
+  } else {
+    std::string list;
+    for (const auto& [layer, why] : qmodel->float_layers) {
+      qrow.float_layers.push_back(layer);
+      list += fmt::format("{}{} ({})", list.empty() ? "" : ", ", layer, why);
+    }
+    qrow.notes.push_back("layers left in float: " + list);
+  }
+  return {row, qrow};
 }
 
 }  // namespace qlab

@@ -3,6 +3,7 @@
 #include <qlab/graph.hpp>
 #include <qlab/options.hpp>
 #include <qlab/plugin.hpp>
+#include <qlab/quantizer.hpp>
 
 namespace qlab {
 
@@ -41,6 +42,21 @@ class Backend : public Plugin {
   virtual void configure(const Options& opts) = 0;
   /// Lowers a trained float module for inference here; the module is shared.
   virtual std::unique_ptr<Executable> lower(GraphModule module) const = 0;
+  /// What quantizers must respect for this backend's int8 kernels.
+  virtual EngineConstraints constraints() const { return {}; }
+  /// Lowers a quantized model: onto int8 kernels where it can (mode int8),
+  /// else as a fake-quant simulation (mode simulated), never silently.
+  virtual std::unique_ptr<Executable> lower(std::shared_ptr<const QuantizedModel> model) const = 0;
 };
+
+/// A float module run by LibTorch's CPU kernels (mode fp32): the reference
+/// every backend's fp32 path uses.
+std::unique_ptr<Executable> float_executable(GraphModule module);
+
+/// A quantized model run in float with fake quantization: how every backend
+/// runs bit widths it has no kernels for. Its mode is `simulated`, and its
+/// description says why (`reason`).
+std::unique_ptr<Executable> simulated_executable(std::shared_ptr<const QuantizedModel> model,
+                                                 std::string reason);
 
 }  // namespace qlab

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ enum class Op {
 
 const char* to_string(Op op);
 
+/// An activation fused into a conv2d or linear node by qlab::fuse.
+enum class Activation { none, relu, relu6 };
+
 /// Attributes of every op in one flat record; each op reads only its own.
 struct Attrs {
   std::int64_t in = 0;       ///< conv: in_channels; linear: in_features; bn: features
@@ -46,6 +50,8 @@ struct Attrs {
   double p = 0.5;            ///< dropout probability
   double eps = 1e-5;         ///< batch norm
   double momentum = 0.1;     ///< batch norm
+  Activation activation = Activation::none;  ///< conv2d, linear: fused activation
+  std::vector<std::int64_t> shape;  ///< input: per-sample shape
 };
 
 struct Node {
@@ -105,6 +111,7 @@ class Graph {
   const Node& node(const std::string& name) const;
   const std::vector<std::string>& outputs() const { return outputs_; }
   const std::string& type_name() const { return type_name_; }
+  const std::map<std::string, std::string>& group_types() const { return group_types_; }
   const Shape& input_shape() const;
 
   /// Output shape, parameters and MACs per node; throws qlab::Error when
@@ -125,7 +132,6 @@ class Graph {
   std::map<std::string, std::size_t> index_;
   std::vector<std::string> outputs_;
   std::map<std::string, std::string> group_types_;
-  Shape input_shape_store_;
 };
 
 /// The trainable float module a Graph builds: parameters are registered under
@@ -134,6 +140,10 @@ class GraphModuleImpl : public torch::nn::Module {
  public:
   explicit GraphModuleImpl(const Graph& graph);
   std::vector<torch::Tensor> forward(const torch::Tensor& input);
+  /// Called with each node's index and output; returns what later nodes see
+  /// (used to fake-quantize activations and to observe them).
+  using NodeHook = std::function<torch::Tensor(std::size_t node, const torch::Tensor& value)>;
+  std::vector<torch::Tensor> forward(const torch::Tensor& input, const NodeHook& hook);
   const Graph& graph() const { return graph_; }
   /// The torch module that holds node `name`'s parameters, if any.
   std::shared_ptr<torch::nn::Module> layer(const std::string& name) const;

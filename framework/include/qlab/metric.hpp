@@ -19,6 +19,10 @@ class MeasureContext {
   virtual const Dataset& test_set() const = 0;
   /// `[metrics] batch_size`: the batch latency and memory are measured at.
   virtual std::int64_t batch_size() const = 0;
+  /// The quantized model being measured, or null for a float model.
+  virtual const QuantizedModel* quantized() const = 0;
+  /// The float model (the baseline, or the fused float twin of a quantized one).
+  virtual GraphModule float_module() const = 0;
   /// The executable's outputs over the whole test set, in order, on the host;
   /// computed once and shared by every metric that asks.
   virtual const std::vector<torch::Tensor>& test_outputs() = 0;

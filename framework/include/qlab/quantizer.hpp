@@ -1,19 +1,35 @@
 #pragma once
-// Quantizer plugins: how float layers become quantized layers.
-//
-// API version 1 fixes only how a quantizer is found and configured. The
-// graph-transforming entry points (prepare, calibrate, convert) arrive with
-// the quantization core and will bump kPluginApiVersion; until then the host
-// accepts only `quantizer.name = "none"` and says so for any other name.
+// Quantizer plugins: how float layers become quantized layers. A quantizer
+// is mostly policy over the framework's core (quant.hpp, ptq.hpp): which
+// observer, which layers, which bit widths.
+#include <qlab/data.hpp>
 #include <qlab/options.hpp>
 #include <qlab/plugin.hpp>
+#include <qlab/qmodel.hpp>
 
 namespace qlab {
+
+/// What the chosen backend's int8 kernels require of quantized tensors.
+struct EngineConstraints {
+  bool reduce_range = false;         ///< activations on 7 bits (16-bit accumulation)
+  bool per_channel_weights = true;   ///< per-channel weight scales supported
+};
+
+/// What a quantizer is given besides the trained model and its options.
+struct QuantizeContext {
+  const Dataset* calibration = nullptr;  ///< the training split
+  std::int64_t batch_size = 64;          ///< the recipe's batch size
+  EngineConstraints engine;
+};
 
 class Quantizer : public Plugin {
  public:
   /// Options the quantizer accepts in `[quantizer]` (besides `name`).
   virtual Schema options() const = 0;
+  /// Quantizes a trained float model (not modified); throws qlab::Error for
+  /// settings that cannot work, saying why.
+  virtual QuantizedModel quantize(GraphModule trained, const Options& opts,
+                                  const QuantizeContext& ctx) const = 0;
 };
 
 }  // namespace qlab

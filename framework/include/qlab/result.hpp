@@ -18,6 +18,8 @@ struct ResultRow {
   nlohmann::json config;       ///< fully resolved options of every section
   MetricValues metrics;        ///< only the metrics that apply
   std::vector<std::string> notes;  ///< e.g. "baseline loaded from cache"
+  std::vector<std::string> float_layers;  ///< conv2d/linear a quantizer left in float
+  nlohmann::json calibration = nlohmann::json::object();  ///< per-layer qparams
   nlohmann::json environment;  ///< versions, threads, host
 };
 
@@ -26,5 +28,8 @@ nlohmann::json to_json(const ResultRow& row);
 void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows);
 /// The console table of `qlab run`.
 std::string format_rows(const std::vector<ResultRow>& rows);
+/// Each quantized row against the float row before it: speed-up, compression
+/// and accuracy/loss change, as in the seeds' tables. Empty without a pair.
+std::string format_comparison(const std::vector<ResultRow>& rows);
 
 }  // namespace qlab

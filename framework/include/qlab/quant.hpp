@@ -1,0 +1,84 @@
+#pragma once
+// The quantization core: quantization parameters, fake quantization with a
+// straight-through gradient, bit packing, and observers. Shared by every
+// quantizer plugin; none of it calls a quantized kernel.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace qlab {
+
+/// How one tensor is quantized.
+///  - affine: unsigned grid [0, 2^bits - 1] with a zero point (activations);
+///  - symmetric: signed grid [-2^(bits-1), 2^(bits-1) - 1], zero point 0 (weights);
+///  - 1 bit is binary, {-alpha, +alpha} with alpha = mean |x| (per channel),
+///    not a symmetric grid whose top level is 0.
+struct QParams {
+  int bits = 8;
+  bool symmetric = false;
+  int axis = -1;             ///< -1: per tensor; else the per-channel axis
+  torch::Tensor scale;       ///< float64, one per channel (or one); binary: alpha
+  torch::Tensor zero_point;  ///< int64, one per channel (or one)
+  std::int64_t qmin = 0, qmax = 255;
+  torch::Tensor min, max;    ///< the tracked range the parameters came from
+
+  bool binary() const { return bits == 1; }
+  bool per_channel() const { return axis >= 0; }
+  /// scale/zero point as JSON (a number per tensor, a list per channel).
+  nlohmann::json to_json() const;
+};
+
+/// Grid limits for `bits`; `reduce_range` drops one bit, as engines whose
+/// int8 kernels accumulate in 16 bits require.
+std::pair<std::int64_t, std::int64_t> grid(int bits, bool symmetric, bool reduce_range = false);
+
+/// Parameters that map [min, max] (tensors: one value, or one per channel)
+/// onto the grid; the range is widened to include 0 so that 0 is exact.
+QParams qparams_from_range(const torch::Tensor& min, const torch::Tensor& max, int bits,
+                           bool symmetric, int axis = -1, bool reduce_range = false);
+
+/// Binary (1-bit) parameters of a weight: alpha = mean |w| per channel.
+QParams binary_qparams(const torch::Tensor& weight, int axis);
+
+/// Integer codes of `x` on p's grid (int64 values in [qmin, qmax]; for binary
+/// 0 means -alpha and 1 means +alpha).
+torch::Tensor quantize_codes(const torch::Tensor& x, const QParams& p);
+torch::Tensor dequantize_codes(const torch::Tensor& codes, const QParams& p);
+
+/// quantize then dequantize, with a straight-through gradient (identity
+/// inside the grid's range).
+torch::Tensor fake_quantize(const torch::Tensor& x, const QParams& p);
+
+/// Bit-packed storage of codes in [qmin, qmax]: ceil(numel * bits / 8) bytes.
+torch::Tensor pack_codes(const torch::Tensor& codes, int bits, std::int64_t qmin);
+torch::Tensor unpack_codes(const torch::Tensor& packed, int bits, std::int64_t qmin,
+                           std::int64_t numel);
+
+/// Watches tensors (calibration batches or weights) and proposes qparams.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void observe(const torch::Tensor& x) = 0;
+  /// Range to quantize: per channel (shape [C]) when the observer has an axis.
+  virtual std::pair<torch::Tensor, torch::Tensor> range(int bits, bool symmetric) const = 0;
+  bool seen() const { return seen_; }
+  QParams qparams(int bits, bool symmetric, bool reduce_range = false) const;
+
+ protected:
+  explicit Observer(int axis) : axis_(axis) {}
+  int axis_;
+  bool seen_ = false;
+};
+
+/// Observer kinds: "minmax", "moving_average" (min/max averaged over batches,
+/// factor 0.01), "histogram" (2048-bin histogram, range chosen by minimising
+/// quantization MSE) and "percentile" (histogram, range holding `percentile`
+/// of the values). Histogram kinds are per tensor only.
+std::unique_ptr<Observer> make_observer(const std::string& kind, int axis = -1,
+                                        double percentile = 99.99);
+const std::vector<std::string>& observer_kinds();
+
+}  // namespace qlab

@@ -1,0 +1,293 @@
+// Lowering a QuantizedModel onto LibTorch's quantized CPU engines.
+//
+// Activations stay quantized (quint8) from the graph's input to its outputs:
+// relu, pooling, flatten and dropout run on quantized tensors and keep their
+// input's qparams; conv2d, linear and add requantize to calibrated qparams.
+// Ops an engine has no int8 kernel for (batch norm outside a conv, sigmoid)
+// dequantize, run in float and requantize, and the description lists them.
+// The kernels are reached through the ATen dispatcher by schema name, so the
+// same code runs on every LibTorch that still ships them.
+#include "aten_int8.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/runtime.hpp>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace qlab::int8 {
+namespace {
+
+c10::OperatorHandle op(const char* name, const char* overload = "") {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+}
+
+c10::IValue call(const c10::OperatorHandle& h, torch::jit::Stack stack) {
+  h.callBoxed(&stack);
+  return std::move(stack.at(0));
+}
+
+struct Kernels {
+  c10::OperatorHandle conv_prepack = op("quantized::conv2d_prepack");
+  c10::OperatorHandle conv = op("quantized::conv2d", "new");
+  c10::OperatorHandle conv_relu = op("quantized::conv2d_relu", "new");
+  c10::OperatorHandle linear_prepack = op("quantized::linear_prepack");
+  c10::OperatorHandle linear = op("quantized::linear");
+  c10::OperatorHandle linear_relu = op("quantized::linear_relu");
+  c10::OperatorHandle linear_dynamic = op("quantized::linear_dynamic");
+  c10::OperatorHandle add = op("quantized::add");
+};
+
+const Kernels& kernels() {
+  static const Kernels k;
+  return k;
+}
+
+torch::Tensor int8_weight(const QLayer& l) {
+  const auto codes = l.codes.to(torch::kInt8);
+  if (l.weight.per_channel())
+    return at::_make_per_channel_quantized_tensor(codes, l.weight.scale, l.weight.zero_point,
+                                                  l.weight.axis);
+  return at::_make_per_tensor_quantized_tensor(codes, l.weight.scale.item<double>(),
+                                               l.weight.zero_point.item<std::int64_t>());
+}
+
+torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
+
+torch::Tensor activate(torch::Tensor x, Activation a) {
+  if (a == Activation::relu) return torch::relu(x);
+  if (a == Activation::relu6) return at::hardtanh(x, 0.0, 6.0);
+  return x;
+}
+
+enum class Kind { input, qconv, qlinear, qlinear_dynamic, float_layer, qadd, stateless, float_op };
+
+struct Step {
+  Kind kind;
+  Op op;
+  Attrs attrs;
+  std::vector<std::size_t> inputs;
+  c10::IValue packed;
+  bool requantize = false;  // static: quantize the output to (scale, zero_point)
+  double scale = 1.0;
+  std::int64_t zero_point = 0;
+  std::shared_ptr<torch::nn::Module> layer;  // float fallback
+};
+
+bool int8_op(Op op) {
+  switch (op) {
+    case Op::batch_norm2d:
+    case Op::sigmoid: return false;
+    default: return true;
+  }
+}
+
+class Int8Executable final : public Executable {
+ public:
+  Int8Executable(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info)
+      : model_(std::move(model)), info_(info) {
+    at::globalContext().setQEngine(info_.engine);
+    const auto& k = kernels();
+    const Graph& g = model_->graph();
+    const bool is_static = model_->scheme == "static";
+    std::map<std::string, std::size_t> index;
+    for (const auto& n : g.nodes()) {
+      Step s;
+      s.op = n.op;
+      s.attrs = n.attrs;
+      for (const auto& in : n.inputs) s.inputs.push_back(index.at(in));
+      if (auto it = model_->activations.find(n.name); is_static && it != model_->activations.end()) {
+        s.requantize = true;
+        s.scale = it->second.scale.item<double>();
+        s.zero_point = it->second.zero_point.item<std::int64_t>();
+      }
+      const auto layer = model_->layers.find(n.name);
+      const bool quantized = layer != model_->layers.end();
+      switch (n.op) {
+        case Op::input: s.kind = Kind::input; break;
+        case Op::conv2d:
+          if (quantized && is_static) {
+            s.kind = Kind::qconv;
+            const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
+                padding{n.attrs.padding, n.attrs.padding}, dilation{1, 1};
+            s.packed = call(k.conv_prepack, {int8_weight(layer->second), layer->second.bias,
+                                             stride, padding, dilation, n.attrs.groups});
+          } else {
+            s.kind = Kind::float_layer;
+            fallbacks_.push_back(n.name);
+          }
+          break;
+        case Op::linear:
+          if (quantized) {
+            s.kind = is_static ? Kind::qlinear : Kind::qlinear_dynamic;
+            s.packed = call(k.linear_prepack, {int8_weight(layer->second), layer->second.bias});
+          } else {
+            s.kind = Kind::float_layer;
+            fallbacks_.push_back(n.name);
+          }
+          break;
+        case Op::add: s.kind = is_static ? Kind::qadd : Kind::stateless; break;
+        default:
+          s.kind = int8_op(n.op) || !is_static ? Kind::stateless : Kind::float_op;
+          if (s.kind == Kind::float_op) fallbacks_.push_back(n.name);
+      }
+      if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d) s.layer = model_->float_module->layer(n.name);
+      index[n.name] = steps_.size();
+      steps_.push_back(std::move(s));
+    }
+    auto outs = g.outputs();
+    if (outs.empty()) outs.push_back(g.nodes().back().name);
+    for (const auto& o : outs) outputs_.push_back(index.at(o));
+  }
+
+  std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
+    at::globalContext().setQEngine(info_.engine);
+    torch::NoGradGuard no_grad;
+    const auto& k = kernels();
+    std::vector<torch::Tensor> v(steps_.size());
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      const auto& a = s.attrs;
+      const torch::Tensor& x = s.inputs.empty() ? batch : v[s.inputs[0]];
+      torch::Tensor y;
+      switch (s.kind) {
+        case Kind::input:
+          y = s.requantize ? at::quantize_per_tensor(batch, s.scale, s.zero_point, torch::kQUInt8) : batch;
+          break;
+        case Kind::qconv:
+          y = call(a.activation == Activation::relu ? k.conv_relu : k.conv,
+                   {x, s.packed, s.scale, s.zero_point}).toTensor();
+          if (a.activation == Activation::relu6) y = at::hardtanh(y, 0.0, 6.0);
+          break;
+        case Kind::qlinear:
+          y = call(a.activation == Activation::relu ? k.linear_relu : k.linear,
+                   {x, s.packed, s.scale, s.zero_point}).toTensor();
+          if (a.activation == Activation::relu6) y = at::hardtanh(y, 0.0, 6.0);
+          break;
+        case Kind::qlinear_dynamic:
+          y = activate(call(k.linear_dynamic, {as_float(x), s.packed, info_.constraints.reduce_range})
+                           .toTensor(),
+                       a.activation);
+          break;
+        case Kind::qadd: {
+          const auto& b = v[s.inputs[1]];
+          if (x.is_quantized() && b.is_quantized()) {
+            y = call(k.add, {x, b, s.scale, s.zero_point}).toTensor();
+          } else {
+            y = at::quantize_per_tensor(as_float(x) + as_float(b), s.scale, s.zero_point, torch::kQUInt8);
+          }
+          break;
+        }
+        case Kind::float_layer: {
+          const auto xf = as_float(x);
+          if (s.op == Op::conv2d)
+            y = activate(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(xf), a.activation);
+          else
+            y = activate(std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(xf), a.activation);
+          if (s.requantize) y = at::quantize_per_tensor(y, s.scale, s.zero_point, torch::kQUInt8);
+          break;
+        }
+        case Kind::float_op: {
+          const auto xf = as_float(x);
+          y = s.op == Op::sigmoid ? torch::sigmoid(xf)
+                                  : std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(xf);
+          if (s.requantize) y = at::quantize_per_tensor(y, s.scale, s.zero_point, torch::kQUInt8);
+          break;
+        }
+        case Kind::stateless:
+          switch (s.op) {
+            case Op::relu: y = torch::relu(x); break;
+            case Op::relu6: y = at::hardtanh(x, 0.0, 6.0); break;
+            case Op::max_pool2d: y = torch::max_pool2d(x, a.kernel, a.stride); break;
+            case Op::avg_pool2d: y = torch::avg_pool2d(x, a.kernel, a.stride); break;
+            case Op::adaptive_avg_pool2d: y = torch::adaptive_avg_pool2d(x, a.output_size); break;
+            case Op::flatten: y = x.contiguous().flatten(1); break;
+            case Op::dropout: y = x; break;
+            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;
+            case Op::sigmoid: y = torch::sigmoid(as_float(x)); break;
+            case Op::batch_norm2d:
+              y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(as_float(x));
+              break;
+            default: QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
+          }
+          break;
+      }
+      v[i] = std::move(y);
+    }
+    std::vector<torch::Tensor> out;
+    for (auto o : outputs_) out.push_back(as_float(v[o]));
+    return out;
+  }
+
+  Mode mode() const override { return Mode::int8; }
+  std::string describe() const override {
+    return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
+                       info_.name, model_->scheme,
+                       fallbacks_.empty() ? std::string()
+                                          : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
+                       threads());
+  }
+
+ private:
+  std::shared_ptr<const QuantizedModel> model_;
+  EngineInfo info_;
+  std::vector<Step> steps_;
+  std::vector<std::size_t> outputs_;
+  std::vector<std::string> fallbacks_;
+};
+
+std::string engine_list() {
+  std::vector<std::string> names;
+  for (auto e : at::globalContext().supportedQEngines())
+    if (e != at::QEngine::NoQEngine) names.push_back(c10::toString(e));
+  return names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "));
+}
+
+}  // namespace
+
+Schema AtenInt8Backend::options() const {
+  Schema s;
+  s.integer("threads", 0, "intra-op threads for training and inference (0: one per core)", 0, 1024);
+  return s;
+}
+
+Availability AtenInt8Backend::availability() const {
+  for (auto e : at::globalContext().supportedQEngines())
+    if (e == info_.engine) return {};
+  return {false, fmt::format("this LibTorch ({}) has no {} quantized engine; its engines are: {}. "
+                             "Build qlab against a LibTorch that has it (README: Building against "
+                             "another LibTorch)",
+                             TORCH_VERSION, c10::toString(info_.engine), engine_list())};
+}
+
+void AtenInt8Backend::require_available() const {
+  const auto a = availability();
+  if (!a.available) throw Error(fmt::format("backend '{}' is unavailable: {}", info_.name, a.reason));
+}
+
+bool AtenInt8Backend::supports(Op op, Mode mode) const {
+  if (!availability().available) return false;
+  if (mode == Mode::fp32 || mode == Mode::simulated) return true;
+  return mode == Mode::int8 && int8_op(op);
+}
+
+void AtenInt8Backend::configure(const Options& opts) {
+  require_available();
+  set_threads(static_cast<int>(opts.get<std::int64_t>("threads")));
+  at::globalContext().setQEngine(info_.engine);
+}
+
+std::unique_ptr<Executable> AtenInt8Backend::lower(GraphModule module) const {
+  return float_executable(std::move(module));
+}
+
+std::unique_ptr<Executable> AtenInt8Backend::lower(std::shared_ptr<const QuantizedModel> model) const {
+  require_available();
+  if (!model->int8())
+    return simulated_executable(model, "int8 kernels take 8-bit weights and activations only");
+  return std::make_unique<Int8Executable>(std::move(model), info_);
+}
+
+}  // namespace qlab::int8

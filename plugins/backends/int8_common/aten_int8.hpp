@@ -1,0 +1,35 @@
+#pragma once
+// The int8 backends (onednn, qnnpack, fbgemm) differ only in the quantized
+// engine LibTorch dispatches to and what that engine requires of qparams.
+#include <qlab/backend.hpp>
+
+#include <ATen/Context.h>
+
+namespace qlab::int8 {
+
+struct EngineInfo {
+  const char* name;          ///< backend name: "onednn", "qnnpack", "fbgemm"
+  at::QEngine engine;
+  EngineConstraints constraints;
+};
+
+/// A backend on one of LibTorch's quantized CPU engines: fp32 models run on
+/// LibTorch's CPU kernels, 8-bit quantized models on the engine's prepacked
+/// int8 kernels, other bit widths as a labelled fake-quant simulation.
+class AtenInt8Backend : public Backend {
+ public:
+  explicit AtenInt8Backend(EngineInfo info) : info_(info) {}
+  Schema options() const override;
+  Availability availability() const override;
+  bool supports(Op op, Mode mode) const override;
+  void configure(const Options& opts) override;
+  EngineConstraints constraints() const override { return info_.constraints; }
+  std::unique_ptr<Executable> lower(GraphModule module) const override;
+  std::unique_ptr<Executable> lower(std::shared_ptr<const QuantizedModel> model) const override;
+
+ private:
+  void require_available() const;
+  EngineInfo info_;
+};
+
+}  // namespace qlab::int8

@@ -1,0 +1,11 @@
+// int8 on LibTorch's QNNPACK engine (written for ARM, also runs on x86).
+#include <aten_int8.hpp>
+
+namespace {
+class Qnnpack final : public qlab::int8::AtenInt8Backend {
+ public:
+  Qnnpack() : AtenInt8Backend({"qnnpack", at::QEngine::QNNPACK, {/*reduce_range=*/false, /*per_channel=*/true}}) {}
+};
+}  // namespace
+
+QLAB_PLUGIN(Qnnpack, "backend", "qnnpack", "int8 on LibTorch's QNNPACK quantized engine")

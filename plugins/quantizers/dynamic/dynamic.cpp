@@ -1,0 +1,36 @@
+// Dynamic post-training quantization: int8 weights, activations quantized
+// per batch at run time. LibTorch has dynamic int8 kernels for linear layers
+// only, so conv layers stay float, and every result lists them.
+#include <qlab/ptq.hpp>
+#include <qlab/quantizer.hpp>
+
+namespace {
+
+class Dynamic final : public qlab::Quantizer {
+ public:
+  qlab::Schema options() const override {
+    qlab::Schema s;
+    s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
+        .integer("activation_bits", 8, "bits of the per-batch activation quantization", 2, 16)
+        .boolean("per_channel", true, "one weight scale per output channel");
+    return s;
+  }
+
+  qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
+                                const qlab::QuantizeContext& ctx) const override {
+    qlab::PtqSpec spec;
+    spec.scheme = "dynamic";
+    spec.weight_bits = static_cast<int>(o.get<std::int64_t>("weight_bits"));
+    spec.activation_bits = static_cast<int>(o.get<std::int64_t>("activation_bits"));
+    spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
+    spec.reduce_range = ctx.engine.reduce_range;
+    spec.ops = {qlab::Op::linear};
+    spec.float_reason = "dynamic quantization has int8 kernels for linear layers only";
+    return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
+  }
+};
+
+}  // namespace
+
+QLAB_PLUGIN(Dynamic, "quantizer", "dynamic",
+            "post-training dynamic: int8 linear weights, activations quantized per batch")

@@ -1,0 +1,42 @@
+// Static post-training quantization: weights and activations both get fixed
+// qparams, the activations' from calibration batches of training data. At 8
+// bits the model runs on int8 kernels end to end; at other widths it is
+// simulated, and labelled so.
+#include <qlab/ptq.hpp>
+#include <qlab/quantizer.hpp>
+
+namespace {
+
+class Static final : public qlab::Quantizer {
+ public:
+  qlab::Schema options() const override {
+    qlab::Schema s;
+    s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
+        .integer("activation_bits", 8, "bits of activations", 2, 16)
+        .boolean("per_channel", true, "one weight scale per output channel")
+        .string("observer", "minmax", "activation observer", qlab::observer_kinds())
+        .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
+        .integer("calibration_batches", 32, "training batches the activation observers see", 0, 1000000);
+    return s;
+  }
+
+  qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
+                                const qlab::QuantizeContext& ctx) const override {
+    qlab::PtqSpec spec;
+    spec.scheme = "static";
+    spec.weight_bits = static_cast<int>(o.get<std::int64_t>("weight_bits"));
+    spec.activation_bits = static_cast<int>(o.get<std::int64_t>("activation_bits"));
+    spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
+    spec.observer = o.get<std::string>("observer");
+    spec.percentile = o.get<double>("percentile");
+    spec.calibration_batches = o.get<std::int64_t>("calibration_batches");
+    spec.batch_size = ctx.batch_size;
+    spec.reduce_range = ctx.engine.reduce_range && spec.activation_bits == 8;
+    return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
+  }
+};
+
+}  // namespace
+
+QLAB_PLUGIN(Static, "quantizer", "static",
+            "post-training static: calibrated activations, int8 end to end at 8 bits")
