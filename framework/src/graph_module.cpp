@@ -112,9 +112,9 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, 
       case Op::relu: v[i] = torch::relu(x); break;
       case Op::relu6: v[i] = torch::hardtanh(x, 0.0, 6.0); break;
       case Op::sigmoid: v[i] = torch::sigmoid(x); break;
-      case Op::max_pool2d: v[i] = torch::max_pool2d(x, a.kernel, a.stride); break;
-      case Op::avg_pool2d: v[i] = torch::avg_pool2d(x, a.kernel, a.stride); break;
-      case Op::adaptive_avg_pool2d: v[i] = torch::adaptive_avg_pool2d(x, a.output_size); break;
+      case Op::max_pool2d: v[i] = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
+      case Op::avg_pool2d: v[i] = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}); break;
+      case Op::adaptive_avg_pool2d: v[i] = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size}); break;
       case Op::flatten: v[i] = x.flatten(1); break;
       case Op::dropout: v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training())); break;
       case Op::add: v[i] = x + v[s.inputs[1]]; break;

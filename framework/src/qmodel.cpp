@@ -1,22 +1,17 @@
 #include <qlab/error.hpp>
 #include <qlab/qmodel.hpp>
 
+#include "stable_hash.hpp"
+
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <sstream>
 
 namespace qlab {
 namespace {
-
-// Archive keys may not contain dots.
-std::string key(const std::string& prefix, const std::string& name) {
-  std::string k = prefix + "__" + name;
-  for (auto& c : k)
-    if (c == '.') c = '|';
-  return k;
-}
 
 // The nearest node at or before `name` whose output has qparams: relu,
 // pooling, flatten and dropout keep their input's qparams.
@@ -91,25 +86,34 @@ GraphModule QuantizedModel::dequantized_module() const {
   return m;
 }
 
+// The shipped form keeps the tensor count small (each archive entry costs
+// about a kilobyte of container overhead): all packed codes in one byte blob,
+// all scales in one float32 blob, all biases and remaining float tensors in
+// one float32 blob, the layout in a JSON header. Symmetric weights have zero
+// points of 0 and store none.
 std::string serialize_quantized(const QuantizedModel& m) {
-  torch::serialize::OutputArchive archive;
-  nlohmann::json meta = {{"format", 1},
+  nlohmann::json meta = {{"format", 2},
                          {"scheme", m.scheme},
                          {"activation_bits", m.activation_bits},
-                         {"graph_signature", m.graph().signature()},
+                         {"graph", stable_hash(m.graph().signature())},
                          {"float_layers", m.float_layers}};
+  std::vector<torch::Tensor> codes, scales, zero_points, floats;
+  std::int64_t code_bytes = 0;
+  std::set<std::string> shipped;  // float tensors already in a layer's record
   for (const auto& [name, l] : m.layers) {
+    auto packed = pack_codes(l.codes, l.weight.bits, l.weight.qmin);
     meta["layers"][name] = {{"bits", l.weight.bits},       {"symmetric", l.weight.symmetric},
                             {"axis", l.weight.axis},       {"qmin", l.weight.qmin},
                             {"qmax", l.weight.qmax},       {"shape", l.codes.sizes().vec()},
-                            {"activation_bits", l.activation_bits}};
-    archive.write(key("codes", name), pack_codes(l.codes, l.weight.bits, l.weight.qmin));
-    archive.write(key("scale", name), l.weight.scale.to(torch::kFloat32));
-    archive.write(key("zero_point", name), l.weight.zero_point.to(torch::kInt32));
-    archive.write(key("wmin", name), l.weight.min.to(torch::kFloat32));
-    archive.write(key("wmax", name), l.weight.max.to(torch::kFloat32));
+                            {"activation_bits", l.activation_bits}, {"code_offset", code_bytes},
+                            {"channels", l.weight.scale.numel()}};
+    code_bytes += packed.numel();
+    codes.push_back(packed);
+    scales.push_back(l.weight.scale.to(torch::kFloat32));
+    if (!l.weight.symmetric) zero_points.push_back(l.weight.zero_point.to(torch::kInt32));
+    shipped.insert(name + ".weight");
   }
-  for (const auto& [name, q] : m.activations) {
+  for (const auto& [name, q] : m.activations)
     meta["activations"][name] = {{"bits", q.bits},
                                  {"symmetric", q.symmetric},
                                  {"qmin", q.qmin},
@@ -118,14 +122,22 @@ std::string serialize_quantized(const QuantizedModel& m) {
                                  {"zero_point", q.zero_point.item<std::int64_t>()},
                                  {"min", q.min.item<double>()},
                                  {"max", q.max.item<double>()}};
-  }
-  // Float tensors: biases, batch norms and float layers; never a quantized weight.
-  for (const auto& p : m.float_module->named_parameters()) {
-    const auto dot = p.key().rfind('.');
-    if (m.layers.count(p.key().substr(0, dot)) && p.key().substr(dot + 1) == "weight") continue;
-    archive.write(key("float", p.key()), p.value().detach());
-  }
-  for (const auto& b : m.float_module->named_buffers()) archive.write(key("float", b.key()), b.value());
+  auto add_float = [&](const std::string& name, const torch::Tensor& t) {
+    if (shipped.count(name)) return;
+    meta["floats"].push_back({name, t.sizes().vec()});
+    floats.push_back(t.detach().to(torch::kFloat32).reshape({-1}));
+  };
+  for (const auto& p : m.float_module->named_parameters()) add_float(p.key(), p.value());
+  for (const auto& b : m.float_module->named_buffers()) add_float(b.key(), b.value());
+
+  torch::serialize::OutputArchive archive;
+  auto blob = [](std::vector<torch::Tensor>& parts, torch::ScalarType type) {
+    return parts.empty() ? torch::empty({0}, type) : torch::cat(parts);
+  };
+  archive.write("codes", blob(codes, torch::kUInt8));
+  archive.write("scales", blob(scales, torch::kFloat32));
+  archive.write("zero_points", blob(zero_points, torch::kInt32));
+  archive.write("floats", blob(floats, torch::kFloat32));
   archive.write("qlab_meta", c10::IValue(meta.dump()));
   std::ostringstream out;
   archive.save_to(out);
@@ -157,7 +169,7 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
   const auto meta = nlohmann::json::parse(raw.toStringRef(), nullptr, false);
   if (meta.is_discarded() || !meta.contains("scheme"))
     throw Error(fmt::format("{}: not a qlab quantized checkpoint (no quantization header)", path));
-  if (meta.value("graph_signature", std::string()) != fused.signature())
+  if (meta.value("graph", std::string()) != stable_hash(fused.signature()))
     throw Error(fmt::format("{}: quantized checkpoint was written for another architecture", path));
   QuantizedModel m;
   try {
@@ -165,17 +177,31 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
     m.activation_bits = meta["activation_bits"];
     m.float_layers = meta["float_layers"].get<std::map<std::string, std::string>>();
     m.float_module = GraphModule(fused);
+    // Missing sections are empty (a model with no float tensors, say).
+    const nlohmann::json none = nlohmann::json::object(), no_list = nlohmann::json::array();
+    const auto& floats_meta = meta.contains("floats") ? meta.at("floats") : no_list;
+    const auto& layers_meta = meta.contains("layers") ? meta.at("layers") : none;
+    const auto& activations_meta = meta.contains("activations") ? meta.at("activations") : none;
+    torch::Tensor codes, scales, zero_points, floats;
+    archive.read("codes", codes);
+    archive.read("scales", scales);
+    archive.read("zero_points", zero_points);
+    archive.read("floats", floats);
     torch::NoGradGuard no_grad;
-    for (auto& p : m.float_module->named_parameters()) {
-      torch::Tensor t;
-      if (archive.try_read(key("float", p.key()), t)) p.value().copy_(t);
+    auto params = m.float_module->named_parameters();
+    auto buffers = m.float_module->named_buffers();
+    std::int64_t offset = 0;
+    for (const auto& f : floats_meta) {
+      const std::string name = f[0];
+      const auto shape = f[1].get<std::vector<std::int64_t>>();
+      torch::Tensor* dst = params.find(name) ? params.find(name) : buffers.find(name);
+      if (!dst) throw Error(fmt::format("{}: checkpoint holds '{}', which the model lacks", path, name));
+      const auto n = dst->numel();
+      dst->copy_(floats.slice(0, offset, offset + n).view(shape));
+      offset += n;
     }
-    for (auto& b : m.float_module->named_buffers()) {
-      torch::Tensor t;
-      archive.read(key("float", b.key()), t);
-      b.value().copy_(t);
-    }
-    for (const auto& [name, j] : meta.value("layers", nlohmann::json::object()).items()) {
+    std::int64_t scale_at = 0, zp_at = 0;
+    for (const auto& [name, j] : layers_meta.items()) {
       QLayer l;
       l.weight.bits = j["bits"];
       l.weight.symmetric = j["symmetric"];
@@ -183,26 +209,31 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
       l.weight.qmin = j["qmin"];
       l.weight.qmax = j["qmax"];
       l.activation_bits = j["activation_bits"];
-      torch::Tensor packed, scale, zp, wmin, wmax;
-      archive.read(key("codes", name), packed);
-      archive.read(key("scale", name), scale);
-      archive.read(key("zero_point", name), zp);
-      archive.read(key("wmin", name), wmin);
-      archive.read(key("wmax", name), wmax);
       const auto shape = j["shape"].get<std::vector<std::int64_t>>();
+      const std::int64_t channels = j["channels"];
       std::int64_t numel = 1;
       for (auto d : shape) numel *= d;
-      l.codes = unpack_codes(packed, l.weight.bits, l.weight.qmin, numel).view(shape);
-      l.weight.scale = scale.to(torch::kFloat64);
-      l.weight.zero_point = zp.to(torch::kInt64);
-      l.weight.min = wmin.to(torch::kFloat64);
-      l.weight.max = wmax.to(torch::kFloat64);
-      auto layer = m.float_module->layer(name);
-      for (auto& p : layer->named_parameters(false))
-        if (p.key() == "bias") l.bias = p.value().detach();
+      const std::int64_t begin = j["code_offset"];
+      const std::int64_t bytes = (numel * l.weight.bits + 7) / 8;
+      l.codes = unpack_codes(codes.slice(0, begin, begin + bytes), l.weight.bits, l.weight.qmin, numel)
+                    .view(shape);
+      l.weight.scale = scales.slice(0, scale_at, scale_at + channels).to(torch::kFloat64);
+      scale_at += channels;
+      if (l.weight.symmetric) {
+        l.weight.zero_point = torch::zeros({channels}, torch::kInt64);
+      } else {
+        l.weight.zero_point = zero_points.slice(0, zp_at, zp_at + channels).to(torch::kInt64);
+        zp_at += channels;
+      }
+      // The tracked range is not shipped; the dequantized weights stand for it.
+      const auto w = dequantize_codes(l.codes, l.weight);
+      const auto flat = l.weight.axis < 0 ? w.reshape({1, -1}) : w.reshape({shape[0], -1});
+      l.weight.min = flat.amin(1).to(torch::kFloat64);
+      l.weight.max = flat.amax(1).to(torch::kFloat64);
+      if (auto* b = params.find(name + ".bias")) l.bias = b->detach();
       m.layers[name] = std::move(l);
     }
-    for (const auto& [name, j] : meta.value("activations", nlohmann::json::object()).items()) {
+    for (const auto& [name, j] : activations_meta.items()) {
       QParams q;
       q.bits = j["bits"];
       q.symmetric = j["symmetric"];

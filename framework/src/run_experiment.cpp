@@ -9,6 +9,8 @@
 #include <qlab/trainer.hpp>
 #include <qlab/version.hpp>
 
+#include "stable_hash.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
@@ -48,16 +50,6 @@ Schema metrics_schema() {
 std::string host_name() {
   char buf[256] = {};
   return gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
-}
-
-// FNV-1a: a stable 64-bit hash, for cache file names only.
-std::string stable_hash(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return fmt::format("{:016x}", h);
 }
 
 class Context : public MeasureContext {

@@ -200,9 +200,9 @@ class Int8Executable final : public Executable {
           switch (s.op) {
             case Op::relu: y = torch::relu(x); break;
             case Op::relu6: y = at::hardtanh(x, 0.0, 6.0); break;
-            case Op::max_pool2d: y = torch::max_pool2d(x, a.kernel, a.stride); break;
-            case Op::avg_pool2d: y = torch::avg_pool2d(x, a.kernel, a.stride); break;
-            case Op::adaptive_avg_pool2d: y = torch::adaptive_avg_pool2d(x, a.output_size); break;
+            case Op::max_pool2d: y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
+            case Op::avg_pool2d: y = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}); break;
+            case Op::adaptive_avg_pool2d: y = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size}); break;
             case Op::flatten: y = x.contiguous().flatten(1); break;
             case Op::dropout: y = x; break;
             case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;
