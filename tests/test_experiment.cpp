@@ -83,7 +83,7 @@ TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
   EXPECT_NE(msg.find("unknown metric plugin 'latencyy'"), std::string::npos) << msg;
 
   msg = error_of("[model]\nname = \"resnet\"\n");
-  EXPECT_NE(msg.find("unknown model plugin 'resnet' (installed: lenet)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown model plugin 'resnet' (installed: lenet, mnist_cnn)"), std::string::npos) << msg;
 
   msg = error_of("[dataset]\nname = \"fashion-mnist\"\n");
   EXPECT_NE(msg.find("[model] name is required"), std::string::npos) << msg;
@@ -91,8 +91,18 @@ TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
   msg = error_of("[model]\nname = \"lenet\"\n[train]\nlr = \"high\"\n");
   EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
 
-  msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"static\"\n");
-  EXPECT_NE(msg.find("unknown quantizer plugin 'static'"), std::string::npos) << msg;
+  msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"awq\"\n");
+  EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown quantizer plugin 'awq' (installed: dynamic, static)"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"static\"\nweight_bits = 32\n");
+  EXPECT_NE(msg.find("[quantizer] weight_bits"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nweight_bits = 4\n");
+  EXPECT_NE(msg.find("no quantizer name"), std::string::npos) << msg;
+
+  msg = error_of("[model]\nname = \"lenet\"\n[backend]\nname = \"fbgemm\"\n");
+  EXPECT_NE(msg.find("backend 'fbgemm' is unavailable"), std::string::npos) << msg;
 
   msg = error_of("[model]\nname = \"lenet\"\n[backend]\nthreads = -1\n");
   EXPECT_NE(msg.find("[backend] threads"), std::string::npos) << msg;

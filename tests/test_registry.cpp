@@ -27,9 +27,12 @@ TEST(Registry, LoadsTheInTreePlugins) {
   Registry r;
   r.load_dir(QLAB_BUILD_PLUGIN_DIR);
   EXPECT_TRUE(r.problems().empty());
-  EXPECT_EQ(r.names(PluginKind::model), std::vector<std::string>{"lenet"});
-  EXPECT_EQ(r.names(PluginKind::backend), std::vector<std::string>{"cpu"});
-  EXPECT_EQ(r.names(PluginKind::metric), (std::vector<std::string>{"accuracy", "loss"}));
+  EXPECT_EQ(r.names(PluginKind::model), (std::vector<std::string>{"lenet", "mnist_cnn"}));
+  EXPECT_EQ(r.names(PluginKind::quantizer), (std::vector<std::string>{"dynamic", "static"}));
+  EXPECT_EQ(r.names(PluginKind::backend),
+            (std::vector<std::string>{"cpu", "fbgemm", "onednn", "qnnpack"}));
+  EXPECT_EQ(r.names(PluginKind::metric),
+            (std::vector<std::string>{"accuracy", "latency", "loss", "memory", "size"}));
   EXPECT_EQ(r.record(PluginKind::model, "lenet").api_version, kPluginApiVersion);
   EXPECT_EQ(r.record(PluginKind::model, "lenet").torch_version, kTorchVersion);
   EXPECT_NE(r.model("lenet"), nullptr);
@@ -81,7 +84,7 @@ TEST(Registry, ScanningAFolderCollectsRefusalsAndGoesOn) {
   r.load_dir(kTestPlugins + "/bad_api");
   r.load_dir(kTestPlugins + "/nowhere");
   EXPECT_EQ(r.problems().size(), 2u);
-  EXPECT_EQ(r.names(PluginKind::model), std::vector<std::string>{"lenet"});
+  EXPECT_EQ(r.names(PluginKind::model), (std::vector<std::string>{"lenet", "mnist_cnn"}));
 }
 
 TEST(Registry, UnknownNamesListWhatIsInstalled) {
@@ -91,9 +94,9 @@ TEST(Registry, UnknownNamesListWhatIsInstalled) {
     r.model("resnet");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet)");
+    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet, mnist_cnn)");
   }
-  EXPECT_THROW(r.quantizer("static"), Error);
+  EXPECT_THROW(r.quantizer("awq"), Error);
 }
 
 TEST(Registry, PluginExceptionsAreTaggedWithPluginAndMethod) {

@@ -142,8 +142,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     const auto& rec = registry.record(PluginKind::quantizer, quantizer_name);
     quantizer_opts = resolve(plugin_call(rec, "options", [&] { return quantizer->options(); }),
                              ex.quantizer, {"name"});
-  } else if (ex.quantizer.values.size() > 1) {
-    throw Error(fmt::format("{}: [quantizer] has options but no quantizer name",
+  } else if (ex.quantizer.values.size() > ex.quantizer.values.count("name")) {
+    throw Error(fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
                             ex.quantizer.where.str()));
   }
 

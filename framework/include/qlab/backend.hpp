@@ -26,6 +26,10 @@ class Executable {
   virtual Mode mode() const = 0;
   /// One line for reports: engine, device, precision.
   virtual std::string describe() const = 0;
+  /// One line per graph node: the kernel it runs and the tensor type it
+  /// produces ("features.0: quantized::conv2d_relu -> quint8"), so a report
+  /// or test can see where data is quantized. Default: describe().
+  virtual std::vector<std::string> lowered() const { return {describe()}; }
 };
 
 class Backend : public Plugin {

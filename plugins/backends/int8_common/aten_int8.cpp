@@ -54,6 +54,9 @@ torch::Tensor int8_weight(const QLayer& l) {
                                                l.weight.zero_point.item<std::int64_t>());
 }
 
+// An absent bias is None to the kernels, not an undefined tensor.
+c10::IValue bias_of(const QLayer& l) { return l.bias.defined() ? c10::IValue(l.bias) : c10::IValue(); }
+
 torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
 
 torch::Tensor activate(torch::Tensor x, Activation a) {
@@ -112,7 +115,7 @@ class Int8Executable final : public Executable {
             s.kind = Kind::qconv;
             const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
                 padding{n.attrs.padding, n.attrs.padding}, dilation{1, 1};
-            s.packed = call(k.conv_prepack, {int8_weight(layer->second), layer->second.bias,
+            s.packed = call(k.conv_prepack, {int8_weight(layer->second), bias_of(layer->second),
                                              stride, padding, dilation, n.attrs.groups});
           } else {
             s.kind = Kind::float_layer;
@@ -122,7 +125,7 @@ class Int8Executable final : public Executable {
         case Op::linear:
           if (quantized) {
             s.kind = is_static ? Kind::qlinear : Kind::qlinear_dynamic;
-            s.packed = call(k.linear_prepack, {int8_weight(layer->second), layer->second.bias});
+            s.packed = call(k.linear_prepack, {int8_weight(layer->second), bias_of(layer->second)});
           } else {
             s.kind = Kind::float_layer;
             fallbacks_.push_back(n.name);
@@ -136,6 +139,32 @@ class Int8Executable final : public Executable {
       if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d) s.layer = model_->float_module->layer(n.name);
       index[n.name] = steps_.size();
       steps_.push_back(std::move(s));
+    }
+    // What each node runs and produces, known before any data flows.
+    std::vector<bool> quantized_out(steps_.size(), false);
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      const bool in_q = !s.inputs.empty() && quantized_out[s.inputs[0]];
+      const char* kernel = "float";
+      switch (s.kind) {
+        case Kind::input: kernel = s.requantize ? "quantize_per_tensor" : "float input"; break;
+        case Kind::qconv:
+          kernel = s.attrs.activation == Activation::none ? "quantized::conv2d" : "quantized::conv2d_relu";
+          break;
+        case Kind::qlinear:
+          kernel = s.attrs.activation == Activation::none ? "quantized::linear" : "quantized::linear_relu";
+          break;
+        case Kind::qlinear_dynamic: kernel = "quantized::linear_dynamic"; break;
+        case Kind::qadd: kernel = "quantized::add"; break;
+        case Kind::float_layer: kernel = "float layer (dequantize, fp32, requantize)"; break;
+        case Kind::float_op: kernel = "float op (dequantize, fp32, requantize)"; break;
+        case Kind::stateless: kernel = in_q ? "quantized tensor op" : "fp32 op"; break;
+      }
+      quantized_out[i] = s.requantize || (s.kind == Kind::stateless && in_q && s.op != Op::add &&
+                                          s.op != Op::sigmoid && s.op != Op::batch_norm2d);
+      if (s.kind == Kind::qconv || s.kind == Kind::qlinear || s.kind == Kind::qadd) quantized_out[i] = true;
+      lowered_.push_back(fmt::format("{}: {} -> {}", g.nodes()[i].name, kernel,
+                                     quantized_out[i] ? "quint8" : "float"));
     }
     auto outs = g.outputs();
     if (outs.empty()) outs.push_back(g.nodes().back().name);
@@ -156,15 +185,15 @@ class Int8Executable final : public Executable {
         case Kind::input:
           y = s.requantize ? at::quantize_per_tensor(batch, s.scale, s.zero_point, torch::kQUInt8) : batch;
           break;
+        // A fused relu6 runs as relu: the output grid was calibrated on relu6
+        // outputs, so its top (<= 6) saturates what relu6 would clip.
         case Kind::qconv:
-          y = call(a.activation == Activation::relu ? k.conv_relu : k.conv,
+          y = call(a.activation == Activation::none ? k.conv : k.conv_relu,
                    {x, s.packed, s.scale, s.zero_point}).toTensor();
-          if (a.activation == Activation::relu6) y = at::hardtanh(y, 0.0, 6.0);
           break;
         case Kind::qlinear:
-          y = call(a.activation == Activation::relu ? k.linear_relu : k.linear,
+          y = call(a.activation == Activation::none ? k.linear : k.linear_relu,
                    {x, s.packed, s.scale, s.zero_point}).toTensor();
-          if (a.activation == Activation::relu6) y = at::hardtanh(y, 0.0, 6.0);
           break;
         case Kind::qlinear_dynamic:
           y = activate(call(k.linear_dynamic, {as_float(x), s.packed, info_.constraints.reduce_range})
@@ -199,7 +228,12 @@ class Int8Executable final : public Executable {
         case Kind::stateless:
           switch (s.op) {
             case Op::relu: y = torch::relu(x); break;
-            case Op::relu6: y = at::hardtanh(x, 0.0, 6.0); break;
+            case Op::relu6:
+              // QNNPACK's quantized hardtanh is wrong in LibTorch 1.13: clip in float.
+              y = x.is_quantized() ? at::quantize_per_tensor(at::hardtanh(x.dequantize(), 0.0, 6.0),
+                                                             x.q_scale(), x.q_zero_point(), x.scalar_type())
+                                   : at::hardtanh(x, 0.0, 6.0);
+              break;
             case Op::max_pool2d: y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
             case Op::avg_pool2d: y = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}); break;
             case Op::adaptive_avg_pool2d: y = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size}); break;
@@ -222,6 +256,7 @@ class Int8Executable final : public Executable {
   }
 
   Mode mode() const override { return Mode::int8; }
+  std::vector<std::string> lowered() const override { return lowered_; }
   std::string describe() const override {
     return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
                        info_.name, model_->scheme,
@@ -236,6 +271,7 @@ class Int8Executable final : public Executable {
   std::vector<Step> steps_;
   std::vector<std::size_t> outputs_;
   std::vector<std::string> fallbacks_;
+  std::vector<std::string> lowered_;
 };
 
 std::string engine_list() {

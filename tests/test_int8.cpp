@@ -1,0 +1,269 @@
+// Post-training quantization end to end: fusion, calibration, int8 kernels
+// against their fp32 twins, lowering, checkpoints, and the user errors.
+#include "test_support.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
+#include <qlab/passes.hpp>
+#include <qlab/ptq.hpp>
+#include <qlab/registry.hpp>
+
+#include <sstream>
+
+namespace qlab {
+namespace {
+
+// Normalised error ||a - b|| / ||b|| of int8 results, per comparison.
+constexpr double kInt8VsFp32 = 0.05;        // 8-bit weights and activations vs float
+// int8 kernels vs fake-quant simulation: engines round pooling and add
+// outputs in their own ways (seen here: 0.0205 on both engines for `residual`).
+constexpr double kInt8VsSimulation = 0.03;
+constexpr double kFusedVsUnfused = 1e-5;
+
+double normalised_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm().clamp_min(1e-12)).item<double>();
+}
+
+const Registry& registry() {
+  static const Registry r = [] {
+    Registry reg;
+    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    return reg;
+  }();
+  return r;
+}
+
+// Random weights, batch-norm statistics that are not the identity.
+GraphModule randomised(const Graph& g, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  GraphModule m(g);
+  torch::NoGradGuard no_grad;
+  for (auto& b : m->named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos) b.value().uniform_(-0.5, 0.5);
+    if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
+  }
+  for (auto& p : m->named_parameters())
+    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
+  m->eval();
+  return m;
+}
+
+struct Case {
+  const char* name;
+  Graph (*build)();
+};
+
+Graph conv_relu() {
+  Graph g("ConvReLU");
+  auto x = g.input("input", {3, 12, 12});
+  x = g.conv2d("conv", x, 3, 8, 3, 1, 1);
+  x = g.relu("relu", x);
+  x = g.max_pool2d("pool", x, 2, 2);
+  g.set_outputs({g.flatten("flatten", x)});
+  return g;
+}
+
+Graph conv_bn_relu6_strided() {
+  Graph g("ConvBN");
+  auto x = g.input("input", {4, 12, 12});
+  x = g.conv2d("conv", x, 4, 8, 3, 2, 1, 1, false);
+  x = g.batch_norm2d("bn", x, 8);
+  x = g.relu6("act", x);
+  g.set_outputs({g.adaptive_avg_pool2d("pool", x, 1)});
+  return g;
+}
+
+Graph residual() {
+  Graph g("Residual");
+  auto x = g.input("input", {8, 8, 8});
+  auto y = g.conv2d("a", x, 8, 8, 3, 1, 1);
+  y = g.relu("a_relu", y);
+  y = g.conv2d("b", y, 8, 8, 1);
+  auto s = g.add("add", x, y);
+  s = g.avg_pool2d("pool", s, 2, 2);
+  g.set_outputs({s});
+  return g;
+}
+
+Graph mlp() {
+  Graph g("MLP");
+  auto x = g.input("input", {32});
+  x = g.linear("fc1", x, 32, 64);
+  x = g.relu("relu", x);
+  g.set_outputs({g.linear("fc2", x, 64, 10)});
+  return g;
+}
+
+const Case kCases[] = {{"conv_relu", conv_relu},
+                       {"conv_bn_relu6_strided", conv_bn_relu6_strided},
+                       {"residual", residual},
+                       {"mlp", mlp}};
+
+Dataset calibration_for(const Graph& g, std::uint64_t seed) {
+  Shape shape{256};
+  const auto& in = g.input_shape();
+  shape.insert(shape.end(), in.begin(), in.end());
+  auto gen = at::detail::createCPUGenerator(seed);
+  return {torch::randn(shape, gen), torch::zeros({256}, torch::kInt64)};
+}
+
+TEST(Fusion, FoldedBatchNormEqualsUnfused) {
+  for (const auto& c : kCases) {
+    auto m = randomised(c.build(), 1);
+    auto fused = fuse(m);
+    const auto x = calibration_for(m->graph(), 2).images.slice(0, 0, 16);
+    const auto err = normalised_error(fused->forward(x)[0], m->forward(x)[0]);
+    EXPECT_LT(err, kFusedVsUnfused) << c.name;
+  }
+  auto fused = fuse(randomised(conv_bn_relu6_strided(), 1));
+  EXPECT_EQ(fused->graph().nodes().size(), 3u);  // input, conv (bn + relu6 folded in), pool
+  EXPECT_EQ(fused->graph().node("conv").attrs.activation, Activation::relu6);
+  EXPECT_NE(fused->graph().print().find("ConvReLU62d(4, 8"), std::string::npos) << fused->graph().print();
+}
+
+class Int8Backends : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Int8Backends, EveryLayerKindMatchesItsFp32Twin) {
+  auto backend = registry().backend(GetParam());
+  if (!backend->availability().available) GTEST_SKIP() << backend->availability().reason;
+  backend->configure(resolve(backend->options(), RawSection{"backend", {}, {}}));
+  for (const auto& c : kCases) {
+    auto m = randomised(c.build(), 3);
+    const Dataset data = calibration_for(m->graph(), 4);
+    PtqSpec spec;
+    spec.calibration_batches = 4;
+    spec.reduce_range = backend->constraints().reduce_range;
+    auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, data));
+    ASSERT_TRUE(q->int8());
+    auto exe = backend->lower(q);
+    ASSERT_EQ(exe->mode(), Mode::int8) << c.name;
+    const auto x = calibration_for(m->graph(), 5).images.slice(0, 0, 32);
+    const auto got = exe->run(x)[0];
+    const auto fp32 = m->forward(x)[0];
+    const auto sim = simulate(*q, q->dequantized_module(), x)[0];
+    EXPECT_LT(normalised_error(got, fp32), kInt8VsFp32) << c.name;
+    EXPECT_LT(normalised_error(got, sim), kInt8VsSimulation) << c.name;
+  }
+}
+
+TEST_P(Int8Backends, ActivationsStayQuantizedBetweenLayers) {
+  auto backend = registry().backend(GetParam());
+  if (!backend->availability().available) GTEST_SKIP() << backend->availability().reason;
+  auto model = registry().model("lenet");
+  auto m = randomised(model->build({}, {"synthetic", {1, 32, 32}, 10}), 6);
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calibration_for(m->graph(), 7)));
+  const auto lines = backend->lower(q)->lowered();
+  ASSERT_EQ(lines.size(), q->graph().nodes().size());
+  // Quantize once at the input; every node after it produces quint8.
+  EXPECT_NE(lines.front().find("quantize_per_tensor -> quint8"), std::string::npos) << lines.front();
+  for (const auto& l : lines) EXPECT_NE(l.find("-> quint8"), std::string::npos) << l;
+  EXPECT_NE(lines[1].find("quantized::conv2d_relu"), std::string::npos) << lines[1];
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, Int8Backends, ::testing::Values("onednn", "qnnpack", "fbgemm"));
+
+TEST(Int8, SubEightBitModelsAreSimulatedAndSayWhy) {
+  auto m = randomised(mlp(), 8);
+  PtqSpec spec;
+  spec.weight_bits = 4;
+  spec.calibration_batches = 2;
+  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calibration_for(m->graph(), 9)));
+  EXPECT_FALSE(q->int8());
+  auto exe = registry().backend("onednn")->lower(q);
+  EXPECT_EQ(exe->mode(), Mode::simulated);
+  EXPECT_NE(exe->describe().find("8-bit weights and activations only"), std::string::npos);
+  // 4-bit weights ship bit-packed: about half the bytes of 8-bit ones.
+  PtqSpec eight = spec;
+  eight.weight_bits = 8;
+  const auto q8 = post_training_quantize(m, eight, calibration_for(m->graph(), 9));
+  const std::size_t weights = 64 * 32 + 10 * 64;  // 8-bit: one byte each; 4-bit: half
+  EXPECT_LT(serialize_quantized(*q).size(), serialize_quantized(q8).size() - weights * 4 / 10);
+}
+
+TEST(Int8, StaticWithoutCalibrationExplainsWhy) {
+  auto m = randomised(mlp(), 10);
+  PtqSpec spec;
+  spec.calibration_batches = 0;
+  try {
+    post_training_quantize(m, spec, calibration_for(m->graph(), 11));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("calibration_batches = 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("scale"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Int8, DynamicListsTheLayersLeftInFloat) {
+  auto m = randomised(conv_relu(), 12);
+  PtqSpec spec;
+  spec.scheme = "dynamic";
+  spec.ops = {Op::linear};
+  spec.float_reason = "no dynamic conv kernels";
+  const auto q = post_training_quantize(m, spec, calibration_for(m->graph(), 13));
+  ASSERT_EQ(q.float_layers.size(), 1u);
+  EXPECT_EQ(q.float_layers.begin()->first, "conv");
+  EXPECT_TRUE(q.layers.empty());
+}
+
+TEST(Int8, CheckpointRoundTripGivesIdenticalOutputs) {
+  test::TempDir dir;
+  auto m = randomised(residual(), 14);
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calibration_for(m->graph(), 15)));
+  save_quantized(dir.file("q.pt"), *q);
+  auto back = std::make_shared<const QuantizedModel>(load_quantized(dir.file("q.pt"), q->graph()));
+  EXPECT_EQ(back->calibration_config(), q->calibration_config());
+  auto backend = registry().backend("onednn");
+  const auto x = calibration_for(m->graph(), 16).images.slice(0, 0, 8);
+  EXPECT_TRUE(torch::equal(backend->lower(q)->run(x)[0], backend->lower(back)->run(x)[0]));
+  EXPECT_THROW(load_quantized(dir.file("q.pt"), mlp()), Error);  // another architecture
+  test::write_file(dir.file("bad.pt"), "garbage");
+  EXPECT_THROW(load_quantized(dir.file("bad.pt"), q->graph()), Error);
+}
+
+TEST(Int8, FbgemmSaysWhichEnginesThisLibTorchHas) {
+  auto fbgemm = registry().backend("fbgemm");
+  const auto a = fbgemm->availability();
+  if (a.available) GTEST_SKIP() << "this LibTorch has fbgemm";
+  EXPECT_NE(a.reason.find("no FBGEMM quantized engine"), std::string::npos) << a.reason;
+  EXPECT_NE(a.reason.find("ONEDNN"), std::string::npos) << a.reason;
+  EXPECT_FALSE(fbgemm->supports(Op::conv2d, Mode::int8));
+}
+
+TEST(Int8, LenetStaticInt8EndToEnd) {
+  test::TempDir cache;
+  RunSettings s;
+  s.cache_dir = cache.path().string();
+  s.progress = false;
+  std::ostringstream log;
+  const auto rows = run_experiment(parse_experiment(R"(
+[model]
+name = "lenet"
+[dataset]
+limit_train = 8000
+limit_test = 1000
+[train]
+epochs = 2
+[quantizer]
+name = "static"
+calibration_batches = 8
+[backend]
+name = "onednn"
+[metrics]
+names = ["accuracy", "size"]
+)", "int8.toml"), registry(), s, log);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].mode, Mode::int8);
+  EXPECT_EQ(rows[1].quantizer, "static");
+  EXPECT_NEAR(rows[1].metrics.at("accuracy"), rows[0].metrics.at("accuracy"), 1.0);
+  EXPECT_LT(rows[1].metrics.at("size_bytes") / rows[0].metrics.at("size_bytes"), 0.3);
+  EXPECT_TRUE(rows[1].calibration.contains("features.0"));
+  EXPECT_EQ(rows[1].calibration["features.0"]["weight_bits"], 8);
+  EXPECT_TRUE(rows[1].calibration["features.0"].contains("tracked_max_input"));
+}
+
+}  // namespace
+}  // namespace qlab
