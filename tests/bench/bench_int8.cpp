@@ -1,0 +1,114 @@
+// int8 against fp32, per layer kind and for whole models, on every int8
+// engine this LibTorch has. Weights are random and calibrated on random data:
+// speed does not depend on what the weights learned.
+//
+//   build/tests/bench/qlab_bench --benchmark_min_time=1
+#include <qlab/ptq.hpp>
+#include <qlab/registry.hpp>
+#include <qlab/runtime.hpp>
+
+#include <benchmark/benchmark.h>
+
+namespace qlab {
+namespace {
+
+const Registry& registry() {
+  static const Registry r = [] {
+    Registry reg;
+    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    return reg;
+  }();
+  return r;
+}
+
+struct Subject {
+  std::string name;
+  Graph graph;
+};
+
+Graph single(const char* kind) {
+  Graph g(kind);
+  if (std::string(kind) == "conv3x3_32to64_26x26") {
+    auto x = g.input("input", {32, 26, 26});
+    g.set_outputs({g.relu("relu", g.conv2d("conv", x, 32, 64, 3))});
+  } else if (std::string(kind) == "conv5x5_1to6_32x32") {
+    auto x = g.input("input", {1, 32, 32});
+    g.set_outputs({g.relu("relu", g.conv2d("conv", x, 1, 6, 5))});
+  } else if (std::string(kind) == "linear_9216to128") {
+    auto x = g.input("input", {9216});
+    g.set_outputs({g.relu("relu", g.linear("fc", x, 9216, 128))});
+  } else {
+    auto x = g.input("input", {120});
+    g.set_outputs({g.relu("relu", g.linear("fc", x, 120, 84))});
+  }
+  return g;
+}
+
+Graph model(const char* name) {
+  auto m = registry().model(name);
+  const Shape in = m->input_shape({1, 28, 28}, {});
+  return m->build({}, {"synthetic", in, 10});
+}
+
+torch::Tensor batch_for(const Graph& g, std::int64_t n) {
+  Shape shape{n};
+  const auto& in = g.input_shape();
+  shape.insert(shape.end(), in.begin(), in.end());
+  return torch::randn(shape);
+}
+
+// fp32: `backend` is "cpu"; int8: the engine's backend, static 8-bit.
+void run(benchmark::State& state, Graph graph, const std::string& backend_name, bool int8) {
+  auto backend = registry().backend(backend_name);
+  if (!backend->availability().available) {
+    state.SkipWithError(backend->availability().reason.c_str());
+    return;
+  }
+  backend->configure(resolve(backend->options(), RawSection{"backend", {}, {}}));
+  torch::manual_seed(0);
+  GraphModule m(graph);
+  m->eval();
+  std::unique_ptr<Executable> exe;
+  if (int8) {
+    PtqSpec spec;
+    spec.calibration_batches = 4;
+    spec.reduce_range = backend->constraints().reduce_range;
+    const Dataset calib{batch_for(graph, 256), torch::zeros({256}, torch::kInt64)};
+    exe = backend->lower(std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calib)));
+  } else {
+    exe = backend->lower(m);
+  }
+  const auto x = batch_for(graph, state.range(0));
+  for (int i = 0; i < 3; ++i) exe->run(x);
+  for (auto _ : state) benchmark::DoNotOptimize(exe->run(x));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  state.SetLabel(exe->describe());
+}
+
+void register_all() {
+  const std::vector<std::pair<std::string, bool>> targets{
+      {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}};
+  std::vector<Subject> subjects;
+  for (const char* k : {"conv5x5_1to6_32x32", "conv3x3_32to64_26x26", "linear_120to84", "linear_9216to128"})
+    subjects.push_back({std::string("layer/") + k, single(k)});
+  for (const char* name : {"lenet", "mnist_cnn"}) subjects.push_back({std::string("model/") + name, model(name)});
+  for (const auto& s : subjects)
+    for (const auto& [backend, int8] : targets) {
+      const std::string name = s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32"));
+      benchmark::RegisterBenchmark(name.c_str(), [g = s.graph, b = backend, q = int8](benchmark::State& st) {
+        run(st, g, b, q);
+      })->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+}
+
+}  // namespace
+}  // namespace qlab
+
+int main(int argc, char** argv) {
+  qlab::set_threads(0);
+  benchmark::Initialize(&argc, argv);
+  qlab::register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
