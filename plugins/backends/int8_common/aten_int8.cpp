@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <functional>
+
 namespace qlab::int8 {
 namespace {
 
@@ -63,6 +65,15 @@ torch::Tensor quantize(const torch::Tensor& x, double scale, std::int64_t zero_p
   const auto src = x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
   const auto codes = src.div(scale).round_().add_(zero_point).clamp_(0, 255).to(torch::kUInt8);
   return at::_make_per_tensor_quantized_tensor(codes, scale, zero_point);
+}
+
+// Average pooling on the integer codes: every element shares one scale and
+// zero point, so the rounded mean of the codes is the quantized mean. Float
+// pooling is vectorised; LibTorch 1.13's quantized avg_pool2d without FBGEMM
+// took 0.53 ms of LeNet's 1.28 ms here.
+torch::Tensor pool_codes(const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& pool) {
+  const auto codes = pool(x.int_repr().to(torch::kFloat)).round_().to(torch::kUInt8);
+  return at::_make_per_tensor_quantized_tensor(codes, x.q_scale(), x.q_zero_point());
 }
 
 // An absent bias is None to the kernels, not an undefined tensor.
@@ -247,8 +258,20 @@ class Int8Executable final : public Executable {
                                    : at::hardtanh(x, 0.0, 6.0);
               break;
             case Op::max_pool2d: y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
-            case Op::avg_pool2d: y = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}); break;
-            case Op::adaptive_avg_pool2d: y = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size}); break;
+            case Op::avg_pool2d: {
+              auto pool = [&](const torch::Tensor& t) {
+                return torch::avg_pool2d(t, {a.kernel, a.kernel}, {a.stride, a.stride});
+              };
+              y = fast && x.is_quantized() ? pool_codes(x, pool) : pool(x);
+              break;
+            }
+            case Op::adaptive_avg_pool2d: {
+              auto pool = [&](const torch::Tensor& t) {
+                return torch::adaptive_avg_pool2d(t, {a.output_size, a.output_size});
+              };
+              y = fast && x.is_quantized() ? pool_codes(x, pool) : pool(x);
+              break;
+            }
             case Op::flatten: y = x.contiguous().flatten(1); break;
             case Op::dropout: y = x; break;
             case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;
