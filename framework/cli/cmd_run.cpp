@@ -15,6 +15,7 @@ struct RunArgs {
   std::string file;
   std::string json;
   std::string cache_dir = ".qlab/cache";
+  std::string save_quantized;
   bool no_cache = false;
   bool quiet = false;
 };
@@ -28,6 +29,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("experiment", args->file, "experiment file (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--json", args->json, "also write the result rows to this JSON file");
   cmd->add_option("--cache", args->cache_dir, "folder of cached float baselines")->capture_default_str();
+  cmd->add_option("--save-quantized", args->save_quantized,
+                  "write the quantized model to this qlab checkpoint (bit-packed weights, qparams)");
   cmd->add_flag("--no-cache", args->no_cache, "retrain the float baseline even if it is cached");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
   cmd->callback([args, &exit_code] {
@@ -38,6 +41,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
     settings.cache_dir = args->cache_dir;
     settings.use_cache = !args->no_cache;
     settings.progress = !args->quiet;
+    settings.save_quantized = args->save_quantized;
     const auto rows = run_experiment(ex, registry, settings, std::cerr);
     for (const auto& r : rows)
       for (const auto& n : r.notes) fmt::print(stderr, "note: {}\n", n);

@@ -63,6 +63,7 @@ const Column kColumns[] = {
     {"latency_p95_ms", "p95 ms", [](double v) { return fmt::format("{:.3f}", v); }},
     {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
     {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
+    {"weight_bytes", "weights", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
     {"train_seconds", "train s", [](double v) { return fmt::format("{:.1f}", v); }},
     {"quantize_seconds", "quantize s", [](double v) { return fmt::format("{:.2f}", v); }},
 };

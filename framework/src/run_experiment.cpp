@@ -5,6 +5,7 @@
 #include <qlab/data.hpp>
 #include <qlab/error.hpp>
 #include <qlab/experiment.hpp>
+#include <qlab/qmodel.hpp>
 #include <qlab/runtime.hpp>
 #include <qlab/trainer.hpp>
 #include <qlab/version.hpp>
@@ -146,6 +147,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     throw Error(fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
                             ex.quantizer.where.str()));
   }
+  if (!quantizer && !settings.save_quantized.empty())
+    throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
 
   const std::string backend_name = required_name(ex.backend, "cpu");
   auto backend = registry.backend(backend_name);
@@ -251,6 +254,10 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   const auto q0 = std::chrono::steady_clock::now();
   auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
       qrec, "quantize", [&] { return quantizer->quantize(module, quantizer_opts, qctx); }));
+  if (!settings.save_quantized.empty()) {
+    save_quantized(settings.save_quantized, *qmodel);
+    log << "wrote the quantized model to " << settings.save_quantized << "\n";
+  }
   const double quantize_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count();
   auto qexe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(qmodel); }));

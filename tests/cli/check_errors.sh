@@ -29,6 +29,14 @@ expect 1 "type.toml:4:10: [train] epochs: expected integer, found string \"many\
 expect 1 "syntax.toml:1:" -- "$qlab" run "$work/syntax.toml"
 expect 1 "unknown model plugin 'alexnet' (installed:" -- "$qlab" run "$work/plugin.toml"
 expect 1 "unknown key 'threadz'" -- "$qlab" run "$work/key.toml"
+printf '[model]\nname = "lenet"\n[quantizer]\nname = "static"\ncalibration_batches = 0\n[dataset]\nlimit_train = 200\nlimit_test = 100\n[train]\nepochs = 1\n' >"$work/nocal.toml"
+printf '[model]\nname = "lenet"\n[backend]\nname = "fbgemm"\n' >"$work/fbgemm.toml"
+expect 1 "calibration_batches = 0" -- "$qlab" run -q --cache "$work/cache" "$work/nocal.toml"
+printf '[model]\nname = "lenet"\n' >"$work/noq.toml"
+expect 1 "--save-quantized needs a [quantizer]" -- "$qlab" run --save-quantized "$work/q.pt" "$work/noq.toml"
+if "$qlab" plugins 2>/dev/null | grep -q 'fbgemm.*unavailable'; then
+  expect 1 "backend 'fbgemm' is unavailable: this LibTorch" -- "$qlab" run "$work/fbgemm.toml"
+fi
 expect 105 "does not exist" -- "$qlab" run "$work/missing.toml"
 expect 106 "A subcommand is required" -- "$qlab"
 

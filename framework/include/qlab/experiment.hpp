@@ -24,6 +24,7 @@ struct RunSettings {
   std::string cache_dir = ".qlab/cache";  ///< float baselines by config hash
   bool use_cache = true;
   bool progress = true;
+  std::string save_quantized;  ///< if set, write the quantized model here
 };
 
 /// Runs the experiment: float baseline (trained or from the cache), then the

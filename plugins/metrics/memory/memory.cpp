@@ -3,7 +3,8 @@
 // (malloc_trim), the kernel's peak-RSS mark is reset to the current RSS
 // (/proc/self/clear_refs, "5"), one batch runs, and the growth is the new
 // peak (VmHWM) minus the RSS before. Weights already resident are not
-// counted; `size` reports those.
+// counted here: `weight_bytes` reports them, as held in memory for
+// inference (int8 codes take a byte each, whatever their packed size).
 #include <qlab/metric.hpp>
 
 #include <malloc.h>
@@ -29,10 +30,22 @@ bool reset_peak() {
   return static_cast<bool>(out);
 }
 
+double weight_bytes(const qlab::MeasureContext& ctx) {
+  double bytes = 0;
+  const auto* q = ctx.quantized();
+  for (const auto& p : ctx.float_module()->named_parameters()) {
+    const auto dot = p.key().rfind('.');
+    const bool int8_weight = q && q->layers.count(p.key().substr(0, dot)) && p.key().substr(dot + 1) == "weight";
+    bytes += static_cast<double>(p.value().numel()) * (int8_weight ? 1.0 : 4.0);
+  }
+  return bytes;
+}
+
 class Memory final : public qlab::Metric {
  public:
-  std::vector<std::string> keys() const override { return {"peak_memory_bytes"}; }
+  std::vector<std::string> keys() const override { return {"peak_memory_bytes", "weight_bytes"}; }
   void measure(qlab::MeasureContext& ctx, qlab::MetricValues& out) const override {
+    out["weight_bytes"] = weight_bytes(ctx);
     const auto& test = ctx.test_set();
     const std::int64_t n = std::min(ctx.batch_size(), test.size());
     if (n == 0) return;
