@@ -42,7 +42,7 @@ case "${1:-}" in
     install_packages
     datasets/fetch.sh
     build
-    ./build/qlab run scripts/lenet_fmnist.toml --json reports/lenet_fmnist.json
+    ./build/qlab run scripts/lenet_static_onednn.toml --json reports/lenet_static_onednn.json
     ;;
   test)
     install_packages
