@@ -9,20 +9,9 @@
 namespace qlab {
 namespace {
 
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry reg;
-    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
-    return reg;
-  }();
-  return r;
-}
+const Registry& registry() { return test::build_registry(); }
 
-std::vector<std::string> names(PluginKind kind) {
-  Registry reg;
-  reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
-  return reg.names(kind);
-}
+std::vector<std::string> names(PluginKind kind) { return registry().names(kind); }
 
 class ModelConformance : public ::testing::TestWithParam<std::string> {};
 
@@ -90,6 +79,7 @@ class FakeContext : public MeasureContext {
   const Dataset& test_set() const override { return test_; }
   std::int64_t batch_size() const override { return 4; }
   const QuantizedModel* quantized() const override { return nullptr; }
+  Executable* reference() override { return nullptr; }
   GraphModule float_module() const override { return module_; }
   const std::vector<torch::Tensor>& test_outputs() override {
     if (outputs_.empty()) outputs_ = exe_->run(test_.images);

@@ -30,15 +30,7 @@ void write_gz(const std::string& path, const std::string& bytes) {
   gzclose(f);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no qlab::Error thrown";
-  return "";
-}
+using test::error_of;
 
 TEST(Idx, ReadsPlainAndGzip) {
   TempDir dir;

@@ -10,11 +10,7 @@
 namespace qlab {
 namespace {
 
-Registry build_registry() {
-  Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
-  return r;
-}
+using test::build_registry;
 
 std::vector<ResultRow> run(const std::string& toml, const std::string& cache) {
   RunSettings s;

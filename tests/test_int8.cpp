@@ -24,14 +24,7 @@ double normalised_error(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a - b).norm() / b.norm().clamp_min(1e-12)).item<double>();
 }
 
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry reg;
-    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
-    return reg;
-  }();
-  return r;
-}
+const Registry& registry() { return test::build_registry(); }
 
 // Random weights, batch-norm statistics that are not the identity.
 GraphModule randomised(const Graph& g, std::uint64_t seed) {

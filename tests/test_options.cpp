@@ -1,3 +1,5 @@
+#include "test_support.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/experiment.hpp>
 #include <qlab/options.hpp>
@@ -18,17 +20,7 @@ Schema schema() {
   return s;
 }
 
-// The message of the qlab::Error that `fn` throws.
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no qlab::Error thrown";
-  return "";
-}
+using test::error_of;
 
 RawSection section_of(const std::string& toml, const std::string& name = "train") {
   auto ex = parse_experiment(toml, "exp.toml");

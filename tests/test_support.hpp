@@ -1,7 +1,9 @@
 #pragma once
 // Helpers shared by the test files: temporary folders and a tiny model.
 #include <qlab/data.hpp>
+#include <qlab/error.hpp>
 #include <qlab/model.hpp>
+#include <qlab/registry.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -9,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -36,6 +39,27 @@ class TempDir {
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
+}
+
+/// The in-tree plugins of this build, loaded once.
+inline const Registry& build_registry() {
+  static const Registry r = [] {
+    Registry reg;
+    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    return reg;
+  }();
+  return r;
+}
+
+/// The message of the qlab::Error `fn` throws; a test failure if none.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no qlab::Error thrown";
+  return "";
 }
 
 /// A small conv net on 1x8x8 inputs with 3 classes, for fast trainer tests.

@@ -1,6 +1,7 @@
 #include <qlab/error.hpp>
 #include <qlab/qmodel.hpp>
 
+#include "archive_io.hpp"
 #include "stable_hash.hpp"
 
 #include <fmt/format.h>
@@ -138,36 +139,17 @@ std::string serialize_quantized(const QuantizedModel& m) {
   archive.write("scales", blob(scales, torch::kFloat32));
   archive.write("zero_points", blob(zero_points, torch::kInt32));
   archive.write("floats", blob(floats, torch::kFloat32));
-  archive.write("qlab_meta", c10::IValue(meta.dump()));
-  std::ostringstream out;
-  archive.save_to(out);
-  return out.str();
+  return archive_bytes(archive, meta);
 }
 
 void save_quantized(const std::string& path, const QuantizedModel& model) {
-  const std::string bytes = serialize_quantized(model);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw Error(fmt::format("{}: cannot write quantized checkpoint", path));
-  }
-  std::filesystem::rename(tmp, path);
+  write_atomically(path, serialize_quantized(model));
 }
 
 QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
-  if (!std::filesystem::is_regular_file(path)) throw Error(fmt::format("{}: no such checkpoint", path));
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error&) {
-    throw Error(fmt::format("{}: not a readable checkpoint (truncated or corrupt)", path));
-  }
-  c10::IValue raw;
-  if (!archive.try_read("qlab_meta", raw) || !raw.isString())
-    throw Error(fmt::format("{}: not a qlab quantized checkpoint", path));
-  const auto meta = nlohmann::json::parse(raw.toStringRef(), nullptr, false);
-  if (meta.is_discarded() || !meta.contains("scheme"))
+  const auto meta = open_archive(path, archive);
+  if (!meta.contains("scheme"))
     throw Error(fmt::format("{}: not a qlab quantized checkpoint (no quantization header)", path));
   if (meta.value("graph", std::string()) != stable_hash(fused.signature()))
     throw Error(fmt::format("{}: quantized checkpoint was written for another architecture", path));

@@ -1,3 +1,5 @@
+#include "archive_io.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/result.hpp>
 
@@ -33,18 +35,7 @@ void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows
   nlohmann::json doc;
   doc["rows"] = nlohmann::json::array();
   for (const auto& r : rows) doc["rows"].push_back(to_json(r));
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << doc.dump(2) << '\n';
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw Error(fmt::format("{}: cannot write results", path));
-    }
-  }
-  std::filesystem::rename(tmp, path);
+  write_atomically(path, doc.dump(2) + "\n");
 }
 
 namespace {
@@ -60,6 +51,7 @@ const Column kColumns[] = {
     {"loss", "loss", [](double v) { return fmt::format("{:.4f}", v); }},
     {"size_bytes", "size", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
     {"latency_ms", "latency ms", [](double v) { return fmt::format("{:.3f}", v); }},
+    {"speedup_vs_fp32", "speed-up", [](double v) { return fmt::format("{:.2f}x", v); }},
     {"latency_p95_ms", "p95 ms", [](double v) { return fmt::format("{:.3f}", v); }},
     {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
     {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
@@ -117,7 +109,10 @@ std::string format_comparison(const std::vector<ResultRow>& rows) {
     if (!base) continue;
     auto both = [&](const char* k) { return base->metrics.count(k) && r.metrics.count(k); };
     std::vector<std::string> parts;
-    if (both("latency_ms"))
+    if (r.metrics.count("speedup_vs_fp32"))
+      parts.push_back(fmt::format("speed-up {:.2f}x (interleaved with fp32, median of ratios)",
+                                  r.metrics.at("speedup_vs_fp32")));
+    else if (both("latency_ms"))
       parts.push_back(fmt::format("speed-up {:.2f}x (latency {:.3f} -> {:.3f} ms)",
                                   base->metrics.at("latency_ms") / r.metrics.at("latency_ms"),
                                   base->metrics.at("latency_ms"), r.metrics.at("latency_ms")));

@@ -56,9 +56,11 @@ std::string host_name() {
 class Context : public MeasureContext {
  public:
   Context(const Model& model, const Graph& graph, Executable& exe, const Dataset& test,
-          std::int64_t batch, const QuantizedModel* quantized, GraphModule float_module)
+          std::int64_t batch, const QuantizedModel* quantized, GraphModule float_module,
+          Executable* reference)
       : model_(model), graph_(graph), exe_(exe), test_(test), batch_(batch),
-        quantized_(quantized), float_module_(std::move(float_module)) {}
+        quantized_(quantized), float_module_(std::move(float_module)), reference_(reference) {}
+  Executable* reference() override { return reference_; }
   const QuantizedModel* quantized() const override { return quantized_; }
   GraphModule float_module() const override { return float_module_; }
   const Model& model() const override { return model_; }
@@ -88,6 +90,7 @@ class Context : public MeasureContext {
   std::int64_t batch_;
   const QuantizedModel* quantized_;
   GraphModule float_module_;
+  Executable* reference_;
   std::vector<torch::Tensor> outputs_;
 };
 
@@ -232,7 +235,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
                                       {"runtime", runtime_summary()},
                                       {"host", host_name()}};
   auto exe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(module); }));
-  Context float_ctx(*model, graph, *exe, data.test, metric_batch, nullptr, module);
+  Context float_ctx(*model, graph, *exe, data.test, metric_batch, nullptr, module, nullptr);
   const Measured fp = measure(registry, metric_names, metrics, float_ctx);
   row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
@@ -262,7 +265,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
       std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count();
   auto qexe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(qmodel); }));
   Context q_ctx(*model, qmodel->graph(), *qexe, data.test, metric_batch, qmodel.get(),
-                qmodel->float_module);
+                qmodel->float_module, exe.get());
   const Measured qm = measure(registry, metric_names, metrics, q_ctx);
   ResultRow qrow = row;
   qrow.quantizer = quantizer_name;

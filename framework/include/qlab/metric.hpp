@@ -19,6 +19,9 @@ class MeasureContext {
   virtual const Dataset& test_set() const = 0;
   /// `[metrics] batch_size`: the batch latency and memory are measured at.
   virtual std::int64_t batch_size() const = 0;
+  /// The fp32 executable a quantized model is compared with, or null when
+  /// measuring the baseline itself (metrics may time both, interleaved).
+  virtual Executable* reference() = 0;
   /// The quantized model being measured, or null for a float model.
   virtual const QuantizedModel* quantized() const = 0;
   /// The float model (the baseline, or the fused float twin of a quantized one).
