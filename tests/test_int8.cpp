@@ -19,6 +19,9 @@ constexpr double kInt8VsFp32 = 0.05;        // 8-bit weights and activations vs 
 // outputs in their own ways (seen here: 0.0205 on both engines for `residual`).
 constexpr double kInt8VsSimulation = 0.03;
 constexpr double kFusedVsUnfused = 1e-5;
+// A 53-layer network with random weights accumulates rounding error layer by
+// layer; this bounds the whole MobileNetV2 (width 0.25) against float.
+constexpr double kDeepModelVsFp32 = 0.25;
 
 double normalised_error(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a - b).norm() / b.norm().clamp_min(1e-12)).item<double>();
@@ -156,6 +159,35 @@ TEST_P(Int8Backends, ActivationsStayQuantizedBetweenLayers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Int8Backends, ::testing::Values("onednn", "qnnpack", "fbgemm"));
+
+TEST(Int8, MobileNetV2RunsFusedBlocksAndQuantizedResidualAdds) {
+  auto model = registry().model("mobilenet_v2");
+  RawSection raw{"model", {}, {}};
+  raw.values["width_mult"] = {0.25, {}};
+  const Options opts = resolve(model->options(), raw);
+  auto m = randomised(model->build(opts, {"synthetic", {3, 32, 32}, 10}), 17);
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  const Dataset calib = calibration_for(m->graph(), 18);
+  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calib));
+  auto backend = registry().backend("onednn");
+  auto exe = backend->lower(q);
+  ASSERT_EQ(exe->mode(), Mode::int8);
+  int adds = 0, fused = 0;
+  for (const auto& line : exe->lowered()) {
+    EXPECT_NE(line.find("-> quint8"), std::string::npos) << line;
+    adds += line.find("quantized::add") != std::string::npos;
+    fused += line.find("quantized::conv2d_relu") != std::string::npos;
+  }
+  // One per block whose input and output shapes match: 10 at width 1.0; at
+  // width 0.25 channels round up to 8, so the first block of two more stages
+  // keeps its shape too.
+  EXPECT_EQ(adds, 12);
+  EXPECT_EQ(fused, 35);  // every conv but the 17 projections; batch norms are folded
+  for (const auto& n : q->graph().nodes()) EXPECT_NE(n.op, Op::batch_norm2d) << n.name;
+  const auto x = calib.images.slice(0, 0, 16);
+  EXPECT_LT(normalised_error(exe->run(x)[0], m->forward(x)[0]), kDeepModelVsFp32);
+}
 
 TEST(Int8, SubEightBitModelsAreSimulatedAndSayWhy) {
   auto m = randomised(mlp(), 8);

@@ -7,5 +7,6 @@ namespace qlab::cli {
 /// `exit_code`.
 void add_plugins_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
+void add_print_command(CLI::App& app, int& exit_code);
 
 }  // namespace qlab::cli

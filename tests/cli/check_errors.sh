@@ -40,6 +40,9 @@ fi
 expect 105 "does not exist" -- "$qlab" run "$work/missing.toml"
 expect 106 "A subcommand is required" -- "$qlab"
 
+expect 1 "unknown model plugin 'alexnet'" -- "$qlab" print alexnet
+"$qlab" print lenet | grep -q '^LeNet($' || { echo "FAIL: print lenet"; failures=$((failures + 1)); }
+"$qlab" print mobilenet_v2 | grep -q '2236682 parameters' || { echo "FAIL: print mobilenet_v2"; failures=$((failures + 1)); }
 "$qlab" --version | grep -q '^qlab ' || { echo "FAIL: --version"; failures=$((failures + 1)); }
 "$qlab" run --help | grep -q -- '--json' || { echo "FAIL: run --help"; failures=$((failures + 1)); }
 [[ $failures -eq 0 ]]
