@@ -30,7 +30,7 @@ TEST_P(ModelConformance, BuildsTrainableGraphsForEveryDatasetShape) {
     EXPECT_FALSE(g.print().empty());
     Shape batch{2};
     batch.insert(batch.end(), in.begin(), in.end());
-    auto x = torch::randn(batch);
+    auto x = torch::rand(batch);  // pixels in [0, 1], as a reconstruction loss expects
     auto out = m->forward(x);
     ASSERT_FALSE(out.empty());
     auto loss = model->loss(out, x, torch::tensor({1, 2}));

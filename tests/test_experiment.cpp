@@ -60,6 +60,31 @@ TEST(Experiment, LenetTrainsOnASubsetAndReusesTheCachedBaseline) {
     EXPECT_TRUE(json.contains(key)) << key;
 }
 
+TEST(Experiment, ReconstructionModelsHaveALossButNoAccuracy) {
+  test::TempDir cache;
+  const auto rows = run(R"(
+[model]
+name = "vae"
+[dataset]
+limit_train = 2000
+limit_test = 500
+[train]
+epochs = 1
+[quantizer]
+name = "dynamic"
+[metrics]
+names = ["accuracy", "loss"]
+)", cache.path().string());
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.metrics.count("accuracy"), 0u);  // absent, never zero
+    EXPECT_GT(r.metrics.at("loss"), 100.0);      // BCE + KLD per 784-pixel image
+    EXPECT_LT(r.metrics.at("loss"), 600.0);
+  }
+  EXPECT_NEAR(rows[1].metrics.at("loss"), rows[0].metrics.at("loss"), 0.01 * rows[0].metrics.at("loss"));
+  EXPECT_NE(rows[0].notes.back().find("metric 'accuracy' does not apply"), std::string::npos);
+}
+
 std::string error_of(const std::string& toml) {
   test::TempDir cache;
   try {

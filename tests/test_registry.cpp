@@ -28,7 +28,7 @@ TEST(Registry, LoadsTheInTreePlugins) {
   r.load_dir(QLAB_BUILD_PLUGIN_DIR);
   EXPECT_TRUE(r.problems().empty());
   EXPECT_EQ(r.names(PluginKind::model),
-            (std::vector<std::string>{"lenet", "logreg", "mnist_cnn", "mobilenet_v2", "vgg16"}));
+            (std::vector<std::string>{"lenet", "logreg", "mnist_cnn", "mobilenet_v2", "vae", "vgg16"}));
   EXPECT_EQ(r.names(PluginKind::quantizer), (std::vector<std::string>{"dynamic", "static"}));
   EXPECT_EQ(r.names(PluginKind::backend),
             (std::vector<std::string>{"cpu", "fbgemm", "onednn", "qnnpack"}));
@@ -85,7 +85,7 @@ TEST(Registry, ScanningAFolderCollectsRefusalsAndGoesOn) {
   r.load_dir(kTestPlugins + "/bad_api");
   r.load_dir(kTestPlugins + "/nowhere");
   EXPECT_EQ(r.problems().size(), 2u);
-  EXPECT_EQ(r.names(PluginKind::model).size(), 5u);
+  EXPECT_EQ(r.names(PluginKind::model).size(), 6u);
 }
 
 TEST(Registry, UnknownNamesListWhatIsInstalled) {
@@ -95,7 +95,7 @@ TEST(Registry, UnknownNamesListWhatIsInstalled) {
     r.model("resnet");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn, mobilenet_v2, vgg16)");
+    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn, mobilenet_v2, vae, vgg16)");
   }
   EXPECT_THROW(r.quantizer("awq"), Error);
 }

@@ -21,6 +21,7 @@ const char* to_string(Op op) {
     case Op::flatten: return "flatten";
     case Op::dropout: return "dropout";
     case Op::add: return "add";
+    case Op::reparameterize: return "reparameterize";
   }
   return "?";
 }
@@ -30,7 +31,8 @@ namespace {
 std::size_t arity(Op op) {
   switch (op) {
     case Op::input: return 0;
-    case Op::add: return 2;
+    case Op::add:
+    case Op::reparameterize: return 2;
     default: return 1;
   }
 }
@@ -152,6 +154,13 @@ std::string Graph::add(const std::string& name, const std::string& a, const std:
   return append(std::move(n));
 }
 
+std::string Graph::reparameterize(const std::string& name, const std::string& mu,
+                                  const std::string& logvar) {
+  auto n = make(name, Op::reparameterize, {mu, logvar});
+  n.printed = false;
+  return append(std::move(n));
+}
+
 Graph& Graph::functional(const std::string& name) {
   auto it = index_.find(name);
   QLAB_CHECK(it != index_.end(), "no node " + name);
@@ -256,7 +265,8 @@ std::vector<LayerStats> Graph::stats() const {
         st.output = {f};
         break;
       }
-      case Op::add: {
+      case Op::add:
+      case Op::reparameterize: {
         const auto& other = shapes.at(n.inputs[1]);
         if (other != in) throw bad("the second input has shape " + shape_str(other));
         st.output = in;

@@ -118,6 +118,9 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, 
       case Op::flatten: v[i] = x.flatten(1); break;
       case Op::dropout: v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training())); break;
       case Op::add: v[i] = x + v[s.inputs[1]]; break;
+      case Op::reparameterize:
+        v[i] = x + torch::randn_like(x) * torch::exp(0.5 * v[s.inputs[1]]);
+        break;
     }
     if (hook) v[i] = hook(i, v[i]);
   }

@@ -54,7 +54,8 @@ std::string layer_repr(const Node& n) {
     case Op::flatten: return "Flatten(start_dim=1, end_dim=-1)";
     case Op::dropout: return fmt::format("Dropout(p={}, inplace=False)", a.p);
     case Op::input:
-    case Op::add: break;
+    case Op::add:
+    case Op::reparameterize: break;
   }
   return to_string(n.op);
 }

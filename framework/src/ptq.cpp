@@ -17,7 +17,8 @@ bool needs_output_qparams(Op op) {
     case Op::linear:
     case Op::add:
     case Op::batch_norm2d:
-    case Op::sigmoid: return true;
+    case Op::sigmoid:
+    case Op::reparameterize: return true;
     default: return false;
   }
 }

@@ -70,6 +70,9 @@ class Context : public MeasureContext {
   std::int64_t batch_size() const override { return batch_; }
   const std::vector<torch::Tensor>& test_outputs() override {
     if (outputs_.empty()) {
+      // Seeded, so that a stochastic model (a VAE samples its latent code)
+      // sees the same noise in every row: rows compare like with like.
+      torch::manual_seed(0);
       constexpr std::int64_t kChunk = 1000;
       std::vector<std::vector<torch::Tensor>> parts;
       for (std::int64_t i = 0; i < test_.size(); i += kChunk) {
@@ -98,6 +101,7 @@ struct Measured {
   MetricValues metrics;
   Mode mode;
   std::string executable;
+  std::vector<std::string> not_applicable;  ///< metrics that wrote none of their keys
 };
 
 // Runs every metric on one lowered model.
@@ -106,7 +110,9 @@ Measured measure(const Registry& registry, const std::vector<std::string>& metri
   Measured m;
   for (std::size_t i = 0; i < metrics.size(); ++i) {
     const auto& rec = registry.record(PluginKind::metric, metric_names[i]);
+    const auto before = m.metrics.size();
     plugin_call(rec, "measure", [&] { metrics[i]->measure(ctx, m.metrics); });
+    if (m.metrics.size() == before) m.not_applicable.push_back(metric_names[i]);
   }
   m.mode = ctx.executable().mode();
   m.executable = ctx.executable().describe();
@@ -178,7 +184,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   plugin_call(backend_rec, "configure", [&] { backend->configure(backend_opts); });
   const Shape wanted = plugin_call(model_rec, "input_shape",
                                    [&] { return model->input_shape(native_shape(data_cfg), model_opts); });
-  DataSplits data = load_dataset(data_cfg, wanted);
+  const bool normalize = plugin_call(model_rec, "normalize_inputs", [&] { return model->normalize_inputs(); });
+  DataSplits data = load_dataset(data_cfg, wanted, normalize);
   log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name, data.train.size(),
                      data.test.size(), data.source);
   const DataInfo info{data.name, wanted, data.classes};
@@ -246,6 +253,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   row.config = config;
   row.environment = environment;
   row.environment["executable"] = fp.executable;
+  for (const auto& name : fp.not_applicable)
+    row.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));
   if (!quantizer) return {row};
 
   // 5. Quantize, lower the quantized model, measure it.
@@ -278,6 +287,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.environment["executable"] = qm.executable;
   qrow.notes.clear();
   qrow.notes.push_back("runs on: " + qm.executable);
+  for (const auto& name : qm.not_applicable)
+    qrow.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));
   if (qmodel->float_layers.empty()) {
     qrow.notes.push_back("every conv2d/linear layer is quantized");
   } else {

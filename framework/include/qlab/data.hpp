@@ -33,9 +33,10 @@ Schema dataset_schema();
 DatasetConfig dataset_config(const Options& options);
 
 /// Reads the raw dataset (uint8 images N x C x H x W, labels), applies the
-/// limits, then adapts images to `model_input` ({C, H, W}) and normalises by
-/// the training split's mean and standard deviation.
-DataSplits load_dataset(const DatasetConfig& config, const Shape& model_input);
+/// limits, then adapts images to `model_input` ({C, H, W}) and, if `normalize`,
+/// normalises by the training split's mean and standard deviation (else
+/// pixels are in [0, 1]).
+DataSplits load_dataset(const DatasetConfig& config, const Shape& model_input, bool normalize = true);
 /// The dataset's per-sample shape without reading all of it.
 Shape native_shape(const DatasetConfig& config);
 

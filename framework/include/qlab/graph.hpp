@@ -30,6 +30,7 @@ enum class Op {
   flatten,
   dropout,
   add,
+  reparameterize,  ///< VAE: inputs (mu, logvar) -> mu + eps * exp(logvar / 2), eps ~ N(0, 1)
 };
 
 const char* to_string(Op op);
@@ -98,6 +99,8 @@ class Graph {
   std::string flatten(const std::string& name, const std::string& x);
   std::string dropout(const std::string& name, const std::string& x, double p);
   std::string add(const std::string& name, const std::string& a, const std::string& b);
+  std::string reparameterize(const std::string& name, const std::string& mu,
+                             const std::string& logvar);
   /// Appends a node as given (for passes); checks the name and inputs.
   std::string append(Node node);
 

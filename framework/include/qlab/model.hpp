@@ -25,6 +25,9 @@ class Model : public Plugin {
   virtual TrainRecipe default_recipe() const = 0;
   /// Classification models are scored by accuracy; reconstruction ones are not.
   virtual Task task() const { return Task::classify; }
+  /// Whether inputs are normalised by the training set's mean and standard
+  /// deviation; false keeps pixels in [0, 1] (e.g. for a BCE reconstruction loss).
+  virtual bool normalize_inputs() const { return true; }
   /// The sample shape {C, H, W} the model wants, given the dataset's own; the
   /// data layer pads and repeats channels to match.
   virtual Shape input_shape(const Shape& dataset_shape, const Options& opts) const = 0;

@@ -193,15 +193,15 @@ Shape native_shape(const DatasetConfig& c) {
                           c.name));
 }
 
-DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input) {
+DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool normalize) {
   Raw raw = read_raw(c.name, c);
   auto [tx, ty] = take(raw.train_x, raw.train_y, c.limit_train);
   auto [vx, vy] = take(raw.test_x, raw.test_y, c.limit_test);
   // Statistics of the unpadded training images, so that padding (black) maps
   // to the same value as the images' own black background.
   auto stats = tx.to(torch::kFloat32).div_(255.0f).transpose(0, 1).reshape({tx.size(1), -1});
-  auto mean = stats.mean(1).view({-1, 1, 1});
-  auto stdev = stats.std(1).clamp_min(1e-6).view({-1, 1, 1});
+  auto mean = normalize ? stats.mean(1).view({-1, 1, 1}) : torch::zeros({tx.size(1), 1, 1});
+  auto stdev = normalize ? stats.std(1).clamp_min(1e-6).view({-1, 1, 1}) : torch::ones({tx.size(1), 1, 1});
   if (mean.size(0) != model_input[0]) {
     mean = mean.expand({model_input[0], 1, 1});
     stdev = stdev.expand({model_input[0], 1, 1});

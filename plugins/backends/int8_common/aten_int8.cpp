@@ -104,7 +104,8 @@ struct Step {
 bool int8_op(Op op) {
   switch (op) {
     case Op::batch_norm2d:
-    case Op::sigmoid: return false;
+    case Op::sigmoid:
+    case Op::reparameterize: return false;
     default: return true;
   }
 }
@@ -183,7 +184,8 @@ class Int8Executable final : public Executable {
         case Kind::stateless: kernel = in_q ? "quantized tensor op" : "fp32 op"; break;
       }
       quantized_out[i] = s.requantize || (s.kind == Kind::stateless && in_q && s.op != Op::add &&
-                                          s.op != Op::sigmoid && s.op != Op::batch_norm2d);
+                                          s.op != Op::sigmoid && s.op != Op::batch_norm2d &&
+                                          s.op != Op::reparameterize);
       if (s.kind == Kind::qconv || s.kind == Kind::qlinear || s.kind == Kind::qadd) quantized_out[i] = true;
       lowered_.push_back(fmt::format("{}: {} -> {}", g.nodes()[i].name, kernel,
                                      quantized_out[i] ? "quint8" : "float"));
@@ -243,8 +245,12 @@ class Int8Executable final : public Executable {
         }
         case Kind::float_op: {
           const auto xf = as_float(x);
-          y = s.op == Op::sigmoid ? torch::sigmoid(xf)
-                                  : std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(xf);
+          if (s.op == Op::sigmoid)
+            y = torch::sigmoid(xf);
+          else if (s.op == Op::reparameterize)
+            y = xf + torch::randn_like(xf) * torch::exp(0.5 * as_float(v[s.inputs[1]]));
+          else
+            y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(xf);
           if (s.requantize) y = quantize(y, s.scale, s.zero_point, fast);
           break;
         }
@@ -276,6 +282,9 @@ class Int8Executable final : public Executable {
             case Op::dropout: y = x; break;
             case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;
             case Op::sigmoid: y = torch::sigmoid(as_float(x)); break;
+            case Op::reparameterize:
+              y = as_float(x) + torch::randn_like(as_float(x)) * torch::exp(0.5 * as_float(v[s.inputs[1]]));
+              break;
             case Op::batch_norm2d:
               y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(as_float(x));
               break;
