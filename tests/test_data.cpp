@@ -109,6 +109,28 @@ TEST(Datasets, MissingFilesNameWhereTheyWereLookedFor) {
   EXPECT_THROW(load_dataset({"imagenet", "", 0, 0}, {1, 28, 28}), Error);
 }
 
+TEST(Datasets, FallbackReplacesOnlyMissingFilesAndSaysSo) {
+  TempDir dir, empty;
+  write_mnist_like(dir, 20, 20);
+  // A missing CIFAR folder falls back to the IDX folder given as QLAB_DATA_DIR.
+  DatasetConfig c{"cifar10", empty.path().string(), 0, 0};
+  c.fallback = "fashion-mnist";
+  std::filesystem::create_directories(dir.path() / "fashion-mnist");
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.is_regular_file()) std::filesystem::copy(e.path(), dir.path() / "fashion-mnist" / e.path().filename());
+  setenv("QLAB_DATA_DIR", dir.path().c_str(), 1);
+  auto d = load_dataset(c, {3, 32, 32});
+  unsetenv("QLAB_DATA_DIR");
+  EXPECT_EQ(d.name, "fashion-mnist");
+  EXPECT_NE(d.fallback_reason.find("dataset 'cifar10': files not found"), std::string::npos) << d.fallback_reason;
+  EXPECT_NE(d.fallback_reason.find("used fashion-mnist instead"), std::string::npos) << d.fallback_reason;
+  EXPECT_EQ(d.train.images.size(1), 3);
+  // A corrupt file is an error, never a reason to fall back.
+  test::write_file(empty.file("data_batch_1.bin"), "short");
+  test::write_file(empty.file("test_batch.bin"), "short");
+  EXPECT_THROW(load_dataset(c, {3, 32, 32}), Error);
+}
+
 TEST(Digits, SplitsEachClassEightyTwenty) {
   TempDir dir;
   for (int d = 0; d < 10; ++d) {

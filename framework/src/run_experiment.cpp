@@ -188,6 +188,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   DataSplits data = load_dataset(data_cfg, wanted, normalize);
   log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name, data.train.size(),
                      data.test.size(), data.source);
+  if (!data.fallback_reason.empty()) log << "note: " << data.fallback_reason << "\n";
   const DataInfo info{data.name, wanted, data.classes};
   const Graph graph = plugin_call(model_rec, "build", [&] { return model->build(model_opts, info); });
   seed_everything(recipe.seed);
@@ -211,6 +212,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   const std::string ckpt = (std::filesystem::path(settings.cache_dir) /
                             fmt::format("{}-{}.pt", model_name, key)).string();
   ResultRow row;
+  if (!data.fallback_reason.empty()) row.notes.push_back(data.fallback_reason);
   double train_seconds = 0;
   if (settings.use_cache && std::filesystem::exists(ckpt)) {
     const auto meta = load_checkpoint(ckpt, module);

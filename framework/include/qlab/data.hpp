@@ -16,6 +16,7 @@ struct Dataset {
 struct DataSplits {
   std::string name;     ///< the dataset actually used, e.g. "mnist-digits"
   std::string source;   ///< where it was read from
+  std::string fallback_reason;  ///< set when `fallback` replaced the dataset asked for
   std::int64_t classes = 0;
   Shape native_shape;   ///< per-sample shape in the files
   Dataset train;
@@ -27,6 +28,7 @@ struct DatasetConfig {
   std::string path;   ///< folder to read instead of the default places
   std::int64_t limit_train = 0;  ///< 0: all
   std::int64_t limit_test = 0;
+  std::string fallback;  ///< dataset to use when `name`'s files are not found
 };
 
 Schema dataset_schema();

@@ -15,6 +15,8 @@ namespace fs = std::filesystem;
 Schema dataset_schema() {
   Schema s;
   s.string("path", "", "folder to read the files from instead of the default places")
+      .string("fallback", "", "dataset to use when this one's files are not found (named in the result)",
+              {"", "fashion-mnist", "mnist", "cifar10", "cifar100"})
       .integer("limit_train", 0, "use only this many training samples (0: all)", 0, 1e9)
       .integer("limit_test", 0, "use only this many test samples (0: all)", 0, 1e9);
   return s;
@@ -23,6 +25,7 @@ Schema dataset_schema() {
 DatasetConfig dataset_config(const Options& o) {
   DatasetConfig c;
   c.path = o.get<std::string>("path");
+  c.fallback = o.get<std::string>("fallback");
   c.limit_train = o.get<std::int64_t>("limit_train");
   c.limit_test = o.get<std::int64_t>("limit_test");
   return c;
@@ -194,7 +197,19 @@ Shape native_shape(const DatasetConfig& c) {
 }
 
 DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool normalize) {
-  Raw raw = read_raw(c.name, c);
+  Raw raw;
+  std::string fallback_reason;
+  try {
+    raw = read_raw(c.name, c);
+  } catch (const Error& e) {
+    // Only missing files fall back: a corrupt file is an error to fix, not to hide.
+    if (c.fallback.empty() || std::string(e.what()).find("files not found") == std::string::npos) throw;
+    DatasetConfig other = c;
+    other.name = c.fallback;
+    other.path.clear();
+    raw = read_raw(c.fallback, other);
+    fallback_reason = fmt::format("{}; used {} instead ([dataset] fallback)", e.what(), raw.name);
+  }
   auto [tx, ty] = take(raw.train_x, raw.train_y, c.limit_train);
   auto [vx, vy] = take(raw.test_x, raw.test_y, c.limit_test);
   // Statistics of the unpadded training images, so that padding (black) maps
@@ -211,6 +226,7 @@ DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool n
   };
   DataSplits s;
   s.name = raw.name;
+  s.fallback_reason = fallback_reason;
   s.source = raw.source;
   s.classes = raw.classes;
   s.native_shape = {raw.train_x.size(1), raw.train_x.size(2), raw.train_x.size(3)};
