@@ -156,8 +156,10 @@ class Int8Executable final : public Executable {
           break;
         case Op::add: s.kind = is_static ? Kind::qadd : Kind::stateless; break;
         default:
-          s.kind = int8_op(n.op) || !is_static ? Kind::stateless : Kind::float_op;
-          if (s.kind == Kind::float_op) fallbacks_.push_back(n.name);
+          // Ops without int8 kernels run in float under either scheme; only the
+          // static scheme, which requantizes around them, lists them as fallbacks.
+          s.kind = int8_op(n.op) ? Kind::stateless : Kind::float_op;
+          if (s.kind == Kind::float_op && is_static) fallbacks_.push_back(n.name);
       }
       if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d) s.layer = model_->float_module->layer(n.name);
       index[n.name] = steps_.size();
@@ -180,13 +182,12 @@ class Int8Executable final : public Executable {
         case Kind::qlinear_dynamic: kernel = "quantized::linear_dynamic"; break;
         case Kind::qadd: kernel = "quantized::add"; break;
         case Kind::float_layer: kernel = "float layer (dequantize, fp32, requantize)"; break;
-        case Kind::float_op: kernel = "float op (dequantize, fp32, requantize)"; break;
+        case Kind::float_op: kernel = s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op"; break;
         case Kind::stateless: kernel = in_q ? "quantized tensor op" : "fp32 op"; break;
       }
-      quantized_out[i] = s.requantize || (s.kind == Kind::stateless && in_q && s.op != Op::add &&
-                                          s.op != Op::sigmoid && s.op != Op::batch_norm2d &&
-                                          s.op != Op::reparameterize);
-      if (s.kind == Kind::qconv || s.kind == Kind::qlinear || s.kind == Kind::qadd) quantized_out[i] = true;
+      // Static conv, linear and add requantize to calibrated qparams; the
+      // stateless ops keep whatever their input is.
+      quantized_out[i] = s.requantize || (s.kind == Kind::stateless && in_q);
       lowered_.push_back(fmt::format("{}: {} -> {}", g.nodes()[i].name, kernel,
                                      quantized_out[i] ? "quint8" : "float"));
     }
@@ -280,14 +281,7 @@ class Int8Executable final : public Executable {
             }
             case Op::flatten: y = x.contiguous().flatten(1); break;
             case Op::dropout: y = x; break;
-            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;
-            case Op::sigmoid: y = torch::sigmoid(as_float(x)); break;
-            case Op::reparameterize:
-              y = as_float(x) + torch::randn_like(as_float(x)) * torch::exp(0.5 * as_float(v[s.inputs[1]]));
-              break;
-            case Op::batch_norm2d:
-              y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(as_float(x));
-              break;
+            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;  // dynamic scheme
             default: QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
           }
           break;
