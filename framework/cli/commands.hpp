@@ -8,5 +8,8 @@ namespace qlab::cli {
 void add_plugins_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
 void add_print_command(CLI::App& app, int& exit_code);
+void add_sweep_command(CLI::App& app, int& exit_code);
+void add_report_command(CLI::App& app, int& exit_code);
+void add_results_command(CLI::App& app, int& exit_code);
 
 }  // namespace qlab::cli

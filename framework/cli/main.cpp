@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   qlab::cli::add_plugins_command(app, exit_code);
   qlab::cli::add_run_command(app, exit_code);
   qlab::cli::add_print_command(app, exit_code);
+  qlab::cli::add_sweep_command(app, exit_code);
+  qlab::cli::add_report_command(app, exit_code);
+  qlab::cli::add_results_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -37,6 +37,7 @@ std::string describe(const Value& value) {
 
 std::string SourceLoc::str() const {
   if (line <= 0) return file;
+  if (column <= 0) return fmt::format("{}:{}", file, line);
   return fmt::format("{}:{}:{}", file, line, column);
 }
 

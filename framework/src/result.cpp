@@ -28,7 +28,8 @@ nlohmann::json to_json(const ResultRow& row) {
   return {{"model", row.model},   {"dataset", row.dataset}, {"quantizer", row.quantizer},
           {"backend", row.backend}, {"mode", to_string(row.mode)}, {"config", row.config},
           {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment},
-          {"float_layers", row.float_layers}, {"calibration", row.calibration}};
+          {"float_layers", row.float_layers}, {"calibration", row.calibration},
+          {"training", row.training}, {"graph", row.graph}};
 }
 
 void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows) {
@@ -40,13 +41,7 @@ void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows
 
 namespace {
 
-struct Column {
-  const char* key;
-  const char* header;
-  std::string (*format)(double);
-};
-
-const Column kColumns[] = {
+const std::vector<MetricColumn> kColumns = {
     {"accuracy", "accuracy %", [](double v) { return fmt::format("{:.2f}", v); }},
     {"loss", "loss", [](double v) { return fmt::format("{:.4f}", v); }},
     {"size_bytes", "size", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
@@ -62,22 +57,33 @@ const Column kColumns[] = {
 
 }  // namespace
 
+const std::vector<MetricColumn>& metric_columns() { return kColumns; }
+
 std::string format_rows(const std::vector<ResultRow>& rows) {
+  std::vector<nlohmann::json> docs;
+  for (const auto& r : rows) docs.push_back(to_json(r));
+  return format_rows(docs);
+}
+
+std::string format_rows(const std::vector<nlohmann::json>& rows) {
   std::vector<std::string> headers{"model", "dataset", "quantizer", "backend", "mode"};
-  std::vector<const Column*> used;
+  std::vector<const MetricColumn*> used;
   for (const auto& c : kColumns)
     for (const auto& r : rows)
-      if (r.metrics.count(c.key)) {
+      if (r.contains("metrics") && r["metrics"].contains(c.key)) {
         used.push_back(&c);
         headers.emplace_back(c.header);
         break;
       }
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : rows) {
-    std::vector<std::string> line{r.model, r.dataset, r.quantizer, r.backend, to_string(r.mode)};
+    std::vector<std::string> line;
+    for (const char* key : {"model", "dataset", "quantizer", "backend", "mode"})
+      line.push_back(r.value(key, std::string("?")));
     for (const auto* c : used) {
-      auto it = r.metrics.find(c->key);
-      line.push_back(it == r.metrics.end() ? "n/a" : c->format(it->second));
+      const auto& m = r["metrics"];
+      line.push_back(m.contains(c->key) && m[c->key].is_number() ? c->format(m[c->key].get<double>())
+                                                               : "n/a");
     }
     cells.push_back(std::move(line));
   }

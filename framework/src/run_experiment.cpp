@@ -15,9 +15,9 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include <unistd.h>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
 
 namespace qlab {
@@ -46,11 +46,6 @@ Schema metrics_schema() {
   s.string_list("names", {"accuracy", "loss"}, "metric plugins to run, in order")
       .integer("batch_size", 64, "batch size for latency and memory", 1, 1 << 16);
   return s;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  return gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
 }
 
 class Context : public MeasureContext {
@@ -119,172 +114,224 @@ Measured measure(const Registry& registry, const std::vector<std::string>& metri
   return m;
 }
 
-}  // namespace
+// Every section checked against its schema, and the plugins it names.
+struct Resolved {
+  std::string model_name;
+  std::shared_ptr<Model> model;
+  const PluginRecord* model_rec = nullptr;
+  Options model_opts, data_opts, train_opts, quantizer_opts, backend_opts, metric_opts;
+  DatasetConfig data_cfg;
+  TrainRecipe recipe;
+  std::string quantizer_name;
+  std::shared_ptr<Quantizer> quantizer;
+  std::string backend_name;
+  std::shared_ptr<Backend> backend;
+  const PluginRecord* backend_rec = nullptr;
+  Availability availability;
+  std::vector<std::string> metric_names;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  nlohmann::json config;  ///< resolved options of every section, names included
+};
 
-std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
-                                      const RunSettings& settings, std::ostream& log) {
-  // 1. Resolve every section against its schema before any work is done.
-  const std::string model_name = required_name(ex.model, "");
-  auto model = registry.model(model_name);
-  const auto& model_rec = registry.record(PluginKind::model, model_name);
-  const Options model_opts = resolve(plugin_call(model_rec, "options", [&] { return model->options(); }),
-                                     ex.model, {"name"});
+Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
+  Resolved r;
+  r.model_name = required_name(ex.model, "");
+  r.model = registry.model(r.model_name);
+  r.model_rec = &registry.record(PluginKind::model, r.model_name);
+  r.model_opts = resolve(plugin_call(*r.model_rec, "options", [&] { return r.model->options(); }),
+                         ex.model, {"name"});
 
   Schema data_schema = dataset_schema();
   data_schema.string("name", "fashion-mnist", "dataset", {"fashion-mnist", "mnist", "cifar10", "cifar100"});
-  const Options data_opts = resolve(data_schema, ex.dataset);
-  DatasetConfig data_cfg = dataset_config(data_opts);
-  data_cfg.name = data_opts.get<std::string>("name");
+  r.data_opts = resolve(data_schema, ex.dataset);
+  r.data_cfg = dataset_config(r.data_opts);
+  r.data_cfg.name = r.data_opts.get<std::string>("name");
 
-  const TrainRecipe defaults = plugin_call(model_rec, "default_recipe", [&] { return model->default_recipe(); });
-  const Options train_opts = resolve(recipe_schema(defaults), ex.train);
-  const TrainRecipe recipe = recipe_from(train_opts);
+  const TrainRecipe defaults =
+      plugin_call(*r.model_rec, "default_recipe", [&] { return r.model->default_recipe(); });
+  r.train_opts = resolve(recipe_schema(defaults), ex.train);
+  r.recipe = recipe_from(r.train_opts);
 
-  const std::string quantizer_name = required_name(ex.quantizer, "none");
-  std::shared_ptr<Quantizer> quantizer;
-  Options quantizer_opts;
-  if (quantizer_name != "none") {
+  r.quantizer_name = required_name(ex.quantizer, "none");
+  if (r.quantizer_name != "none") {
     try {
-      quantizer = registry.quantizer(quantizer_name);
+      r.quantizer = registry.quantizer(r.quantizer_name);
     } catch (const Error& e) {
       throw Error(fmt::format("{}: [quantizer] name: {}", at(ex.quantizer, "name"), e.what()));
     }
-    const auto& rec = registry.record(PluginKind::quantizer, quantizer_name);
-    quantizer_opts = resolve(plugin_call(rec, "options", [&] { return quantizer->options(); }),
-                             ex.quantizer, {"name"});
+    const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
+    r.quantizer_opts = resolve(plugin_call(rec, "options", [&] { return r.quantizer->options(); }),
+                               ex.quantizer, {"name"});
   } else if (ex.quantizer.values.size() > ex.quantizer.values.count("name")) {
     throw Error(fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
                             ex.quantizer.where.str()));
   }
-  if (!quantizer && !settings.save_quantized.empty())
-    throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
 
-  const std::string backend_name = required_name(ex.backend, "cpu");
-  auto backend = registry.backend(backend_name);
-  const auto& backend_rec = registry.record(PluginKind::backend, backend_name);
-  const Options backend_opts =
-      resolve(plugin_call(backend_rec, "options", [&] { return backend->options(); }), ex.backend, {"name"});
-  const auto avail = plugin_call(backend_rec, "availability", [&] { return backend->availability(); });
-  if (!avail.available)
-    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
-                            at(ex.backend, "name"), backend_name, avail.reason));
+  r.backend_name = required_name(ex.backend, "cpu");
+  try {
+    r.backend = registry.backend(r.backend_name);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: [backend] name: {}", at(ex.backend, "name"), e.what()));
+  }
+  r.backend_rec = &registry.record(PluginKind::backend, r.backend_name);
+  r.backend_opts = resolve(plugin_call(*r.backend_rec, "options", [&] { return r.backend->options(); }),
+                           ex.backend, {"name"});
+  r.availability = plugin_call(*r.backend_rec, "availability", [&] { return r.backend->availability(); });
 
-  const Options metric_opts = resolve(metrics_schema(), ex.metrics);
-  const auto metric_names = metric_opts.get<std::vector<std::string>>("names");
-  std::vector<std::shared_ptr<Metric>> metrics;
-  for (const auto& name : metric_names) {
+  r.metric_opts = resolve(metrics_schema(), ex.metrics);
+  r.metric_names = r.metric_opts.get<std::vector<std::string>>("names");
+  for (const auto& name : r.metric_names) {
     try {
-      metrics.push_back(registry.metric(name));
+      r.metrics.push_back(registry.metric(name));
     } catch (const Error& e) {
       throw Error(fmt::format("{}: [metrics] names: {}", at(ex.metrics, "names"), e.what()));
     }
   }
 
+  r.config = {{"model", r.model_opts.to_json()},     {"dataset", r.data_opts.to_json()},
+              {"train", r.train_opts.to_json()},     {"quantizer", r.quantizer_opts.to_json()},
+              {"backend", r.backend_opts.to_json()}, {"metrics", r.metric_opts.to_json()}};
+  r.config["model"]["name"] = r.model_name;
+  r.config["quantizer"]["name"] = r.quantizer_name;
+  r.config["backend"]["name"] = r.backend_name;
+  return r;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown";
+}
+
+}  // namespace
+
+ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& registry) {
+  Resolved r = resolve_experiment(experiment, registry);
+  ExperimentPlan plan;
+  plan.hash = stable_hash(r.config.dump());
+  plan.config = std::move(r.config);
+  if (!r.availability.available)
+    plan.unavailable = fmt::format("backend '{}' is unavailable: {}", r.backend_name, r.availability.reason);
+  return plan;
+}
+
+std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
+                                      const RunSettings& settings, std::ostream& log) {
+  // 1. Resolve every section against its schema before any work is done.
+  Resolved r = resolve_experiment(ex, registry);
+  if (!r.availability.available)
+    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
+                            at(ex.backend, "name"), r.backend_name, r.availability.reason));
+  if (!r.quantizer && !settings.save_quantized.empty())
+    throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
+
   // 2. Data and graph.
-  plugin_call(backend_rec, "configure", [&] { backend->configure(backend_opts); });
-  const Shape wanted = plugin_call(model_rec, "input_shape",
-                                   [&] { return model->input_shape(native_shape(data_cfg), model_opts); });
-  const bool normalize = plugin_call(model_rec, "normalize_inputs", [&] { return model->normalize_inputs(); });
-  DataSplits data = load_dataset(data_cfg, wanted, normalize);
+  plugin_call(*r.backend_rec, "configure", [&] { r.backend->configure(r.backend_opts); });
+  const Shape wanted = plugin_call(*r.model_rec, "input_shape",
+                                   [&] { return r.model->input_shape(native_shape(r.data_cfg), r.model_opts); });
+  const bool normalize = plugin_call(*r.model_rec, "normalize_inputs", [&] { return r.model->normalize_inputs(); });
+  DataSplits data = load_dataset(r.data_cfg, wanted, normalize);
   log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name, data.train.size(),
                      data.test.size(), data.source);
   if (!data.fallback_reason.empty()) log << "note: " << data.fallback_reason << "\n";
   const DataInfo info{data.name, wanted, data.classes};
-  const Graph graph = plugin_call(model_rec, "build", [&] { return model->build(model_opts, info); });
-  seed_everything(recipe.seed);
+  const Graph graph = plugin_call(*r.model_rec, "build", [&] { return r.model->build(r.model_opts, info); });
+  seed_everything(r.recipe.seed);
   GraphModule module(graph);
-  log << fmt::format("model {}: {} parameters, {} MACs per sample\n", model_name,
+  log << fmt::format("model {}: {} parameters, {} MACs per sample\n", r.model_name,
                      graph.parameter_count(), graph.mac_count());
 
   // 3. The float baseline, cached by everything that determines it.
-  nlohmann::json config = {{"model", model_opts.to_json()},
-                           {"dataset", data_opts.to_json()},
-                           {"train", train_opts.to_json()},
-                           {"quantizer", {{"name", "none"}}},
-                           {"backend", backend_opts.to_json()},
-                           {"metrics", metric_opts.to_json()}};
-  config["model"]["name"] = model_name;
-  config["backend"]["name"] = backend_name;
+  nlohmann::json config = r.config;
+  config["quantizer"] = {{"name", "none"}};
   const nlohmann::json identity = {{"model", config["model"]},   {"dataset", config["dataset"]},
                                    {"train", config["train"]},   {"graph", graph.signature()},
                                    {"torch", kTorchVersion},     {"data_used", data.name}};
   const std::string key = stable_hash(identity.dump());
   const std::string ckpt = (std::filesystem::path(settings.cache_dir) /
-                            fmt::format("{}-{}.pt", model_name, key)).string();
+                            fmt::format("{}-{}.pt", r.model_name, key)).string();
   ResultRow row;
   if (!data.fallback_reason.empty()) row.notes.push_back(data.fallback_reason);
   double train_seconds = 0;
   if (settings.use_cache && std::filesystem::exists(ckpt)) {
     const auto meta = load_checkpoint(ckpt, module);
     train_seconds = meta.value("train_seconds", 0.0);
+    row.training = meta.value("epochs", nlohmann::json::array());
     row.notes.push_back("float baseline loaded from cache " + ckpt);
   } else {
     TrainSettings ts;
-    ts.device = backend->device();
+    ts.device = r.backend->device();
     ts.progress = settings.progress;
-    ts.label = model_name + " ";
-    const TrainReport rep = train(module, *model, data.train, recipe, ts);
+    ts.label = r.model_name + " ";
+    const TrainReport rep = train(module, *r.model, data.train, r.recipe, ts);
     train_seconds = rep.seconds;
     nlohmann::json epochs = nlohmann::json::array();
     for (const auto& e : rep.epochs)
       epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"accuracy", e.accuracy},
                         {"seconds", e.seconds}, {"lr", e.lr}});
+    row.training = epochs;
     module->to(torch::kCPU);
-    save_checkpoint(ckpt, module, {{"model", model_name}, {"identity", identity},
+    save_checkpoint(ckpt, module, {{"model", r.model_name}, {"identity", identity},
                                    {"train_seconds", rep.seconds}, {"epochs", epochs}});
     row.notes.push_back(fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
   }
   module->eval();
 
   // 4. Lower the float model onto the backend and measure it.
-  const std::int64_t metric_batch = metric_opts.get<std::int64_t>("batch_size");
+  const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
   const nlohmann::json environment = {{"qlab", version()},
                                       {"torch", kTorchVersion},
                                       {"threads", threads()},
                                       {"runtime", runtime_summary()},
+                                      {"engines", quantized_engines()},
+                                      {"cpu", cpu_model()},
                                       {"host", host_name()}};
-  auto exe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(module); }));
-  Context float_ctx(*model, graph, *exe, data.test, metric_batch, nullptr, module, nullptr);
-  const Measured fp = measure(registry, metric_names, metrics, float_ctx);
+  auto exe = adopt(r.backend, plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
+  Context float_ctx(*r.model, graph, *exe, data.test, metric_batch, nullptr, module, nullptr);
+  const Measured fp = measure(registry, r.metric_names, r.metrics, float_ctx);
   row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
-  row.model = model_name;
+  row.model = r.model_name;
   row.dataset = data.name;
-  row.backend = backend_name;
+  row.backend = r.backend_name;
   row.mode = fp.mode;
   row.config = config;
+  row.graph = graph.print();
   row.environment = environment;
   row.environment["executable"] = fp.executable;
   for (const auto& name : fp.not_applicable)
     row.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));
-  if (!quantizer) return {row};
+  if (!r.quantizer) return {row};
 
   // 5. Quantize, lower the quantized model, measure it.
-  const auto& qrec = registry.record(PluginKind::quantizer, quantizer_name);
+  const auto& qrec = registry.record(PluginKind::quantizer, r.quantizer_name);
   QuantizeContext qctx;
   qctx.calibration = &data.train;
-  qctx.batch_size = recipe.batch_size;
-  qctx.engine = plugin_call(backend_rec, "constraints", [&] { return backend->constraints(); });
+  qctx.batch_size = r.recipe.batch_size;
+  qctx.engine = plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
   const auto q0 = std::chrono::steady_clock::now();
   auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
-      qrec, "quantize", [&] { return quantizer->quantize(module, quantizer_opts, qctx); }));
+      qrec, "quantize", [&] { return r.quantizer->quantize(module, r.quantizer_opts, qctx); }));
   if (!settings.save_quantized.empty()) {
     save_quantized(settings.save_quantized, *qmodel);
     log << "wrote the quantized model to " << settings.save_quantized << "\n";
   }
   const double quantize_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count();
-  auto qexe = adopt(backend, plugin_call(backend_rec, "lower", [&] { return backend->lower(qmodel); }));
-  Context q_ctx(*model, qmodel->graph(), *qexe, data.test, metric_batch, qmodel.get(),
+  auto qexe = adopt(r.backend, plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
+  Context q_ctx(*r.model, qmodel->graph(), *qexe, data.test, metric_batch, qmodel.get(),
                 qmodel->float_module, exe.get());
-  const Measured qm = measure(registry, metric_names, metrics, q_ctx);
+  const Measured qm = measure(registry, r.metric_names, r.metrics, q_ctx);
   ResultRow qrow = row;
-  qrow.quantizer = quantizer_name;
+  qrow.quantizer = r.quantizer_name;
   qrow.mode = qm.mode;
   qrow.metrics = qm.metrics;
   qrow.metrics["quantize_seconds"] = quantize_seconds;
-  qrow.config["quantizer"] = quantizer_opts.to_json();
-  qrow.config["quantizer"]["name"] = quantizer_name;
+  qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
   qrow.environment["executable"] = qm.executable;
   qrow.notes.clear();

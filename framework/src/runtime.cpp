@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -38,10 +39,20 @@ int blas_threads() {
   return -1;
 }
 
-std::string runtime_summary() {
+std::string host_name() {
+  char buf[256] = {};
+  return gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
+}
+
+std::vector<std::string> quantized_engines() {
   std::vector<std::string> engines;
   for (auto e : at::globalContext().supportedQEngines())
     if (e != at::QEngine::NoQEngine) engines.push_back(c10::toString(e));
+  return engines;
+}
+
+std::string runtime_summary() {
+  const auto engines = quantized_engines();
   const int blas = blas_threads();
   return fmt::format("LibTorch {}, {} threads, BLAS {}, quantized engines: {}", TORCH_VERSION,
                      threads(), blas < 0 ? std::string("(not OpenBLAS)") : fmt::format("OpenBLAS {} thread(s)", blas),

@@ -20,6 +20,17 @@ struct Experiment {
 Experiment load_experiment(const std::string& path);
 Experiment parse_experiment(const std::string& text, const std::string& source);
 
+/// What identifies a sweep point: the resolved options of every section
+/// (defaults filled in, plugin names included) and their hash.
+struct ExperimentPlan {
+  nlohmann::json config;
+  std::string hash;
+  std::string unavailable;  ///< why the backend cannot run here; empty if it can
+};
+
+/// Validates like run_experiment, without loading data or training.
+ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& registry);
+
 struct RunSettings {
   std::string cache_dir = ".qlab/cache";  ///< float baselines by config hash
   bool use_cache = true;

@@ -20,10 +20,22 @@ struct ResultRow {
   std::vector<std::string> notes;  ///< e.g. "baseline loaded from cache"
   std::vector<std::string> float_layers;  ///< conv2d/linear a quantizer left in float
   nlohmann::json calibration = nlohmann::json::object();  ///< per-layer qparams
-  nlohmann::json environment;  ///< versions, threads, host
+  nlohmann::json environment;  ///< versions, threads, engines, CPU, host
+  nlohmann::json training = nlohmann::json::array();  ///< the baseline's epochs
+  std::string graph;           ///< the float model as print(model) shows it
 };
 
+/// How tables show a metric; in the order tables list them.
+struct MetricColumn {
+  const char* key;
+  const char* header;
+  std::string (*format)(double);
+};
+const std::vector<MetricColumn>& metric_columns();
+
 nlohmann::json to_json(const ResultRow& row);
+/// The console table of rows stored as JSON (see to_json).
+std::string format_rows(const std::vector<nlohmann::json>& rows);
 /// `{"rows": [...]}`, written atomically.
 void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows);
 /// The console table of `qlab run`.

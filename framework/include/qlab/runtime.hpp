@@ -1,6 +1,7 @@
 #pragma once
 // Process-wide execution settings that every measurement depends on.
 #include <string>
+#include <vector>
 
 namespace qlab {
 
@@ -13,6 +14,9 @@ void set_threads(int threads);
 int threads();
 /// Threads of the BLAS pool after set_threads (-1 when the BLAS has no query).
 int blas_threads();
+/// The quantized engines this LibTorch has, e.g. {"onednn", "qnnpack"}.
+std::vector<std::string> quantized_engines();
+std::string host_name();
 /// One line: LibTorch version, threads, BLAS threads, quantized engines.
 std::string runtime_summary();
 

@@ -1,0 +1,79 @@
+// `qlab sweep` runs a Lua sweep script; `qlab report` re-runs it against the
+// results store alone, so the report is rebuilt without training anything.
+#include "commands.hpp"
+
+#include <qlab/script.hpp>
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+namespace qlab::cli {
+namespace {
+
+constexpr const char* kDefaultDb = ".qlab/results.sqlite";
+
+struct SweepArgs {
+  std::string script;
+  std::vector<std::string> script_args;
+  std::string db = kDefaultDb;
+  std::string cache_dir = ".qlab/cache";
+  std::string reports = "reports";
+  bool force = false;
+  bool no_cache = false;
+  bool quiet = false;
+};
+
+int run_script(const SweepArgs& args, bool report_only) {
+  const Registry registry = Registry::discover();
+  for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+  ResultStore store(args.db);
+  ScriptSettings settings;
+  settings.run.cache_dir = args.cache_dir;
+  settings.run.use_cache = !args.no_cache;
+  settings.run.progress = !args.quiet;
+  settings.force = args.force;
+  settings.report_only = report_only;
+  settings.reports_root = args.reports;
+  settings.args = args.script_args;
+  Script script(registry, store, settings, std::cerr);
+  script.run_file(args.script);
+  if (script.failures().empty()) return 0;
+  fmt::print(stderr, "qlab: {} point(s) failed; they are stored with their messages in {} and re-run next time:\n",
+             script.failures().size(), args.db);
+  for (const auto& f : script.failures()) fmt::print(stderr, "  {}\n", f);
+  return 1;
+}
+
+void add_common(CLI::App* cmd, SweepArgs& args) {
+  cmd->add_option("script", args.script, "Lua sweep script")->required()->check(CLI::ExistingFile);
+  cmd->add_option("args", args.script_args, "key=value settings for the script's qlab.args{...}, after --");
+  cmd->add_option("--reports", args.reports, "folder reports are written under")->capture_default_str();
+}
+
+}  // namespace
+
+void add_sweep_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<SweepArgs>();
+  auto* cmd = app.add_subcommand(
+      "sweep", "Run a Lua sweep script; every finished point is stored, stored points are skipped");
+  add_common(cmd, *args);
+  cmd->add_option("--db", args->db, "results store (SQLite)")->capture_default_str();
+  cmd->add_option("--cache", args->cache_dir, "folder of cached float baselines")->capture_default_str();
+  cmd->add_flag("--force", args->force, "re-run points that are already stored");
+  cmd->add_flag("--no-cache", args->no_cache, "retrain float baselines even if cached");
+  cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
+  cmd->callback([args, &exit_code] { exit_code = run_script(*args, false); });
+}
+
+void add_report_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<SweepArgs>();
+  auto* cmd = app.add_subcommand(
+      "report", "Rebuild a sweep script's report from the results store, without running anything");
+  add_common(cmd, *args);
+  cmd->add_option("--from", args->db, "results store (SQLite)")->capture_default_str();
+  cmd->callback([args, &exit_code] { exit_code = run_script(*args, true); });
+}
+
+}  // namespace qlab::cli

@@ -1,0 +1,51 @@
+#pragma once
+// Reports: Markdown with tables and gnuplot plots, made from stored result
+// rows alone, so a report can be regenerated without running anything.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace qlab {
+
+/// A value of a result row by name: "model", "mode" (top-level fields),
+/// "accuracy" (a metric), "quantizer.weight_bits" (a resolved option), or
+/// "point.label". Null when the row has none.
+nlohmann::json row_field(const nlohmann::json& row, const std::string& name);
+
+struct PlotSpec {
+  /// line: y against numeric x, one line per `series`; bars: y per `x` label;
+  /// heatmap: z over the x-by-y grid; scatter: y against x, points labelled
+  /// by `series`; curves: the baselines' training curves (y: loss|accuracy).
+  std::string kind = "line";
+  std::string name;  ///< file stem under plots/
+  std::string title, x, y, z, series, xlabel, ylabel;
+  bool logx = false;
+};
+
+/// Kinds a PlotSpec may have, for validation messages.
+const std::vector<std::string>& plot_kinds();
+
+/// Writes `dir`/plots/<name>.{dat,gp,png,svg} with gnuplot; returns the
+/// PNG's path. Throws qlab::Error when a field is missing or gnuplot fails.
+std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& rows,
+                       const std::string& dir);
+
+struct ReportSpec {
+  std::string name;   ///< folder under `root`
+  std::string title;
+  std::string intro;  ///< Markdown paragraph(s) from the script
+  std::vector<nlohmann::json> rows;
+  std::vector<PlotSpec> plots;
+  std::vector<std::string> columns;  ///< options to show; default: those that vary
+  std::string root = "reports";
+};
+
+/// Writes `root`/<name>/README.md, rows.csv, rows.json and the plots;
+/// returns the Markdown file's path.
+std::string write_report(const ReportSpec& spec);
+
+/// The rows as CSV: fixed columns, then every metric, then every option.
+std::string rows_csv(const std::vector<nlohmann::json>& rows);
+
+}  // namespace qlab

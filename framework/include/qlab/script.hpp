@@ -1,0 +1,64 @@
+#pragma once
+// Lua 5.4 sweep scripts: the one place qlab talks to Lua (STYLE.md practice
+// 11). A script gets a `qlab` module; its tables fill the same typed options
+// as TOML, through the same validation, with script:line in every message.
+#include <qlab/experiment.hpp>
+#include <qlab/store.hpp>
+#include <qlab/sweep.hpp>
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct lua_State;
+
+namespace qlab {
+
+struct ScriptSettings {
+  RunSettings run;                ///< cache, progress
+  bool force = false;             ///< re-run stored points
+  bool report_only = false;       ///< `qlab report`: every point must be stored
+  std::string reports_root = "reports";
+  std::vector<std::string> args;  ///< `key=value` words after `--`
+  PointRunner runner;             ///< empty: run_experiment
+};
+
+class Script {
+ public:
+  Script(const Registry& registry, ResultStore& store, ScriptSettings settings, std::ostream& log);
+  ~Script();
+  Script(const Script&) = delete;
+  Script& operator=(const Script&) = delete;
+
+  /// Runs a script file; throws qlab::Error "file:line: message" when the
+  /// script fails (a Lua error, a bad option, a missing stored point).
+  void run_file(const std::string& path);
+  /// Runs a chunk of Lua named `chunk_name` in messages.
+  void run_string(const std::string& code, const std::string& chunk_name);
+  lua_State* state() { return L_; }
+
+  // Used by the bindings.
+  const Registry& registry() const { return registry_; }
+  ResultStore& store() { return store_; }
+  const ScriptSettings& settings() const { return settings_; }
+  std::ostream& log() { return log_; }
+  /// "label: message" of every point that failed while the script ran.
+  const std::vector<std::string>& failures() const { return failures_; }
+  void note(const std::vector<PointRecord>& points);
+  /// The sweep name a point gets when the script names none.
+  const std::string& default_sweep() const { return default_sweep_; }
+
+ private:
+  void run_chunk(int load_status);
+
+  const Registry& registry_;
+  ResultStore& store_;
+  ScriptSettings settings_;
+  std::ostream& log_;
+  lua_State* L_;
+  std::string default_sweep_ = "script";
+  std::vector<std::string> failures_;
+};
+
+}  // namespace qlab

@@ -1,0 +1,71 @@
+#pragma once
+// Sweeps: a base experiment, a grid of option values, and a runner that
+// stores every point as it finishes and skips the points already stored.
+#include <qlab/experiment.hpp>
+#include <qlab/store.hpp>
+
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace qlab {
+
+/// One axis of a grid: an option named "section.key" and its values.
+struct GridAxis {
+  std::string key;
+  std::vector<Value> values;
+};
+
+struct SweepPoint {
+  Experiment experiment;
+  std::vector<std::pair<std::string, Value>> assignment;  ///< the grid values it takes
+  /// "static weight_bits=4" for quantizer.name=static quantizer.weight_bits=4,
+  /// or "base" for a point that takes no grid value.
+  std::string label() const;
+};
+
+/// Sets option "section.key" of `experiment`; throws qlab::Error (at `where`)
+/// for a key without a section or an unknown section.
+void set_option(Experiment& experiment, const std::string& dotted_key, const Value& value,
+                const SourceLoc& where);
+
+/// The cartesian product of the axes over `base`, the last axis varying
+/// fastest. `where` is the location blamed for a bad key.
+std::vector<SweepPoint> expand_grid(const Experiment& base, const std::vector<GridAxis>& axes,
+                                    const SourceLoc& where);
+
+struct SweepSettings {
+  std::string name = "sweep";
+  bool force = false;        ///< re-run points already stored as ok or skipped
+  bool report_only = false;  ///< never run a point: every point must be stored
+  bool progress = true;
+};
+
+/// Runs one point; the default runs run_experiment. Tests inject their own.
+using PointRunner = std::function<std::vector<ResultRow>(const Experiment&)>;
+
+class Sweeper {
+ public:
+  Sweeper(const Registry& registry, ResultStore& store, PointRunner runner, std::ostream& log);
+
+  /// Validates every point, then runs those not yet stored, saving each as it
+  /// ends. A point that throws is stored as failed and the sweep goes on.
+  std::vector<PointRecord> run(const std::vector<SweepPoint>& points, const SweepSettings& settings);
+
+ private:
+  PointRecord run_one(const SweepPoint& point, const ExperimentPlan& plan,
+                      const SweepSettings& settings);
+
+  const Registry& registry_;
+  ResultStore& store_;
+  PointRunner runner_;
+  std::ostream& log_;
+};
+
+/// The rows of stored points, each tagged with its point's hash, label and
+/// status; a failed or skipped point contributes one row with its message.
+std::vector<nlohmann::json> rows_of(const std::vector<PointRecord>& points);
+
+}  // namespace qlab

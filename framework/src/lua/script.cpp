@@ -1,0 +1,261 @@
+// The Lua binding layer. Lua reports errors by longjmp, which must never
+// cross a C++ frame that owns something: every binding runs inside
+// `guarded`, which turns a C++ exception into a Lua error only after the
+// binding's locals are destroyed, and bindings use no Lua call that can
+// raise (rawget, not gettable; type checks by hand, not luaL_check*).
+#include "lua_values.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/registry.hpp>
+#include <qlab/report.hpp>
+#include <qlab/script.hpp>
+#include <qlab/version.hpp>
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <lua.hpp>
+
+#include <filesystem>
+#include <ostream>
+
+namespace qlab {
+namespace {
+
+Script& self(lua_State* L) { return *static_cast<Script*>(lua_touserdata(L, lua_upvalueindex(1))); }
+
+template <int (*F)(lua_State*)>
+int guarded(lua_State* L) {
+  {
+    std::string message;
+    try {
+      return F(L);
+    } catch (const c10::Error& e) {
+      message = std::string("LibTorch error: ") + e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    // Messages from option validation already start with script:line.
+    const SourceLoc at = caller(L);
+    if (message.rfind(at.file + ":", 0) != 0) message = at.str() + ": " + message;
+    lua_pushlstring(L, message.data(), message.size());
+  }
+  return lua_error(L);
+}
+
+// The table argument at `index`, or an error naming the function.
+void expect_table(lua_State* L, int index, const char* function) {
+  if (lua_type(L, index) != LUA_TTABLE)
+    throw Error(fmt::format("{} expects a table, found {}", function, luaL_typename(L, index)));
+}
+
+// Runs one experiment table as a single-point sweep; pushes its row.
+int evaluate_with(lua_State* L, const char* function, int need_quantizer) {
+  expect_table(L, 1, function);
+  Script& s = self(L);
+  const SourceLoc at = caller(L);
+  std::string sweep = s.default_sweep();
+  Experiment ex = experiment_from(L, 1, at, &sweep);
+  const bool has_quantizer = ex.quantizer.values.count("name") &&
+                             std::get_if<std::string>(&ex.quantizer.values["name"].value) &&
+                             std::get<std::string>(ex.quantizer.values["name"].value) != "none";
+  if (need_quantizer > 0 && !has_quantizer)
+    throw Error(fmt::format("{}: {} needs a quantizer table with a name", at.str(), function));
+  if (need_quantizer < 0) ex.quantizer = RawSection{"quantizer", at, {}};
+  SweepSettings settings;
+  settings.name = sweep;
+  settings.force = s.settings().force;
+  settings.report_only = s.settings().report_only;
+  const auto records = sweeper(s).run({SweepPoint{ex, {}}}, settings);
+  s.note(records);
+  push_point(L, records.at(0));
+  return 1;
+}
+
+int l_train(lua_State* L) { return evaluate_with(L, "qlab.train", -1); }
+int l_quantize(lua_State* L) { return evaluate_with(L, "qlab.quantize", 1); }
+int l_evaluate(lua_State* L) { return evaluate_with(L, "qlab.evaluate", 0); }
+
+int l_sweep(lua_State* L) {
+  expect_table(L, 1, "qlab.sweep");
+  Script& s = self(L);
+  const SourceLoc at = caller(L);
+  SweepSettings settings;
+  settings.name = s.default_sweep();
+  settings.force = s.settings().force;
+  settings.report_only = s.settings().report_only;
+  Experiment base;
+  std::vector<GridAxis> axes;
+  bool has_where = false;
+  for_each_field(L, 1, "qlab.sweep", [&](const std::string& key) {
+    if (key == "name") settings.name = string_at(L, -1, "qlab.sweep name");
+    else if (key == "base") base = experiment_from(L, lua_gettop(L), at, nullptr);
+    else if (key == "grid") axes = grid_from(L, lua_gettop(L));
+    else if (key == "where") {
+      if (lua_type(L, -1) != LUA_TFUNCTION)
+        throw Error(fmt::format("qlab.sweep where: expected a function, found {}", luaL_typename(L, -1)));
+      has_where = true;
+    } else {
+      throw Error(fmt::format("qlab.sweep: unknown key '{}' (known: base, grid, name, where)", key));
+    }
+  });
+  if (base.source.empty()) throw Error("qlab.sweep: 'base' (an experiment table) is required");
+  auto points = expand_grid(base, axes, at);
+  if (has_where) {
+    std::vector<SweepPoint> kept;
+    lua_pushstring(L, "where");
+    lua_rawget(L, 1);
+    const int fn = lua_gettop(L);
+    for (auto& p : points)
+      if (call_predicate(L, fn, p)) kept.push_back(std::move(p));
+    lua_settop(L, fn - 1);
+    points = std::move(kept);
+  }
+  const auto records = sweeper(s).run(points, settings);
+  s.note(records);
+  lua_createtable(L, static_cast<int>(records.size()), 0);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    push_point(L, records[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+int l_results(lua_State* L) {
+  RowFilter filter;
+  if (!lua_isnoneornil(L, 1)) {
+    expect_table(L, 1, "qlab.results");
+    for_each_field(L, 1, "qlab.results", [&](const std::string& key) {
+      std::string* slot = key == "sweep"       ? &filter.sweep
+                          : key == "model"     ? &filter.model
+                          : key == "quantizer" ? &filter.quantizer
+                          : key == "backend"   ? &filter.backend
+                          : key == "status"    ? &filter.status
+                                               : nullptr;
+      if (!slot)
+        throw Error(fmt::format("qlab.results: unknown filter '{}' (known: backend, model, quantizer, sweep, status)", key));
+      *slot = string_at(L, -1, "qlab.results " + key);
+    });
+  }
+  push_rows(L, rows_of(self(L).store().points(filter)));
+  return 1;
+}
+
+int l_plot(lua_State* L) {
+  expect_table(L, 1, "qlab.plot");
+  const SourceLoc at = caller(L);
+  std::vector<nlohmann::json> rows;
+  std::string dir;
+  const PlotSpec spec = plot_from(L, 1, at, &rows, &dir);
+  if (dir.empty()) throw Error("qlab.plot: 'dir' (the folder to write plots/ into) is required");
+  const std::string png = write_plot(spec, rows, dir);
+  lua_pushstring(L, png.c_str());
+  return 1;
+}
+
+int l_report(lua_State* L) {
+  expect_table(L, 1, "qlab.report");
+  Script& s = self(L);
+  ReportSpec spec = report_from(L, 1, caller(L), s.store());
+  spec.root = s.settings().reports_root;
+  const std::string path = write_report(spec);
+  s.log() << "wrote " << path << "\n";
+  lua_pushstring(L, path.c_str());
+  return 1;
+}
+
+int l_plugins(lua_State* L) {
+  const auto records = self(L).registry().records();
+  lua_createtable(L, static_cast<int>(records.size()), 0);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    push_json(L, {{"kind", to_string(records[i].kind)},
+                  {"name", records[i].name},
+                  {"description", records[i].description},
+                  {"file", records[i].file}});
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+int l_args(lua_State* L) {
+  if (!lua_isnoneornil(L, 1)) expect_table(L, 1, "qlab.args");
+  else lua_newtable(L);
+  push_args(L, 1, self(L).settings().args);
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {
+    {"train", guarded<l_train>},     {"quantize", guarded<l_quantize>}, {"evaluate", guarded<l_evaluate>},
+    {"sweep", guarded<l_sweep>},     {"results", guarded<l_results>},   {"report", guarded<l_report>},
+    {"plot", guarded<l_plot>},       {"plugins", guarded<l_plugins>},   {"args", guarded<l_args>},
+    {nullptr, nullptr}};
+
+int message_handler(lua_State* L) {
+  // Keep Lua's "file:line: message"; a non-string error object is described.
+  if (!lua_isstring(L, 1)) lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+}  // namespace
+
+Sweeper sweeper(Script& s) {
+  PointRunner runner = s.settings().runner;
+  if (!runner) {
+    const Registry& registry = s.registry();
+    RunSettings run = s.settings().run;
+    std::ostream& log = s.log();
+    runner = [&registry, run, &log](const Experiment& ex) { return run_experiment(ex, registry, run, log); };
+  }
+  return Sweeper(s.registry(), s.store(), std::move(runner), s.log());
+}
+
+Script::Script(const Registry& registry, ResultStore& store, ScriptSettings settings, std::ostream& log)
+    : registry_(registry), store_(store), settings_(std::move(settings)), log_(log), L_(luaL_newstate()) {
+  if (!L_) throw Error("cannot create a Lua state (out of memory)");
+  luaL_openlibs(L_);
+  lua_createtable(L_, 0, static_cast<int>(std::size(kFunctions)));
+  lua_pushlightuserdata(L_, this);
+  luaL_setfuncs(L_, kFunctions, 1);
+  lua_pushstring(L_, version());
+  lua_setfield(L_, -2, "version");
+  // Both `qlab.x` and `require "qlab"` work.
+  lua_pushvalue(L_, -1);
+  lua_setglobal(L_, "qlab");
+  luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_insert(L_, -2);
+  lua_setfield(L_, -2, "qlab");
+  lua_pop(L_, 1);
+}
+
+Script::~Script() { lua_close(L_); }
+
+void Script::note(const std::vector<PointRecord>& points) {
+  for (const auto& p : points)
+    if (p.status == PointStatus::failed) failures_.push_back(p.label + ": " + p.message);
+}
+
+void Script::run_chunk(int load_status) {
+  if (load_status == LUA_OK) {
+    lua_pushcfunction(L_, message_handler);
+    lua_insert(L_, -2);
+    const int base = lua_gettop(L_) - 1;
+    load_status = lua_pcall(L_, 0, 0, base);
+    lua_remove(L_, base);
+  }
+  if (load_status != LUA_OK) {
+    std::string message = lua_isstring(L_, -1) ? lua_tostring(L_, -1) : "unknown Lua error";
+    lua_pop(L_, 1);
+    throw Error(message);
+  }
+}
+
+void Script::run_file(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw Error(fmt::format("{}: no such script", path));
+  default_sweep_ = std::filesystem::path(path).stem().string();
+  run_chunk(luaL_loadfile(L_, path.c_str()));
+}
+
+void Script::run_string(const std::string& code, const std::string& chunk_name) {
+  run_chunk(luaL_loadbuffer(L_, code.data(), code.size(), ("@" + chunk_name).c_str()));
+}
+
+}  // namespace qlab

@@ -1,0 +1,191 @@
+#include <qlab/error.hpp>
+#include <qlab/runtime.hpp>
+#include <qlab/sweep.hpp>
+#include <qlab/version.hpp>
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <chrono>
+#include <ostream>
+
+namespace qlab {
+namespace {
+
+std::string format_value(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  if (const auto* d = std::get_if<double>(&v)) return fmt::format("{}", *d);
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  return describe(v);
+}
+
+std::string clock(double seconds) {
+  const auto s = static_cast<long>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
+}
+
+std::string name_in(const nlohmann::json& config, const char* section) {
+  return config.contains(section) ? config[section].value("name", "") : "";
+}
+
+}  // namespace
+
+std::string SweepPoint::label() const {
+  std::string out;
+  // Short: the option without its section, and a plugin name bare.
+  for (const auto& [k, v] : assignment) {
+    const std::string option = k.substr(k.find('.') + 1);
+    out += (out.empty() ? "" : " ") + (option == "name" ? format_value(v) : option + "=" + format_value(v));
+  }
+  return out.empty() ? "base" : out;
+}
+
+void set_option(Experiment& ex, const std::string& dotted, const Value& value, const SourceLoc& where) {
+  const auto dot = dotted.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size())
+    throw Error(fmt::format("{}: grid key '{}' must name a section and an option, e.g. "
+                            "\"quantizer.weight_bits\"",
+                            where.str(), dotted));
+  const std::string section = dotted.substr(0, dot), key = dotted.substr(dot + 1);
+  RawSection* s = section == "model"       ? &ex.model
+                  : section == "dataset"   ? &ex.dataset
+                  : section == "train"     ? &ex.train
+                  : section == "quantizer" ? &ex.quantizer
+                  : section == "backend"   ? &ex.backend
+                  : section == "metrics"   ? &ex.metrics
+                                           : nullptr;
+  if (!s)
+    throw Error(fmt::format("{}: grid key '{}': unknown section '{}' (known: backend, dataset, "
+                            "metrics, model, quantizer, train)",
+                            where.str(), dotted, section));
+  s->values[key] = {value, where};
+}
+
+std::vector<SweepPoint> expand_grid(const Experiment& base, const std::vector<GridAxis>& axes,
+                                    const SourceLoc& where) {
+  std::vector<SweepPoint> points{SweepPoint{base, {}}};
+  for (const auto& axis : axes) {
+    if (axis.values.empty())
+      throw Error(fmt::format("{}: grid key '{}' has no values", where.str(), axis.key));
+    std::vector<SweepPoint> next;
+    for (const auto& p : points)
+      for (const auto& v : axis.values) {
+        SweepPoint q = p;
+        set_option(q.experiment, axis.key, v, where);
+        q.assignment.emplace_back(axis.key, v);
+        next.push_back(std::move(q));
+      }
+    points = std::move(next);
+  }
+  return points;
+}
+
+Sweeper::Sweeper(const Registry& registry, ResultStore& store, PointRunner runner, std::ostream& log)
+    : registry_(registry), store_(store), runner_(std::move(runner)), log_(log) {}
+
+std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, const SweepSettings& settings) {
+  // Every point is checked before the first one trains: a typo in the last
+  // point must not cost the hours spent on the others.
+  std::vector<ExperimentPlan> plans;
+  for (const auto& p : points) plans.push_back(plan_experiment(p.experiment, registry_));
+
+  std::vector<PointRecord> out;
+  const auto start = std::chrono::steady_clock::now();
+  double run_seconds = 0;
+  std::size_t ran = 0, stored = 0;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto existing = store_.find(plans[i].hash);
+    const bool reuse = existing && (settings.report_only ||
+                                    (!settings.force && existing->status != PointStatus::failed));
+    if (reuse) {
+      store_.add_to_sweep(settings.name, plans[i].hash);
+      existing->label = points[i].label();
+      out.push_back(std::move(*existing));
+      ++stored;
+      continue;
+    }
+    if (settings.report_only)
+      throw Error(fmt::format("sweep '{}': point {} ({}) is not in the results store {}; run the "
+                              "sweep first (a report never trains or evaluates)",
+                              settings.name, i + 1, points[i].label(), store_.path()));
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::size_t left = points.size() - i;
+    log_ << fmt::format("[{} {}/{}] {} | {} stored, {} run | elapsed {}{}\n", settings.name, i + 1,
+                        points.size(), points[i].label(), stored, ran, clock(elapsed),
+                        ran ? " | ETA " + clock(run_seconds / ran * left) : "");
+    log_.flush();
+    out.push_back(run_one(points[i], plans[i], settings));
+    run_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++ran;
+  }
+  const auto failed = std::count_if(out.begin(), out.end(),
+                                    [](const PointRecord& p) { return p.status == PointStatus::failed; });
+  log_ << fmt::format("[{}] {} points: {} run now, {} from the store, {} failed\n", settings.name,
+                      points.size(), ran, stored, failed);
+  return out;
+}
+
+PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan,
+                             const SweepSettings& settings) {
+  PointRecord rec;
+  rec.hash = plan.hash;
+  rec.sweep = settings.name;
+  rec.label = point.label();
+  rec.config = plan.config;
+  rec.qlab_version = version();
+  rec.torch_version = kTorchVersion;
+  rec.host = host_name();
+  rec.started = utc_now();
+  if (!plan.unavailable.empty()) {
+    rec.status = PointStatus::skipped;
+    rec.message = plan.unavailable;
+  } else {
+    try {
+      for (const auto& row : runner_(point.experiment)) rec.rows.push_back(to_json(row));
+    } catch (const c10::Error& e) {
+      rec.status = PointStatus::failed;
+      rec.message = std::string("LibTorch error: ") + e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      rec.status = PointStatus::failed;
+      rec.message = e.what();
+    }
+  }
+  rec.ended = utc_now();
+  if (rec.status != PointStatus::ok)
+    log_ << fmt::format("[{}] point {} {}: {}\n", settings.name, rec.label, to_string(rec.status), rec.message);
+  store_.save(rec);
+  return rec;
+}
+
+std::vector<nlohmann::json> rows_of(const std::vector<PointRecord>& points) {
+  std::vector<nlohmann::json> out;
+  for (const auto& p : points) {
+    const nlohmann::json tag = {{"hash", p.hash}, {"label", p.label}, {"status", to_string(p.status)},
+                                {"message", p.message}, {"started", p.started}, {"ended", p.ended}};
+    if (p.status == PointStatus::ok) {
+      for (auto row : p.rows) {
+        row["point"] = tag;
+        // A quantized point's float row is its baseline, not the point itself.
+        if (p.rows.size() > 1 && row.value("quantizer", "none") == "none") row["point"]["label"] = "fp32";
+        out.push_back(std::move(row));
+      }
+      continue;
+    }
+    out.push_back({{"model", name_in(p.config, "model")},
+                   {"dataset", p.config.contains("dataset") ? p.config["dataset"].value("name", "") : ""},
+                   {"quantizer", name_in(p.config, "quantizer")},
+                   {"backend", name_in(p.config, "backend")},
+                   {"mode", to_string(p.status)},
+                   {"config", p.config},
+                   {"metrics", nlohmann::json::object()},
+                   {"notes", {p.message}},
+                   {"point", tag}});
+  }
+  return out;
+}
+
+}  // namespace qlab
