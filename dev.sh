@@ -2,7 +2,8 @@
 # Sets up a Debian 12 machine for qlab, builds it, and runs the main job or
 # the tests. Safe to re-run: it installs only what is missing.
 #
-#   ./dev.sh run    install, build, train LeNet on Fashion-MNIST, print the result
+#   ./dev.sh run    install, build, run scripts/quickstart.lua (a sweep that
+#                   writes reports/quickstart/README.md)
 #   ./dev.sh test   install, build, run every test
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,7 +43,7 @@ case "${1:-}" in
     install_packages
     datasets/fetch.sh
     build
-    ./build/qlab run scripts/lenet_static_onednn.toml --json reports/lenet_static_onednn.json
+    ./build/qlab sweep scripts/quickstart.lua
     ;;
   test)
     install_packages

@@ -47,6 +47,7 @@ const std::vector<MetricColumn> kColumns = {
     {"size_bytes", "size", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
     {"latency_ms", "latency ms", [](double v) { return fmt::format("{:.3f}", v); }},
     {"speedup_vs_fp32", "speed-up", [](double v) { return fmt::format("{:.2f}x", v); }},
+    {"test_set_ms", "test set ms", [](double v) { return fmt::format("{:.1f}", v); }},
     {"latency_p95_ms", "p95 ms", [](double v) { return fmt::format("{:.3f}", v); }},
     {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
     {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},

@@ -40,6 +40,24 @@ fi
 expect 105 "does not exist" -- "$qlab" run "$work/missing.toml"
 expect 106 "A subcommand is required" -- "$qlab"
 
+# Sweeps, reports and the results store.
+printf 'local x = 1\nerror("stop here")\n' >"$work/lua_error.lua"
+printf 'qlab.sweep{ base = { model = "lenet", train = { epochs = "two" } } }\n' >"$work/lua_option.lua"
+printf 'qlab.sweep{ name = "never", base = { model = "lenet" } }\n' >"$work/lua_report.lua"
+printf 'local x = = 1\n' >"$work/lua_syntax.lua"
+expect 1 "lua_error.lua:2: stop here" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_error.lua"
+expect 1 "lua_option.lua:1: [train] epochs: expected integer, found string \"two\"" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_option.lua"
+expect 1 "lua_syntax.lua:1:" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_syntax.lua"
+expect 1 "is not in the results store" -- "$qlab" report --from "$work/r.sqlite" "$work/lua_report.lua"
+printf 'local a = qlab.args{ epochs = 1 }\n' >"$work/args.lua"
+printf 'local x = 1\n' >"$work/noargs.lua"
+expect 1 "args.lua:1: script argument 'epochs=x': expected integer" -- "$qlab" sweep --db "$work/r.sqlite" "$work/args.lua" -- epochs=x
+expect 1 "args.lua:1: script argument 'epoch=2': unknown key 'epoch' (known: epochs)" -- "$qlab" sweep --db "$work/r.sqlite" "$work/args.lua" -- epoch=2
+expect 1 "noargs.lua takes no arguments (it never calls qlab.args), but was given: epochs=2" -- "$qlab" sweep --db "$work/r.sqlite" "$work/noargs.lua" -- epochs=2
+head -c 3000 /dev/urandom >"$work/corrupt.sqlite"
+expect 1 "corrupt.sqlite" -- "$qlab" results --db "$work/corrupt.sqlite"
+expect 1 "no results store here" -- "$qlab" results --db "$work/none.sqlite"
+
 expect 1 "unknown model plugin 'alexnet'" -- "$qlab" print alexnet
 "$qlab" print lenet | grep -q '^LeNet($' || { echo "FAIL: print lenet"; failures=$((failures + 1)); }
 "$qlab" print mobilenet_v2 | grep -q '2236682 parameters' || { echo "FAIL: print mobilenet_v2"; failures=$((failures + 1)); }

@@ -46,6 +46,8 @@ class Script {
   /// "label: message" of every point that failed while the script ran.
   const std::vector<std::string>& failures() const { return failures_; }
   void note(const std::vector<PointRecord>& points);
+  /// Marks that the script read its arguments (qlab.args).
+  void args_read() { args_read_ = true; }
   /// The sweep name a point gets when the script names none.
   const std::string& default_sweep() const { return default_sweep_; }
 
@@ -59,6 +61,7 @@ class Script {
   lua_State* L_;
   std::string default_sweep_ = "script";
   std::vector<std::string> failures_;
+  bool args_read_ = false;
 };
 
 }  // namespace qlab

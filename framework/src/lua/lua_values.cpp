@@ -133,6 +133,8 @@ SourceLoc caller(lua_State* L) {
 void for_each_field(lua_State* L, int index, const std::string& what,
                     const std::function<void(const std::string&)>& f) {
   const int t = lua_absindex(L, index);
+  if (lua_type(L, t) != LUA_TTABLE)
+    throw Error(fmt::format("{}: expected a table, found {}", what, luaL_typename(L, t)));
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING)
@@ -186,6 +188,9 @@ Value value_at(lua_State* L, int index, const std::string& what) {
 }
 
 Experiment experiment_from(lua_State* L, int index, const SourceLoc& at, std::string* sweep) {
+  if (lua_type(L, index) != LUA_TTABLE)
+    throw Error(fmt::format("{}: an experiment must be a table of sections, found {}", at.str(),
+                            luaL_typename(L, index)));
   Experiment ex;
   ex.source = at.file;
   for (const char* name : {"model", "dataset", "train", "quantizer", "backend", "metrics"})

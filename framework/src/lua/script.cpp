@@ -13,6 +13,7 @@
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <lua.hpp>
 
 #include <filesystem>
@@ -180,6 +181,7 @@ int l_args(lua_State* L) {
   if (!lua_isnoneornil(L, 1)) expect_table(L, 1, "qlab.args");
   else lua_newtable(L);
   push_args(L, 1, self(L).settings().args);
+  self(L).args_read();
   return 1;
 }
 
@@ -191,7 +193,10 @@ const luaL_Reg kFunctions[] = {
 
 int message_handler(lua_State* L) {
   // Keep Lua's "file:line: message"; a non-string error object is described.
-  if (!lua_isstring(L, 1)) lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  if (!lua_isstring(L, 1)) {
+    const std::string at = caller(L).str();
+    lua_pushfstring(L, "%s: error object is a %s value, not a message", at.c_str(), luaL_typename(L, 1));
+  }
   return 1;
 }
 
@@ -252,6 +257,9 @@ void Script::run_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw Error(fmt::format("{}: no such script", path));
   default_sweep_ = std::filesystem::path(path).stem().string();
   run_chunk(luaL_loadfile(L_, path.c_str()));
+  if (!settings_.args.empty() && !args_read_)
+    throw Error(fmt::format("{} takes no arguments (it never calls qlab.args), but was given: {}", path,
+                            fmt::join(settings_.args, " ")));
 }
 
 void Script::run_string(const std::string& code, const std::string& chunk_name) {

@@ -88,7 +88,7 @@ std::string environment(const std::vector<nlohmann::json>& rows) {
 std::string results(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& options) {
   // The page keeps the columns the seeds report; rows.csv has every metric.
   const std::set<std::string> shown{"accuracy", "loss", "size_bytes", "latency_ms", "speedup_vs_fp32",
-                                    "peak_memory_bytes", "train_seconds"};
+                                    "test_set_ms", "peak_memory_bytes", "train_seconds"};
   std::vector<const MetricColumn*> used;
   for (const auto& c : metric_columns())
     for (const auto& r : rows)
@@ -134,6 +134,8 @@ std::string results(const std::vector<nlohmann::json>& rows, const std::vector<s
       if (both("size_bytes")) ratios.push_back(fmt::format("size {:.3f}x", m(r, "size_bytes") / m(b, "size_bytes")));
       if (row_field(r, "metrics.speedup_vs_fp32").is_number())
         ratios.push_back(fmt::format("{:.2f}x faster", m(r, "speedup_vs_fp32")));
+      if (both("test_set_ms"))
+        ratios.push_back(fmt::format("test set {:.2f}x faster", m(b, "test_set_ms") / m(r, "test_set_ms")));
     } else if (!measured(r)) {
       ratios.push_back(r["point"].value("message", ""));
     }

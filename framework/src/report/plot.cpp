@@ -200,6 +200,9 @@ const std::vector<std::string>& plot_kinds() {
 std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& all_rows,
                        const std::string& dir) {
   need(spec.name, "name", spec);
+  if (std::find(plot_kinds().begin(), plot_kinds().end(), spec.kind) == plot_kinds().end())
+    throw Error(fmt::format("plot '{}': unknown kind '{}' (known: {})", spec.name, spec.kind,
+                            fmt::join(plot_kinds(), ", ")));
   if (spec.name.find_first_of("/\\ ") != std::string::npos)
     throw Error(fmt::format("plot '{}': a name is a file stem, without '/' or spaces", spec.name));
   // Failed and skipped points have no metrics to draw.
@@ -227,10 +230,7 @@ std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& 
   else if (spec.kind == "bars") s = bar_plot(spec, rows);
   else if (spec.kind == "heatmap") s = heat_map(spec, rows);
   else if (spec.kind == "scatter") s = scatter_plot(spec, rows);
-  else if (spec.kind == "curves") s = training_curves(spec, rows);
-  else
-    throw Error(fmt::format("plot '{}': unknown kind '{}' (known: {})", spec.name, spec.kind,
-                            fmt::join(plot_kinds(), ", ")));
+  else s = training_curves(spec, rows);
 
   const fs::path plots = fs::path(dir) / "plots";
   fs::create_directories(plots);

@@ -1,0 +1,104 @@
+// Reports from fixed rows: the Markdown against a golden file, every plot
+// kind drawn, and the CSV export.
+#include "test_support.hpp"
+
+#include <qlab/report.hpp>
+#include <qlab/version.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace qlab::test {
+namespace {
+
+std::string read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<nlohmann::json> golden_rows() {
+  const auto doc = nlohmann::json::parse(read(QLAB_GOLDEN_DIR "/report_rows.json"));
+  return {doc["rows"].begin(), doc["rows"].end()};
+}
+
+ReportSpec spec_in(const TempDir& dir) {
+  ReportSpec spec;
+  spec.name = "golden";
+  spec.title = "LeNet, fixed rows";
+  spec.intro = "Rows recorded once from scripts/quickstart.lua.";
+  spec.rows = golden_rows();
+  spec.root = dir.file("reports");
+  spec.plots = {
+      {"line", "acc", "Accuracy against bits", "quantizer.weight_bits", "accuracy", "", "quantizer", "", "", true},
+      {"bars", "latency", "Latency", "point.label", "latency_ms", "", "", "", "ms", false},
+      {"heatmap", "heat", "Accuracy", "quantizer.weight_bits", "quantizer.activation_bits", "accuracy", "", "", "", false},
+      {"scatter", "size", "Size against accuracy", "size_bytes", "accuracy", "", "point.label", "", "", false},
+      {"curves", "training", "Training", "", "loss", "", "", "", "", false},
+  };
+  return spec;
+}
+
+TEST(Report, MarkdownMatchesTheGoldenFile) {
+  TempDir dir;
+  const std::string path = write_report(spec_in(dir));
+  std::string md = read(path);
+  // The version line is the one part that changes with every release.
+  const std::string v = std::string("qlab ") + version() + " from";
+  ASSERT_NE(md.find(v), std::string::npos);
+  md.replace(md.find(v), v.size(), "qlab VERSION from");
+  const std::string golden = read(QLAB_GOLDEN_DIR "/report.md");
+  if (md != golden) write_file((dir.path().parent_path() / "qlab-report.md.actual").string(), md);
+  EXPECT_EQ(md, golden) << "the new page is in " << (dir.path().parent_path() / "qlab-report.md.actual");
+}
+
+TEST(Report, EveryPlotKindDrawsPngAndSvg) {
+  TempDir dir;
+  write_report(spec_in(dir));
+  for (const char* stem : {"acc", "latency", "heat", "size", "training"})
+    for (const char* ext : {".png", ".svg", ".dat", ".gp"}) {
+      const auto f = dir.file(std::string("reports/golden/plots/") + stem + ext);
+      ASSERT_TRUE(std::filesystem::exists(f)) << f;
+      EXPECT_GT(std::filesystem::file_size(f), 0u) << f;
+    }
+  const std::string png = read(dir.file("reports/golden/plots/acc.png"));
+  EXPECT_EQ(png.substr(1, 3), "PNG");
+}
+
+TEST(Report, PlotErrorsNameThePlotAndField) {
+  TempDir dir;
+  auto spec = spec_in(dir);
+  spec.plots = {{"line", "acc", "", "quantizer.weight_bits", "acuracy", "", "", "", "", false}};
+  EXPECT_EQ(error_of([&] { write_report(spec); }),
+            "plot 'acc': no measured row has all of its fields (quantizer.weight_bits acuracy )");
+  spec.plots = {{"pie", "p", "", "x", "y", "", "", "", "", false}};
+  EXPECT_NE(error_of([&] { write_report(spec); }).find("unknown kind 'pie'"), std::string::npos);
+  spec.plots = {{"line", "../escape", "", "x", "y", "", "", "", "", false}};
+  EXPECT_NE(error_of([&] { write_report(spec); }).find("without '/'"), std::string::npos);
+  spec.name = "../outside";
+  EXPECT_NE(error_of([&] { write_report(spec); }).find("without '/'"), std::string::npos);
+}
+
+TEST(Report, CsvHasFixedColumnsMetricsAndOptions) {
+  const std::string csv = rows_csv(golden_rows());
+  const std::string header = csv.substr(0, csv.find('\n'));
+  EXPECT_EQ(header.rfind("point.label,point.status,model,dataset,quantizer,backend,mode,accuracy,", 0), 0u) << header;
+  EXPECT_NE(header.find(",quantizer.weight_bits,"), std::string::npos);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 10);  // header + 9 rows
+  EXPECT_NE(csv.find("static weight_bits=3,failed,lenet"), std::string::npos);
+}
+
+TEST(Report, RowFieldFindsMetricsOptionsAndTopLevelFields) {
+  const auto rows = golden_rows();
+  EXPECT_EQ(row_field(rows[1], "quantizer"), "dynamic");
+  EXPECT_EQ(row_field(rows[1], "quantizer.weight_bits"), 8);
+  EXPECT_TRUE(row_field(rows[1], "accuracy").is_number());
+  EXPECT_EQ(row_field(rows[1], "point.label"), "dynamic weight_bits=8");
+  EXPECT_TRUE(row_field(rows[0], "quantizer.weight_bits").is_null());
+}
+
+}  // namespace
+}  // namespace qlab::test
