@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <qlab/report.hpp>
+#include <qlab/samples.hpp>
 #include <qlab/version.hpp>
 
 #include <gtest/gtest.h>
@@ -89,6 +90,33 @@ TEST(Report, CsvHasFixedColumnsMetricsAndOptions) {
   EXPECT_NE(header.find(",quantizer.weight_bits,"), std::string::npos);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 10);  // header + 9 rows
   EXPECT_NE(csv.find("static weight_bits=3,failed,lenet"), std::string::npos);
+}
+
+TEST(Report, VaeSamplesBecomeAnImageGrid) {
+  auto model = build_registry().model("vae");
+  const Graph graph = model->build(resolve(model->options(), {}), {"fashion-mnist", {1, 28, 28}, 10});
+  torch::manual_seed(1);
+  GraphModule module(graph);
+  module->eval();
+  Dataset test{torch::rand({20, 1, 28, 28}), torch::zeros({20}, torch::kLong)};
+  auto exe = float_executable(module);
+  const auto s = reconstruction_samples(*exe, test, &module);
+  ASSERT_EQ(s["originals"].size(), 8u * 784);
+  ASSERT_EQ(s["reconstructions"].size(), 8u * 784);
+  ASSERT_EQ(s["prior"].size(), 16u * 784);
+  for (const char* k : {"originals", "reconstructions", "prior"})
+    for (int v : s[k]) ASSERT_TRUE(v >= 0 && v <= 255) << k;
+  EXPECT_NE(s["prior"], s["reconstructions"]);
+  EXPECT_EQ(s, reconstruction_samples(*exe, test, &module)) << "seeded: the same images every time";
+  EXPECT_FALSE(reconstruction_samples(*exe, test, nullptr).contains("prior"));
+
+  TempDir dir;
+  nlohmann::json row = {{"model", "vae"}, {"mode", "fp32"}, {"samples", s}};
+  write_plot({"images", "grid", "", "", "", "", "", "", "", false}, {row}, dir.path().string());
+  EXPECT_GT(std::filesystem::file_size(dir.file("plots/grid.png")), 1000u);
+  EXPECT_NE(error_of([&] { write_plot({"images", "none", "", "", "", "", "", "", "", false}, golden_rows(), dir.path().string()); })
+                .find("no row carries images"),
+            std::string::npos);
 }
 
 TEST(Report, RowFieldFindsMetricsOptionsAndTopLevelFields) {

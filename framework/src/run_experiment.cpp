@@ -7,6 +7,7 @@
 #include <qlab/experiment.hpp>
 #include <qlab/qmodel.hpp>
 #include <qlab/runtime.hpp>
+#include <qlab/samples.hpp>
 #include <qlab/trainer.hpp>
 #include <qlab/version.hpp>
 
@@ -293,6 +294,9 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   auto exe = adopt(r.backend, plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
   Context float_ctx(*r.model, graph, *exe, data.test, metric_batch, nullptr, module, nullptr);
   const Measured fp = measure(registry, r.metric_names, r.metrics, float_ctx);
+  const bool reconstructs =
+      plugin_call(*r.model_rec, "task", [&] { return r.model->task(); }) == Task::reconstruct;
+  if (reconstructs) row.samples = reconstruction_samples(*exe, data.test, &module);
   row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
   row.model = r.model_name;
@@ -331,6 +335,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.mode = qm.mode;
   qrow.metrics = qm.metrics;
   qrow.metrics["quantize_seconds"] = quantize_seconds;
+  if (reconstructs) qrow.samples = reconstruction_samples(*qexe, data.test, nullptr);
   qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
   qrow.environment["executable"] = qm.executable;

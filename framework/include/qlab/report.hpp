@@ -16,7 +16,9 @@ nlohmann::json row_field(const nlohmann::json& row, const std::string& name);
 struct PlotSpec {
   /// line: y against numeric x, one line per `series`; bars: y per `x` label;
   /// heatmap: z over the x-by-y grid; scatter: y against x, points labelled
-  /// by `series`; curves: the baselines' training curves (y: loss|accuracy).
+  /// by `series`; curves: the baselines' training curves (y: loss|accuracy);
+  /// images: a reconstruction model's test images, each row's reconstructions
+  /// (labelled by `series`, default mode) and samples from the prior.
   std::string kind = "line";
   std::string name;  ///< file stem under plots/
   std::string title, x, y, z, series, xlabel, ylabel;

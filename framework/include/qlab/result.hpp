@@ -23,6 +23,7 @@ struct ResultRow {
   nlohmann::json environment;  ///< versions, threads, engines, CPU, host
   nlohmann::json training = nlohmann::json::array();  ///< the baseline's epochs
   std::string graph;           ///< the float model as print(model) shows it
+  nlohmann::json samples;      ///< reconstruction models: images (see samples.hpp)
 };
 
 /// How tables show a metric; in the order tables list them.

@@ -171,6 +171,60 @@ Script training_curves(const PlotSpec& spec, const std::vector<const nlohmann::j
   return s;
 }
 
+// One strip of up to 8 images per line: the test images, each row's
+// reconstructions of them, then samples from the prior.
+Script image_grid(const PlotSpec& spec, const std::vector<const nlohmann::json*>& rows) {
+  struct Strip {
+    std::string label;
+    std::vector<int> pixels;
+  };
+  std::vector<Strip> strips, prior_strips;
+  std::vector<std::string> seen;  // points share their baseline: show it once
+  std::int64_t w = 0, h = 0;
+  for (const auto* r : rows) {
+    if (!r->contains("samples") || !(*r)["samples"].is_object()) continue;
+    const auto& s = (*r)["samples"];
+    const std::string label = spec.series.empty() ? r->value("mode", "?") : text_of(row_field(*r, spec.series));
+    if (std::find(seen.begin(), seen.end(), label) != seen.end()) continue;
+    seen.push_back(label);
+    w = s.value("width", 0);
+    h = s.value("height", 0);
+    if (strips.empty()) strips.push_back({"test images", s["originals"].get<std::vector<int>>()});
+    strips.push_back({label, s["reconstructions"].get<std::vector<int>>()});
+    if (s.contains("prior")) {
+      const auto prior = s["prior"].get<std::vector<int>>();
+      const auto half = prior.begin() + static_cast<std::ptrdiff_t>(prior.size() / 2);
+      prior_strips.push_back({"samples (" + label + ")", {prior.begin(), half}});
+      prior_strips.push_back({"", {half, prior.end()}});
+    }
+  }
+  strips.insert(strips.end(), prior_strips.begin(), prior_strips.end());
+  if (strips.empty() || w <= 0 || h <= 0)
+    throw Error(fmt::format("plot '{}': no row carries images (only reconstruction models do)", spec.name));
+  const std::int64_t per_line = static_cast<std::int64_t>(strips[0].pixels.size()) / (w * h);
+  Script out;
+  std::string tics;
+  for (std::size_t l = 0; l < strips.size(); ++l) {
+    const auto& px = strips[l].pixels;
+    for (std::int64_t y = 0; y < h; ++y) {
+      for (std::int64_t i = 0; i < per_line; ++i)
+        for (std::int64_t x = 0; x < w; ++x) {
+          const auto k = static_cast<std::size_t>((i * h + y) * w + x);
+          out.data += fmt::format("{} ", k < px.size() ? px[k] : 0);
+        }
+      out.data += "\n";
+    }
+    if (!strips[l].label.empty())
+      tics += fmt::format("{}{} {}", tics.empty() ? "" : ", ", gp_string(strips[l].label), static_cast<std::int64_t>(l) * h + h / 2);
+  }
+  out.commands = fmt::format(
+      "set palette gray\nunset colorbox\nset cbrange [0:255]\nset size ratio -1\nunset xtics\n"
+      "set ytics ({}) scale 0\nset yrange [{}:-0.5]\nset xrange [-0.5:{}]\n"
+      "plot DATA matrix with image notitle\n",
+      tics, static_cast<double>(strips.size() * h) - 0.5, static_cast<double>(per_line * w) - 0.5);
+  return out;
+}
+
 void run_gnuplot(const fs::path& script) {
   const std::string file = script.filename().string();
   const std::string dir = script.parent_path().string();
@@ -193,7 +247,7 @@ void run_gnuplot(const fs::path& script) {
 }  // namespace
 
 const std::vector<std::string>& plot_kinds() {
-  static const std::vector<std::string> kinds{"line", "bars", "heatmap", "scatter", "curves"};
+  static const std::vector<std::string> kinds{"line", "bars", "heatmap", "scatter", "curves", "images"};
   return kinds;
 }
 
@@ -218,7 +272,7 @@ std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& 
       if (!f->empty() && row_field(*r, *f).is_null()) return false;
     return true;
   };
-  if (spec.kind != "curves") {
+  if (spec.kind != "curves" && spec.kind != "images") {
     rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto* r) { return !has(r); }), rows.end());
     if (rows.empty())
       throw Error(fmt::format("plot '{}': no measured row has all of its fields ({} {} {})", spec.name,
@@ -230,7 +284,8 @@ std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& 
   else if (spec.kind == "bars") s = bar_plot(spec, rows);
   else if (spec.kind == "heatmap") s = heat_map(spec, rows);
   else if (spec.kind == "scatter") s = scatter_plot(spec, rows);
-  else s = training_curves(spec, rows);
+  else if (spec.kind == "curves") s = training_curves(spec, rows);
+  else s = image_grid(spec, rows);
 
   const fs::path plots = fs::path(dir) / "plots";
   fs::create_directories(plots);
