@@ -93,12 +93,17 @@ TEST(Store, RefusesFilesThatAreNotAStore) {
   EXPECT_NO_THROW(ResultStore s(dir.file("mine.sqlite")));  // reopening our own
 }
 
-TEST(Sweeper, StoresEveryPointAndSkipsThemOnTheNextRun) {
+// A store in a fresh folder and a sweeper over the fake runner.
+class SweeperTest : public ::testing::Test {
+ protected:
   TempDir dir;
-  ResultStore store(dir.file("r.sqlite"));
+  ResultStore store{dir.file("r.sqlite")};
   FakeRunner fake;
   std::ostringstream log;
-  Sweeper sweeper(build_registry(), store, fake.runner(), log);
+  Sweeper sweeper{build_registry(), store, fake.runner(), log};
+};
+
+TEST_F(SweeperTest, StoresEveryPointAndSkipsThemOnTheNextRun) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4, 8}), {"s.lua", 1, 0});
   SweepSettings settings;
   settings.name = "bits";
@@ -118,12 +123,7 @@ TEST(Sweeper, StoresEveryPointAndSkipsThemOnTheNextRun) {
   EXPECT_EQ(store.points({"bits", "", "", "", ""}).size(), 3u);
 }
 
-TEST(Sweeper, AFailingPointIsStoredAndTheSweepGoesOn) {
-  TempDir dir;
-  ResultStore store(dir.file("r.sqlite"));
-  FakeRunner fake;
-  std::ostringstream log;
-  Sweeper sweeper(build_registry(), store, fake.runner(), log);
+TEST_F(SweeperTest, AFailingPointIsStoredAndTheSweepGoesOn) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 3, 4}), {"s.lua", 1, 0});
   const auto records = sweeper.run(points, {});
   EXPECT_EQ(*fake.calls, 3);
@@ -141,12 +141,7 @@ TEST(Sweeper, AFailingPointIsStoredAndTheSweepGoesOn) {
   EXPECT_EQ(rows[1]["point"]["label"], "weight_bits=2");
 }
 
-TEST(Sweeper, EveryPointIsValidatedBeforeAnyRuns) {
-  TempDir dir;
-  ResultStore store(dir.file("r.sqlite"));
-  FakeRunner fake;
-  std::ostringstream log;
-  Sweeper sweeper(build_registry(), store, fake.runner(), log);
+TEST_F(SweeperTest, EveryPointIsValidatedBeforeAnyRuns) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4, 99}), {"s.lua", 5, 0});
   EXPECT_EQ(error_of([&] { sweeper.run(points, {}); }),
             "s.lua:5: [quantizer] weight_bits: integer 99 is out of range, expected between 1 and 16");
@@ -154,12 +149,7 @@ TEST(Sweeper, EveryPointIsValidatedBeforeAnyRuns) {
   EXPECT_TRUE(store.points().empty());
 }
 
-TEST(Sweeper, ReportOnlyNeverRunsAPoint) {
-  TempDir dir;
-  ResultStore store(dir.file("r.sqlite"));
-  FakeRunner fake;
-  std::ostringstream log;
-  Sweeper sweeper(build_registry(), store, fake.runner(), log);
+TEST_F(SweeperTest, ReportOnlyNeverRunsAPoint) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4}), {"s.lua", 1, 0});
   SweepSettings report;
   report.report_only = true;
