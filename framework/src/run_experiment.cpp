@@ -339,6 +339,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
   qrow.environment["executable"] = qm.executable;
+  qrow.lowered = qexe->lowered();
   qrow.notes.clear();
   qrow.notes.push_back("runs on: " + qm.executable);
   for (const auto& name : qm.not_applicable)

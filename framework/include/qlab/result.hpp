@@ -23,6 +23,7 @@ struct ResultRow {
   nlohmann::json environment;  ///< versions, threads, engines, CPU, host
   nlohmann::json training = nlohmann::json::array();  ///< the baseline's epochs
   std::string graph;           ///< the float model as print(model) shows it
+  std::vector<std::string> lowered;  ///< per node: the kernel it runs and what it produces
   nlohmann::json samples;      ///< reconstruction models: images (see samples.hpp)
 };
 

@@ -243,6 +243,15 @@ std::string write_report(const ReportSpec& spec) {
   if (!graphs.empty()) {
     md += "## Models\n\n";
     for (const auto& [name, g] : graphs) md += fmt::format("`{}`, as PyTorch's `print(model)` shows it:\n\n```text\n{}\n```\n\n", name, g);
+    std::set<std::string> shown;
+    for (const auto& r : spec.rows) {
+      if (!measured(r) || !r.contains("lowered") || r["lowered"].size() < 2) continue;
+      const std::string text = fmt::format("{}", fmt::join(r["lowered"].get<std::vector<std::string>>(), "\n"));
+      if (!shown.insert(text).second) continue;
+      md += fmt::format("{} {} on {} ({}), node by node: the kernel that runs and what it produces:\n\n```text\n{}\n```\n\n",
+                        r.value("quantizer", "?"), r.value("mode", "?"), r.value("backend", "?"),
+                        r.contains("point") ? r["point"].value("label", "") : "", text);
+    }
   }
 
   nlohmann::json doc = {{"rows", spec.rows}};

@@ -1,0 +1,15 @@
+# made by qlab; run `gnuplot accuracy_vs_bits.gp` here to redraw
+DATA = "accuracy_vs_bits.dat"
+set title "Test accuracy against weight bits"
+set xlabel "weight bits"
+set ylabel "accuracy %"
+set terminal pngcairo size 900,540 noenhanced
+set output "accuracy_vs_bits.png"
+set logscale x 2
+set key outside right
+set grid
+plot DATA index 0 using 1:2 with linespoints lw 2 pt 7 title "dynamic", \
+     DATA index 1 using 1:2 with linespoints lw 2 pt 7 title "static"
+set terminal svg size 900,540 dynamic noenhanced background rgb 'white'
+set output "accuracy_vs_bits.svg"
+replot
