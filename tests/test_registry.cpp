@@ -33,7 +33,7 @@ TEST(Registry, LoadsTheInTreePlugins) {
   EXPECT_EQ(r.names(PluginKind::backend),
             (std::vector<std::string>{"cpu", "fbgemm", "onednn", "qnnpack"}));
   EXPECT_EQ(r.names(PluginKind::metric),
-            (std::vector<std::string>{"accuracy", "latency", "loss", "memory", "size"}));
+            (std::vector<std::string>{"accuracy", "latency", "loss", "memory", "runtime", "size"}));
   EXPECT_EQ(r.record(PluginKind::model, "lenet").api_version, kPluginApiVersion);
   EXPECT_EQ(r.record(PluginKind::model, "lenet").torch_version, kTorchVersion);
   EXPECT_NE(r.model("lenet"), nullptr);
