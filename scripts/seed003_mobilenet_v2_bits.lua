@@ -24,9 +24,8 @@ local rows = qlab.sweep{
   },
   grid = {
     ["quantizer.weight_bits"] = { 1, 2, 4, 8, 16 },
-    -- 1-bit activations are left out: qlab's 1-bit grid is binary {-a, +a},
-    -- which cannot represent the non-negative output of ReLU6.
-    ["quantizer.activation_bits"] = { 2, 4, 8, 16 },
+    -- 1-bit weights are binary {-a, +a}; 1-bit activations are {0, max}.
+    ["quantizer.activation_bits"] = { 1, 2, 4, 8, 16 },
   },
 }
 

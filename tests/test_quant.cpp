@@ -43,6 +43,16 @@ TEST(QParams, BinaryIsPlusMinusAlpha) {
   EXPECT_EQ(std::get<0>(torch::_unique(q[0])).numel(), 2);  // two levels, no zero
 }
 
+TEST(QParams, OneBitAffineIsZeroOrTheTop) {
+  // A ReLU's output on 1 bit: two levels, 0 and the calibrated max.
+  const auto p = qparams_from_range(torch::tensor({0.0}), torch::tensor({4.0}), 1, false);
+  EXPECT_FALSE(p.binary());
+  EXPECT_EQ(p.qmin, 0);
+  EXPECT_EQ(p.qmax, 1);
+  const auto q = fake_quantize(torch::tensor({0.0f, 1.5f, 2.5f, 4.0f, 9.0f}), p);
+  EXPECT_TRUE(torch::equal(q, torch::tensor({0.0f, 0.0f, 4.0f, 4.0f, 4.0f}))) << q;
+}
+
 TEST(FakeQuantize, ErrorIsAtMostHalfAStepForEveryWidth) {
   const auto x = torch::linspace(-1, 1, 10001);
   for (int bits = 2; bits <= 16; ++bits) {

@@ -14,8 +14,10 @@ namespace qlab {
 /// How one tensor is quantized.
 ///  - affine: unsigned grid [0, 2^bits - 1] with a zero point (activations);
 ///  - symmetric: signed grid [-2^(bits-1), 2^(bits-1) - 1], zero point 0 (weights);
-///  - 1 bit is binary, {-alpha, +alpha} with alpha = mean |x| (per channel),
-///    not a symmetric grid whose top level is 0.
+///  - 1 bit symmetric is binary, {-alpha, +alpha} with alpha = mean |x| (per
+///    channel), not a symmetric grid whose top level is 0 (weights);
+///  - 1 bit affine is the two levels {min, max} of the range widened to
+///    include 0: {0, max} after a ReLU (activations).
 struct QParams {
   int bits = 8;
   bool symmetric = false;
@@ -25,7 +27,7 @@ struct QParams {
   std::int64_t qmin = 0, qmax = 255;
   torch::Tensor min, max;    ///< the tracked range the parameters came from
 
-  bool binary() const { return bits == 1; }
+  bool binary() const { return bits == 1 && symmetric; }
   bool per_channel() const { return axis >= 0; }
   /// scale/zero point as JSON (a number per tensor, a list per channel).
   nlohmann::json to_json() const;

@@ -11,7 +11,7 @@ class Dynamic final : public qlab::Quantizer {
   qlab::Schema options() const override {
     qlab::Schema s;
     s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
-        .integer("activation_bits", 8, "bits of the per-batch activation quantization", 2, 16)
+        .integer("activation_bits", 8, "bits of the per-batch activation quantization (1: two levels)", 1, 16)
         .boolean("per_channel", true, "one weight scale per output channel");
     return s;
   }

@@ -6,9 +6,9 @@ set ylabel "activation bits"
 set terminal pngcairo size 900,540 noenhanced
 set output "accuracy_heatmap.png"
 set xtics ("1" 0, "2" 1, "4" 2, "8" 3, "16" 4)
-set ytics ("2" 0, "4" 1, "8" 2, "16" 3)
+set ytics ("1" 0, "2" 1, "4" 2, "8" 3, "16" 4)
 set xrange [-0.5:4.5]
-set yrange [-0.5:3.5]
+set yrange [-0.5:4.5]
 set palette defined (0 "#b2182b", 0.5 "#f7f7f7", 1 "#2166ac")
 set cblabel "accuracy"
 plot DATA using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 noborder fc palette notitle, \
