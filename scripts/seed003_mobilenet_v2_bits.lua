@@ -6,9 +6,9 @@
 -- CIFAR-10/100 when their files are in data/ (datasets/README.md) and on
 -- Fashion-MNIST padded to 32x32 otherwise; the report names what was used.
 --
---   qlab sweep scripts/seed003_mobilenet_v2_bits.lua                       -- quick (~10 min)
+--   qlab sweep scripts/seed003_mobilenet_v2_bits.lua                       -- quick (~12 min)
 --   qlab sweep scripts/seed003_mobilenet_v2_bits.lua -- width=1.0 epochs=30 limit_train=0 limit_test=0
-local args = qlab.args{ width = 0.25, epochs = 2, limit_train = 12000, limit_test = 2000,
+local args = qlab.args{ width = 0.25, epochs = 2, limit_train = 12000, limit_test = 1000,
                         dataset = "cifar100" }
 
 local rows = qlab.sweep{

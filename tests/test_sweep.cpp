@@ -141,6 +141,20 @@ TEST_F(SweeperTest, AFailingPointIsStoredAndTheSweepGoesOn) {
   EXPECT_EQ(rows[1]["point"]["label"], "weight_bits=2");
 }
 
+TEST_F(SweeperTest, APointWhoseBackendCannotRunHereIsSkippedWithTheReason) {
+  if (build_registry().backend("fbgemm")->availability().available)
+    GTEST_SKIP() << "this LibTorch has FBGEMM";
+  auto points = expand_grid(lenet_experiment(), {{"backend.name", {std::string("fbgemm"), std::string("cpu")}}},
+                            {"s.lua", 1, 0});
+  const auto records = sweeper.run(points, {});
+  EXPECT_EQ(*fake.calls, 1);
+  EXPECT_EQ(records[0].status, PointStatus::skipped);
+  EXPECT_NE(records[0].message.find("backend 'fbgemm' is unavailable"), std::string::npos) << records[0].message;
+  EXPECT_EQ(records[1].status, PointStatus::ok);
+  sweeper.run(points, {});
+  EXPECT_EQ(*fake.calls, 1) << "a skipped point is not tried again";
+}
+
 TEST_F(SweeperTest, EveryPointIsValidatedBeforeAnyRuns) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4, 99}), {"s.lua", 5, 0});
   EXPECT_EQ(error_of([&] { sweeper.run(points, {}); }),
