@@ -15,7 +15,7 @@ namespace qlab::cli {
 namespace {
 
 struct ResultsArgs {
-  std::string db = ".qlab/results.sqlite";
+  std::string db = kDefaultDb;
   RowFilter filter;
   std::string format = "table";
   std::string output;

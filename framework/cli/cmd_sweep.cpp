@@ -12,8 +12,6 @@
 namespace qlab::cli {
 namespace {
 
-constexpr const char* kDefaultDb = ".qlab/results.sqlite";
-
 struct SweepArgs {
   std::string script;
   std::vector<std::string> script_args;

@@ -3,6 +3,9 @@
 
 namespace qlab::cli {
 
+/// The results store of the project folder, unless --db / --from names one.
+constexpr const char* kDefaultDb = ".qlab/results.sqlite";
+
 /// Each command adds its subcommand to `app`; the callback runs it and sets
 /// `exit_code`.
 void add_plugins_command(CLI::App& app, int& exit_code);

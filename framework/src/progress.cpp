@@ -4,15 +4,12 @@
 #include <unistd.h>
 
 namespace qlab {
-namespace {
 
-std::string clock(double seconds) {
+std::string format_duration(double seconds) {
   const auto s = static_cast<long>(seconds + 0.5);
   return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
                    : fmt::format("{}:{:02}", s / 60, s % 60);
 }
-
-}  // namespace
 
 Progress::Progress(std::string label, std::int64_t total, std::FILE* out)
     : label_(std::move(label)),
@@ -35,7 +32,7 @@ void Progress::update(std::int64_t done, const std::string& status) {
     fmt::print(out_, "\r\x1b[2K{} [{}{}] {:3.0f}% {} elapsed {} eta {}", label_,
                std::string(static_cast<std::size_t>(filled), '#'),
                std::string(static_cast<std::size_t>(kWidth - filled), '.'), 100 * frac, status,
-               clock(elapsed), clock(eta));
+               format_duration(elapsed), format_duration(eta));
     std::fflush(out_);
   } else {
     // Off a terminal (logs, CI): one line per quarter, no control characters.
@@ -43,7 +40,7 @@ void Progress::update(std::int64_t done, const std::string& status) {
     if (quarter > last_plain_quarter_ && quarter < 4) {
       last_plain_quarter_ = quarter;
       fmt::print(out_, "{} {:3.0f}% {} elapsed {} eta {}\n", label_, 100 * frac, status,
-                 clock(elapsed), clock(eta));
+                 format_duration(elapsed), format_duration(eta));
     }
   }
 }

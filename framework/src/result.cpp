@@ -61,6 +61,17 @@ const std::vector<MetricColumn> kColumns = {
 
 const std::vector<MetricColumn>& metric_columns() { return kColumns; }
 
+std::vector<const MetricColumn*> metric_columns_in(const std::vector<nlohmann::json>& rows) {
+  std::vector<const MetricColumn*> used;
+  for (const auto& c : kColumns)
+    for (const auto& r : rows)
+      if (r.contains("metrics") && r["metrics"].contains(c.key)) {
+        used.push_back(&c);
+        break;
+      }
+  return used;
+}
+
 std::string format_rows(const std::vector<ResultRow>& rows) {
   std::vector<nlohmann::json> docs;
   for (const auto& r : rows) docs.push_back(to_json(r));
@@ -69,14 +80,8 @@ std::string format_rows(const std::vector<ResultRow>& rows) {
 
 std::string format_rows(const std::vector<nlohmann::json>& rows) {
   std::vector<std::string> headers{"model", "dataset", "quantizer", "backend", "mode"};
-  std::vector<const MetricColumn*> used;
-  for (const auto& c : kColumns)
-    for (const auto& r : rows)
-      if (r.contains("metrics") && r["metrics"].contains(c.key)) {
-        used.push_back(&c);
-        headers.emplace_back(c.header);
-        break;
-      }
+  const auto used = metric_columns_in(rows);
+  for (const auto* c : used) headers.emplace_back(c->header);
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : rows) {
     std::vector<std::string> line;

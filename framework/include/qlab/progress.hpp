@@ -7,6 +7,9 @@
 
 namespace qlab {
 
+/// "1:05" or "2:03:07": elapsed times and ETAs in progress lines.
+std::string format_duration(double seconds);
+
 class Progress {
  public:
   Progress(std::string label, std::int64_t total, std::FILE* out = stderr);

@@ -13,6 +13,9 @@ namespace qlab {
 /// "point.label". Null when the row has none.
 nlohmann::json row_field(const nlohmann::json& row, const std::string& name);
 
+/// A field as plot labels and tables show it: strings bare, numbers short.
+std::string field_text(const nlohmann::json& value);
+
 struct PlotSpec {
   /// line: y against numeric x, one line per `series`; bars: y per `x` label;
   /// heatmap: z over the x-by-y grid; scatter: y against x, points labelled

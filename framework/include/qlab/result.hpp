@@ -34,6 +34,8 @@ struct MetricColumn {
   std::string (*format)(double);
 };
 const std::vector<MetricColumn>& metric_columns();
+/// The columns of metric_columns() that some row (to_json) has a value for.
+std::vector<const MetricColumn*> metric_columns_in(const std::vector<nlohmann::json>& rows);
 
 nlohmann::json to_json(const ResultRow& row);
 /// The console table of rows stored as JSON (see to_json).

@@ -61,6 +61,9 @@ class ResultStore {
   sqlite3* db_ = nullptr;
 };
 
+/// The plugin name a resolved config gives a section ("" when none).
+std::string section_name(const nlohmann::json& config, const char* section);
+
 /// Current UTC time as ISO 8601 ("2026-11-22T10:00:00Z").
 std::string utc_now();
 

@@ -17,6 +17,12 @@ std::string csv_cell(const nlohmann::json& v) {
 
 }  // namespace
 
+std::string field_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) return fmt::format("{:g}", v.get<double>());
+  return v.dump();
+}
+
 nlohmann::json row_field(const nlohmann::json& row, const std::string& name) {
   const auto dot = name.find('.');
   if (dot == std::string::npos) {

@@ -20,12 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string cell(const nlohmann::json& v) {
-  if (v.is_null()) return "—";
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) return fmt::format("{:g}", v.get<double>());
-  return v.dump();
-}
+std::string cell(const nlohmann::json& v) { return v.is_null() ? "—" : field_text(v); }
 
 std::string table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::string out = "| " + fmt::format("{}", fmt::join(header, " | ")) + " |\n|";
@@ -90,12 +85,8 @@ std::string results(const std::vector<nlohmann::json>& rows, const std::vector<s
   const std::set<std::string> shown{"accuracy", "loss", "size_bytes", "latency_ms", "speedup_vs_fp32",
                                     "test_set_ms", "peak_memory_bytes", "train_seconds"};
   std::vector<const MetricColumn*> used;
-  for (const auto& c : metric_columns())
-    for (const auto& r : rows)
-      if (shown.count(c.key) && r.contains("metrics") && r["metrics"].contains(c.key)) {
-        used.push_back(&c);
-        break;
-      }
+  for (const auto* c : metric_columns_in(rows))
+    if (shown.count(c->key)) used.push_back(c);
   std::vector<std::string> header{"point", "model", "quantizer", "backend", "mode"};
   header.insert(header.end(), options.begin(), options.end());
   for (const auto* c : used) header.emplace_back(c->header);

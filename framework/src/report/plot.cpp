@@ -31,12 +31,6 @@ std::string gp_string(const std::string& s) {
   return out + "\"";
 }
 
-std::string text_of(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) return fmt::format("{:g}", v.get<double>());
-  return v.dump();
-}
-
 double number(const nlohmann::json& row, const std::string& field, const PlotSpec& spec) {
   const auto v = row_field(row, field);
   if (!v.is_number())
@@ -66,7 +60,7 @@ std::vector<nlohmann::json> categories(const std::vector<const nlohmann::json*>&
 std::string tics(const std::vector<nlohmann::json>& values) {
   std::string s = "(";
   for (std::size_t i = 0; i < values.size(); ++i)
-    s += fmt::format("{}{} {}", i ? ", " : "", gp_string(text_of(values[i])), i);
+    s += fmt::format("{}{} {}", i ? ", " : "", gp_string(field_text(values[i])), i);
   return s + ")";
 }
 
@@ -80,7 +74,7 @@ Script line_plot(const PlotSpec& spec, const std::vector<const nlohmann::json*>&
   std::map<std::string, std::vector<std::pair<double, double>>> series;
   std::vector<std::string> order;
   for (const auto* r : rows) {
-    const std::string key = spec.series.empty() ? spec.y : text_of(row_field(*r, spec.series));
+    const std::string key = spec.series.empty() ? spec.y : field_text(row_field(*r, spec.series));
     if (!series.count(key)) order.push_back(key);
     series[key].emplace_back(number(*r, spec.x, spec), number(*r, spec.y, spec));
   }
@@ -105,7 +99,7 @@ Script bar_plot(const PlotSpec& spec, const std::vector<const nlohmann::json*>& 
   Script s;
   std::vector<std::string> labels;  // points share their baseline: one bar each
   for (const auto* r : rows) {
-    const std::string label = text_of(row_field(*r, spec.x));
+    const std::string label = field_text(row_field(*r, spec.x));
     if (std::find(labels.begin(), labels.end(), label) != labels.end()) continue;
     labels.push_back(label);
     s.data += fmt::format("{}\t{:g}\n", gp_string(label), number(*r, spec.y, spec));
@@ -144,7 +138,7 @@ Script scatter_plot(const PlotSpec& spec, const std::vector<const nlohmann::json
   Script s;
   for (const auto* r : rows)
     s.data += fmt::format("{:g}\t{:g}\t{}\n", number(*r, spec.x, spec), number(*r, spec.y, spec),
-                          gp_string(spec.series.empty() ? "" : text_of(row_field(*r, spec.series))));
+                          gp_string(spec.series.empty() ? "" : field_text(row_field(*r, spec.series))));
   if (spec.logx) s.commands += "set logscale x 2\n";
   s.commands += "set grid\nset offsets graph 0.08, graph 0.08, graph 0.08, graph 0.08\n"
                 "plot DATA using 1:2 with points pt 7 ps 1.5 notitle, \\\n"
@@ -184,7 +178,7 @@ Script image_grid(const PlotSpec& spec, const std::vector<const nlohmann::json*>
   for (const auto* r : rows) {
     if (!r->contains("samples") || !(*r)["samples"].is_object()) continue;
     const auto& s = (*r)["samples"];
-    const std::string label = spec.series.empty() ? r->value("mode", "?") : text_of(row_field(*r, spec.series));
+    const std::string label = spec.series.empty() ? r->value("mode", "?") : field_text(row_field(*r, spec.series));
     if (std::find(seen.begin(), seen.end(), label) != seen.end()) continue;
     seen.push_back(label);
     w = s.value("width", 0);

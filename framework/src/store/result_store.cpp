@@ -92,11 +92,6 @@ PointRecord read_point(const Statement& st, const std::string& path) {
   return p;
 }
 
-std::string name_of(const nlohmann::json& config, const char* section) {
-  if (config.contains(section) && config[section].contains("name")) return config[section]["name"];
-  return "";
-}
-
 }  // namespace
 
 const char* to_string(PointStatus status) {
@@ -106,6 +101,10 @@ const char* to_string(PointStatus status) {
     case PointStatus::skipped: return "skipped";
   }
   return "?";
+}
+
+std::string section_name(const nlohmann::json& config, const char* section) {
+  return config.contains(section) ? config[section].value("name", "") : "";
 }
 
 std::string utc_now() {
@@ -183,11 +182,7 @@ void ResultStore::save(const PointRecord& p) {
     st.bind(5, p.message).bind(6, rows.dump()).bind(7, p.qlab_version).bind(8, p.torch_version);
     st.bind(9, p.host).bind(10, p.started).bind(11, p.ended);
     st.step();
-    if (!p.sweep.empty()) {
-      Statement member(db_, path_, "INSERT OR IGNORE INTO sweeps VALUES(?1, ?2)");
-      member.bind(1, p.sweep).bind(2, p.hash);
-      member.step();
-    }
+    if (!p.sweep.empty()) add_to_sweep(p.sweep, p.hash);
     exec(db_, path_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -213,8 +208,8 @@ std::vector<PointRecord> ResultStore::points(const RowFilter& f) const {
     auto keep = [](const std::string& want, const std::string& have) {
       return want.empty() || want == have;
     };
-    if (keep(f.model, name_of(p.config, "model")) && keep(f.quantizer, name_of(p.config, "quantizer")) &&
-        keep(f.backend, name_of(p.config, "backend")) && keep(f.status, to_string(p.status)))
+    if (keep(f.model, section_name(p.config, "model")) && keep(f.quantizer, section_name(p.config, "quantizer")) &&
+        keep(f.backend, section_name(p.config, "backend")) && keep(f.status, to_string(p.status)))
       out.push_back(std::move(p));
   }
   return out;

@@ -1,4 +1,5 @@
 #include <qlab/error.hpp>
+#include <qlab/progress.hpp>
 #include <qlab/runtime.hpp>
 #include <qlab/sweep.hpp>
 #include <qlab/version.hpp>
@@ -19,15 +20,6 @@ std::string format_value(const Value& v) {
   if (const auto* d = std::get_if<double>(&v)) return fmt::format("{}", *d);
   if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   return describe(v);
-}
-
-std::string clock(double seconds) {
-  const auto s = static_cast<long>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
-}
-
-std::string name_in(const nlohmann::json& config, const char* section) {
-  return config.contains(section) ? config[section].value("name", "") : "";
 }
 
 }  // namespace
@@ -115,8 +107,8 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::size_t left = points.size() - i;
     log_ << fmt::format("[{} {}/{}] {} | {} stored, {} run | elapsed {}{}\n", settings.name, i + 1,
-                        points.size(), points[i].label(), stored, ran, clock(elapsed),
-                        ran ? " | ETA " + clock(run_seconds / ran * left) : "");
+                        points.size(), points[i].label(), stored, ran, format_duration(elapsed),
+                        ran ? " | ETA " + format_duration(run_seconds / ran * left) : "");
     log_.flush();
     out.push_back(run_one(points[i], plans[i], settings));
     run_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -175,10 +167,10 @@ std::vector<nlohmann::json> rows_of(const std::vector<PointRecord>& points) {
       }
       continue;
     }
-    out.push_back({{"model", name_in(p.config, "model")},
-                   {"dataset", p.config.contains("dataset") ? p.config["dataset"].value("name", "") : ""},
-                   {"quantizer", name_in(p.config, "quantizer")},
-                   {"backend", name_in(p.config, "backend")},
+    out.push_back({{"model", section_name(p.config, "model")},
+                   {"dataset", section_name(p.config, "dataset")},
+                   {"quantizer", section_name(p.config, "quantizer")},
+                   {"backend", section_name(p.config, "backend")},
                    {"mode", to_string(p.status)},
                    {"config", p.config},
                    {"metrics", nlohmann::json::object()},
