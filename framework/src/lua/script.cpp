@@ -49,6 +49,17 @@ void expect_table(lua_State* L, int index, const char* function) {
     throw Error(fmt::format("{} expects a table, found {}", function, luaL_typename(L, index)));
 }
 
+// Runs points as sweep `name` under the script's settings, noting failures.
+std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points, const std::string& name) {
+  SweepSettings settings;
+  settings.name = name;
+  settings.force = s.settings().force;
+  settings.report_only = s.settings().report_only;
+  auto records = sweeper(s).run(points, settings);
+  s.note(records);
+  return records;
+}
+
 // Runs one experiment table as a single-point sweep; pushes its row.
 int evaluate_with(lua_State* L, const char* function, int need_quantizer) {
   expect_table(L, 1, function);
@@ -62,13 +73,7 @@ int evaluate_with(lua_State* L, const char* function, int need_quantizer) {
   if (need_quantizer > 0 && !has_quantizer)
     throw Error(fmt::format("{}: {} needs a quantizer table with a name", at.str(), function));
   if (need_quantizer < 0) ex.quantizer = RawSection{"quantizer", at, {}};
-  SweepSettings settings;
-  settings.name = sweep;
-  settings.force = s.settings().force;
-  settings.report_only = s.settings().report_only;
-  const auto records = sweeper(s).run({SweepPoint{ex, {}}}, settings);
-  s.note(records);
-  push_point(L, records.at(0));
+  push_point(L, run_points(s, {SweepPoint{ex, {}}}, sweep).at(0));
   return 1;
 }
 
@@ -80,15 +85,12 @@ int l_sweep(lua_State* L) {
   expect_table(L, 1, "qlab.sweep");
   Script& s = self(L);
   const SourceLoc at = caller(L);
-  SweepSettings settings;
-  settings.name = s.default_sweep();
-  settings.force = s.settings().force;
-  settings.report_only = s.settings().report_only;
+  std::string name = s.default_sweep();
   Experiment base;
   std::vector<GridAxis> axes;
   bool has_where = false;
   for_each_field(L, 1, "qlab.sweep", [&](const std::string& key) {
-    if (key == "name") settings.name = string_at(L, -1, "qlab.sweep name");
+    if (key == "name") name = string_at(L, -1, "qlab.sweep name");
     else if (key == "base") base = experiment_from(L, lua_gettop(L), at, nullptr);
     else if (key == "grid") axes = grid_from(L, lua_gettop(L));
     else if (key == "where") {
@@ -111,8 +113,7 @@ int l_sweep(lua_State* L) {
     lua_settop(L, fn - 1);
     points = std::move(kept);
   }
-  const auto records = sweeper(s).run(points, settings);
-  s.note(records);
+  const auto records = run_points(s, points, name);
   lua_createtable(L, static_cast<int>(records.size()), 0);
   for (std::size_t i = 0; i < records.size(); ++i) {
     push_point(L, records[i]);
