@@ -192,7 +192,7 @@ TEST(Int8, MobileNetV2RunsFusedBlocksAndQuantizedResidualAdds) {
 TEST(Int8, SubEightBitModelsAreSimulatedAndSayWhy) {
   auto m = randomised(mlp(), 8);
   PtqSpec spec;
-  spec.weight_bits = 4;
+  spec.config = default_config_list({}, {4, 8, 8});
   spec.calibration_batches = 2;
   auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calibration_for(m->graph(), 9)));
   EXPECT_FALSE(q->int8());
@@ -201,7 +201,7 @@ TEST(Int8, SubEightBitModelsAreSimulatedAndSayWhy) {
   EXPECT_NE(exe->describe().find("8-bit weights and activations only"), std::string::npos);
   // 4-bit weights ship bit-packed: about half the bytes of 8-bit ones.
   PtqSpec eight = spec;
-  eight.weight_bits = 8;
+  eight.config = default_config_list({}, {8, 8, 8});
   const auto q8 = post_training_quantize(m, eight, calibration_for(m->graph(), 9));
   const std::size_t weights = 64 * 32 + 10 * 64;  // 8-bit: one byte each; 4-bit: half
   EXPECT_LT(serialize_quantized(*q).size(), serialize_quantized(q8).size() - weights * 4 / 10);
@@ -224,8 +224,9 @@ TEST(Int8, DynamicListsTheLayersLeftInFloat) {
   auto m = randomised(conv_relu(), 12);
   PtqSpec spec;
   spec.scheme = "dynamic";
-  spec.ops = {Op::linear};
-  spec.float_reason = "no dynamic conv kernels";
+  spec.rules.op_types = {Op::linear};
+  spec.rules.op_types_reason = "no dynamic conv kernels";
+  spec.config = default_config_list(spec.rules, {8, 8, 0});
   const auto q = post_training_quantize(m, spec, calibration_for(m->graph(), 13));
   ASSERT_EQ(q.float_layers.size(), 1u);
   EXPECT_EQ(q.float_layers.begin()->first, "conv");

@@ -28,6 +28,13 @@ Value to_value(const toml::node& node, const std::string& section, const std::st
   if (auto v = node.as_integer()) return v->get();
   if (auto v = node.as_floating_point()) return v->get();
   if (auto v = node.as_string()) return v->get();
+  if (auto arr = node.as_array(); arr && !arr->empty() && arr->is_array_of_tables()) {
+    // [[quantizer.config]] entries: toml++ writes them as JSON, which the
+    // plugin that declares the list checks field by field.
+    std::ostringstream json;
+    json << toml::json_formatter{*arr};
+    return TableList{nlohmann::json::parse(json.str())};
+  }
   if (auto arr = node.as_array()) {
     std::vector<std::string> out;
     for (const auto& item : *arr) {

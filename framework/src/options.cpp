@@ -16,6 +16,7 @@ const char* to_string(ValueType type) {
     case ValueType::number: return "number";
     case ValueType::string: return "string";
     case ValueType::string_list: return "list of strings";
+    case ValueType::table_list: return "list of tables";
   }
   return "?";
 }
@@ -30,6 +31,9 @@ std::string describe(const Value& value) {
     std::string operator()(const std::string& s) const { return fmt::format("string \"{}\"", s); }
     std::string operator()(const std::vector<std::string>& l) const {
       return fmt::format("list [{}]", fmt::join(l, ", "));
+    }
+    std::string operator()(const TableList& t) const {
+      return fmt::format("list of {} tables", t.entries.size());
     }
   };
   return std::visit(Visitor{}, value);
@@ -70,6 +74,10 @@ Schema& Schema::string(std::string name, std::string def, std::string help,
 
 Schema& Schema::string_list(std::string name, std::vector<std::string> def, std::string help) {
   return add({std::move(name), ValueType::string_list, std::move(def), std::move(help), {}, {}, {}});
+}
+
+Schema& Schema::table_list(std::string name, std::string help) {
+  return add({std::move(name), ValueType::table_list, TableList{}, std::move(help), {}, {}, {}});
 }
 
 const OptionSpec* Schema::find(const std::string& name) const {
@@ -158,10 +166,16 @@ template std::int64_t Options::get<std::int64_t>(const std::string&) const;
 template double Options::get<double>(const std::string&) const;
 template std::string Options::get<std::string>(const std::string&) const;
 template std::vector<std::string> Options::get<std::vector<std::string>>(const std::string&) const;
+template TableList Options::get<TableList>(const std::string&) const;
 
 nlohmann::json Options::to_json() const {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : values_) std::visit([&, &k = k](const auto& x) { j[k] = x; }, v);
+  for (const auto& [k, v] : values_) {
+    if (const auto* t = std::get_if<TableList>(&v)) j[k] = t->entries;
+    else std::visit([&, &k = k](const auto& x) {
+      if constexpr (!std::is_same_v<std::decay_t<decltype(x)>, TableList>) j[k] = x;
+    }, v);
+  }
   return j;
 }
 

@@ -6,10 +6,7 @@
 #include <fmt/format.h>
 
 namespace qlab {
-namespace {
 
-// Ops whose int8 output takes fresh qparams; the others (relu, pooling,
-// flatten, dropout) keep their input's, as PyTorch's quantized ops do.
 bool needs_output_qparams(Op op) {
   switch (op) {
     case Op::input:
@@ -23,28 +20,44 @@ bool needs_output_qparams(Op op) {
   }
 }
 
-QLayer quantize_weight(const GraphModule& m, const Node& n, const PtqSpec& spec) {
-  QLayer l;
-  torch::Tensor w, b;
-  for (auto& p : m->layer(n.name)->named_parameters(false)) {
-    if (p.key() == "weight") w = p.value().detach();
-    if (p.key() == "bias") b = p.value().detach();
+std::map<std::string, int> activation_sites(const Graph& g, const LayerSelection& selection) {
+  std::map<std::string, int> sites;
+  for (const auto& [name, bits] : selection.layers) {
+    if (bits.output > 0) sites[name] = std::max(sites[name], bits.output);
+    if (bits.input == 0) continue;
+    std::string producer = g.node(name).inputs.at(0);
+    while (!needs_output_qparams(g.node(producer).op)) producer = g.node(producer).inputs.at(0);
+    sites[producer] = std::max(sites[producer], bits.input);
   }
-  const int axis = spec.per_channel ? 0 : -1;
-  if (spec.weight_bits == 1) {
+  // quantized::add takes two quantized inputs and requantizes its sum: an
+  // add of two quantized tensors gets output qparams even when no layer reads it.
+  auto quantized_out = [&](std::string name) {
+    while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
+    auto it = sites.find(name);
+    return it == sites.end() ? 0 : it->second;
+  };
+  for (const auto& n : g.nodes())
+    if (n.op == Op::add && !sites.count(n.name)) {
+      const int a = quantized_out(n.inputs[0]), b = quantized_out(n.inputs[1]);
+      if (a > 0 && b > 0) sites[n.name] = std::max(a, b);
+    }
+  return sites;
+}
+
+QLayer quantize_weight(const torch::Tensor& w, const torch::Tensor& b, int bits, bool per_channel) {
+  QLayer l;
+  const int axis = per_channel ? 0 : -1;
+  if (bits == 1) {
     l.weight = binary_qparams(w, axis);
   } else {
     auto obs = make_observer("minmax", axis);
     obs->observe(w);
-    l.weight = obs->qparams(spec.weight_bits, /*symmetric=*/true);
+    l.weight = obs->qparams(bits, /*symmetric=*/true);
   }
   l.codes = quantize_codes(w, l.weight);
   l.bias = b;
-  l.activation_bits = spec.activation_bits;
   return l;
 }
-
-}  // namespace
 
 QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                                       const Dataset& calibration) {
@@ -56,24 +69,30 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                 "scale would stay at its default and accuracy collapses; use at least 1 (default 32)");
   QuantizedModel q;
   q.scheme = spec.scheme;
-  q.activation_bits = spec.activation_bits;
   q.float_module = fuse(trained);
   const Graph& g = q.graph();
-  for (const auto& n : g.nodes()) {
-    if (n.op != Op::conv2d && n.op != Op::linear) continue;
-    if (!spec.ops.count(n.op)) {
-      q.float_layers[n.name] = spec.float_reason;
-      continue;
+  const LayerSelection selection = select_layers(g, spec.config, spec.config_key, spec.rules);
+  q.float_layers = selection.float_layers;
+  for (const auto& [name, bits] : selection.layers) {
+    torch::Tensor w, b;
+    for (auto& p : q.float_module->layer(name)->named_parameters(false)) {
+      if (p.key() == "weight") w = p.value().detach();
+      if (p.key() == "bias") b = p.value().detach();
     }
-    q.layers[n.name] = quantize_weight(q.float_module, n, spec);
+    if (bits.weight == 0)
+      throw Error(fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
+                              "(add \"weight\" to its quant_types)",
+                              spec.config_key, name, spec.scheme));
+    q.layers[name] = quantize_weight(w, b, bits.weight, spec.per_channel);
+    q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == "dynamic") return q;
 
   // Calibrate on the float fused model, as PyTorch's observers do.
+  const auto sites = activation_sites(g, selection);
   std::vector<std::unique_ptr<Observer>> observers(g.nodes().size());
   for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (needs_output_qparams(g.nodes()[i].op))
-      observers[i] = make_observer(spec.observer, -1, spec.percentile);
+    if (sites.count(g.nodes()[i].name)) observers[i] = make_observer(spec.observer, -1, spec.percentile);
   const std::int64_t n = calibration.size();
   if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
   auto gen = at::detail::createCPUGenerator(4242);
@@ -88,9 +107,11 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                             });
   }
   for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (observers[i])
+    if (observers[i]) {
+      const int bits = sites.at(g.nodes()[i].name);
       q.activations[g.nodes()[i].name] =
-          observers[i]->qparams(spec.activation_bits, /*symmetric=*/false, spec.reduce_range);
+          observers[i]->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
+    }
   return q;
 }
 

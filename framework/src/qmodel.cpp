@@ -1,4 +1,5 @@
 #include <qlab/error.hpp>
+#include <qlab/ptq.hpp>
 #include <qlab/qmodel.hpp>
 
 #include "archive_io.hpp"
@@ -14,14 +15,14 @@
 namespace qlab {
 namespace {
 
-// The nearest node at or before `name` whose output has qparams: relu,
-// pooling, flatten and dropout keep their input's qparams.
+// The qparams of `name`'s output: its own, or, through relu, pooling,
+// flatten and dropout (which keep their input's), those of the node before.
 const QParams* qparams_reaching(const QuantizedModel& m, std::string name) {
   while (true) {
     auto it = m.activations.find(name);
     if (it != m.activations.end()) return &it->second;
     const Node& n = m.graph().node(name);
-    if (n.inputs.size() != 1) return nullptr;
+    if (needs_output_qparams(n.op) || n.inputs.size() != 1) return nullptr;
     name = n.inputs[0];
   }
 }
@@ -37,9 +38,17 @@ void copy_state(GraphModule& from, GraphModule& to) {
 }  // namespace
 
 bool QuantizedModel::int8() const {
-  if (scheme == "static" && activation_bits != 8) return false;
-  for (const auto& [name, l] : layers)
-    if (l.weight.bits != 8 || (scheme == "dynamic" && l.activation_bits != 8)) return false;
+  for (const auto& [name, l] : layers) {
+    if (l.weight.bits != 8) return false;
+    if (scheme == "dynamic") {
+      if (l.activation_bits != 8) return false;
+      continue;
+    }
+    const QParams* in = qparams_reaching(*this, graph().node(name).inputs.at(0));
+    if (!in || !activations.count(name)) return false;
+  }
+  for (const auto& [name, a] : activations)
+    if (a.bits != 8) return false;
   return !layers.empty();
 }
 
@@ -52,10 +61,11 @@ nlohmann::json QuantizedModel::calibration_config() const {
     j["weight_scale"] = w["scale"];
     j["weight_zero_point"] = w["zero_point"];
     j["weight_per_channel"] = l.weight.per_channel();
-    if (scheme == "dynamic") {
+    if (scheme == "dynamic" && l.activation_bits > 0) {
       j["input_bits"] = l.activation_bits;
       j["input_quantization"] = "per batch, at run time";
-    } else if (const auto* in = qparams_reaching(*this, graph().node(name).inputs.at(0))) {
+    } else if (const auto* in = scheme == "dynamic" ? nullptr
+                                : qparams_reaching(*this, graph().node(name).inputs.at(0))) {
       const auto a = in->to_json();
       j["input_bits"] = in->bits;
       j["input_scale"] = a["scale"];
@@ -95,7 +105,6 @@ GraphModule QuantizedModel::dequantized_module() const {
 std::string serialize_quantized(const QuantizedModel& m) {
   nlohmann::json meta = {{"format", 2},
                          {"scheme", m.scheme},
-                         {"activation_bits", m.activation_bits},
                          {"graph", stable_hash(m.graph().signature())},
                          {"float_layers", m.float_layers}};
   std::vector<torch::Tensor> codes, scales, zero_points, floats;
@@ -156,7 +165,6 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
   QuantizedModel m;
   try {
     m.scheme = meta["scheme"];
-    m.activation_bits = meta["activation_bits"];
     m.float_layers = meta["float_layers"].get<std::map<std::string, std::string>>();
     m.float_module = GraphModule(fused);
     // Missing sections are empty (a model with no float tensors, say).

@@ -12,10 +12,18 @@
 
 namespace qlab {
 
-using Value = std::variant<bool, std::int64_t, double, std::string,
-                           std::vector<std::string>>;
+/// A list of tables, such as a quantizer's NNI-style `config` list
+/// (`[[quantizer.config]]` in TOML, a list of tables in Lua). Kept as JSON:
+/// the plugin that declares it checks each entry's fields.
+struct TableList {
+  nlohmann::json entries = nlohmann::json::array();
+  bool operator==(const TableList& other) const { return entries == other.entries; }
+};
 
-enum class ValueType { boolean, integer, number, string, string_list };
+using Value = std::variant<bool, std::int64_t, double, std::string,
+                           std::vector<std::string>, TableList>;
+
+enum class ValueType { boolean, integer, number, string, string_list, table_list };
 
 const char* to_string(ValueType type);
 ValueType type_of(const Value& value);
@@ -50,6 +58,8 @@ class Schema {
   Schema& string(std::string name, std::string def, std::string help,
                  std::vector<std::string> choices = {});
   Schema& string_list(std::string name, std::vector<std::string> def, std::string help);
+  /// A list of tables, empty by default.
+  Schema& table_list(std::string name, std::string help);
 
   const OptionSpec* find(const std::string& name) const;
   const std::vector<OptionSpec>& specs() const { return specs_; }
@@ -97,5 +107,6 @@ extern template double Options::get<double>(const std::string&) const;
 extern template std::string Options::get<std::string>(const std::string&) const;
 extern template std::vector<std::string> Options::get<std::vector<std::string>>(
     const std::string&) const;
+extern template TableList Options::get<TableList>(const std::string&) const;
 
 }  // namespace qlab

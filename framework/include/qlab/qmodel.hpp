@@ -17,7 +17,7 @@ struct QLayer {
   QParams weight;        ///< per channel along axis 0, or per tensor
   torch::Tensor codes;   ///< int64 integer weights on weight's grid, the weight's shape
   torch::Tensor bias;    ///< float, or undefined
-  int activation_bits = 8;  ///< dynamic: bits of the per-batch input quantization
+  int activation_bits = 8;  ///< dynamic: bits of the per-batch input quantization (0: none)
 };
 
 struct QuantizedModel {
@@ -26,11 +26,17 @@ struct QuantizedModel {
   std::map<std::string, QLayer> layers;       ///< quantized conv2d/linear nodes by name
   std::map<std::string, QParams> activations; ///< static: qparams of node outputs
   std::map<std::string, std::string> float_layers;  ///< conv2d/linear left in float -> why
-  int activation_bits = 8;
+  /// Training-aware quantizers: the fine-tuning epochs (as result rows hold
+  /// them) and their wall time; empty and 0 for post-training ones.
+  nlohmann::json training = nlohmann::json::array();
+  double train_seconds = 0;
+  /// What a result must say about how this model was made.
+  std::vector<std::string> notes;
 
   const Graph& graph() const { return float_module->graph(); }
-  /// True when every quantized tensor is 8-bit: the model can run on int8
-  /// kernels. Otherwise it can only be simulated with fake quantization.
+  /// True when every quantized layer has 8-bit weights, 8-bit input and (static)
+  /// 8-bit output: the model can run on int8 kernels. Otherwise it can only be
+  /// simulated with fake quantization.
   bool int8() const;
   /// Per-layer weight and activation bits, scale, zero point and tracked
   /// range: seed 001's calibration_config table.

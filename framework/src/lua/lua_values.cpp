@@ -29,6 +29,7 @@ void push_value(lua_State* L, const Value& v) {
   else if (const auto* i = std::get_if<std::int64_t>(&v)) lua_pushinteger(L, *i);
   else if (const auto* d = std::get_if<double>(&v)) lua_pushnumber(L, *d);
   else if (const auto* s = std::get_if<std::string>(&v)) lua_pushlstring(L, s->data(), s->size());
+  else if (const auto* t = std::get_if<TableList>(&v)) push_json(L, t->entries);
   else {
     const auto& list = std::get<std::vector<std::string>>(v);
     lua_createtable(L, static_cast<int>(list.size()), 0);
@@ -102,6 +103,7 @@ Value parse_word(const std::string& text, ValueType type, const std::string& wor
         if (text == "false" || text == "0") return false;
         throw bad();
       case ValueType::string: return text;
+      case ValueType::table_list: throw bad();
       case ValueType::string_list: {
         std::vector<std::string> out;
         for (std::size_t start = 0; start <= text.size();) {
@@ -163,6 +165,15 @@ Value value_at(lua_State* L, int index, const std::string& what) {
     case LUA_TTABLE: {
       std::vector<std::string> list;
       const auto n = lua_rawlen(L, index);
+      lua_rawgeti(L, index, 1);
+      const bool of_tables = lua_type(L, -1) == LUA_TTABLE;
+      lua_pop(L, 1);
+      if (of_tables) {
+        auto entries = json_at(L, index, 0);
+        if (!entries.is_array())
+          throw Error(fmt::format("{}: expected a list of tables, found a table with named keys", what));
+        return TableList{std::move(entries)};
+      }
       std::size_t fields = 0;
       lua_pushnil(L);
       while (lua_next(L, index) != 0) {

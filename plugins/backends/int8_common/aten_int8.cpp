@@ -154,7 +154,7 @@ class Int8Executable final : public Executable {
             fallbacks_.push_back(n.name);
           }
           break;
-        case Op::add: s.kind = is_static ? Kind::qadd : Kind::stateless; break;
+        case Op::add: s.kind = s.requantize ? Kind::qadd : Kind::stateless; break;
         default:
           // Ops without int8 kernels run in float under either scheme; only the
           // static scheme, which requantizes around them, lists them as fallbacks.
@@ -281,7 +281,7 @@ class Int8Executable final : public Executable {
             }
             case Op::flatten: y = x.contiguous().flatten(1); break;
             case Op::dropout: y = x; break;
-            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;  // dynamic scheme
+            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;  // no output qparams
             default: QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
           }
           break;

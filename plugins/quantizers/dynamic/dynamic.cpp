@@ -12,7 +12,9 @@ class Dynamic final : public qlab::Quantizer {
     qlab::Schema s;
     s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
         .integer("activation_bits", 8, "bits of the per-batch activation quantization (1: two levels)", 1, 16)
-        .boolean("per_channel", true, "one weight scale per output channel");
+        .boolean("per_channel", true, "one weight scale per output channel")
+        .table_list("config", "NNI-style list selecting linear layers and bits per weight/input "
+                              "(default: every linear layer at weight_bits/activation_bits)");
     return s;
   }
 
@@ -20,12 +22,12 @@ class Dynamic final : public qlab::Quantizer {
                                 const qlab::QuantizeContext& ctx) const override {
     qlab::PtqSpec spec;
     spec.scheme = "dynamic";
-    spec.weight_bits = static_cast<int>(o.get<std::int64_t>("weight_bits"));
-    spec.activation_bits = static_cast<int>(o.get<std::int64_t>("activation_bits"));
+    spec.rules.op_types = {qlab::Op::linear};
+    spec.rules.quant_types = {"weight", "input"};
+    spec.rules.op_types_reason = "dynamic quantization has int8 kernels for linear layers only";
+    spec.config = qlab::config_list_option(o, spec.rules);
     spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
     spec.reduce_range = ctx.engine.reduce_range;
-    spec.ops = {qlab::Op::linear};
-    spec.float_reason = "dynamic quantization has int8 kernels for linear layers only";
     return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
   }
 };

@@ -16,7 +16,9 @@ class Static final : public qlab::Quantizer {
         .boolean("per_channel", true, "one weight scale per output channel")
         .string("observer", "minmax", "activation observer", qlab::observer_kinds())
         .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
-        .integer("calibration_batches", 32, "training batches the activation observers see", 0, 1000000);
+        .integer("calibration_batches", 32, "training batches the activation observers see", 0, 1000000)
+        .table_list("config", "NNI-style list selecting layers and bits per weight/input/output "
+                              "(default: every conv2d and linear at weight_bits/activation_bits)");
     return s;
   }
 
@@ -24,14 +26,13 @@ class Static final : public qlab::Quantizer {
                                 const qlab::QuantizeContext& ctx) const override {
     qlab::PtqSpec spec;
     spec.scheme = "static";
-    spec.weight_bits = static_cast<int>(o.get<std::int64_t>("weight_bits"));
-    spec.activation_bits = static_cast<int>(o.get<std::int64_t>("activation_bits"));
+    spec.config = qlab::config_list_option(o, spec.rules);
     spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
     spec.observer = o.get<std::string>("observer");
     spec.percentile = o.get<double>("percentile");
     spec.calibration_batches = o.get<std::int64_t>("calibration_batches");
     spec.batch_size = ctx.batch_size;
-    spec.reduce_range = ctx.engine.reduce_range && spec.activation_bits == 8;
+    spec.reduce_range = ctx.engine.reduce_range;
     return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
   }
 };
