@@ -27,34 +27,43 @@ std::shared_ptr<T> layer_as(const GraphModule& m, const std::string& name) {
 
 }  // namespace
 
+std::map<std::string, FusionGroup> fusion_groups(const Graph& g) {
+  std::map<std::string, FusionGroup> groups;
+  for (const auto& n : g.nodes()) {
+    if (n.op != Op::conv2d && n.op != Op::linear) continue;
+    FusionGroup& group = groups[n.name];
+    const Node* next = sole_consumer(g, n.name);
+    if (n.op == Op::conv2d && next && next->op == Op::batch_norm2d) {
+      group.batch_norm = next->name;
+      next = sole_consumer(g, next->name);
+    }
+    if (n.attrs.activation == Activation::none && next && (next->op == Op::relu || next->op == Op::relu6))
+      group.activation = next->name;
+  }
+  return groups;
+}
+
 GraphModule fuse(GraphModule trained) {
   const Graph& g = trained->graph();
+  const auto groups = fusion_groups(g);
   Graph out(g.type_name());
   for (const auto& [prefix, type] : g.group_types()) out.group_type(prefix, type);
   std::map<std::string, std::string> produced_by;  // removed node -> node now producing it
   std::map<std::string, std::string> folded_bn;    // conv -> batch norm folded into it
-  std::set<std::string> removed;
   for (const auto& node : g.nodes()) {
-    if (removed.count(node.name)) continue;
+    if (produced_by.count(node.name)) continue;
     Node n = node;
     for (auto& in : n.inputs)
       if (produced_by.count(in)) in = produced_by[in];
-    if (n.op == Op::conv2d || n.op == Op::linear) {
-      std::string tail = n.name;
-      const Node* next = sole_consumer(g, tail);
-      if (n.op == Op::conv2d && next && next->op == Op::batch_norm2d) {
-        folded_bn[n.name] = next->name;
+    if (auto it = groups.find(n.name); it != groups.end()) {
+      if (!it->second.batch_norm.empty()) {
+        folded_bn[n.name] = it->second.batch_norm;
         n.attrs.bias = true;
-        removed.insert(next->name);
-        produced_by[next->name] = n.name;
-        tail = next->name;
-        next = sole_consumer(g, tail);
+        produced_by[it->second.batch_norm] = n.name;
       }
-      if (n.attrs.activation == Activation::none && next &&
-          (next->op == Op::relu || next->op == Op::relu6)) {
-        n.attrs.activation = next->op == Op::relu ? Activation::relu : Activation::relu6;
-        removed.insert(next->name);
-        produced_by[next->name] = n.name;
+      if (!it->second.activation.empty()) {
+        n.attrs.activation = g.node(it->second.activation).op == Op::relu ? Activation::relu : Activation::relu6;
+        produced_by[it->second.activation] = n.name;
       }
     }
     out.append(std::move(n));

@@ -98,6 +98,11 @@ torch::Tensor activate(torch::Tensor x, Activation a) {
 }  // namespace
 
 std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, const NodeHook& hook) {
+  return forward(input, hook, nullptr);
+}
+
+std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, const NodeHook& hook,
+                                                    const WeightHook& weights) {
   namespace F = torch::nn::functional;
   std::vector<torch::Tensor> v(steps_.size());
   for (std::size_t i = 0; i < steps_.size(); ++i) {
@@ -106,8 +111,17 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, 
     const torch::Tensor& x = s.inputs.empty() ? input : v[s.inputs[0]];
     switch (s.op) {
       case Op::input: v[i] = input; break;
-      case Op::conv2d: v[i] = activate(s.conv->forward(x), a.activation); break;
-      case Op::linear: v[i] = activate(s.linear->forward(x), a.activation); break;
+      case Op::conv2d:
+        v[i] = activate(weights ? torch::conv2d(x, weights(i, s.conv->weight), s.conv->bias,
+                                                {a.stride, a.stride}, {a.padding, a.padding}, {1, 1}, a.groups)
+                                : s.conv->forward(x),
+                        a.activation);
+        break;
+      case Op::linear:
+        v[i] = activate(weights ? torch::linear(x, weights(i, s.linear->weight), s.linear->bias)
+                                : s.linear->forward(x),
+                        a.activation);
+        break;
       case Op::batch_norm2d: v[i] = s.bn->forward(x); break;
       case Op::relu: v[i] = torch::relu(x); break;
       case Op::relu6: v[i] = torch::hardtanh(x, 0.0, 6.0); break;
@@ -133,6 +147,17 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, 
 std::shared_ptr<torch::nn::Module> GraphModuleImpl::layer(const std::string& name) const {
   auto it = layers_.find(name);
   return it == layers_.end() ? nullptr : it->second;
+}
+
+GraphModule clone_module(const GraphModule& module) {
+  GraphModule copy(module->graph());
+  torch::NoGradGuard no_grad;
+  auto params = module->named_parameters();
+  for (auto& p : copy->named_parameters()) p.value().copy_(params[p.key()]);
+  auto buffers = module->named_buffers();
+  for (auto& b : copy->named_buffers()) b.value().copy_(buffers[b.key()]);
+  copy->eval();
+  return copy;
 }
 
 }  // namespace qlab

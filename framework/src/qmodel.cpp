@@ -27,14 +27,6 @@ const QParams* qparams_reaching(const QuantizedModel& m, std::string name) {
   }
 }
 
-void copy_state(GraphModule& from, GraphModule& to) {
-  torch::NoGradGuard no_grad;
-  auto src = from->named_parameters();
-  for (auto& p : to->named_parameters()) p.value().copy_(src[p.key()]);
-  auto bufs = from->named_buffers();
-  for (auto& b : to->named_buffers()) b.value().copy_(bufs[b.key()]);
-}
-
 }  // namespace
 
 bool QuantizedModel::int8() const {
@@ -87,9 +79,7 @@ nlohmann::json QuantizedModel::calibration_config() const {
 }
 
 GraphModule QuantizedModel::dequantized_module() const {
-  GraphModule m(graph());
-  auto src = float_module;
-  copy_state(src, m);
+  GraphModule m = clone_module(float_module);
   torch::NoGradGuard no_grad;
   auto params = m->named_parameters();
   for (const auto& [name, l] : layers) params[name + ".weight"].copy_(dequantize_codes(l.codes, l.weight));
@@ -117,6 +107,8 @@ std::string serialize_quantized(const QuantizedModel& m) {
                             {"qmax", l.weight.qmax},       {"shape", l.codes.sizes().vec()},
                             {"activation_bits", l.activation_bits}, {"code_offset", code_bytes},
                             {"channels", l.weight.scale.numel()}};
+    if (l.weight.zero_point.is_floating_point())  // DoReFa's half-step grid: one per tensor
+      meta["layers"][name]["fractional_zero_point"] = l.weight.zero_point.item<double>();
     code_bytes += packed.numel();
     codes.push_back(packed);
     scales.push_back(l.weight.scale.to(torch::kFloat32));
@@ -209,7 +201,9 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
                     .view(shape);
       l.weight.scale = scales.slice(0, scale_at, scale_at + channels).to(torch::kFloat64);
       scale_at += channels;
-      if (l.weight.symmetric) {
+      if (j.contains("fractional_zero_point")) {
+        l.weight.zero_point = torch::full({channels}, j["fractional_zero_point"].get<double>(), torch::kFloat64);
+      } else if (l.weight.symmetric) {
         l.weight.zero_point = torch::zeros({channels}, torch::kInt64);
       } else {
         l.weight.zero_point = zero_points.slice(0, zp_at, zp_at + channels).to(torch::kInt64);

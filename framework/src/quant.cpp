@@ -72,6 +72,8 @@ torch::Tensor quantize_codes(const torch::Tensor& x, const QParams& p) {
   if (p.binary()) return x.ge(0).to(torch::kInt64);
   const auto scale = along(p.scale.to(x.dtype()), x, p.axis);
   const auto zp = along(p.zero_point, x, p.axis);
+  if (p.zero_point.is_floating_point())  // a half-step grid (DoReFa): round after the shift
+    return x.div(scale).add(zp).round().clamp(p.qmin, p.qmax).to(torch::kInt64);
   return x.div(scale).round().to(torch::kInt64).add(zp).clamp(p.qmin, p.qmax);
 }
 
@@ -150,7 +152,8 @@ nlohmann::json QParams::to_json() const {
     return j.size() == 1 ? j[0] : j;
   };
   nlohmann::json j = {{"bits", bits}, {"symmetric", symmetric}, {"per_channel", per_channel()},
-                      {"scale", list(scale, false)}, {"zero_point", list(zero_point, true)}};
+                      {"scale", list(scale, false)},
+                      {"zero_point", list(zero_point, !zero_point.is_floating_point())}};
   if (min.defined()) {
     j["tracked_min"] = min.min().item<double>();
     j["tracked_max"] = max.max().item<double>();

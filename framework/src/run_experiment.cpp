@@ -270,10 +270,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     ts.label = r.model_name + " ";
     const TrainReport rep = train(module, *r.model, data.train, r.recipe, ts);
     train_seconds = rep.seconds;
-    nlohmann::json epochs = nlohmann::json::array();
-    for (const auto& e : rep.epochs)
-      epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"accuracy", e.accuracy},
-                        {"seconds", e.seconds}, {"lr", e.lr}});
+    const nlohmann::json epochs = epochs_json(rep);
     row.training = epochs;
     module->to(torch::kCPU);
     save_checkpoint(ckpt, module, {{"model", r.model_name}, {"identity", identity},
@@ -317,6 +314,10 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qctx.calibration = &data.train;
   qctx.batch_size = r.recipe.batch_size;
   qctx.engine = plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
+  qctx.model = r.model.get();
+  qctx.recipe = r.recipe;
+  qctx.training.device = r.backend->device();
+  qctx.training.progress = settings.progress;
   const auto q0 = std::chrono::steady_clock::now();
   auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
       qrec, "quantize", [&] { return r.quantizer->quantize(module, r.quantizer_opts, qctx); }));
@@ -335,6 +336,9 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.mode = qm.mode;
   qrow.metrics = qm.metrics;
   qrow.metrics["quantize_seconds"] = quantize_seconds;
+  // Training-aware quantizers: their fine-tuning is this row's training.
+  qrow.training = qmodel->training;
+  if (qmodel->train_seconds > 0) qrow.metrics["train_seconds"] = qmodel->train_seconds;
   if (reconstructs) qrow.samples = reconstruction_samples(*qexe, data.test, nullptr);
   qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
@@ -342,6 +346,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.lowered = qexe->lowered();
   qrow.notes.clear();
   qrow.notes.push_back("runs on: " + qm.executable);
+  for (const auto& note : qmodel->notes) qrow.notes.push_back(note);
   for (const auto& name : qm.not_applicable)
     qrow.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));
   if (qmodel->float_layers.empty()) {

@@ -13,8 +13,10 @@
 namespace qlab {
 namespace {
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(GraphModule& m, const TrainRecipe& r) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(GraphModule& m, const TrainRecipe& r,
+                                                        const std::vector<torch::Tensor>& extra) {
   auto params = m->parameters();
+  params.insert(params.end(), extra.begin(), extra.end());
   if (r.optimizer == "sgd")
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(r.lr).momentum(r.momentum).weight_decay(r.weight_decay));
@@ -36,15 +38,24 @@ double scheduled_lr(const TrainRecipe& r, std::int64_t epoch) {
 
 }  // namespace
 
+nlohmann::json epochs_json(const TrainReport& report) {
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& e : report.epochs)
+    epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"accuracy", e.accuracy},
+                      {"seconds", e.seconds}, {"lr", e.lr}});
+  return epochs;
+}
+
 void seed_everything(std::int64_t seed) { torch::manual_seed(static_cast<std::uint64_t>(seed)); }
 
 TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
-                  const TrainRecipe& recipe, const TrainSettings& settings) {
+                  const TrainRecipe& recipe, const TrainSettings& settings,
+                  const TrainHooks& hooks) {
   const std::int64_t n = data.size();
   if (n == 0) throw Error("training set is empty");
   module->to(settings.device);
   module->train();
-  auto optimizer = make_optimizer(module, recipe);
+  auto optimizer = make_optimizer(module, recipe, hooks.parameters);
   // Shuffling has its own generator, so it does not depend on how many random
   // numbers weight initialisation or dropout drew.
   auto shuffle = at::detail::createCPUGenerator(static_cast<std::uint64_t>(recipe.seed));
@@ -60,6 +71,7 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
     const auto e0 = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(recipe, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    if (hooks.on_epoch) hooks.on_epoch(epoch);
     auto order = torch::randperm(n, shuffle, torch::TensorOptions().dtype(torch::kInt64))
                      .to(settings.device);
     Progress bar(fmt::format("{}epoch {}/{}", settings.label, epoch + 1, recipe.epochs), steps);
@@ -70,7 +82,8 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
       auto x = images.index_select(0, idx);
       auto y = labels.index_select(0, idx);
       optimizer->zero_grad();
-      auto outputs = module->forward(x);
+      auto outputs = hooks.outputs || hooks.weights ? module->forward(x, hooks.outputs, hooks.weights)
+                                                    : module->forward(x);
       auto loss = model.loss(outputs, x, y);
       const double value = loss.item<double>();
       if (!std::isfinite(value))

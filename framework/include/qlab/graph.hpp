@@ -147,6 +147,11 @@ class GraphModuleImpl : public torch::nn::Module {
   /// (used to fake-quantize activations and to observe them).
   using NodeHook = std::function<torch::Tensor(std::size_t node, const torch::Tensor& value)>;
   std::vector<torch::Tensor> forward(const torch::Tensor& input, const NodeHook& hook);
+  /// Called with a conv2d/linear node's index and weight; returns the weight
+  /// the node computes with (used to fake-quantize weights while training).
+  using WeightHook = std::function<torch::Tensor(std::size_t node, const torch::Tensor& weight)>;
+  std::vector<torch::Tensor> forward(const torch::Tensor& input, const NodeHook& hook,
+                                     const WeightHook& weights);
   const Graph& graph() const { return graph_; }
   /// The torch module that holds node `name`'s parameters, if any.
   std::shared_ptr<torch::nn::Module> layer(const std::string& name) const;
@@ -166,5 +171,9 @@ class GraphModuleImpl : public torch::nn::Module {
   std::map<std::string, std::shared_ptr<torch::nn::Module>> layers_;
 };
 TORCH_MODULE(GraphModule);
+
+/// A new module of the same graph holding copies of `module`'s parameters
+/// and buffers, in eval mode.
+GraphModule clone_module(const GraphModule& module);
 
 }  // namespace qlab

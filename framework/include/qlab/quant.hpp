@@ -23,7 +23,9 @@ struct QParams {
   bool symmetric = false;
   int axis = -1;             ///< -1: per tensor; else the per-channel axis
   torch::Tensor scale;       ///< float64, one per channel (or one); binary: alpha
-  torch::Tensor zero_point;  ///< int64, one per channel (or one)
+  /// int64, one per channel (or one); float64 -1/2 for DoReFa's grid, whose
+  /// 2^bits levels are the signed grid shifted by half a step (no level at 0)
+  torch::Tensor zero_point;
   std::int64_t qmin = 0, qmax = 255;
   torch::Tensor min, max;    ///< the tracked range the parameters came from
 

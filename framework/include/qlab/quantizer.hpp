@@ -6,6 +6,7 @@
 #include <qlab/options.hpp>
 #include <qlab/plugin.hpp>
 #include <qlab/qmodel.hpp>
+#include <qlab/trainer.hpp>
 
 namespace qlab {
 
@@ -20,6 +21,11 @@ struct QuantizeContext {
   const Dataset* calibration = nullptr;  ///< the training split
   std::int64_t batch_size = 64;          ///< the recipe's batch size
   EngineConstraints engine;
+  /// For training-aware quantizers: the model (its loss), the baseline's
+  /// recipe (fine-tuning starts from it), and where and how to train.
+  const Model* model = nullptr;
+  TrainRecipe recipe;
+  TrainSettings training;
 };
 
 class Quantizer : public Plugin {

@@ -6,6 +6,7 @@
 #include <qlab/recipe.hpp>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace qlab {
@@ -29,12 +30,27 @@ struct TrainSettings {
   std::string label;     ///< shown before the bar
 };
 
+/// What training-aware quantization adds to a training run: fake-quant on
+/// node outputs and on weights, its own trainable tensors (LSQ's step
+/// sizes), and a call at the start of each epoch (to freeze observers or
+/// batch-norm statistics).
+struct TrainHooks {
+  GraphModuleImpl::NodeHook outputs;
+  GraphModuleImpl::WeightHook weights;
+  std::vector<torch::Tensor> parameters;
+  std::function<void(std::int64_t epoch)> on_epoch;  ///< 0-based
+};
+
+/// The epochs as result rows store them: epoch, loss, accuracy, seconds, lr.
+nlohmann::json epochs_json(const TrainReport& report);
+
 /// Seeds LibTorch's generator so that weight initialisation is reproducible.
 void seed_everything(std::int64_t seed);
 
 /// Trains `module` in place. Throws qlab::Error when the loss is NaN or
 /// infinite, naming epoch and step.
 TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
-                  const TrainRecipe& recipe, const TrainSettings& settings);
+                  const TrainRecipe& recipe, const TrainSettings& settings,
+                  const TrainHooks& hooks = {});
 
 }  // namespace qlab

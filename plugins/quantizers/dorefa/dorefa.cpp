@@ -1,0 +1,40 @@
+// DoReFa-Net (Zhou et al., arXiv 1606.06160): weights through tanh
+// normalisation and k-bit uniform quantization (1 bit: sign times mean |w|),
+// optional activations clipped to [0, 1] and quantized; straight-through
+// gradients while the float baseline is fine-tuned.
+#include <qlab/qat.hpp>
+
+namespace {
+
+class Dorefa final : public qlab::Quantizer {
+ public:
+  qlab::Schema options() const override {
+    qlab::Schema s;
+    s.integer("weight_bits", 4, "bits of weights (1: sign(w)·mean|w|)", 1, 16)
+        .integer("activation_bits", 0, "bits of layer inputs and outputs, clipped to [0, 1] (0: float)", 0, 16)
+        .boolean("keep_scale", true,
+                 "multiply each layer's [-1, 1] weights by its float max |w| (false: the paper's bare "
+                 "[-1, 1], for models whose batch norm absorbs the scale)");
+    return qlab::add_finetune_options(s);
+  }
+
+  qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
+                                const qlab::QuantizeContext& ctx) const override {
+    const bool keep_scale = o.get<bool>("keep_scale");
+    qlab::FakeQuantFactory make;
+    make.weight = [=](int bits, const torch::Tensor& w) { return qlab::dorefa_weight_quant(bits, w, keep_scale); };
+    make.activation = [](int bits) { return qlab::dorefa_activation_quant(bits); };
+    auto q = qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("dorefa", o, {}), make, ctx);
+    for (const auto& [name, layer] : q.layers)
+      if (layer.weight.bits == 8) {
+        q.notes.push_back("dorefa: 8-bit weights were re-gridded onto int8's symmetric grid so int8 kernels "
+                          "can run them (each moves at most half a step)");
+        break;
+      }
+    return q;
+  }
+};
+
+}  // namespace
+
+QLAB_PLUGIN(Dorefa, "quantizer", "dorefa", "DoReFa-Net weights (and optional [0, 1] activations), 1 to 16 bits")
