@@ -163,6 +163,11 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
     const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
     r.quantizer_opts = resolve(plugin_call(rec, "options", [&] { return r.quantizer->options(); }),
                                ex.quantizer, {"name"});
+    try {
+      plugin_call(rec, "validate", [&] { r.quantizer->validate(r.quantizer_opts); });
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", at(ex.quantizer, "config"), e.what()));
+    }
   } else if (ex.quantizer.values.size() > ex.quantizer.values.count("name")) {
     throw Error(fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
                             ex.quantizer.where.str()));

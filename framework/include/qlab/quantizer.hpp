@@ -32,6 +32,9 @@ class Quantizer : public Plugin {
  public:
   /// Options the quantizer accepts in `[quantizer]` (besides `name`).
   virtual Schema options() const = 0;
+  /// Checks what the schema cannot (a config list's entries) before any
+  /// training starts; throws qlab::Error saying what is wrong.
+  virtual void validate(const Options& opts) const { (void)opts; }
   /// Quantizes a trained float model (not modified); throws qlab::Error for
   /// settings that cannot work, saying why.
   virtual QuantizedModel quantize(GraphModule trained, const Options& opts,

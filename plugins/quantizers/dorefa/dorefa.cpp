@@ -18,13 +18,15 @@ class Dorefa final : public qlab::Quantizer {
     return qlab::add_finetune_options(s);
   }
 
+  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
     const bool keep_scale = o.get<bool>("keep_scale");
     qlab::FakeQuantFactory make;
     make.weight = [=](int bits, const torch::Tensor& w) { return qlab::dorefa_weight_quant(bits, w, keep_scale); };
     make.activation = [](int bits) { return qlab::dorefa_activation_quant(bits); };
-    auto q = qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("dorefa", o, {}), make, ctx);
+    auto q = qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("dorefa", o, rules()), make, ctx);
     for (const auto& [name, layer] : q.layers)
       if (layer.weight.bits == 8) {
         q.notes.push_back("dorefa: 8-bit weights were re-gridded onto int8's symmetric grid so int8 kernels "
@@ -33,6 +35,9 @@ class Dorefa final : public qlab::Quantizer {
       }
     return q;
   }
+
+ private:
+  static qlab::ConfigRules rules() { return {}; }
 };
 
 }  // namespace

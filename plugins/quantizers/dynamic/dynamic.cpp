@@ -18,17 +18,26 @@ class Dynamic final : public qlab::Quantizer {
     return s;
   }
 
+  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
     qlab::PtqSpec spec;
     spec.scheme = "dynamic";
-    spec.rules.op_types = {qlab::Op::linear};
-    spec.rules.quant_types = {"weight", "input"};
-    spec.rules.op_types_reason = "dynamic quantization has int8 kernels for linear layers only";
+    spec.rules = rules();
     spec.config = qlab::config_list_option(o, spec.rules);
     spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
     spec.reduce_range = ctx.engine.reduce_range;
     return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
+  }
+
+ private:
+  static qlab::ConfigRules rules() {
+    qlab::ConfigRules r;
+    r.op_types = {qlab::Op::linear};
+    r.quant_types = {"weight", "input"};
+    r.op_types_reason = "dynamic quantization has int8 kernels for linear layers only";
+    return r;
   }
 };
 

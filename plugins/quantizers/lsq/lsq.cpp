@@ -15,15 +15,22 @@ class Lsq final : public qlab::Quantizer {
     return qlab::add_finetune_options(s);
   }
 
+  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
-    qlab::ConfigRules rules;
-    rules.min_bits = 2;
-    rules.max_bits = 8;
     qlab::FakeQuantFactory make;
     make.weight = [](int bits, const torch::Tensor& w) { return qlab::lsq_weight(bits, w); };
     make.activation = [](int bits) { return qlab::lsq_activation(bits); };
-    return qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("lsq", o, rules), make, ctx);
+    return qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("lsq", o, rules()), make, ctx);
+  }
+
+ private:
+  static qlab::ConfigRules rules() {
+    qlab::ConfigRules r;
+    r.min_bits = 2;
+    r.max_bits = 8;
+    return r;
   }
 };
 

@@ -18,9 +18,11 @@ class Qat final : public qlab::Quantizer {
     return qlab::add_finetune_options(s);
   }
 
+  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
-    auto spec = qlab::finetune_spec("qat", o, {});
+    auto spec = qlab::finetune_spec("qat", o, rules());
     spec.freeze_observers_after = o.get<std::int64_t>("freeze_observers_after");
     spec.freeze_bn_after = o.get<std::int64_t>("freeze_bn_after");
     const bool per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
@@ -30,6 +32,9 @@ class Qat final : public qlab::Quantizer {
     make.activation = [=](int bits) { return qlab::observed_activation(bits, reduce_range); };
     return qlab::quantization_aware_training(std::move(trained), spec, make, ctx);
   }
+
+ private:
+  static qlab::ConfigRules rules() { return {}; }
 };
 
 }  // namespace

@@ -22,10 +22,13 @@ class Static final : public qlab::Quantizer {
     return s;
   }
 
+  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
     qlab::PtqSpec spec;
     spec.scheme = "static";
+    spec.rules = rules();
     spec.config = qlab::config_list_option(o, spec.rules);
     spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
     spec.observer = o.get<std::string>("observer");
@@ -35,6 +38,9 @@ class Static final : public qlab::Quantizer {
     spec.reduce_range = ctx.engine.reduce_range;
     return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
   }
+
+ private:
+  static qlab::ConfigRules rules() { return {}; }
 };
 
 }  // namespace
