@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <qlab/fake_quant.hpp>
+#include <qlab/ptq.hpp>
 #include <qlab/qat.hpp>
 #include <qlab/registry.hpp>
 
@@ -143,6 +144,12 @@ TEST(Qat, ConvertedInt8ModelMatchesItsFakeQuantTwin) {
   const auto got = exe->run(x)[0];
   const auto twin = simulate(*q, q->dequantized_module(), x)[0];
   EXPECT_LT(((got - twin).norm() / twin.norm()).item<double>(), kInt8VsFakeQuantTwin);
+  // The same int8 kernels as static quantization, node for node: QAT's
+  // latency is static's.
+  PtqSpec ptq;
+  ptq.calibration_batches = 2;
+  const auto st = std::make_shared<const QuantizedModel>(post_training_quantize(m, ptq, data));
+  EXPECT_EQ(exe->lowered(), backend->lower(st)->lowered());
 }
 
 TEST(Qat, LsqAtFourBitsStaysSimulatedAndLearnsItsSteps) {

@@ -4,6 +4,7 @@
 //
 //   build/tests/bench/qlab_bench --benchmark_min_time=1
 #include <qlab/ptq.hpp>
+#include <qlab/qat.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/runtime.hpp>
 
@@ -57,8 +58,28 @@ torch::Tensor batch_for(const Graph& g, std::int64_t n) {
   return torch::randn(shape);
 }
 
-// fp32: `backend` is "cpu"; int8: the engine's backend, static 8-bit.
-void run(benchmark::State& state, Graph graph, const std::string& backend_name, bool int8) {
+// An int8 model made by QAT (one epoch on random data): the same graph as
+// static's, to time the two against each other.
+QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dataset& data) {
+  auto model = registry().model(model_name);
+  QuantizeContext ctx;
+  ctx.calibration = &data;
+  ctx.model = model.get();
+  ctx.recipe = model->default_recipe();
+  ctx.training.progress = false;
+  QatSpec spec;
+  spec.name = "qat";
+  spec.config = default_config_list({}, {8, 8, 8});
+  FakeQuantFactory make;
+  make.weight = [](int bits, const torch::Tensor&) { return minmax_weight(bits, true); };
+  make.activation = [](int bits) { return observed_activation(bits, false); };
+  return quantization_aware_training(std::move(m), spec, make, ctx);
+}
+
+// fp32: `backend` is "cpu"; int8: the engine's backend, static 8-bit, or
+// QAT when `qat_of` names the model.
+void run(benchmark::State& state, Graph graph, const std::string& backend_name, bool int8,
+         const std::string& qat_of = "") {
   auto backend = registry().backend(backend_name);
   if (!backend->availability().available) {
     state.SkipWithError(backend->availability().reason.c_str());
@@ -73,8 +94,9 @@ void run(benchmark::State& state, Graph graph, const std::string& backend_name, 
     PtqSpec spec;
     spec.calibration_batches = 4;
     spec.reduce_range = backend->constraints().reduce_range;
-    const Dataset calib{batch_for(graph, 256), torch::zeros({256}, torch::kInt64)};
-    exe = backend->lower(std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calib)));
+    const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
+    exe = backend->lower(std::make_shared<const QuantizedModel>(
+        qat_of.empty() ? post_training_quantize(m, spec, calib) : qat_model(m, qat_of, calib)));
   } else {
     exe = backend->lower(m);
   }
@@ -99,6 +121,12 @@ void register_all() {
         run(st, g, b, q);
       })->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+  for (const char* name : {"lenet", "mnist_cnn"})
+    benchmark::RegisterBenchmark((std::string("model/") + name + "/int8_onednn_qat").c_str(),
+                                 [g = model(name), n = std::string(name)](benchmark::State& st) {
+                                   run(st, g, "onednn", true, n);
+                                 })
+        ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 }  // namespace
