@@ -112,6 +112,7 @@ TEST(FakeQuant, ConvertedWeightsAreTheTrainedOnes) {
   expect_conversion_exact(*minmax_weight(8, true), w, 8);
   expect_conversion_exact(*lsq_weight(3, w), w, 3);
   expect_conversion_exact(*dorefa_weight_quant(4, w, true), w, 4);  // half-step zero point
+  expect_conversion_exact(*dorefa_weight_quant(8, w, false), w, 8);
   expect_conversion_exact(*dorefa_weight_quant(1, w, true), w, 1);
 }
 

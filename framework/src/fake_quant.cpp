@@ -54,12 +54,8 @@ class DorefaWeight final : public WeightFakeQuant {
     const auto w = w_in.detach();
     if (bits_ == 1) return quantize_weight(w, bias, 1, /*per_channel=*/false);  // ±mean|w|, binary
     const auto q = dorefa_weight(w, bits_) * scale_;
-    // 8 bits: re-gridded onto int8's symmetric grid so that int8 kernels can
-    // run it (a shift of at most half a step: DoReFa's levels sit between
-    // those of a grid with a zero).
-    if (bits_ == 8) return quantize_weight(q, bias, 8, /*per_channel=*/false);
-    // Otherwise exact: DoReFa's 2^k levels are the signed k-bit grid shifted
-    // by half a step, a zero point of -1/2.
+    // DoReFa's 2^k levels are the signed k-bit grid shifted by half a step:
+    // a zero point of -1/2, exact at every width (and so never int8).
     QLayer l;
     l.weight.bits = bits_;
     l.weight.symmetric = true;

@@ -31,7 +31,8 @@ const QParams* qparams_reaching(const QuantizedModel& m, std::string name) {
 
 bool QuantizedModel::int8() const {
   for (const auto& [name, l] : layers) {
-    if (l.weight.bits != 8) return false;
+    // A grid without a zero level (DoReFa's) has no integer zero point.
+    if (l.weight.bits != 8 || l.weight.zero_point.is_floating_point()) return false;
     if (scheme == "dynamic") {
       if (l.activation_bits != 8) return false;
       continue;

@@ -55,7 +55,9 @@ torch::Tensor dorefa_weight(const torch::Tensor& w, int bits);
 torch::Tensor dorefa_activation(const torch::Tensor& x, int bits);
 /// DoReFa weights times a fixed per-layer scale (the float weight's max |w|
 /// when `keep_scale`, so that a layer's outputs keep their magnitude; 1
-/// otherwise, as in the paper, where batch norm absorbs it).
+/// otherwise, as in the paper, where batch norm absorbs it). Converted
+/// exactly, with a zero point of -1/2 (the grid has no level at 0), so
+/// never onto int8 kernels.
 std::unique_ptr<WeightFakeQuant> dorefa_weight_quant(int bits, const torch::Tensor& initial, bool keep_scale);
 std::unique_ptr<ActivationFakeQuant> dorefa_activation_quant(int bits);
 

@@ -29,8 +29,8 @@ class Dorefa final : public qlab::Quantizer {
     auto q = qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("dorefa", o, rules()), make, ctx);
     for (const auto& [name, layer] : q.layers)
       if (layer.weight.bits == 8) {
-        q.notes.push_back("dorefa: 8-bit weights were re-gridded onto int8's symmetric grid so int8 kernels "
-                          "can run them (each moves at most half a step)");
+        q.notes.push_back("dorefa: 8-bit DoReFa weights sit on 256 levels with no level at 0 (a zero point of "
+                          "-1/2), which int8 kernels cannot take: the model is simulated");
         break;
       }
     return q;
