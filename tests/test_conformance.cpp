@@ -109,6 +109,34 @@ TEST_P(MetricConformance, WritesOnlyItsDeclaredKeys) {
   }
 }
 
+class QuantizerConformance : public ::testing::TestWithParam<std::string> {};
+
+// With its default options, every quantizer turns a trained model into a
+// quantized one that leaves the float model untouched and lists every
+// conv2d/linear layer as quantized or float.
+TEST_P(QuantizerConformance, QuantizesWithDefaultsAndLeavesTheFloatModel) {
+  auto quantizer = registry().quantizer(GetParam());
+  const Options opts = resolve(quantizer->options(), RawSection{"quantizer", {}, {}});
+  quantizer->validate(opts);
+  test::TinyModel model;
+  const Graph g = model.build({}, {"tiny", {1, 8, 8}, 3});
+  torch::manual_seed(5);
+  GraphModule m(g);
+  const auto before = m->named_parameters()["features.0.weight"].clone();
+  const Dataset data = test::tiny_dataset(128, 6);
+  QuantizeContext ctx;
+  ctx.calibration = &data;
+  ctx.batch_size = 16;
+  ctx.model = &model;
+  ctx.recipe = model.default_recipe();
+  ctx.training.progress = false;
+  const QuantizedModel q = quantizer->quantize(m, opts, ctx);
+  EXPECT_TRUE(torch::equal(before, m->named_parameters()["features.0.weight"]));
+  EXPECT_EQ(q.layers.size() + q.float_layers.size(), 2u);
+  EXPECT_FALSE(q.layers.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(InTree, QuantizerConformance, ::testing::ValuesIn(names(PluginKind::quantizer)));
 INSTANTIATE_TEST_SUITE_P(InTree, ModelConformance, ::testing::ValuesIn(names(PluginKind::model)));
 INSTANTIATE_TEST_SUITE_P(InTree, BackendConformance, ::testing::ValuesIn(names(PluginKind::backend)));
 INSTANTIATE_TEST_SUITE_P(InTree, MetricConformance, ::testing::ValuesIn(names(PluginKind::metric)));

@@ -29,7 +29,7 @@ TEST(Registry, LoadsTheInTreePlugins) {
   EXPECT_TRUE(r.problems().empty());
   EXPECT_EQ(r.names(PluginKind::model),
             (std::vector<std::string>{"lenet", "logreg", "mnist_cnn", "mobilenet_v2", "vae", "vgg16"}));
-  EXPECT_EQ(r.names(PluginKind::quantizer), (std::vector<std::string>{"dynamic", "static"}));
+  EXPECT_EQ(r.names(PluginKind::quantizer), (std::vector<std::string>{"dorefa", "dynamic", "lsq", "qat", "static"}));
   EXPECT_EQ(r.names(PluginKind::backend),
             (std::vector<std::string>{"cpu", "fbgemm", "onednn", "qnnpack"}));
   EXPECT_EQ(r.names(PluginKind::metric),
