@@ -124,12 +124,7 @@ TEST_P(QuantizerConformance, QuantizesWithDefaultsAndLeavesTheFloatModel) {
   GraphModule m(g);
   const auto before = m->named_parameters()["features.0.weight"].clone();
   const Dataset data = test::tiny_dataset(128, 6);
-  QuantizeContext ctx;
-  ctx.calibration = &data;
-  ctx.batch_size = 16;
-  ctx.model = &model;
-  ctx.recipe = model.default_recipe();
-  ctx.training.progress = false;
+  const QuantizeContext ctx = test::training_context(model, data);
   const QuantizedModel q = quantizer->quantize(m, opts, ctx);
   EXPECT_TRUE(torch::equal(before, m->named_parameters()["features.0.weight"]));
   EXPECT_EQ(q.layers.size() + q.float_layers.size(), 2u);

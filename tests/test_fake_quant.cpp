@@ -123,11 +123,7 @@ TEST(Qat, ConvertedInt8ModelMatchesItsFakeQuantTwin) {
   torch::manual_seed(1);
   GraphModule m(g);
   const Dataset data = test::tiny_dataset(256, 2);
-  QuantizeContext ctx;
-  ctx.calibration = &data;
-  ctx.model = &model;
-  ctx.recipe = model.default_recipe();
-  ctx.training.progress = false;
+  const QuantizeContext ctx = test::training_context(model, data);
   QatSpec spec;
   spec.name = "qat";
   spec.config = default_config_list({}, {8, 8, 8});
@@ -159,11 +155,7 @@ TEST(Qat, LsqAtFourBitsStaysSimulatedAndLearnsItsSteps) {
   torch::manual_seed(1);
   GraphModule m(g);
   const Dataset data = test::tiny_dataset(256, 2);
-  QuantizeContext ctx;
-  ctx.calibration = &data;
-  ctx.model = &model;
-  ctx.recipe = model.default_recipe();
-  ctx.training.progress = false;
+  const QuantizeContext ctx = test::training_context(model, data);
   QatSpec spec;
   spec.name = "lsq";
   spec.config = default_config_list({}, {4, 4, 4});

@@ -3,6 +3,7 @@
 #include <qlab/data.hpp>
 #include <qlab/error.hpp>
 #include <qlab/model.hpp>
+#include <qlab/quantizer.hpp>
 #include <qlab/registry.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -98,6 +99,17 @@ inline Dataset tiny_dataset(std::int64_t n, std::uint64_t seed) {
     images[i].slice(1, c * 2, c * 2 + 3) += 1.0;
   }
   return {images, labels};
+}
+
+/// What a quantizer needs to fine-tune `model` on `data`, quietly.
+inline QuantizeContext training_context(const Model& model, const Dataset& data) {
+  QuantizeContext ctx;
+  ctx.calibration = &data;
+  ctx.batch_size = 16;
+  ctx.model = &model;
+  ctx.recipe = model.default_recipe();
+  ctx.training.progress = false;
+  return ctx;
 }
 
 }  // namespace qlab::test
