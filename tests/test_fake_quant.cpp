@@ -178,5 +178,48 @@ TEST(Qat, LsqAtFourBitsStaysSimulatedAndLearnsItsSteps) {
   EXPECT_DOUBLE_EQ(q.layers.at("features.0").weight.scale.item<double>(), first_step.item<double>());
 }
 
+// A classifier with conv + batch norm, for QAT's folded-weight path.
+class BnModel : public test::TinyModel {
+ public:
+  Graph build(const Options&, const DataInfo& data) const override {
+    Graph g("TinyBn");
+    auto x = g.input("input", data.input);
+    x = g.conv2d("conv", x, 1, 4, 3, 1, 1, 1, false);
+    x = g.batch_norm2d("bn", x, 4);
+    x = g.relu("relu", x);
+    x = g.flatten("flatten", x);
+    g.set_outputs({g.linear("fc", x, 4 * 8 * 8, data.classes)});
+    return g;
+  }
+};
+
+TEST(Qat, FrozenBatchNormKeepsItsStatisticsAndConvertsExactly) {
+  BnModel model;
+  const Graph g = model.build({}, {"tiny", {1, 8, 8}, 3});
+  torch::manual_seed(4);
+  GraphModule m(g);
+  const Dataset data = test::tiny_dataset(128, 8);
+  const QuantizeContext ctx = test::training_context(model, data);
+  FakeQuantFactory make;
+  make.weight = [](int bits, const torch::Tensor&) { return minmax_weight(bits, true); };
+  make.activation = [](int bits) { return observed_activation(bits, false); };
+  QatSpec spec;
+  spec.name = "qat";
+  spec.config = default_config_list({}, {8, 8, 8});
+  spec.lr_factor = 1e-9;  // weights stay put: only batch-norm statistics could move
+  const auto folded_bias = [](const QuantizedModel& q) { return q.float_module->named_parameters()["conv.bias"]; };
+  const auto untouched = folded_bias(post_training_quantize(m, PtqSpec{}, data));
+  spec.freeze_bn_after = 0;
+  const auto frozen = quantization_aware_training(m, spec, make, ctx);
+  EXPECT_TRUE(torch::allclose(folded_bias(frozen), untouched, 1e-5, 1e-6));
+  spec.freeze_bn_after = -1;
+  const auto moving = quantization_aware_training(m, spec, make, ctx);
+  EXPECT_FALSE(torch::allclose(folded_bias(moving), untouched, 1e-5, 1e-6));
+  // The converted conv holds the folded weight the fake quantizer saw.
+  const auto& layer = frozen.layers.at("conv");
+  const auto w = frozen.float_module->named_parameters()["conv.weight"];
+  EXPECT_TRUE(torch::allclose(dequantize_codes(layer.codes, layer.weight), fake_quantize(w, layer.weight), 1e-6, 1e-7));
+}
+
 }  // namespace
 }  // namespace qlab
