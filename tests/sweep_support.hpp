@@ -37,13 +37,13 @@ struct FakeRunner {
       fp.backend = "cpu";
       fp.metrics = {{"accuracy", 88.0}, {"size_bytes", 1000.0}};
       fp.config = {{"quantizer", {{"name", "none"}}}, {"model", {{"name", "lenet"}}}};
-      if (!ex.quantizer.values.count("name")) return std::vector<ResultRow>{fp};
+      if (!ex.quantizer.values.count("name")) return std::vector<nlohmann::json>{to_json(fp)};
       ResultRow q = fp;
       q.quantizer = "static";
       q.mode = bits == 8 ? Mode::int8 : Mode::simulated;
       q.metrics = {{"accuracy", 10.0 * static_cast<double>(bits)}, {"size_bytes", 125.0 * static_cast<double>(bits)}};
       q.config["quantizer"] = {{"name", "static"}, {"weight_bits", bits}};
-      return std::vector<ResultRow>{fp, q};
+      return std::vector<nlohmann::json>{to_json(fp), to_json(q)};
     };
   }
 };

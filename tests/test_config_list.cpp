@@ -122,6 +122,28 @@ exclude = true
   EXPECT_TRUE(entries[1].exclude);
 }
 
+TEST(ConfigList, ExperimentsSurviveATomlRoundTrip) {
+  // How `qlab sweep --isolate` hands a point to its child process.
+  const auto ex = parse_experiment(R"(
+[model]
+name = "lenet"
+[train]
+lr = 0.5
+epochs = 2
+[quantizer]
+name = "lsq"
+config = [{ op_types = ["linear"], quant_types = ["weight"], quant_bits = { weight = 4 } }]
+[metrics]
+names = ["accuracy", "size"]
+)", "exp.toml");
+  const auto back = parse_experiment(to_toml(ex), "back.toml");
+  for (const auto& pair : {std::make_pair(&ex.model, &back.model), std::make_pair(&ex.train, &back.train),
+                           std::make_pair(&ex.quantizer, &back.quantizer), std::make_pair(&ex.metrics, &back.metrics)}) {
+    ASSERT_EQ(pair.first->values.size(), pair.second->values.size()) << pair.first->name;
+    for (const auto& [k, v] : pair.first->values) EXPECT_EQ(v.value, pair.second->values.at(k).value) << k;
+  }
+}
+
 TEST(ConfigList, StaticQuantizationFollowsTheList) {
   auto m = GraphModule(three_layers());
   PtqSpec spec;

@@ -143,7 +143,7 @@ TEST_F(ScriptTest, OptionErrorsNameTheScriptLine) {
   EXPECT_EQ(run(s, "qlab.sweep{ base = { model = 'lenet' }, grid = { ['train.epochs'] = {1, 'x'} } }"),
             "t.lua:1: [train] epochs: expected integer, found string \"x\"");
   EXPECT_EQ(run(s, "qlab.sweep{ base = { model = 'lenet' }, grid = {}, when = 1 }"),
-            "t.lua:1: qlab.sweep: unknown key 'when' (known: base, grid, name, where)");
+            "t.lua:1: qlab.sweep: unknown key 'when' (known: base, grid, isolate, name, where)");
   EXPECT_EQ(*fake_.calls, 0);
 }
 

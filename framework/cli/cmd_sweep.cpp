@@ -21,6 +21,7 @@ struct SweepArgs {
   bool force = false;
   bool no_cache = false;
   bool quiet = false;
+  bool isolate = false;
 };
 
 int run_script(const SweepArgs& args, bool report_only) {
@@ -35,6 +36,7 @@ int run_script(const SweepArgs& args, bool report_only) {
   settings.report_only = report_only;
   settings.reports_root = args.reports;
   settings.args = args.script_args;
+  settings.isolate = args.isolate;
   Script script(registry, store, settings, std::cerr);
   script.run_file(args.script);
   if (script.failures().empty()) return 0;
@@ -62,6 +64,8 @@ void add_sweep_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--force", args->force, "re-run points that are already stored");
   cmd->add_flag("--no-cache", args->no_cache, "retrain float baselines even if cached");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
+  cmd->add_flag("--isolate", args->isolate,
+                "run each point in a child process: a crash (segfault, abort, out of memory) fails that point only");
   cmd->callback([args, &exit_code] { exit_code = run_script(*args, false); });
 }
 

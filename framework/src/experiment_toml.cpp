@@ -55,6 +55,58 @@ Value to_value(const toml::node& node, const std::string& section, const std::st
 
 }  // namespace
 
+namespace {
+
+toml::array toml_list(const nlohmann::json& list);
+
+toml::table toml_table(const nlohmann::json& object) {
+  toml::table t;
+  for (const auto& [k, v] : object.items()) {
+    if (v.is_object()) t.insert(k, toml_table(v));
+    else if (v.is_array()) t.insert(k, toml_list(v));
+    else if (v.is_boolean()) t.insert(k, v.get<bool>());
+    else if (v.is_number_integer()) t.insert(k, v.get<std::int64_t>());
+    else if (v.is_number()) t.insert(k, v.get<double>());
+    else if (v.is_string()) t.insert(k, v.get<std::string>());
+  }
+  return t;
+}
+
+toml::array toml_list(const nlohmann::json& list) {
+  toml::array a;
+  for (const auto& v : list) {
+    if (v.is_object()) a.push_back(toml_table(v));
+    else if (v.is_array()) a.push_back(toml_list(v));
+    else if (v.is_boolean()) a.push_back(v.get<bool>());
+    else if (v.is_number_integer()) a.push_back(v.get<std::int64_t>());
+    else if (v.is_number()) a.push_back(v.get<double>());
+    else if (v.is_string()) a.push_back(v.get<std::string>());
+  }
+  return a;
+}
+
+}  // namespace
+
+std::string to_toml(const Experiment& ex) {
+  toml::table root;
+  for (const RawSection* s : {&ex.model, &ex.dataset, &ex.train, &ex.quantizer, &ex.backend, &ex.metrics}) {
+    toml::table t;
+    for (const auto& [key, raw] : s->values) {
+      const Value& v = raw.value;
+      if (const auto* b = std::get_if<bool>(&v)) t.insert(key, *b);
+      else if (const auto* i = std::get_if<std::int64_t>(&v)) t.insert(key, *i);
+      else if (const auto* d = std::get_if<double>(&v)) t.insert(key, *d);
+      else if (const auto* str = std::get_if<std::string>(&v)) t.insert(key, *str);
+      else if (const auto* l = std::get_if<std::vector<std::string>>(&v)) t.insert(key, toml_list(*l));
+      else t.insert(key, toml_list(std::get<TableList>(v).entries));
+    }
+    if (!t.empty()) root.insert(s->name, std::move(t));
+  }
+  std::ostringstream out;
+  out << root;
+  return out.str();
+}
+
 Experiment parse_experiment(const std::string& text, const std::string& source) {
   toml::table root;
   try {

@@ -19,6 +19,8 @@ struct Experiment {
 /// syntax errors, unknown sections and values that are not plain values.
 Experiment load_experiment(const std::string& path);
 Experiment parse_experiment(const std::string& text, const std::string& source);
+/// The experiment as a TOML file that parses back to the same sections.
+std::string to_toml(const Experiment& experiment);
 
 /// What identifies a sweep point: the resolved options of every section
 /// (defaults filled in, plugin names included) and their hash.

@@ -21,7 +21,11 @@ struct ScriptSettings {
   bool report_only = false;       ///< `qlab report`: every point must be stored
   std::string reports_root = "reports";
   std::vector<std::string> args;  ///< `key=value` words after `--`
-  PointRunner runner;             ///< empty: run_experiment
+  PointRunner runner;             ///< empty: run_experiment (or isolated_runner)
+  /// Run every point in a child `qlab run` process (`qlab sweep --isolate`;
+  /// a sweep's `isolate = true` asks for it too).
+  bool isolate = false;
+  std::string executable;  ///< the qlab binary children run; empty: this process's
 };
 
 class Script {

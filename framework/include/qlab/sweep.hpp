@@ -44,7 +44,14 @@ struct SweepSettings {
 };
 
 /// Runs one point; the default runs run_experiment. Tests inject their own.
-using PointRunner = std::function<std::vector<ResultRow>(const Experiment&)>;
+/// Runs one point; returns its result rows as stored (to_json of each).
+using PointRunner = std::function<std::vector<nlohmann::json>(const Experiment&)>;
+
+/// Runs each point in a child `qlab run` process (`qlab` is that
+/// executable), so that a crash (a segfault, an abort, the kernel's OOM
+/// killer) fails that point only, with the signal named. The child's
+/// stderr is forwarded to `log`.
+PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream& log);
 
 class Sweeper {
  public:

@@ -61,6 +61,8 @@ ReportSpec report_from(lua_State* L, int index, const SourceLoc& at, ResultStore
 void push_args(lua_State* L, int index, const std::vector<std::string>& words);
 
 /// The sweeper a script's points run through.
-Sweeper sweeper(Script& script);
+/// The sweeper the script's settings ask for; `isolate`: each point in a
+/// child process, whatever the settings say.
+Sweeper sweeper(Script& script, bool isolate = false);
 
 }  // namespace qlab

@@ -50,12 +50,13 @@ void expect_table(lua_State* L, int index, const char* function) {
 }
 
 // Runs points as sweep `name` under the script's settings, noting failures.
-std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points, const std::string& name) {
+std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points, const std::string& name,
+                                   bool isolate = false) {
   SweepSettings settings;
   settings.name = name;
   settings.force = s.settings().force;
   settings.report_only = s.settings().report_only;
-  auto records = sweeper(s).run(points, settings);
+  auto records = sweeper(s, isolate).run(points, settings);
   s.note(records);
   return records;
 }
@@ -88,9 +89,14 @@ int l_sweep(lua_State* L) {
   std::string name = s.default_sweep();
   Experiment base;
   std::vector<GridAxis> axes;
-  bool has_where = false;
+  bool has_where = false, isolate = false;
   for_each_field(L, 1, "qlab.sweep", [&](const std::string& key) {
     if (key == "name") name = string_at(L, -1, "qlab.sweep name");
+    else if (key == "isolate") {
+      if (lua_type(L, -1) != LUA_TBOOLEAN)
+        throw Error(fmt::format("qlab.sweep isolate: expected a boolean, found {}", luaL_typename(L, -1)));
+      isolate = lua_toboolean(L, -1);
+    }
     else if (key == "base") base = experiment_from(L, lua_gettop(L), at, nullptr);
     else if (key == "grid") axes = grid_from(L, lua_gettop(L));
     else if (key == "where") {
@@ -98,7 +104,7 @@ int l_sweep(lua_State* L) {
         throw Error(fmt::format("qlab.sweep where: expected a function, found {}", luaL_typename(L, -1)));
       has_where = true;
     } else {
-      throw Error(fmt::format("qlab.sweep: unknown key '{}' (known: base, grid, name, where)", key));
+      throw Error(fmt::format("qlab.sweep: unknown key '{}' (known: base, grid, isolate, name, where)", key));
     }
   });
   if (base.source.empty()) throw Error("qlab.sweep: 'base' (an experiment table) is required");
@@ -113,7 +119,7 @@ int l_sweep(lua_State* L) {
     lua_settop(L, fn - 1);
     points = std::move(kept);
   }
-  const auto records = run_points(s, points, name);
+  const auto records = run_points(s, points, name, isolate);
   lua_createtable(L, static_cast<int>(records.size()), 0);
   for (std::size_t i = 0; i < records.size(); ++i) {
     push_point(L, records[i]);
@@ -203,13 +209,21 @@ int message_handler(lua_State* L) {
 
 }  // namespace
 
-Sweeper sweeper(Script& s) {
+Sweeper sweeper(Script& s, bool isolate) {
   PointRunner runner = s.settings().runner;
-  if (!runner) {
+  if (!runner && (isolate || s.settings().isolate)) {
+    const std::string& exe = s.settings().executable;
+    runner = isolated_runner(exe.empty() ? std::filesystem::read_symlink("/proc/self/exe").string() : exe,
+                             s.settings().run, s.log());
+  } else if (!runner) {
     const Registry& registry = s.registry();
     RunSettings run = s.settings().run;
     std::ostream& log = s.log();
-    runner = [&registry, run, &log](const Experiment& ex) { return run_experiment(ex, registry, run, log); };
+    runner = [&registry, run, &log](const Experiment& ex) {
+      std::vector<nlohmann::json> rows;
+      for (const auto& row : run_experiment(ex, registry, run, log)) rows.push_back(to_json(row));
+      return rows;
+    };
   }
   return Sweeper(s.registry(), s.store(), std::move(runner), s.log());
 }

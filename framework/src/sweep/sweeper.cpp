@@ -137,7 +137,7 @@ PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan
     rec.message = plan.unavailable;
   } else {
     try {
-      for (const auto& row : runner_(point.experiment)) rec.rows.push_back(to_json(row));
+      rec.rows = runner_(point.experiment);
     } catch (const c10::Error& e) {
       rec.status = PointStatus::failed;
       rec.message = std::string("LibTorch error: ") + e.what_without_backtrace();
