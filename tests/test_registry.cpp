@@ -1,3 +1,5 @@
+#include "test_support.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/registry.hpp>
 
@@ -86,6 +88,24 @@ TEST(Registry, ScanningAFolderCollectsRefusalsAndGoesOn) {
   r.load_dir(kTestPlugins + "/nowhere");
   EXPECT_EQ(r.problems().size(), 2u);
   EXPECT_EQ(r.names(PluginKind::model).size(), 6u);
+}
+
+TEST(Registry, RefusesPluginsEveryUserCanWrite) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  const fs::path copy = dir.path() / "libqlab_metric_accuracy.so";
+  fs::copy_file(fs::path(QLAB_BUILD_PLUGIN_DIR) / "libqlab_metric_accuracy.so", copy);
+  fs::permissions(copy, fs::perms::others_write, fs::perm_options::add);
+  Registry r;
+  const std::string msg = test::error_of([&] { r.load_file(copy); });
+  EXPECT_NE(msg.find("the file " + copy.string() + " is writable by every user"), std::string::npos) << msg;
+  fs::permissions(copy, fs::perms::others_write, fs::perm_options::remove);
+  fs::permissions(dir.path(), fs::perms::others_write, fs::perm_options::add);
+  EXPECT_NE(test::error_of([&] { r.load_file(copy); }).find("its folder"), std::string::npos);
+  setenv("QLAB_ALLOW_WRITABLE_PLUGINS", "1", 1);
+  r.load_file(copy);  // allowed explicitly
+  unsetenv("QLAB_ALLOW_WRITABLE_PLUGINS");
+  EXPECT_EQ(r.names(PluginKind::metric), std::vector<std::string>{"accuracy"});
 }
 
 TEST(Registry, UnknownNamesListWhatIsInstalled) {

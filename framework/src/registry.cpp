@@ -101,8 +101,28 @@ void Registry::load_dir(const fs::path& dir) {
   }
 }
 
+namespace {
+
+// Loading a plugin runs its code as this user: a file, or a folder, that
+// anyone may write would let anyone do that.
+void refuse_world_writable(const fs::path& file) {
+  if (const char* allow = std::getenv("QLAB_ALLOW_WRITABLE_PLUGINS"); allow && std::string(allow) == "1") return;
+  for (const fs::path& p : {file, file.parent_path().empty() ? fs::path(".") : file.parent_path()}) {
+    std::error_code ec;
+    const auto perms = fs::status(p, ec).permissions();
+    if (ec || (perms & fs::perms::others_write) == fs::perms::none) continue;
+    throw PluginError(fmt::format(
+        "{}: refused: {} {} is writable by every user (mode {:o}), so anyone could replace the code qlab "
+        "would run; chmod o-w it, or set QLAB_ALLOW_WRITABLE_PLUGINS=1 to load it anyway",
+        file.string(), p == file ? "the file" : "its folder", p.string(), static_cast<unsigned>(perms)));
+  }
+}
+
+}  // namespace
+
 void Registry::load_file(const fs::path& file) {
   const std::string where = file.string();
+  refuse_world_writable(file);
   auto loaded = std::make_shared<Loaded>();
   try {
     loaded->library.load(boost::dll::fs::path(where), boost::dll::load_mode::rtld_now);

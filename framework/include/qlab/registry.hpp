@@ -38,7 +38,8 @@ class Registry {
   void load_dir(const std::filesystem::path& dir);
   /// Loads one plugin file; throws PluginError naming the file and the reason
   /// (not a qlab plugin, API or LibTorch version mismatch, duplicate kind and
-  /// name, factory failure).
+  /// name, factory failure, a file or folder writable by every user unless
+  /// QLAB_ALLOW_WRITABLE_PLUGINS=1).
   void load_file(const std::filesystem::path& file);
 
   std::vector<PluginRecord> records() const;
