@@ -16,8 +16,9 @@ class ScriptTest : public ::testing::Test {
  protected:
   ScriptTest() : store_(dir_.file("r.sqlite")) {}
 
-  Script& script(std::vector<std::string> args = {}, bool report_only = false) {
+  Script& script(std::vector<std::string> args = {}, bool report_only = false, double max_seconds = 0) {
     ScriptSettings s;
+    s.max_seconds = max_seconds;
     s.runner = fake_.runner();
     s.reports_root = dir_.file("reports");
     s.args = std::move(args);
@@ -52,6 +53,14 @@ class ScriptTest : public ::testing::Test {
 const char* kBase = R"(
 base = { model = "lenet", quantizer = { name = "static" }, backend = { name = "cpu" } }
 )";
+
+TEST_F(ScriptTest, MaxSecondsStopsAStuckScriptAtItsLine) {
+  auto& s = script({}, false, 0.2);
+  const std::string msg = run(s, "local n = 0\nwhile true do n = n + 1 end\n");
+  EXPECT_NE(msg.find("t.lua:2: the script ran past --max-seconds"), std::string::npos) << msg;
+  EXPECT_EQ(lua_gettop(s.state()), 0);
+  EXPECT_EQ(run(script({}, false, 5), "x = 1"), "");  // a quick script is untouched
+}
 
 TEST_F(ScriptTest, EvaluateReturnsTheRowWithItsBaseline) {
   auto& s = script();

@@ -22,6 +22,7 @@ struct SweepArgs {
   bool no_cache = false;
   bool quiet = false;
   bool isolate = false;
+  double max_seconds = 0;
 };
 
 int run_script(const SweepArgs& args, bool report_only) {
@@ -37,6 +38,7 @@ int run_script(const SweepArgs& args, bool report_only) {
   settings.reports_root = args.reports;
   settings.args = args.script_args;
   settings.isolate = args.isolate;
+  settings.max_seconds = args.max_seconds;
   Script script(registry, store, settings, std::cerr);
   script.run_file(args.script);
   if (script.failures().empty()) return 0;
@@ -66,6 +68,9 @@ void add_sweep_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
   cmd->add_flag("--isolate", args->isolate,
                 "run each point in a child process: a crash (segfault, abort, out of memory) fails that point only");
+  cmd->add_option("--max-seconds", args->max_seconds,
+                  "stop the script's Lua code with an error once it has run this long (0: no bound)")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([args, &exit_code] { exit_code = run_script(*args, false); });
 }
 

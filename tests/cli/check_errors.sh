@@ -50,6 +50,8 @@ printf 'qlab.sweep{ base = { model = "lenet", train = { epochs = "two" } } }\n' 
 printf 'qlab.sweep{ name = "never", base = { model = "lenet" } }\n' >"$work/lua_report.lua"
 printf 'local x = = 1\n' >"$work/lua_syntax.lua"
 expect 1 "lua_error.lua:2: stop here" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_error.lua"
+printf 'local n = 0\nwhile true do n = n + 1 end\n' >"$work/lua_loop.lua"
+expect 1 "lua_loop.lua:2: the script ran past --max-seconds 1" -- "$qlab" sweep --max-seconds 1 --db "$work/r.sqlite" "$work/lua_loop.lua"
 expect 1 "lua_option.lua:1: [train] epochs: expected integer, found string \"two\"" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_option.lua"
 expect 1 "lua_syntax.lua:1:" -- "$qlab" sweep --db "$work/r.sqlite" "$work/lua_syntax.lua"
 expect 1 "is not in the results store" -- "$qlab" report --from "$work/r.sqlite" "$work/lua_report.lua"

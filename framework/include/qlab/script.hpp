@@ -6,6 +6,8 @@
 #include <qlab/store.hpp>
 #include <qlab/sweep.hpp>
 
+#include <chrono>
+
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -26,6 +28,10 @@ struct ScriptSettings {
   /// a sweep's `isolate = true` asks for it too).
   bool isolate = false;
   std::string executable;  ///< the qlab binary children run; empty: this process's
+  /// `--max-seconds`: once the script has run this long, its Lua code stops
+  /// with an error at the line it reached (a qlab call in progress ends
+  /// first). 0: no bound.
+  double max_seconds = 0;
 };
 
 class Script {
@@ -54,6 +60,8 @@ class Script {
   void args_read() { args_read_ = true; }
   /// The sweep name a point gets when the script names none.
   const std::string& default_sweep() const { return default_sweep_; }
+  /// Whether the script has run past settings().max_seconds.
+  bool past_deadline() const;
 
  private:
   void run_chunk(int load_status);
@@ -66,6 +74,7 @@ class Script {
   std::string default_sweep_ = "script";
   std::vector<std::string> failures_;
   bool args_read_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace qlab

@@ -228,9 +228,30 @@ Sweeper sweeper(Script& s, bool isolate) {
   return Sweeper(s.registry(), s.store(), std::move(runner), s.log());
 }
 
+namespace {
+
+// Runs every 10,000 Lua instructions while a time bound is set: a script
+// stuck in a loop ends with an error at its line instead of running forever.
+void deadline_hook(lua_State* L, lua_Debug* ar) {
+  const Script* s = *static_cast<Script**>(lua_getextraspace(L));
+  if (!s->past_deadline()) return;
+  lua_getinfo(L, "Sl", ar);  // the running function: its file and line
+  luaL_error(L, "%s:%d: the script ran past --max-seconds %s", ar->short_src, ar->currentline,
+             fmt::format("{:g}", s->settings().max_seconds).c_str());
+}
+
+}  // namespace
+
+bool Script::past_deadline() const {
+  return settings_.max_seconds > 0 &&
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() > settings_.max_seconds;
+}
+
 Script::Script(const Registry& registry, ResultStore& store, ScriptSettings settings, std::ostream& log)
     : registry_(registry), store_(store), settings_(std::move(settings)), log_(log), L_(luaL_newstate()) {
   if (!L_) throw Error("cannot create a Lua state (out of memory)");
+  *static_cast<Script**>(lua_getextraspace(L_)) = this;
+  if (settings_.max_seconds > 0) lua_sethook(L_, deadline_hook, LUA_MASKCOUNT, 10000);
   luaL_openlibs(L_);
   lua_createtable(L_, 0, static_cast<int>(std::size(kFunctions)));
   lua_pushlightuserdata(L_, this);
