@@ -40,67 +40,61 @@ Value to_value(const toml::node& node, const std::string& section, const std::st
     for (const auto& item : *arr) {
       auto s = item.as_string();
       if (!s)
-        throw Error(fmt::format("{}: [{}] {}: expected a list of strings, found an element of "
-                                "type {}",
-                                loc(item.source(), file).str(), section, key,
-                                type_name(item)));
+        throw Error(
+            fmt::format("{}: [{}] {}: expected a list of strings, found an element of "
+                        "type {}",
+                        loc(item.source(), file).str(), section, key, type_name(item)));
       out.push_back(s->get());
     }
     return out;
   }
-  throw Error(fmt::format("{}: [{}] {}: expected a value, found a {}", loc(node.source(), file).str(),
-                          section, key,
-                          type_name(node)));
+  throw Error(fmt::format("{}: [{}] {}: expected a value, found a {}",
+                          loc(node.source(), file).str(), section, key, type_name(node)));
 }
 
-}  // namespace
-
-namespace {
-
-toml::array toml_list(const nlohmann::json& list);
+// Hands `v` to `add` as the TOML value it becomes (tables and arrays nest).
+template <class Add>
+void add_toml(const nlohmann::json& v, Add&& add);
 
 toml::table toml_table(const nlohmann::json& object) {
   toml::table t;
-  for (const auto& [k, v] : object.items()) {
-    if (v.is_object()) t.insert(k, toml_table(v));
-    else if (v.is_array()) t.insert(k, toml_list(v));
-    else if (v.is_boolean()) t.insert(k, v.get<bool>());
-    else if (v.is_number_integer()) t.insert(k, v.get<std::int64_t>());
-    else if (v.is_number()) t.insert(k, v.get<double>());
-    else if (v.is_string()) t.insert(k, v.get<std::string>());
-  }
+  for (const auto& [k, v] : object.items())
+    add_toml(v, [&, &k = k](auto&& x) { t.insert(k, std::forward<decltype(x)>(x)); });
   return t;
 }
 
 toml::array toml_list(const nlohmann::json& list) {
   toml::array a;
-  for (const auto& v : list) {
-    if (v.is_object()) a.push_back(toml_table(v));
-    else if (v.is_array()) a.push_back(toml_list(v));
-    else if (v.is_boolean()) a.push_back(v.get<bool>());
-    else if (v.is_number_integer()) a.push_back(v.get<std::int64_t>());
-    else if (v.is_number()) a.push_back(v.get<double>());
-    else if (v.is_string()) a.push_back(v.get<std::string>());
-  }
+  for (const auto& v : list)
+    add_toml(v, [&](auto&& x) { a.push_back(std::forward<decltype(x)>(x)); });
   return a;
+}
+
+template <class Add>
+void add_toml(const nlohmann::json& v, Add&& add) {
+  if (v.is_object())
+    add(toml_table(v));
+  else if (v.is_array())
+    add(toml_list(v));
+  else if (v.is_boolean())
+    add(v.get<bool>());
+  else if (v.is_number_integer())
+    add(v.get<std::int64_t>());
+  else if (v.is_number())
+    add(v.get<double>());
+  else if (v.is_string())
+    add(v.get<std::string>());
 }
 
 }  // namespace
 
 std::string to_toml(const Experiment& ex) {
   toml::table root;
-  for (const RawSection* s : {&ex.model, &ex.dataset, &ex.train, &ex.quantizer, &ex.backend, &ex.metrics}) {
-    toml::table t;
-    for (const auto& [key, raw] : s->values) {
-      const Value& v = raw.value;
-      if (const auto* b = std::get_if<bool>(&v)) t.insert(key, *b);
-      else if (const auto* i = std::get_if<std::int64_t>(&v)) t.insert(key, *i);
-      else if (const auto* d = std::get_if<double>(&v)) t.insert(key, *d);
-      else if (const auto* str = std::get_if<std::string>(&v)) t.insert(key, *str);
-      else if (const auto* l = std::get_if<std::vector<std::string>>(&v)) t.insert(key, toml_list(*l));
-      else t.insert(key, toml_list(std::get<TableList>(v).entries));
-    }
-    if (!t.empty()) root.insert(s->name, std::move(t));
+  for (const RawSection* s :
+       {&ex.model, &ex.dataset, &ex.train, &ex.quantizer, &ex.backend, &ex.metrics}) {
+    nlohmann::json section = nlohmann::json::object();
+    for (const auto& [key, raw] : s->values) section[key] = to_json(raw.value);
+    if (!section.empty()) root.insert(s->name, toml_table(section));
   }
   std::ostringstream out;
   out << root;
@@ -112,8 +106,8 @@ Experiment parse_experiment(const std::string& text, const std::string& source) 
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    throw Error(fmt::format("{}: TOML syntax error: {}", loc(e.source(), source).str(),
-                            e.description()));
+    throw Error(
+        fmt::format("{}: TOML syntax error: {}", loc(e.source(), source).str(), e.description()));
   }
   Experiment ex;
   ex.source = source;
@@ -128,9 +122,10 @@ Experiment parse_experiment(const std::string& text, const std::string& source) 
     const std::string key(k.str());
     auto it = sections.find(key);
     if (it == sections.end())
-      throw Error(fmt::format("{}: unknown section [{}] (known: backend, dataset, metrics, model, "
-                              "quantizer, train)",
-                              loc(node.source(), source).str(), key));
+      throw Error(
+          fmt::format("{}: unknown section [{}] (known: backend, dataset, metrics, model, "
+                      "quantizer, train)",
+                      loc(node.source(), source).str(), key));
     const auto* table = node.as_table();
     if (!table)
       throw Error(fmt::format("{}: '{}' must be a section [{}], not a value",

@@ -149,6 +149,11 @@ std::shared_ptr<torch::nn::Module> GraphModuleImpl::layer(const std::string& nam
   return it == layers_.end() ? nullptr : it->second;
 }
 
+torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer, const std::string& key) {
+  const auto* p = module->layer(layer)->named_parameters(false).find(key);
+  return p ? p->detach() : torch::Tensor();
+}
+
 GraphModule clone_module(const GraphModule& module) {
   GraphModule copy(module->graph());
   torch::NoGradGuard no_grad;

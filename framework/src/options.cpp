@@ -39,6 +39,15 @@ std::string describe(const Value& value) {
   return std::visit(Visitor{}, value);
 }
 
+nlohmann::json to_json(const Value& value) {
+  return std::visit(
+      [](const auto& x) -> nlohmann::json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, TableList>) return x.entries;
+        else return x;
+      },
+      value);
+}
+
 std::string SourceLoc::str() const {
   if (line <= 0) return file;
   if (column <= 0) return fmt::format("{}:{}", file, line);
@@ -170,12 +179,7 @@ template TableList Options::get<TableList>(const std::string&) const;
 
 nlohmann::json Options::to_json() const {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : values_) {
-    if (const auto* t = std::get_if<TableList>(&v)) j[k] = t->entries;
-    else std::visit([&, &k = k](const auto& x) {
-      if constexpr (!std::is_same_v<std::decay_t<decltype(x)>, TableList>) j[k] = x;
-    }, v);
-  }
+  for (const auto& [k, v] : values_) j[k] = qlab::to_json(v);
   return j;
 }
 

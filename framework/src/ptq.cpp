@@ -20,20 +20,23 @@ bool needs_output_qparams(Op op) {
   }
 }
 
+std::string qparams_source(const Graph& g, std::string name) {
+  while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
+  return name;
+}
+
 std::map<std::string, int> activation_sites(const Graph& g, const LayerSelection& selection) {
   std::map<std::string, int> sites;
   for (const auto& [name, bits] : selection.layers) {
     if (bits.output > 0) sites[name] = std::max(sites[name], bits.output);
     if (bits.input == 0) continue;
-    std::string producer = g.node(name).inputs.at(0);
-    while (!needs_output_qparams(g.node(producer).op)) producer = g.node(producer).inputs.at(0);
+    const std::string producer = qparams_source(g, g.node(name).inputs.at(0));
     sites[producer] = std::max(sites[producer], bits.input);
   }
   // quantized::add takes two quantized inputs and requantizes its sum: an
   // add of two quantized tensors gets output qparams even when no layer reads it.
-  auto quantized_out = [&](std::string name) {
-    while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
-    auto it = sites.find(name);
+  auto quantized_out = [&](const std::string& name) {
+    auto it = sites.find(qparams_source(g, name));
     return it == sites.end() ? 0 : it->second;
   };
   for (const auto& n : g.nodes())
@@ -74,16 +77,12 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   const LayerSelection selection = select_layers(g, spec.config, spec.config_key, spec.rules);
   q.float_layers = selection.float_layers;
   for (const auto& [name, bits] : selection.layers) {
-    torch::Tensor w, b;
-    for (auto& p : q.float_module->layer(name)->named_parameters(false)) {
-      if (p.key() == "weight") w = p.value().detach();
-      if (p.key() == "bias") b = p.value().detach();
-    }
     if (bits.weight == 0)
       throw Error(fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
                               "(add \"weight\" to its quant_types)",
                               spec.config_key, name, spec.scheme));
-    q.layers[name] = quantize_weight(w, b, bits.weight, spec.per_channel);
+    q.layers[name] = quantize_weight(layer_parameter(q.float_module, name, "weight"),
+                                     layer_parameter(q.float_module, name, "bias"), bits.weight, spec.per_channel);
     q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == "dynamic") return q;

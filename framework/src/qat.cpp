@@ -17,12 +17,6 @@ std::string unfused_output(const std::map<std::string, FusionGroup>& groups, con
   return name;
 }
 
-torch::Tensor layer_tensor(const GraphModule& m, const std::string& layer, const std::string& key) {
-  for (auto& p : m->layer(layer)->named_parameters(false))
-    if (p.key() == key) return p.value().detach();
-  return {};
-}
-
 }  // namespace
 
 Schema& add_finetune_options(Schema& s) {
@@ -64,7 +58,7 @@ QuantizedModel quantization_aware_training(GraphModule trained, const QatSpec& s
   for (const auto& [name, bits] : selection.layers) {
     if (bits.weight == 0) continue;
     const auto i = index.at(name);
-    weights[i] = make.weight(bits.weight, layer_tensor(folded, name, "weight").to(device));
+    weights[i] = make.weight(bits.weight, layer_parameter(folded, name, "weight").to(device));
     if (const auto& bn = groups.at(name).batch_norm; !bn.empty())
       batch_norms[i] = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(module->layer(bn));
   }
@@ -126,8 +120,8 @@ QuantizedModel quantization_aware_training(GraphModule trained, const QatSpec& s
       q.float_layers[name] = "weights not among its config entry's quant_types";
       continue;
     }
-    q.layers[name] = weights[index.at(name)]->convert(layer_tensor(q.float_module, name, "weight"),
-                                                      layer_tensor(q.float_module, name, "bias"));
+    q.layers[name] = weights[index.at(name)]->convert(layer_parameter(q.float_module, name, "weight"),
+                                                      layer_parameter(q.float_module, name, "bias"));
     q.layers[name].activation_bits = bits.input;
   }
   for (const auto& [name, bits] : sites) q.activations[name] = outputs[index.at(unfused_output(groups, name))]->qparams();

@@ -15,16 +15,10 @@
 namespace qlab {
 namespace {
 
-// The qparams of `name`'s output: its own, or, through relu, pooling,
-// flatten and dropout (which keep their input's), those of the node before.
-const QParams* qparams_reaching(const QuantizedModel& m, std::string name) {
-  while (true) {
-    auto it = m.activations.find(name);
-    if (it != m.activations.end()) return &it->second;
-    const Node& n = m.graph().node(name);
-    if (needs_output_qparams(n.op) || n.inputs.size() != 1) return nullptr;
-    name = n.inputs[0];
-  }
+// The qparams `name`'s output carries, if it is quantized.
+const QParams* qparams_reaching(const QuantizedModel& m, const std::string& name) {
+  auto it = m.activations.find(qparams_source(m.graph(), name));
+  return it == m.activations.end() ? nullptr : &it->second;
 }
 
 }  // namespace

@@ -172,6 +172,10 @@ class GraphModuleImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GraphModule);
 
+/// Node `layer`'s parameter `key` ("weight", "bias"), detached; undefined
+/// when the layer has none.
+torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer, const std::string& key);
+
 /// A new module of the same graph holding copies of `module`'s parameters
 /// and buffers, in eval mode.
 GraphModule clone_module(const GraphModule& module);

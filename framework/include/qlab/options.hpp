@@ -28,6 +28,7 @@ enum class ValueType { boolean, integer, number, string, string_list, table_list
 const char* to_string(ValueType type);
 ValueType type_of(const Value& value);
 std::string describe(const Value& value);  ///< e.g. `string "fast"`
+nlohmann::json to_json(const Value& value);  ///< a list of tables as its entries
 
 /// Where a value came from, for error messages: file:line:column.
 struct SourceLoc {

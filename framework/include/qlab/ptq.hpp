@@ -25,6 +25,10 @@ struct PtqSpec {
 /// flatten and dropout keep their input's, as PyTorch's quantized ops do.
 bool needs_output_qparams(Op op);
 
+/// The node whose output qparams `name`'s output carries: `name` itself, or
+/// the node before a chain of ops that keep their input's qparams.
+std::string qparams_source(const Graph& graph, std::string name);
+
 /// The nodes of a fused graph whose outputs are quantized, with their bits:
 /// each selected layer's output (its output bits), and the node that feeds
 /// a selected layer's input (its input bits), found by walking back through
