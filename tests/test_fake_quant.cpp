@@ -127,9 +127,7 @@ TEST(Qat, ConvertedInt8ModelMatchesItsFakeQuantTwin) {
   QatSpec spec;
   spec.name = "qat";
   spec.config = default_config_list({}, {8, 8, 8});
-  FakeQuantFactory make;
-  make.weight = [](int bits, const torch::Tensor&) { return minmax_weight(bits, true); };
-  make.activation = [](int bits) { return observed_activation(bits, false); };
+  const FakeQuantFactory make = qat_fake_quant(/*per_channel=*/true, /*reduce_range=*/false);
   auto q = std::make_shared<const QuantizedModel>(quantization_aware_training(m, spec, make, ctx));
   ASSERT_TRUE(q->int8());
   EXPECT_EQ(q->training.size(), 1u);
@@ -200,9 +198,7 @@ TEST(Qat, FrozenBatchNormKeepsItsStatisticsAndConvertsExactly) {
   GraphModule m(g);
   const Dataset data = test::tiny_dataset(128, 8);
   const QuantizeContext ctx = test::training_context(model, data);
-  FakeQuantFactory make;
-  make.weight = [](int bits, const torch::Tensor&) { return minmax_weight(bits, true); };
-  make.activation = [](int bits) { return observed_activation(bits, false); };
+  const FakeQuantFactory make = qat_fake_quant(/*per_channel=*/true, /*reduce_range=*/false);
   QatSpec spec;
   spec.name = "qat";
   spec.config = default_config_list({}, {8, 8, 8});

@@ -19,6 +19,13 @@ std::string unfused_output(const std::map<std::string, FusionGroup>& groups, con
 
 }  // namespace
 
+FakeQuantFactory qat_fake_quant(bool per_channel, bool reduce_range) {
+  FakeQuantFactory make;
+  make.weight = [=](int bits, const torch::Tensor&) { return minmax_weight(bits, per_channel); };
+  make.activation = [=](int bits) { return observed_activation(bits, reduce_range); };
+  return make;
+}
+
 Schema& add_finetune_options(Schema& s) {
   return s.integer("epochs", 1, "fine-tuning epochs with fake quantization", 1, 1000)
       .number("lr_factor", 0.1, "fine-tuning lr as a multiple of the baseline recipe's lr", 1e-6, 10.0)

@@ -70,9 +70,7 @@ QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dat
   QatSpec spec;
   spec.name = "qat";
   spec.config = default_config_list({}, {8, 8, 8});
-  FakeQuantFactory make;
-  make.weight = [](int bits, const torch::Tensor&) { return minmax_weight(bits, true); };
-  make.activation = [](int bits) { return observed_activation(bits, false); };
+  const FakeQuantFactory make = qat_fake_quant(/*per_channel=*/true, /*reduce_range=*/false);
   return quantization_aware_training(std::move(m), spec, make, ctx);
 }
 

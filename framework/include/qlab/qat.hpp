@@ -29,6 +29,10 @@ struct FakeQuantFactory {
   std::function<std::unique_ptr<ActivationFakeQuant>(int bits)> activation;
 };
 
+/// QAT's fake quantizers: min/max weights (per channel or per tensor) and
+/// moving-average activation ranges (reduce_range at 8 bits if asked).
+FakeQuantFactory qat_fake_quant(bool per_channel, bool reduce_range);
+
 /// Adds the options every training-aware quantizer shares: epochs,
 /// lr_factor and the config list.
 Schema& add_finetune_options(Schema& schema);

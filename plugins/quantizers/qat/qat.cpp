@@ -26,11 +26,8 @@ class Qat final : public qlab::Quantizer {
     spec.freeze_observers_after = o.get<std::int64_t>("freeze_observers_after");
     spec.freeze_bn_after = o.get<std::int64_t>("freeze_bn_after");
     const bool per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
-    const bool reduce_range = ctx.engine.reduce_range;
-    qlab::FakeQuantFactory make;
-    make.weight = [=](int bits, const torch::Tensor&) { return qlab::minmax_weight(bits, per_channel); };
-    make.activation = [=](int bits) { return qlab::observed_activation(bits, reduce_range); };
-    return qlab::quantization_aware_training(std::move(trained), spec, make, ctx);
+    return qlab::quantization_aware_training(std::move(trained), spec,
+                                             qlab::qat_fake_quant(per_channel, ctx.engine.reduce_range), ctx);
   }
 
  private:
