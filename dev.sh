@@ -16,10 +16,13 @@ PACKAGES=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist nodejs npm
 )
+# Only the tests need these: a one-node Slurm cluster for the job-array
+# test, and sqlite3 to check a store's integrity.
+TEST_PACKAGES=(slurm-wlm munge sqlite3)
 
 install_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     # npm may come with a non-Debian Node.js; then it is already there.
     if [[ $p == npm || $p == nodejs ]] && command -v npm >/dev/null; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,13 +43,13 @@ build() {
 
 case "${1:-}" in
   run)
-    install_packages
+    install_packages "${PACKAGES[@]}"
     datasets/fetch.sh
     build
     ./build/qlab sweep scripts/quickstart.lua
     ;;
   test)
-    install_packages
+    install_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     datasets/fetch.sh
     build
     ctest --test-dir build --output-on-failure -j "$(nproc)"

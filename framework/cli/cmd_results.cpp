@@ -1,14 +1,15 @@
 // `qlab results`: list, filter and export what the results store holds.
 #include "commands.hpp"
 
+#include <qlab/atomic_write.hpp>
 #include <qlab/report.hpp>
+#include <qlab/slurm.hpp>
 #include <qlab/store.hpp>
 #include <qlab/sweep.hpp>
 
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 namespace qlab::cli {
@@ -35,6 +36,29 @@ std::string table(const std::vector<PointRecord>& points) {
   return out;
 }
 
+// `qlab results merge`: the shards Slurm tasks wrote, into the store.
+void add_merge_command(CLI::App& results, int& exit_code) {
+  struct MergeArgs {
+    std::string db = kDefaultDb;
+    std::string shards = ".qlab/shards";
+  };
+  auto args = std::make_shared<MergeArgs>();
+  auto* cmd = results.add_subcommand(
+      "merge", "Import the per-point shards of a Slurm sweep into the results store (idempotent)");
+  cmd->add_option("--db", args->db, "results store (SQLite)")->capture_default_str();
+  cmd->add_option("--shards", args->shards, "folder of shards")->capture_default_str();
+  cmd->callback([args, &exit_code] {
+    if (!std::filesystem::is_directory(args->shards))
+      throw Error(fmt::format("{}: no shards folder here (pass --shards)", args->shards));
+    ResultStore store(args->db);
+    const MergeSummary m = merge_shards(store, args->shards);
+    fmt::print("{}: {} stored, {} already there, {} kept (an ok record over a failed shard)\n", args->db, m.added,
+               m.unchanged, m.kept);
+    for (const auto& p : m.problems) fmt::print(stderr, "qlab: shard not merged: {}\n", p);
+    exit_code = m.problems.empty() ? 0 : 1;
+  });
+}
+
 }  // namespace
 
 void add_results_command(CLI::App& app, int& exit_code) {
@@ -51,7 +75,8 @@ void add_results_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"table", "csv", "json"}))
       ->capture_default_str();
   cmd->add_option("-o,--output", args->output, "write to this file instead of standard output");
-  cmd->callback([args, &exit_code] {
+  cmd->callback([args, cmd, &exit_code] {
+    if (!cmd->get_subcommands().empty()) return;  // `results merge` did the work
     if (!std::filesystem::exists(args->db))
       throw Error(fmt::format("{}: no results store here (run `qlab sweep` first, or pass --db)", args->db));
     ResultStore store(args->db);
@@ -60,15 +85,11 @@ void add_results_command(CLI::App& app, int& exit_code) {
     if (args->format == "csv") text = rows_csv(rows_of(points));
     else if (args->format == "json") text = nlohmann::json{{"rows", rows_of(points)}}.dump(2) + "\n";
     else text = table(points);
-    if (args->output.empty()) {
-      fmt::print("{}", text);
-    } else {
-      std::ofstream out(args->output, std::ios::binary);
-      out << text;
-      if (!out.flush()) throw Error(fmt::format("{}: cannot write", args->output));
-    }
+    if (args->output.empty()) fmt::print("{}", text);
+    else write_atomically(args->output, text);
     exit_code = 0;
   });
+  add_merge_command(*cmd, exit_code);
 }
 
 }  // namespace qlab::cli

@@ -8,6 +8,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace qlab {
 namespace fs = std::filesystem;
 
@@ -15,20 +21,32 @@ void write_atomically(const std::string& path, const std::string& bytes) {
   const fs::path target(path);
   std::error_code ec;
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      fs::remove(tmp, ec);
-      throw Error(fmt::format("{}: cannot write the file", path));
-    }
+  // The temporary file is this process's own, so two writers of one file
+  // never write into each other's half.
+  const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("{}: cannot write the file: {}", path, std::strerror(errno)));
+  const auto fail = [&](int err) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("{}: cannot write the file: {}", path, std::strerror(err)));
+  };
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(errno);
+    done += static_cast<std::size_t>(n);
   }
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(fmt::format("{}: cannot write the file: {}", path, ec.message()));
+  // On disk before the rename: a crash leaves the old file or the new one.
+  if (::fsync(fd) != 0) fail(errno);
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("{}: cannot write the file: {}", path, std::strerror(errno)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("{}: cannot write the file: {}", path, std::strerror(err)));
   }
 }
 

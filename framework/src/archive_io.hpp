@@ -1,17 +1,14 @@
 #pragma once
 // Reading and writing qlab's files: checkpoints are LibTorch archives with a
 // JSON header under "qlab_meta"; every file is written atomically.
+#include <qlab/atomic_write.hpp>
+
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 
 namespace qlab {
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader sees the old file or the new one, never half of one. Throws
-/// qlab::Error naming the file when it cannot write.
-void write_atomically(const std::string& path, const std::string& bytes);
 
 /// The archive's bytes with `meta` stored as its qlab header.
 std::string archive_bytes(torch::serialize::OutputArchive& archive, const nlohmann::json& meta);

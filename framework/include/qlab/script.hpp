@@ -32,6 +32,9 @@ struct ScriptSettings {
   /// with an error at the line it reached (a qlab call in progress ends
   /// first). 0: no bound.
   double max_seconds = 0;
+  /// `qlab sweep --slurm`: points not stored go to this instead of running,
+  /// and reports and plots are left for `qlab report` after the jobs end.
+  PointDeferrer defer;
 };
 
 class Script {

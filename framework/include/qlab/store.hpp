@@ -32,6 +32,11 @@ struct PointRecord {
   std::string started, ended;       ///< ISO 8601, UTC
 };
 
+/// A point as one JSON object (every field above), and back; from_json
+/// throws qlab::Error naming `source` on a missing or mistyped field.
+nlohmann::json to_json(const PointRecord& point);
+PointRecord point_from_json(const nlohmann::json& doc, const std::string& source);
+
 struct RowFilter {
   std::string sweep, model, quantizer, backend, status;  ///< empty: any
 };

@@ -36,16 +36,33 @@ void set_option(Experiment& experiment, const std::string& dotted_key, const Val
 std::vector<SweepPoint> expand_grid(const Experiment& base, const std::vector<GridAxis>& axes,
                                     const SourceLoc& where);
 
+/// Hands a point that is not stored to someone else (a Slurm job array)
+/// instead of running it here.
+using PointDeferrer =
+    std::function<void(const SweepPoint& point, const ExperimentPlan& plan, const std::string& sweep)>;
+
 struct SweepSettings {
   std::string name = "sweep";
   bool force = false;        ///< re-run points already stored as ok or skipped
   bool report_only = false;  ///< never run a point: every point must be stored
   bool progress = true;
+  /// If set, points that would run are passed to it instead, and come back
+  /// unstored with status skipped ("deferred").
+  PointDeferrer defer;
 };
 
 /// Runs one point; the default runs run_experiment. Tests inject their own.
 /// Runs one point; returns its result rows as stored (to_json of each).
 using PointRunner = std::function<std::vector<nlohmann::json>(const Experiment&)>;
+
+/// Runs a validated point through `runner` and returns its record, unsaved:
+/// ok with its rows, failed with the exception's message, or skipped when
+/// its backend is unavailable here.
+PointRecord run_point(const SweepPoint& point, const ExperimentPlan& plan, const std::string& sweep,
+                      const PointRunner& runner);
+
+/// Runs each point in this process, with run_experiment.
+PointRunner in_process_runner(const Registry& registry, RunSettings settings, std::ostream& log);
 
 /// Runs each point in a child `qlab run` process (`qlab` is that
 /// executable), so that a crash (a segfault, an abort, the kernel's OOM

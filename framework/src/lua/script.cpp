@@ -49,6 +49,16 @@ void expect_table(lua_State* L, int index, const char* function) {
     throw Error(fmt::format("{} expects a table, found {}", function, luaL_typename(L, index)));
 }
 
+// Whether points were handed to a job array: then `what` (a report or a
+// plot) waits for `qlab report`, which draws it from the merged results.
+bool deferring(Script& s, const std::string& what) {
+  if (!s.settings().defer) return false;
+  s.log() << fmt::format("{}: not written now; its points run as a job array (write it with `qlab report` "
+                         "after `qlab results merge`)\n",
+                         what);
+  return true;
+}
+
 // Runs points as sweep `name` under the script's settings, noting failures.
 std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points, const std::string& name,
                                    bool isolate = false) {
@@ -56,6 +66,7 @@ std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& po
   settings.name = name;
   settings.force = s.settings().force;
   settings.report_only = s.settings().report_only;
+  settings.defer = s.settings().defer;
   auto records = sweeper(s, isolate).run(points, settings);
   s.note(records);
   return records;
@@ -155,6 +166,7 @@ int l_plot(lua_State* L) {
   std::string dir;
   const PlotSpec spec = plot_from(L, 1, at, &rows, &dir);
   if (dir.empty()) throw Error("qlab.plot: 'dir' (the folder to write plots/ into) is required");
+  if (deferring(self(L), "plot " + spec.name)) return 0;
   const std::string png = write_plot(spec, rows, dir);
   lua_pushstring(L, png.c_str());
   return 1;
@@ -164,6 +176,7 @@ int l_report(lua_State* L) {
   expect_table(L, 1, "qlab.report");
   Script& s = self(L);
   ReportSpec spec = report_from(L, 1, caller(L), s.store());
+  if (deferring(s, "report " + spec.name)) return 0;
   spec.root = s.settings().reports_root;
   const std::string path = write_report(spec);
   s.log() << "wrote " << path << "\n";
@@ -216,14 +229,7 @@ Sweeper sweeper(Script& s, bool isolate) {
     runner = isolated_runner(exe.empty() ? std::filesystem::read_symlink("/proc/self/exe").string() : exe,
                              s.settings().run, s.log());
   } else if (!runner) {
-    const Registry& registry = s.registry();
-    RunSettings run = s.settings().run;
-    std::ostream& log = s.log();
-    runner = [&registry, run, &log](const Experiment& ex) {
-      std::vector<nlohmann::json> rows;
-      for (const auto& row : run_experiment(ex, registry, run, log)) rows.push_back(to_json(row));
-      return rows;
-    };
+    runner = in_process_runner(s.registry(), s.settings().run, s.log());
   }
   return Sweeper(s.registry(), s.store(), std::move(runner), s.log());
 }

@@ -103,6 +103,39 @@ const char* to_string(PointStatus status) {
   return "?";
 }
 
+nlohmann::json to_json(const PointRecord& p) {
+  return {{"hash", p.hash},       {"sweep", p.sweep},   {"label", p.label},     {"config", p.config},
+          {"status", to_string(p.status)}, {"message", p.message}, {"rows", p.rows},
+          {"qlab", p.qlab_version}, {"torch", p.torch_version}, {"host", p.host},
+          {"started", p.started}, {"ended", p.ended}};
+}
+
+PointRecord point_from_json(const nlohmann::json& doc, const std::string& source) {
+  try {
+    PointRecord p;
+    p.hash = doc.at("hash").get<std::string>();
+    p.sweep = doc.at("sweep").get<std::string>();
+    p.label = doc.at("label").get<std::string>();
+    p.config = doc.at("config");
+    const auto status = doc.at("status").get<std::string>();
+    if (status != "ok" && status != "failed" && status != "skipped")
+      throw Error(fmt::format("{}: not a qlab point record: unknown status '{}'", source, status));
+    p.status = parse_status(status, source);
+    p.message = doc.at("message").get<std::string>();
+    p.rows = doc.at("rows").get<std::vector<nlohmann::json>>();
+    p.qlab_version = doc.at("qlab").get<std::string>();
+    p.torch_version = doc.at("torch").get<std::string>();
+    p.host = doc.at("host").get<std::string>();
+    p.started = doc.at("started").get<std::string>();
+    p.ended = doc.at("ended").get<std::string>();
+    if (p.hash.empty() || !p.config.is_object())
+      throw Error(fmt::format("{}: not a qlab point record: no hash or no config", source));
+    return p;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: not a qlab point record: {}", source, e.what()));
+  }
+}
+
 std::string section_name(const nlohmann::json& config, const char* section) {
   return config.contains(section) ? config[section].value("name", "") : "";
 }

@@ -86,12 +86,15 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
   std::vector<PointRecord> out;
   const auto start = std::chrono::steady_clock::now();
   double run_seconds = 0;
-  std::size_t ran = 0, stored = 0;
+  std::size_t ran = 0, stored = 0, deferred = 0;
   for (std::size_t i = 0; i < points.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     auto existing = store_.find(plans[i].hash);
-    const bool reuse = existing && (settings.report_only ||
-                                    (!settings.force && existing->status != PointStatus::failed));
+    // A point skipped here (its backend missing on this machine) may run
+    // where it is deferred to: only an ok point is final then.
+    const bool final = existing && (existing->status == PointStatus::ok ||
+                                    (existing->status == PointStatus::skipped && !settings.defer));
+    const bool reuse = existing && (settings.report_only || (!settings.force && final));
     if (reuse) {
       store_.add_to_sweep(settings.name, plans[i].hash);
       existing->label = points[i].label();
@@ -103,6 +106,19 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
       throw Error(fmt::format("sweep '{}': point {} ({}) is not in the results store {}; run the "
                               "sweep first (a report never trains or evaluates)",
                               settings.name, i + 1, points[i].label(), store_.path()));
+    if (settings.defer) {
+      settings.defer(points[i], plans[i], settings.name);
+      PointRecord rec;
+      rec.hash = plans[i].hash;
+      rec.sweep = settings.name;
+      rec.label = points[i].label();
+      rec.config = plans[i].config;
+      rec.status = PointStatus::skipped;
+      rec.message = "deferred: submitted to run elsewhere";
+      out.push_back(std::move(rec));
+      ++deferred;
+      continue;
+    }
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::size_t left = points.size() - i;
@@ -116,16 +132,28 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
   }
   const auto failed = std::count_if(out.begin(), out.end(),
                                     [](const PointRecord& p) { return p.status == PointStatus::failed; });
-  log_ << fmt::format("[{}] {} points: {} run now, {} from the store, {} failed\n", settings.name,
-                      points.size(), ran, stored, failed);
+  if (settings.defer)
+    log_ << fmt::format("[{}] {} points: {} to submit, {} already stored\n", settings.name, points.size(),
+                        deferred, stored);
+  else
+    log_ << fmt::format("[{}] {} points: {} run now, {} from the store, {} failed\n", settings.name,
+                        points.size(), ran, stored, failed);
   return out;
 }
 
-PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan,
-                             const SweepSettings& settings) {
+PointRunner in_process_runner(const Registry& registry, RunSettings settings, std::ostream& log) {
+  return [&registry, settings = std::move(settings), &log](const Experiment& ex) {
+    std::vector<nlohmann::json> rows;
+    for (const auto& row : run_experiment(ex, registry, settings, log)) rows.push_back(to_json(row));
+    return rows;
+  };
+}
+
+PointRecord run_point(const SweepPoint& point, const ExperimentPlan& plan, const std::string& sweep,
+                      const PointRunner& runner) {
   PointRecord rec;
   rec.hash = plan.hash;
-  rec.sweep = settings.name;
+  rec.sweep = sweep;
   rec.label = point.label();
   rec.config = plan.config;
   rec.qlab_version = version();
@@ -137,7 +165,7 @@ PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan
     rec.message = plan.unavailable;
   } else {
     try {
-      rec.rows = runner_(point.experiment);
+      rec.rows = runner(point.experiment);
     } catch (const c10::Error& e) {
       rec.status = PointStatus::failed;
       rec.message = std::string("LibTorch error: ") + e.what_without_backtrace();
@@ -147,6 +175,12 @@ PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan
     }
   }
   rec.ended = utc_now();
+  return rec;
+}
+
+PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan,
+                             const SweepSettings& settings) {
+  PointRecord rec = run_point(point, plan, settings.name, runner_);
   if (rec.status != PointStatus::ok)
     log_ << fmt::format("[{}] point {} {}: {}\n", settings.name, rec.label, to_string(rec.status), rec.message);
   store_.save(rec);
