@@ -137,7 +137,11 @@ struct Resolved {
 Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   Resolved r;
   r.model_name = required_name(ex.model, "");
-  r.model = registry.model(r.model_name);
+  try {
+    r.model = registry.model(r.model_name);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: [model] name: {}", at(ex.model, "name"), e.what()));
+  }
   r.model_rec = &registry.record(PluginKind::model, r.model_name);
   r.model_opts = resolve(plugin_call(*r.model_rec, "options", [&] { return r.model->options(); }),
                          ex.model, {"name"});

@@ -75,6 +75,7 @@ class Script {
   std::ostream& log_;
   lua_State* L_;
   std::string default_sweep_ = "script";
+  std::string chunk_name_;  ///< the file or chunk running, for messages
   std::vector<std::string> failures_;
   bool args_read_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -30,8 +30,9 @@ std::pair<torch::Tensor, torch::Tensor> read_cifar(const std::vector<std::string
       const char* r = bytes.data() + static_cast<std::size_t>(i) * record;
       const auto label = static_cast<std::uint8_t>(r[label_bytes - 1]);
       if (label >= classes)
-        throw Error(fmt::format("{}: record {} has label {}, CIFAR-{} has {} classes", path, i,
-                                label, classes, classes));
+        throw Error(fmt::format("{}: byte {} (record {}): label {}, but CIFAR-{} has {} classes", path,
+                                static_cast<std::size_t>(i) * record + label_bytes - 1, i, label, classes,
+                                classes));
       py[i] = label;
       std::memcpy(px + static_cast<std::size_t>(i) * kImage, r + label_bytes, kImage);
     }

@@ -91,9 +91,11 @@ Raw read_idx_dataset(const std::string& name, const fs::path& dir, std::int64_t 
     if (y.dim() != 1 || x.size(0) != y.size(0))
       throw Error(fmt::format("{} holds {} images but {} holds {} labels", xf, x.size(0), yf,
                               y.dim() == 1 ? y.size(0) : -1));
-    if (y.numel() && y.max().item<std::int64_t>() >= classes)
-      throw Error(fmt::format("{}: label {} is out of range for {} classes", yf,
-                              y.max().item<std::int64_t>(), classes));
+    if (y.numel() && y.max().item<std::int64_t>() >= classes) {
+      const auto i = (y >= classes).nonzero()[0][0].item<std::int64_t>();
+      throw Error(fmt::format("{}: byte {} (label {}): {} is out of range for {} classes", yf, 8 + i, i,
+                              y[i].item<std::int64_t>(), classes));
+    }
   };
   check(r.train_x, r.train_y, f.train_images, f.train_labels);
   check(r.test_x, r.test_y, f.test_images, f.test_labels);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,7 +13,7 @@
 
 namespace qlab {
 
-std::string read_file_bytes(const std::string& path, std::uint64_t limit) {
+std::string read_file_bytes(const std::string& path, std::uint64_t limit, bool* more) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(fmt::format("{}: no such file", path));
@@ -20,23 +21,31 @@ std::string read_file_bytes(const std::string& path, std::uint64_t limit) {
   if (!f) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   std::string out;
   char buf[1 << 16];
-  while (true) {
-    const int n = gzread(f.get(), buf, sizeof buf);
+  // One byte past the limit tells "exactly limit" from "more".
+  while (out.size() <= limit) {
+    const auto want = static_cast<unsigned>(std::min<std::uint64_t>(sizeof buf, limit + 1 - out.size()));
+    const int n = gzread(f.get(), buf, want);
     if (n < 0) {
       int code = 0;
       const char* msg = gzerror(f.get(), &code);
-      throw Error(fmt::format("{}: corrupt or truncated file ({})", path, msg));
+      throw Error(fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
     }
     if (n == 0) break;
-    if (out.size() + static_cast<std::size_t>(n) > limit)
-      throw Error(fmt::format("{}: larger than {} bytes once decompressed; refusing to read it",
-                              path, limit));
     out.append(buf, static_cast<std::size_t>(n));
   }
+  if (out.size() > limit) {
+    if (!more)
+      throw Error(fmt::format("{}: larger than {} bytes once decompressed; refusing to read it", path, limit));
+    *more = true;
+    out.resize(limit);
+    return out;
+  }
+  if (more) *more = false;
+  // Z_BUF_ERROR here is a gzip stream that ends before its end marker.
   int code = 0;
-  gzerror(f.get(), &code);
-  if (code != Z_OK && code != Z_BUF_ERROR)
-    throw Error(fmt::format("{}: corrupt or truncated file", path));
+  const char* msg = gzerror(f.get(), &code);
+  if (code != Z_OK)
+    throw Error(fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
   return out;
 }
 

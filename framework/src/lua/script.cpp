@@ -288,6 +288,12 @@ void Script::run_chunk(int load_status) {
     load_status = lua_pcall(L_, 0, 0, base);
     lua_remove(L_, base);
   }
+  if (load_status == LUA_ERRMEM) {
+    // Lua unwinds an allocation failure without a traceback: the file is
+    // all that can be named.
+    lua_pop(L_, 1);
+    throw Error(fmt::format("{}: the script ran out of memory (Lua: not enough memory)", chunk_name_));
+  }
   if (load_status != LUA_OK) {
     std::string message = lua_isstring(L_, -1) ? lua_tostring(L_, -1) : "unknown Lua error";
     lua_pop(L_, 1);
@@ -298,6 +304,7 @@ void Script::run_chunk(int load_status) {
 void Script::run_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw Error(fmt::format("{}: no such script", path));
   default_sweep_ = std::filesystem::path(path).stem().string();
+  chunk_name_ = path;
   run_chunk(luaL_loadfile(L_, path.c_str()));
   if (!settings_.args.empty() && !args_read_)
     throw Error(fmt::format("{} takes no arguments (it never calls qlab.args), but was given: {}", path,
@@ -305,6 +312,7 @@ void Script::run_file(const std::string& path) {
 }
 
 void Script::run_string(const std::string& code, const std::string& chunk_name) {
+  chunk_name_ = chunk_name;
   run_chunk(luaL_loadbuffer(L_, code.data(), code.size(), ("@" + chunk_name).c_str()));
 }
 

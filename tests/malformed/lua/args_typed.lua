@@ -1,0 +1,1 @@
+local a = qlab.args{ epochs = 1 }

@@ -1,0 +1,1 @@
+qlab.sweep{ base = { model = "lenet" }, grid = { ["quantizer.weight_bits"] = {} } }

@@ -1,0 +1,1 @@
+qlab.sweep{ base = { model = "lenet" }, grid = { ["quantiser.weight_bits"] = { 2 } } }

@@ -1,0 +1,1 @@
+qlab.sweep{ name = "nobase" }
