@@ -4,6 +4,9 @@
 #include <qlab/runtime.hpp>
 #include <qlab/trainer.hpp>
 
+#include <csignal>
+#include <filesystem>
+
 namespace qlab {
 namespace {
 
@@ -74,6 +77,92 @@ TEST(Trainer, DivergenceNamesEpochAndStep) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("at epoch 1 step"), std::string::npos) << msg;
   }
+}
+
+// Trains the tiny model with a training checkpoint at `resume`, raising
+// SIGINT in the forward pass of step `interrupt_at` (counted from 1 over
+// the whole run; 0: never). Returns the parameters, or throws.
+std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std::string& resume, int interrupt_at,
+                                           TrainReport* report = nullptr) {
+  test::TinyModel model;
+  const Dataset data = test::tiny_dataset(200, 7);
+  seed_everything(recipe.seed);
+  GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
+  TrainSettings s;
+  s.progress = false;
+  s.resume_path = resume;
+  TrainHooks hooks;
+  int forwards = 0;
+  hooks.outputs = [&](std::size_t node, const torch::Tensor& y) {
+    if (node == 1 && ++forwards == interrupt_at) std::raise(SIGINT);  // node 1: features.0
+    return y;
+  };
+  const TrainReport rep = train(m, model, data, recipe, s, hooks);
+  if (report) *report = rep;
+  std::vector<torch::Tensor> params;
+  for (const auto& p : m->parameters()) params.push_back(p.detach().clone());
+  return params;
+}
+
+TEST(Trainer, ResumesAfterSigintToTheWeightsOfAnUninterruptedRun) {
+  for (const auto& [opt, lr] : std::vector<std::pair<std::string, double>>{{"sgd", 0.1}, {"adam", 0.01}, {"adadelta", 1.0}}) {
+    test::TempDir dir;
+    TrainRecipe r = test::TinyModel().default_recipe();
+    r.optimizer = opt;
+    r.lr = lr;
+    r.epochs = 3;
+    const auto straight = train_resumable(r, "", 0);
+    const std::string resume = dir.file("t.resume.pt");
+    // 13 steps an epoch: step 5 of epoch 2 is the 18th forward pass.
+    try {
+      train_resumable(r, resume, 18);
+      FAIL() << "SIGINT did not stop training";
+    } catch (const Interrupted& e) {
+      EXPECT_NE(std::string(e.what()).find("interrupted at epoch 2 step 5 of 13: saved " + resume), std::string::npos)
+          << e.what();
+    }
+    ASSERT_TRUE(std::filesystem::exists(resume));
+    TrainReport rep;
+    const auto resumed = train_resumable(r, resume, 0, &rep);
+    EXPECT_EQ(rep.resumed, "epoch 2 step 5");
+    EXPECT_EQ(rep.epochs.size(), 3u);
+    EXPECT_TRUE(same(straight, resumed)) << opt << ": the resumed run must end where the straight one does";
+  }
+}
+
+TEST(Trainer, ANanLossKeepsTheLastGoodCheckpoint) {
+  test::TempDir dir;
+  test::TinyModel model;
+  Dataset data = test::tiny_dataset(200, 7);
+  TrainRecipe r = model.default_recipe();
+  r.epochs = 2;
+  seed_everything(r.seed);
+  GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
+  TrainSettings s;
+  s.progress = false;
+  s.resume_path = dir.file("t.resume.pt");
+  TrainHooks hooks;
+  int forwards = 0;
+  // Step 3 of epoch 2 produces NaN.
+  hooks.outputs = [&](std::size_t node, const torch::Tensor& y) {
+    return node == 1 && ++forwards == 16 ? y * std::nan("") : y;
+  };
+  const std::string msg = test::error_of([&] { train(m, model, data, r, s, hooks); });
+  EXPECT_NE(msg.find("loss is nan at epoch 2 step 3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("The last good checkpoint, from the end of epoch 1, stays at " + s.resume_path),
+            std::string::npos) << msg;
+  // It holds epoch 1's finite weights, and the next run resumes from it.
+  TrainReport rep;
+  train_resumable(r, s.resume_path, 0, &rep);
+  EXPECT_EQ(rep.resumed, "epoch 2 step 0");
+}
+
+TEST(Trainer, ACheckpointOfAnotherGraphIsRefused) {
+  test::TempDir dir;
+  test::write_file(dir.file("t.resume.pt"), "not an archive");
+  TrainRecipe r = test::TinyModel().default_recipe();
+  const std::string msg = test::error_of([&] { train_resumable(r, dir.file("t.resume.pt"), 0); });
+  EXPECT_NE(msg.find(dir.file("t.resume.pt")), std::string::npos) << msg;
 }
 
 TEST(Runtime, BlasPoolIsPinnedToOneThread) {

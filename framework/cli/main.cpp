@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const qlab::Interrupted& e) {
+    fmt::print(stderr, "qlab: {}\n", e.what());
+    return 130;  // the shell's code for a command ended by SIGINT
   } catch (const qlab::Error& e) {
     fmt::print(stderr, "qlab: error: {}\n", e.what());
     return 1;

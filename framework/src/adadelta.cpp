@@ -34,4 +34,29 @@ torch::Tensor Adadelta::step(LossClosure closure) {
   return loss;
 }
 
+void Adadelta::save(torch::serialize::OutputArchive& archive) const {
+  std::int64_t i = 0;
+  for (const auto& group : param_groups())
+    for (const auto& p : group.params()) {
+      auto it = state_by_param_.find(p.unsafeGetTensorImpl());
+      if (it != state_by_param_.end()) {
+        archive.write("square_avg." + std::to_string(i), it->second.square_avg, /*is_buffer=*/true);
+        archive.write("acc_delta." + std::to_string(i), it->second.acc_delta, /*is_buffer=*/true);
+      }
+      ++i;
+    }
+}
+
+void Adadelta::load(torch::serialize::InputArchive& archive) {
+  std::int64_t i = 0;
+  for (auto& group : param_groups())
+    for (auto& p : group.params()) {
+      State st;
+      if (archive.try_read("square_avg." + std::to_string(i), st.square_avg, /*is_buffer=*/true) &&
+          archive.try_read("acc_delta." + std::to_string(i), st.acc_delta, /*is_buffer=*/true))
+        state_by_param_[p.unsafeGetTensorImpl()] = std::move(st);
+      ++i;
+    }
+}
+
 }  // namespace qlab

@@ -22,6 +22,10 @@ class Adadelta : public torch::optim::Optimizer {
  public:
   Adadelta(std::vector<torch::Tensor> params, AdadeltaOptions defaults);
   torch::Tensor step(LossClosure closure = nullptr) override;
+  /// The running averages, by parameter position: a resumed run continues
+  /// exactly where the interrupted one stopped.
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 
  private:
   struct State {

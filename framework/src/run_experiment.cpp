@@ -277,13 +277,21 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     ts.device = r.backend->device();
     ts.progress = settings.progress;
     ts.label = r.model_name + " ";
+    // Training keeps its own checkpoint beside the cached one: Ctrl-C, or a
+    // NaN after some good epochs, loses at most the epoch in progress.
+    ts.resume_path = (std::filesystem::path(settings.cache_dir) /
+                      fmt::format("{}-{}.resume.pt", r.model_name, key)).string();
+    if (!settings.use_cache) std::filesystem::remove(ts.resume_path);
     const TrainReport rep = train(module, *r.model, data.train, r.recipe, ts);
+    if (!rep.resumed.empty())
+      row.notes.push_back(fmt::format("float baseline training resumed from {} at {}", ts.resume_path, rep.resumed));
     train_seconds = rep.seconds;
     const nlohmann::json epochs = epochs_json(rep);
     row.training = epochs;
     module->to(torch::kCPU);
     save_checkpoint(ckpt, module, {{"model", r.model_name}, {"identity", identity},
                                    {"train_seconds", rep.seconds}, {"epochs", epochs}});
+    std::filesystem::remove(ts.resume_path);
     row.notes.push_back(fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
   }
   module->eval();

@@ -1,4 +1,5 @@
 #include "adadelta.hpp"
+#include "train_state.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/progress.hpp>
@@ -9,9 +10,21 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <mutex>
 
 namespace qlab {
 namespace {
+
+torch::Tensor generator_state(at::Generator& g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(at::Generator& g, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(GraphModule& m, const TrainRecipe& r,
                                                         const std::vector<torch::Tensor>& extra) {
@@ -59,6 +72,7 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
   // Shuffling has its own generator, so it does not depend on how many random
   // numbers weight initialisation or dropout drew.
   auto shuffle = at::detail::createCPUGenerator(static_cast<std::uint64_t>(recipe.seed));
+  auto global = at::detail::getDefaultCPUGenerator();
   const bool classify = model.task() == Task::classify;
   const std::int64_t bs = recipe.batch_size;
   const std::int64_t steps = (n + bs - 1) / bs;
@@ -66,18 +80,43 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
   const torch::Tensor labels = data.labels.to(settings.device);
 
   TrainReport report;
+  TrainState state;
+  const bool checkpoints = !settings.resume_path.empty();
+  if (checkpoints && std::filesystem::exists(settings.resume_path)) {
+    state = load_train_state(settings.resume_path, module, *optimizer);
+    module->to(settings.device);
+    set_generator_state(shuffle, state.shuffle);
+    set_generator_state(global, state.global);
+    report.epochs = state.done;
+    report.resumed = fmt::format("epoch {} step {}", state.epoch + 1, state.step);
+  }
+  const InterruptGuard interrupt;
   const auto t0 = std::chrono::steady_clock::now();
-  for (std::int64_t epoch = 0; epoch < recipe.epochs; ++epoch) {
+  auto elapsed = [&] {
+    return state.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // Ctrl-C: save where training stands (when it checkpoints) and stop.
+  auto stop = [&](const std::string& where, const TrainState& at) {
+    std::string saved = "training is not checkpointed here, so the next run starts it again";
+    if (checkpoints) {
+      save_train_state(settings.resume_path, module, *optimizer, at);
+      saved = "saved " + settings.resume_path + "; the same command resumes from it";
+    }
+    throw Interrupted(fmt::format("interrupted {}: {}", where, saved));
+  };
+  for (std::int64_t epoch = state.epoch; epoch < recipe.epochs; ++epoch) {
     const auto e0 = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(recipe, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
     if (hooks.on_epoch) hooks.on_epoch(epoch);
+    const torch::Tensor epoch_start = checkpoints ? generator_state(shuffle) : torch::Tensor();
     auto order = torch::randperm(n, shuffle, torch::TensorOptions().dtype(torch::kInt64))
                      .to(settings.device);
     Progress bar(fmt::format("{}epoch {}/{}", settings.label, epoch + 1, recipe.epochs), steps);
-    double loss_sum = 0;
-    std::int64_t correct = 0, seen = 0;
-    for (std::int64_t step = 0; step < steps; ++step) {
+    const bool resuming = epoch == state.epoch;
+    double loss_sum = resuming ? state.loss_sum : 0;
+    std::int64_t correct = resuming ? state.correct : 0, seen = resuming ? state.seen : 0;
+    for (std::int64_t step = resuming ? state.step : 0; step < steps; ++step) {
       auto idx = order.slice(0, step * bs, std::min(n, (step + 1) * bs));
       auto x = images.index_select(0, idx);
       auto y = labels.index_select(0, idx);
@@ -86,10 +125,14 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
                                                     : module->forward(x);
       auto loss = model.loss(outputs, x, y);
       const double value = loss.item<double>();
-      if (!std::isfinite(value))
-        throw Error(fmt::format("training diverged: loss is {} at epoch {} step {} (lr {}); "
-                                "lower [train] lr",
-                                value, epoch + 1, step + 1, lr));
+      if (!std::isfinite(value)) {
+        const bool kept = checkpoints && std::filesystem::exists(settings.resume_path);
+        throw Error(fmt::format("training diverged: loss is {} at epoch {} step {} (lr {}); lower [train] lr{}",
+                                value, epoch + 1, step + 1, lr,
+                                kept ? fmt::format(". The last good checkpoint, from the end of epoch {}, stays at {}",
+                                                   epoch, settings.resume_path)
+                                     : ""));
+      }
       loss.backward();
       optimizer->step();
       const auto b = idx.size(0);
@@ -100,6 +143,9 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
         bar.update(step + 1, classify ? fmt::format("loss {:.4f} acc {:.2f}%", loss_sum / seen,
                                                     100.0 * correct / seen)
                                       : fmt::format("loss {:.4f}", loss_sum / seen));
+      if (interrupt.fired() && step + 1 < steps)
+        stop(fmt::format("at epoch {} step {} of {}", epoch + 1, step + 1, steps),
+             {epoch, step + 1, loss_sum, correct, seen, elapsed(), report.epochs, epoch_start, generator_state(global)});
     }
     EpochStats st;
     st.epoch = epoch + 1;
@@ -111,8 +157,12 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
       bar.finish(classify ? fmt::format("loss {:.4f} acc {:.2f}%", st.loss, st.accuracy)
                           : fmt::format("loss {:.4f}", st.loss));
     report.epochs.push_back(st);
+    const TrainState next{epoch + 1, 0, 0, 0, 0, elapsed(), report.epochs, generator_state(shuffle),
+                          generator_state(global)};
+    if (checkpoints) save_train_state(settings.resume_path, module, *optimizer, next);
+    if (interrupt.fired() && epoch + 1 < recipe.epochs) stop(fmt::format("after epoch {}", epoch + 1), next);
   }
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.seconds = elapsed();
   module->eval();
   return report;
 }

@@ -20,6 +20,13 @@ class PluginError : public Error {
   using Error::Error;
 };
 
+/// The user stopped qlab with Ctrl-C (SIGINT) and what could be saved was:
+/// not a failure of the point that was running, which is not stored.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] void fail_check(const char* condition, const char* file, int line,
                              const std::string& detail);
 

@@ -63,6 +63,8 @@ class Script {
   void args_read() { args_read_ = true; }
   /// The sweep name a point gets when the script names none.
   const std::string& default_sweep() const { return default_sweep_; }
+  /// A binding was interrupted by Ctrl-C: the script stops with Interrupted.
+  void interrupt(const std::string& message) { interrupted_ = message; }
   /// Whether the script has run past settings().max_seconds.
   bool past_deadline() const;
 
@@ -76,6 +78,7 @@ class Script {
   lua_State* L_;
   std::string default_sweep_ = "script";
   std::string chunk_name_;  ///< the file or chunk running, for messages
+  std::string interrupted_;
   std::vector<std::string> failures_;
   bool args_read_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

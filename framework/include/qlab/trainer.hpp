@@ -22,12 +22,19 @@ struct EpochStats {
 struct TrainReport {
   std::vector<EpochStats> epochs;
   double seconds = 0;
+  std::string resumed;  ///< "epoch 2 step 31" when it resumed a checkpoint
 };
 
 struct TrainSettings {
   torch::Device device = torch::kCPU;
   bool progress = true;  ///< show a progress bar (plain lines if not a terminal)
   std::string label;     ///< shown before the bar
+  /// Where training keeps a checkpoint of its own (model, optimizer, epoch,
+  /// step, random generators): written at the end of every epoch and at the
+  /// step where Ctrl-C (SIGINT) arrives, and resumed from when it exists, so
+  /// the resumed run ends with the weights an uninterrupted one would have.
+  /// Empty: no checkpoint; Ctrl-C then stops training without one.
+  std::string resume_path;
 };
 
 /// What training-aware quantization adds to a training run: fake-quant on
@@ -48,7 +55,8 @@ nlohmann::json epochs_json(const TrainReport& report);
 void seed_everything(std::int64_t seed);
 
 /// Trains `module` in place. Throws qlab::Error when the loss is NaN or
-/// infinite, naming epoch and step.
+/// infinite, naming epoch and step (the last end-of-epoch checkpoint is
+/// kept), and qlab::Interrupted on SIGINT, after saving its checkpoint.
 TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
                   const TrainRecipe& recipe, const TrainSettings& settings,
                   const TrainHooks& hooks = {});

@@ -30,6 +30,11 @@ int guarded(lua_State* L) {
     std::string message;
     try {
       return F(L);
+    } catch (const Interrupted& e) {
+      // Lua cannot carry the exception's type through its error: the
+      // script remembers it, and rethrows once Lua has unwound.
+      self(L).interrupt(e.what());
+      message = e.what();
     } catch (const c10::Error& e) {
       message = std::string("LibTorch error: ") + e.what_without_backtrace();
     } catch (const std::exception& e) {
@@ -293,6 +298,10 @@ void Script::run_chunk(int load_status) {
     // all that can be named.
     lua_pop(L_, 1);
     throw Error(fmt::format("{}: the script ran out of memory (Lua: not enough memory)", chunk_name_));
+  }
+  if (load_status != LUA_OK && !interrupted_.empty()) {
+    lua_pop(L_, 1);
+    throw Interrupted(interrupted_);
   }
   if (load_status != LUA_OK) {
     std::string message = lua_isstring(L_, -1) ? lua_tostring(L_, -1) : "unknown Lua error";

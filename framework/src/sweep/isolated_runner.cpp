@@ -106,6 +106,11 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
       throw Error(fmt::format("the point's process was killed by signal {} ({}){}", sig, strsignal(sig),
                               sig == SIGKILL ? "; the kernel's out-of-memory killer sends this" : ""));
     }
+    if (WEXITSTATUS(status) == 130) {
+      const std::string tag = "qlab: interrupted";
+      const auto at = tail.rfind(tag);
+      throw Interrupted(at == std::string::npos ? "interrupted" : tail.substr(at + 6, tail.find('\n', at) - at - 6));
+    }
     if (WEXITSTATUS(status) != 0) {
       const std::string message = child_error(tail);
       throw Error(message.empty() ? fmt::format("the point's process exited with status {}", WEXITSTATUS(status))

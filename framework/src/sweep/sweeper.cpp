@@ -166,6 +166,8 @@ PointRecord run_point(const SweepPoint& point, const ExperimentPlan& plan, const
   } else {
     try {
       rec.rows = runner(point.experiment);
+    } catch (const Interrupted&) {
+      throw;  // the user stopped the sweep; this point did not fail
     } catch (const c10::Error& e) {
       rec.status = PointStatus::failed;
       rec.message = std::string("LibTorch error: ") + e.what_without_backtrace();
