@@ -4,7 +4,9 @@
 #
 #   ./dev.sh run    install, build, run scripts/quickstart.lua (a sweep that
 #                   writes reports/quickstart/README.md)
-#   ./dev.sh test   install, build, run every test
+#   ./dev.sh test   install, build, run every test; then build again with
+#                   clang under ASan+UBSan (build-san/), run the unit tests
+#                   there, and run each fuzzer for QLAB_FUZZ_SECONDS (30)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,8 +19,10 @@ PACKAGES=(
   dataset-fashion-mnist nodejs npm
 )
 # Only the tests need these: a one-node Slurm cluster for the job-array
-# test, and sqlite3 to check a store's integrity.
-TEST_PACKAGES=(slurm-wlm munge sqlite3)
+# test, sqlite3 to check a store's integrity, clang and its runtimes for the
+# sanitizer build and libFuzzer.
+TEST_PACKAGES=(slurm-wlm munge sqlite3 clang-14 libclang-rt-14-dev)
+FUZZERS=(idx cifar digits experiment_toml checkpoint)
 
 install_packages() {
   local missing=()
@@ -41,6 +45,35 @@ build() {
   cmake --build build -j "$(nproc)"
 }
 
+# Everything again under AddressSanitizer and UndefinedBehaviorSanitizer,
+# with clang's coverage instrumentation for the fuzzers; the unit tests run
+# there (the CLI tests cap memory, which ASan's shadow memory cannot share).
+sanitized_tests() {
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DQLAB_SANITIZE=ON -DQLAB_FUZZERS=ON
+  cmake --build build-san -j "$(nproc)"
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-san -L unit --output-on-failure -j "$(nproc)"
+}
+
+# Each fuzzer for a bounded time, from the committed seeds; what it finds
+# new goes to build-san/fuzz-corpus/, never into the repository.
+fuzz() {
+  local seconds=${QLAB_FUZZ_SECONDS:-30} name
+  for name in "${FUZZERS[@]}"; do
+    mkdir -p "build-san/fuzz-corpus/$name"
+    echo "fuzzing $name for ${seconds} s"
+    local log="build-san/fuzz-$name.log"
+    if ! ASAN_OPTIONS=detect_leaks=0 "build-san/tests/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=20 \
+      -rss_limit_mb=3072 -print_final_stats=1 "build-san/fuzz-corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "dev.sh: fuzz_$name failed (a crash or a sanitizer report, above; the input is in $PWD)" >&2
+      return 1
+    fi
+    grep -E '^stat::(number_of_executed_units|new_units_added)' "$log"
+  done
+}
+
 case "${1:-}" in
   run)
     install_packages "${PACKAGES[@]}"
@@ -53,6 +86,8 @@ case "${1:-}" in
     datasets/fetch.sh
     build
     ctest --test-dir build --output-on-failure -j "$(nproc)"
+    sanitized_tests
+    fuzz
     ;;
   *)
     echo "usage: ./dev.sh run | test" >&2

@@ -5,7 +5,10 @@
 
 #include <qlab/sweep.hpp>
 
+#include <gtest/gtest.h>
+
 #include <atomic>
+#include <sstream>
 
 namespace qlab::test {
 
@@ -46,6 +49,16 @@ struct FakeRunner {
       return std::vector<nlohmann::json>{to_json(fp), to_json(q)};
     };
   }
+};
+
+/// A store in a fresh folder and a sweeper over the fake runner.
+class SweeperTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  ResultStore store{dir.file("r.sqlite")};
+  FakeRunner fake;
+  std::ostringstream log;
+  Sweeper sweeper{build_registry(), store, fake.runner(), log};
 };
 
 }  // namespace qlab::test

@@ -25,6 +25,39 @@ TEST(Checkpoint, RoundTripsExactly) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
 }
 
+TEST(Checkpoint, ALibTorchArchiveIsNeverParsed) {
+  // Found by fuzz_checkpoint when checkpoints were LibTorch archives: this
+  // corrupt one made LibTorch's TorchScript importer throw a plain
+  // std::runtime_error (others made it segfault). qlab's own format refuses
+  // it at its first bytes.
+  const std::string path = std::string(QLAB_GOLDEN_DIR) + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
+  GraphModule m(tiny_graph());
+  const std::string msg = test::error_of([&] { load_checkpoint(path, m); });
+  EXPECT_NE(msg.find("regression_bad_torchscript.pt: not a qlab checkpoint (bytes 0-7 are not \"QLABTNS1\")"),
+            std::string::npos) << msg;
+}
+
+TEST(Checkpoint, SizesInTheHeaderAreCheckedAgainstTheFile) {
+  test::TempDir dir;
+  const auto file = [&](const std::string& header) {
+    std::string out = "QLABTNS1";
+    for (int i = 0; i < 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    test::write_file(dir.file("h.pt"), out + header + std::string(16, '\0'));
+    GraphModule m(tiny_graph());
+    return test::error_of([&] { load_checkpoint(dir.file("h.pt"), m); });
+  };
+  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "float32", "shape": [1099511627776], "offset": 0, "bytes": 16}}})")
+                .find("tensor 'w': a dimension is not a size the file can hold"),
+            std::string::npos);
+  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "float32", "shape": [4], "offset": 8, "bytes": 16}}})")
+                .find("lie past the end of the file (truncated?)"),
+            std::string::npos);
+  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "complex", "shape": [4], "offset": 0, "bytes": 16}}})")
+                .find("tensor 'w': unknown dtype \"complex\""),
+            std::string::npos);
+  EXPECT_NE(file(R"({"meta": {}, "tensors": {}})").find("not a float checkpoint"), std::string::npos);
+}
+
 TEST(Checkpoint, RefusesAnotherArchitecture) {
   test::TempDir dir;
   GraphModule a(tiny_graph(3));

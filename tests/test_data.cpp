@@ -62,6 +62,12 @@ TEST(Idx, RejectsCorruptFiles) {
   EXPECT_NE(msg.find("gives dimensions 4294967295: more than the 2147483648 bytes qlab reads"),
             std::string::npos) << msg;
 
+  // Found by fuzz_idx: huge dimensions times a zero one hold no data, but
+  // LibTorch cannot make a tensor of that shape.
+  write_file(dir.file("zero"), idx_bytes({2}).substr(0, 3) + std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\0", 13));
+  msg = error_of([&] { read_idx(dir.file("zero")); });
+  EXPECT_NE(msg.find("gives dimensions 4294967295 x 4294967295 x 0"), std::string::npos) << msg;
+
   // A gzip bomb: 100 bytes promised, 64 MiB of zeros behind them. It is
   // refused after reading what the header promised plus one byte.
   write_gz(dir.file("bomb.gz"), idx_bytes({100}) + std::string(64 << 20, '\0'));

@@ -31,13 +31,8 @@ PointRecord record(const std::string& hash, PointStatus status, const std::strin
   return p;
 }
 
-class DeferTest : public ::testing::Test {
+class DeferTest : public SweeperTest {
  protected:
-  TempDir dir;
-  ResultStore store{dir.file("r.sqlite")};
-  FakeRunner fake;
-  std::ostringstream log;
-  Sweeper sweeper{build_registry(), store, fake.runner(), log};
   PlanBuilder builder{build_registry()};
 };
 

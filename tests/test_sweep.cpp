@@ -93,16 +93,6 @@ TEST(Store, RefusesFilesThatAreNotAStore) {
   EXPECT_NO_THROW(ResultStore s(dir.file("mine.sqlite")));  // reopening our own
 }
 
-// A store in a fresh folder and a sweeper over the fake runner.
-class SweeperTest : public ::testing::Test {
- protected:
-  TempDir dir;
-  ResultStore store{dir.file("r.sqlite")};
-  FakeRunner fake;
-  std::ostringstream log;
-  Sweeper sweeper{build_registry(), store, fake.runner(), log};
-};
-
 TEST_F(SweeperTest, StoresEveryPointAndSkipsThemOnTheNextRun) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4, 8}), {"s.lua", 1, 0});
   SweepSettings settings;

@@ -10,18 +10,33 @@
 namespace qlab {
 namespace {
 
-std::vector<torch::Tensor> train_tiny(const TrainRecipe& recipe) {
+// Trains the tiny model with a training checkpoint at `resume`, raising
+// SIGINT in the forward pass of step `interrupt_at` (counted from 1 over
+// the whole run; 0: never). Returns the parameters, or throws.
+std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std::string& resume, int interrupt_at,
+                                           TrainReport* report = nullptr) {
   test::TinyModel model;
   const Dataset data = test::tiny_dataset(200, 7);
   seed_everything(recipe.seed);
   GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
   TrainSettings s;
   s.progress = false;
-  train(m, model, data, recipe, s);
+  s.resume_path = resume;
+  TrainHooks hooks;
+  int forwards = 0;
+  if (interrupt_at > 0)
+    hooks.outputs = [&](std::size_t node, const torch::Tensor& y) {
+      if (node == 1 && ++forwards == interrupt_at) std::raise(SIGINT);  // node 1: features.0
+      return y;
+    };
+  const TrainReport rep = train(m, model, data, recipe, s, hooks);
+  if (report) *report = rep;
   std::vector<torch::Tensor> params;
   for (const auto& p : m->parameters()) params.push_back(p.detach().clone());
   return params;
 }
+
+std::vector<torch::Tensor> train_tiny(const TrainRecipe& recipe) { return train_resumable(recipe, "", 0); }
 
 bool same(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   if (a.size() != b.size()) return false;
@@ -77,31 +92,6 @@ TEST(Trainer, DivergenceNamesEpochAndStep) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("at epoch 1 step"), std::string::npos) << msg;
   }
-}
-
-// Trains the tiny model with a training checkpoint at `resume`, raising
-// SIGINT in the forward pass of step `interrupt_at` (counted from 1 over
-// the whole run; 0: never). Returns the parameters, or throws.
-std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std::string& resume, int interrupt_at,
-                                           TrainReport* report = nullptr) {
-  test::TinyModel model;
-  const Dataset data = test::tiny_dataset(200, 7);
-  seed_everything(recipe.seed);
-  GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
-  TrainSettings s;
-  s.progress = false;
-  s.resume_path = resume;
-  TrainHooks hooks;
-  int forwards = 0;
-  hooks.outputs = [&](std::size_t node, const torch::Tensor& y) {
-    if (node == 1 && ++forwards == interrupt_at) std::raise(SIGINT);  // node 1: features.0
-    return y;
-  };
-  const TrainReport rep = train(m, model, data, recipe, s, hooks);
-  if (report) *report = rep;
-  std::vector<torch::Tensor> params;
-  for (const auto& p : m->parameters()) params.push_back(p.detach().clone());
-  return params;
 }
 
 TEST(Trainer, ResumesAfterSigintToTheWeightsOfAnUninterruptedRun) {

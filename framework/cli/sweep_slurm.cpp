@@ -5,6 +5,7 @@
 #include <qlab/script.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -75,19 +76,20 @@ int submit_sweep(const SlurmSubmitArgs& args) {
   const std::string points_sh = (fs::path(dir) / (stem + ".points.sh")).string();
   write_atomically(baselines_sh, batch_script(plan, options, SlurmStage::baselines));
   write_atomically(points_sh, batch_script(plan, options, SlurmStage::points));
-  const std::vector<std::string> after_baselines{"--dependency=afterok:$BASELINES", "--kill-on-invalid-dep=yes"};
-
+  // The points wait for the baselines; if those fail, Slurm drops them.
+  const auto after = [](const std::string& job) {
+    return std::vector<std::string>{"--dependency=afterok:" + job, "--kill-on-invalid-dep=yes"};
+  };
   if (args.dry_run) {
     fmt::print("# plan: {} ({} points, {} float baselines)\n", plan.path, plan.points.size(), plan.baselines.size());
     fmt::print("# BASELINES=$(sbatch --parsable {})\n", baselines_sh);
-    fmt::print("# sbatch --parsable {} {} {}\n\n", after_baselines[0], after_baselines[1], points_sh);
+    fmt::print("# sbatch --parsable {} {}\n\n", fmt::join(after("$BASELINES"), " "), points_sh);
     fmt::print("# {}\n{}\n# {}\n{}", baselines_sh, batch_script(plan, options, SlurmStage::baselines), points_sh,
                batch_script(plan, options, SlurmStage::points));
     return 0;
   }
   const std::string baselines_job = submit_batch(baselines_sh, {});
-  const std::string points_job =
-      submit_batch(points_sh, {"--dependency=afterok:" + baselines_job, after_baselines[1]});
+  const std::string points_job = submit_batch(points_sh, after(baselines_job));
   fmt::print(stderr,
              "submitted {} points as job array {} (after job {}, which trains {} float baselines);\n"
              "task outputs go to {}, results to {}.\n"

@@ -59,14 +59,17 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive, const nlohma
 
 nlohmann::json open_archive(const std::string& path, torch::serialize::InputArchive& archive) {
   if (!fs::is_regular_file(path)) throw Error(fmt::format("{}: no such checkpoint", path));
+  // LibTorch's reader throws c10::Error for a bad zip, but plain
+  // std::runtime_error from its TorchScript parser for bad code inside one.
+  c10::IValue raw;
+  bool has_meta = false;
   try {
     archive.load_from(path);
-  } catch (const c10::Error&) {
+    has_meta = archive.try_read("qlab_meta", raw) && raw.isString();
+  } catch (const std::exception&) {
     throw Error(fmt::format("{}: not a readable checkpoint (truncated or corrupt)", path));
   }
-  c10::IValue raw;
-  if (!archive.try_read("qlab_meta", raw) || !raw.isString())
-    throw Error(fmt::format("{}: not a qlab checkpoint (no qlab header)", path));
+  if (!has_meta) throw Error(fmt::format("{}: not a qlab checkpoint (no qlab header)", path));
   auto meta = nlohmann::json::parse(raw.toStringRef(), nullptr, false);
   if (meta.is_discarded() || !meta.is_object())
     throw Error(fmt::format("{}: the checkpoint's qlab header is corrupt", path));

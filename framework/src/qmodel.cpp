@@ -228,6 +228,10 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
     throw Error(fmt::format("{}: quantized checkpoint is incomplete: {}", path, e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: quantized checkpoint header is corrupt: {}", path, e.what()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // LibTorch's parser throws plain runtime_error
+    throw Error(fmt::format("{}: quantized checkpoint is incomplete: {}", path, e.what()));
   }
   m.float_module->eval();
   return m;

@@ -69,6 +69,10 @@ TrainState load_train_state(const std::string& path, GraphModule& module, torch:
     throw Error(fmt::format("{}: corrupt training checkpoint: {}", path, e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: corrupt training checkpoint: {}", path, e.what()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // LibTorch's parser throws plain runtime_error
+    throw Error(fmt::format("{}: corrupt training checkpoint: {}", path, e.what()));
   }
   return s;
 }

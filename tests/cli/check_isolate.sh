@@ -35,6 +35,8 @@ failed=$("$qlab" results --db r.sqlite --sweep isolated --status failed | grep -
 [[ $failed -eq 1 ]] || fail "$failed failed points, want 1"
 "$qlab" results --db r.sqlite --sweep isolated --status failed --format json | grep -q 'killed by signal 11' ||
   fail "the stored failure does not name the signal"
+[[ $(sqlite3 r.sqlite 'SELECT count(*), count(DISTINCT hash) FROM points') == "3|3" ]] || fail "a point is stored twice"
+[[ $(sqlite3 r.sqlite 'PRAGMA integrity_check') == ok ]] || fail "the store is corrupt after the crash"
 # Without --isolate the same crash would take the whole sweep down: the
 # isolated run above is what keeps the other points.
 echo "ok: crash stored as failed ($failed), other points stored ($ok)"

@@ -39,11 +39,16 @@ wait "$pid" 2>/dev/null && { echo "FAIL: the sweep ended before it was killed"; 
 done_before=$(count_ok)
 echo "killed after $done_before of 12 points"
 [[ $done_before -ge 3 && $done_before -lt 12 ]] || { echo "FAIL: $done_before points stored"; exit 1; }
+# The store a SIGKILL left behind is intact: SQLite's own check.
+[[ $(sqlite3 r.sqlite 'PRAGMA integrity_check') == ok ]] || { echo "FAIL: the killed sweep left a corrupt store"; exit 1; }
 
 "$qlab" sweep -q sweep.lua --db r.sqlite >second.log 2>&1
 grep -q "12 points: $((12 - done_before)) run now, $done_before from the store, 0 failed" second.log ||
   { echo "FAIL: the re-run did not resume:"; cat second.log; exit 1; }
 [[ $(count_ok) -eq 12 ]] || { echo "FAIL: $(count_ok) ok points stored, want 12"; exit 1; }
+[[ $(sqlite3 r.sqlite 'SELECT count(*), count(DISTINCT hash) FROM points') == "12|12" ]] ||
+  { echo "FAIL: a point is stored twice"; exit 1; }
+[[ $(sqlite3 r.sqlite 'PRAGMA integrity_check') == ok ]] || { echo "FAIL: the resumed store is corrupt"; exit 1; }
 [[ $("$qlab" results --db r.sqlite --format csv | wc -l) -eq 25 ]] || { echo "FAIL: csv rows"; exit 1; }
 "$qlab" results --db r.sqlite --format json -o rows.json
 grep -q '"rows"' rows.json || { echo "FAIL: json export"; exit 1; }

@@ -30,15 +30,19 @@ torch::Tensor read_idx(const std::string& path) {
   if (head.size() < header)
     throw Error(fmt::format("{}: truncated IDX header: {} dimensions need bytes 0-{}, the file has {} bytes", path,
                             ndims, header - 1, head.size()));
+  // `span` multiplies the dimensions that are not zero: a tensor of
+  // 4294967295 x 4294967295 x 0 holds nothing, but LibTorch refuses its shape.
   std::vector<std::int64_t> dims;
-  std::uint64_t count = 1;
+  std::uint64_t count = 1, span = 1;
   for (std::size_t d = 0; d < ndims; ++d) {
     const std::size_t o = 4 + 4 * d;
     const std::uint64_t n = (std::uint64_t{u(o)} << 24) | (u(o + 1) << 16) | (u(o + 2) << 8) | u(o + 3);
-    count = n == 0 ? 0 : count > (kMaxFileBytes + 1) / n ? kMaxFileBytes + 1 : count * n;
+    const auto times = [n](std::uint64_t v) { return v > (kMaxFileBytes + 1) / n ? kMaxFileBytes + 1 : v * n; };
+    count = n == 0 ? 0 : times(count);
+    span = n == 0 ? span : times(span);
     dims.push_back(static_cast<std::int64_t>(n));
   }
-  if (count > kMaxFileBytes - header)
+  if (span > kMaxFileBytes - header)
     throw Error(fmt::format("{}: the IDX header (bytes 4-{}) gives dimensions {}: more than the {} bytes qlab reads "
                             "from one file (corrupt header?)",
                             path, header - 1, fmt::join(dims, " x "), kMaxFileBytes));

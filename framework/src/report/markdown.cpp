@@ -150,9 +150,10 @@ std::string calibration(const std::vector<nlohmann::json>& rows) {
   for (const auto& r : rows) {
     if (!measured(r) || !r.contains("calibration") || r["calibration"].empty()) continue;
     std::vector<std::vector<std::string>> lines;
-    for (const auto& [layer, c] : r["calibration"].items()) {
+    for (const auto& item : r["calibration"].items()) {
+      const auto& c = item.value();
       auto f = [&](const char* k) { return c.contains(k) ? scales(c[k]) : std::string("—"); };
-      lines.push_back({layer, f("weight_bits"), f("weight_scale"), f("input_bits"), f("input_scale"),
+      lines.push_back({item.key(), f("weight_bits"), f("weight_scale"), f("input_bits"), f("input_scale"),
                        f("input_zero_point"), f("tracked_min_input"), f("tracked_max_input")});
     }
     const std::string label = r.contains("point") ? r["point"].value("label", "") : "";

@@ -1,6 +1,8 @@
 // A sweep point in its own `qlab run` process: the parent keeps the results
 // store, the child may crash. The point travels as a TOML file and its rows
 // come back as the JSON `qlab run --json` writes.
+#include "child_process.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/sweep.hpp>
 
@@ -12,12 +14,7 @@
 #include <ostream>
 
 #include <csignal>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace qlab {
 namespace {
@@ -65,55 +62,29 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
     if (!settings.use_cache) args.push_back("--no-cache");
     if (!settings.progress) args.push_back("--quiet");
     args.push_back(toml);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    int err[2];
-    if (pipe(err) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-    posix_spawn_file_actions_addclose(&actions, err[0]);
-    posix_spawn_file_actions_addclose(&actions, err[1]);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, qlab.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(err[1]);
-    if (spawned != 0) {
-      close(err[0]);
-      throw Error(fmt::format("cannot start {}: {}", qlab, std::strerror(spawned)));
-    }
     // Forward the child's progress and messages; keep the tail for its error.
     std::string tail;
-    char buf[4096];
-    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) != 0;) {
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      log.write(buf, n);
+    const ChildExit exit = run_child(args, /*discard_stdout=*/true, [&](const char* data, std::size_t size) {
+      log.write(data, static_cast<std::streamsize>(size));
       log.flush();
-      tail.append(buf, static_cast<std::size_t>(n));
+      tail.append(data, size);
       if (tail.size() > 16384) tail.erase(0, tail.size() - 8192);
-    }
-    close(err[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFSIGNALED(status)) {
-      const int sig = WTERMSIG(status);
+    });
+    if (exit.spawn_error != 0)
+      throw Error(fmt::format("cannot start {}: {}", qlab, std::strerror(exit.spawn_error)));
+    if (exit.signal != 0) {
+      const int sig = exit.signal;
       throw Error(fmt::format("the point's process was killed by signal {} ({}){}", sig, strsignal(sig),
                               sig == SIGKILL ? "; the kernel's out-of-memory killer sends this" : ""));
     }
-    if (WEXITSTATUS(status) == 130) {
+    if (exit.code == 130) {
       const std::string tag = "qlab: interrupted";
       const auto at = tail.rfind(tag);
       throw Interrupted(at == std::string::npos ? "interrupted" : tail.substr(at + 6, tail.find('\n', at) - at - 6));
     }
-    if (WEXITSTATUS(status) != 0) {
+    if (exit.code != 0) {
       const std::string message = child_error(tail);
-      throw Error(message.empty() ? fmt::format("the point's process exited with status {}", WEXITSTATUS(status))
+      throw Error(message.empty() ? fmt::format("the point's process exited with status {}", exit.code)
                                   : message);
     }
     std::ifstream in(json);

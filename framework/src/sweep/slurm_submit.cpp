@@ -1,4 +1,6 @@
 // Batch scripts for the two job arrays of a plan, and their submission.
+#include "child_process.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/slurm.hpp>
 #include <qlab/version.hpp>
@@ -9,12 +11,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char** environ;
-
 namespace qlab {
 namespace {
 
@@ -23,42 +19,6 @@ std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-// Runs argv (found on PATH), returning its exit status and what it printed
-// on stdout and stderr together.
-int run_captured(std::vector<std::string> args, std::string& output) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int out[2];
-  if (pipe(out) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  posix_spawn_file_actions_addclose(&actions, out[1]);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
-  if (spawned != 0) {
-    close(out[0]);
-    return -spawned;
-  }
-  char buf[4096];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    output.append(buf, static_cast<std::size_t>(n));
-  }
-  close(out[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string trimmed(const std::string& s) {
@@ -94,13 +54,16 @@ std::string submit_batch(const std::string& script_path, const std::vector<std::
   args.insert(args.end(), extra.begin(), extra.end());
   args.push_back(script_path);
   std::string output;
-  const int status = run_captured(args, output);
-  if (status == -ENOENT)
+  const ChildExit exit =
+      run_child(args, /*discard_stdout=*/false, [&](const char* data, std::size_t size) { output.append(data, size); });
+  if (exit.spawn_error == ENOENT)
     throw Error("sbatch is not on PATH: --slurm submits to a Slurm cluster (on a machine without one, "
                 "--dry-run prints the batch scripts)");
-  if (status < 0) throw Error(fmt::format("cannot start sbatch: {}", std::strerror(-status)));
-  if (status != 0)
-    throw Error(fmt::format("sbatch refused {} (exit status {}): {}", script_path, status, trimmed(output)));
+  if (exit.spawn_error != 0) throw Error(fmt::format("cannot start sbatch: {}", std::strerror(exit.spawn_error)));
+  if (exit.signal != 0 || exit.code != 0)
+    throw Error(fmt::format("sbatch refused {} ({}): {}", script_path,
+                            exit.signal ? fmt::format("signal {}", exit.signal) : fmt::format("exit status {}", exit.code),
+                            trimmed(output)));
   // --parsable prints "jobid" or "jobid;cluster", after any warnings.
   const std::string text = trimmed(output);
   const std::string line = text.substr(text.find_last_of('\n') + 1);
