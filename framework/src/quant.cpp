@@ -12,11 +12,13 @@ namespace {
 constexpr double kMinScale = 1.1920928955078125e-07;
 
 // View of per-channel parameters that broadcasts against x along `axis`.
+// qparams live on the host; a per-channel one must follow x to its device
+// (a 0-dim host tensor mixes with a device tensor as it is).
 torch::Tensor along(const torch::Tensor& v, const torch::Tensor& x, int axis) {
   if (axis < 0) return v.reshape({});
   std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
   shape[static_cast<std::size_t>(axis)] = -1;
-  return v.view(shape);
+  return v.to(x.device()).view(shape);
 }
 
 }  // namespace

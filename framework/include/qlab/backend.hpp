@@ -30,6 +30,11 @@ class Executable {
   /// produces ("features.0: quantized::conv2d_relu -> quint8"), so a report
   /// or test can see where data is quantized. Default: describe().
   virtual std::vector<std::string> lowered() const { return {describe()}; }
+  /// For a device with memory of its own (a GPU): the most its allocator
+  /// held since reset_device_peak(), in bytes; -1 where inference runs in
+  /// host memory, which the memory metric measures itself.
+  virtual std::int64_t device_peak_bytes() const { return -1; }
+  virtual void reset_device_peak() {}
 };
 
 class Backend : public Plugin {

@@ -18,7 +18,7 @@ namespace qlab {
 /// model.hpp, quantizer.hpp, backend.hpp, metric.hpp and the types they use.
 /// Rule: bump it on any change that alters a virtual table, a struct layout
 /// or a signature used across the plugin boundary.
-constexpr int kPluginApiVersion = 4;
+constexpr int kPluginApiVersion = 5;
 
 /// The LibTorch a plugin was compiled against: tensors and modules cross the
 /// plugin boundary, so plugin and host must share it exactly.

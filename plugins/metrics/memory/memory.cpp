@@ -5,6 +5,8 @@
 // peak (VmHWM) minus the RSS before. Weights already resident are not
 // counted here: `weight_bytes` reports them, as held in memory for
 // inference (int8 codes take a byte each, whatever their packed size).
+// On a GPU backend, `device_peak_bytes` is the device allocator's peak
+// during that same batch.
 #include <qlab/metric.hpp>
 
 #include <malloc.h>
@@ -43,7 +45,9 @@ double weight_bytes(const qlab::MeasureContext& ctx) {
 
 class Memory final : public qlab::Metric {
  public:
-  std::vector<std::string> keys() const override { return {"peak_memory_bytes", "weight_bytes"}; }
+  std::vector<std::string> keys() const override {
+    return {"peak_memory_bytes", "weight_bytes", "device_peak_bytes"};
+  }
   void measure(qlab::MeasureContext& ctx, qlab::MetricValues& out) const override {
     out["weight_bytes"] = weight_bytes(ctx);
     const auto& test = ctx.test_set();
@@ -55,8 +59,11 @@ class Memory final : public qlab::Metric {
     malloc_trim(0);
     if (!reset_peak()) return;  // no way to measure here: absent, not zero
     const double before = status_bytes("VmRSS");
+    exe.reset_device_peak();
     exe.run(batch);
     const double peak = status_bytes("VmHWM");
+    // A GPU's own memory, from its caching allocator, beside the host's.
+    if (const auto device = exe.device_peak_bytes(); device >= 0) out["device_peak_bytes"] = static_cast<double>(device);
     if (before < 0 || peak < 0) return;
     out["peak_memory_bytes"] = std::max(0.0, peak - before);
   }
