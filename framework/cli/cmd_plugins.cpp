@@ -6,6 +6,12 @@
 
 namespace qlab::cli {
 
+Registry discover_plugins() {
+  Registry registry = Registry::discover();
+  for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+  return registry;
+}
+
 void add_plugins_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
       "plugins", "List every plugin found (build folder, then QLAB_PLUGIN_PATH) and every file "

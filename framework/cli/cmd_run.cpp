@@ -39,8 +39,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
                 "print the model as PyTorch's print(model) does, and the quantized model's kernels");
   cmd->callback([args, &exit_code] {
     const Experiment ex = load_experiment(args->file);
-    const Registry registry = Registry::discover();
-    for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+    const Registry registry = discover_plugins();
     RunSettings settings;
     settings.cache_dir = args->cache_dir;
     settings.use_cache = !args->no_cache;

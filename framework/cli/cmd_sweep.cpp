@@ -34,8 +34,7 @@ struct SweepArgs {
 
 int run_script(const SweepArgs& args, bool report_only) {
   if (args.script.empty()) throw Error("a Lua sweep script is required (`qlab sweep SCRIPT.lua`)");
-  const Registry registry = Registry::discover();
-  for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+  const Registry registry = discover_plugins();
   ResultStore store(args.db);
   ScriptSettings settings;
   settings.run.cache_dir = args.cache_dir;

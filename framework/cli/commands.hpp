@@ -1,10 +1,16 @@
 #pragma once
+#include <qlab/registry.hpp>
+
 #include <CLI/CLI.hpp>
 
 namespace qlab::cli {
 
 /// The results store of the project folder, unless --db / --from names one.
 constexpr const char* kDefaultDb = ".qlab/results.sqlite";
+
+/// The plugins of this build and QLAB_PLUGIN_PATH; every refused file is
+/// one warning line on stderr, with the reason.
+Registry discover_plugins();
 
 /// Each command adds its subcommand to `app`; the callback runs it and sets
 /// `exit_code`.

@@ -38,8 +38,7 @@ void report_merge(const MergeSummary& m, const std::string& shards, const std::s
 }  // namespace
 
 int submit_sweep(const SlurmSubmitArgs& args) {
-  const Registry registry = Registry::discover();
-  for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+  const Registry registry = discover_plugins();
   ResultStore store(args.db);
   // What earlier arrays finished counts: only points without an ok result
   // are submitted again.
@@ -102,8 +101,7 @@ int submit_sweep(const SlurmSubmitArgs& args) {
 
 int run_plan_task(const std::string& plan_path, long point, long baseline, bool quiet) {
   if ((point < 0) == (baseline < 0)) throw Error("--plan needs exactly one of --point and --baseline");
-  const Registry registry = Registry::discover();
-  for (const auto& p : registry.problems()) fmt::print(stderr, "qlab: warning: plugin refused: {}\n", p);
+  const Registry registry = discover_plugins();
   const SlurmPlan plan = read_plan(plan_path);
   RunSettings run;
   run.cache_dir = plan.cache_dir;

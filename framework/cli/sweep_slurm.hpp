@@ -1,6 +1,8 @@
 #pragma once
 // The Slurm side of `qlab sweep`: submitting a script's points as job
 // arrays, and running one task of such an array.
+#include "commands.hpp"
+
 #include <qlab/slurm.hpp>
 
 #include <string>
