@@ -52,8 +52,7 @@ void add_merge_command(CLI::App& results, int& exit_code) {
       throw Error(fmt::format("{}: no shards folder here (pass --shards)", args->shards));
     ResultStore store(args->db);
     const MergeSummary m = merge_shards(store, args->shards);
-    fmt::print("{}: {} stored, {} already there, {} kept (an ok record over a failed shard)\n", args->db, m.added,
-               m.unchanged, m.kept);
+    fmt::print("{}: {}\n", args->db, describe(m));
     for (const auto& p : m.problems) fmt::print(stderr, "qlab: shard not merged: {}\n", p);
     exit_code = m.problems.empty() ? 0 : 1;
   });

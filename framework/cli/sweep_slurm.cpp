@@ -30,8 +30,7 @@ std::string plan_stem(const std::string& script, const std::string& dir) {
 
 void report_merge(const MergeSummary& m, const std::string& shards, const std::string& db) {
   if (m.added + m.unchanged + m.kept > 0)
-    fmt::print(stderr, "merged the shards of {} into {}: {} stored, {} already there, {} kept ok over a failed shard\n",
-               shards, db, m.added, m.unchanged, m.kept);
+    fmt::print(stderr, "merged the shards of {} into {}: {}\n", shards, db, describe(m));
   for (const auto& p : m.problems) fmt::print(stderr, "qlab: warning: shard not merged: {}\n", p);
 }
 
@@ -73,8 +72,10 @@ int submit_sweep(const SlurmSubmitArgs& args) {
   options.log_dir = dir;
   const std::string baselines_sh = (fs::path(dir) / (stem + ".baselines.sh")).string();
   const std::string points_sh = (fs::path(dir) / (stem + ".points.sh")).string();
-  write_atomically(baselines_sh, batch_script(plan, options, SlurmStage::baselines));
-  write_atomically(points_sh, batch_script(plan, options, SlurmStage::points));
+  const std::string baselines_script = batch_script(plan, options, SlurmStage::baselines);
+  const std::string points_script = batch_script(plan, options, SlurmStage::points);
+  write_atomically(baselines_sh, baselines_script);
+  write_atomically(points_sh, points_script);
   // The points wait for the baselines; if those fail, Slurm drops them.
   const auto after = [](const std::string& job) {
     return std::vector<std::string>{"--dependency=afterok:" + job, "--kill-on-invalid-dep=yes"};
@@ -83,8 +84,7 @@ int submit_sweep(const SlurmSubmitArgs& args) {
     fmt::print("# plan: {} ({} points, {} float baselines)\n", plan.path, plan.points.size(), plan.baselines.size());
     fmt::print("# BASELINES=$(sbatch --parsable {})\n", baselines_sh);
     fmt::print("# sbatch --parsable {} {}\n\n", fmt::join(after("$BASELINES"), " "), points_sh);
-    fmt::print("# {}\n{}\n# {}\n{}", baselines_sh, batch_script(plan, options, SlurmStage::baselines), points_sh,
-               batch_script(plan, options, SlurmStage::points));
+    fmt::print("# {}\n{}\n# {}\n{}", baselines_sh, baselines_script, points_sh, points_script);
     return 0;
   }
   const std::string baselines_job = submit_batch(baselines_sh, {});

@@ -92,6 +92,9 @@ struct MergeSummary {
   std::vector<std::string> problems;  ///< "file: why" of shards that could not be read
 };
 
+/// "2 stored, 0 already there, 0 kept (an ok record over a failed shard)".
+std::string describe(const MergeSummary& summary);
+
 /// Imports every shard of `dir` into `store`, by point hash: merging the
 /// same shards twice changes nothing, and an ok record is never replaced by
 /// a failed one. Unreadable shards are listed, not fatal.

@@ -1,8 +1,8 @@
 // Shards: one JSON file per point, written by the job-array task that ran
 // it. A file per point is what a shared cluster folder (NFS, Lustre) does
 // well; an SQLite database written from many nodes at once is not.
-#include "../archive_io.hpp"
 
+#include <qlab/atomic_write.hpp>
 #include <qlab/error.hpp>
 #include <qlab/slurm.hpp>
 
@@ -25,6 +25,11 @@ std::string write_shard(const std::string& dir, const PointRecord& point, const 
   const nlohmann::json doc = {{"format", kShardFormat}, {"point", to_json(point)}, {"sweeps", sweeps}};
   write_atomically(path, doc.dump(1) + "\n");
   return path;
+}
+
+std::string describe(const MergeSummary& m) {
+  return fmt::format("{} stored, {} already there, {} kept (an ok record over a failed shard)", m.added, m.unchanged,
+                     m.kept);
 }
 
 MergeSummary merge_shards(ResultStore& store, const std::string& dir) {

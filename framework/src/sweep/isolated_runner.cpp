@@ -41,9 +41,9 @@ class TempDir {
   fs::path path_;
 };
 
-// The child's own message: its last "qlab: error: " line.
-std::string child_error(const std::string& stderr_tail) {
-  const std::string tag = "qlab: error: ";
+// What follows `tag` on the child's last line that starts with it ("" if
+// none): its own error message, or where it was interrupted.
+std::string child_line(const std::string& stderr_tail, const std::string& tag) {
   const auto at = stderr_tail.rfind(tag);
   if (at == std::string::npos) return "";
   const auto end = stderr_tail.find('\n', at);
@@ -77,13 +77,9 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
       throw Error(fmt::format("the point's process was killed by signal {} ({}){}", sig, strsignal(sig),
                               sig == SIGKILL ? "; the kernel's out-of-memory killer sends this" : ""));
     }
-    if (exit.code == 130) {
-      const std::string tag = "qlab: interrupted";
-      const auto at = tail.rfind(tag);
-      throw Interrupted(at == std::string::npos ? "interrupted" : tail.substr(at + 6, tail.find('\n', at) - at - 6));
-    }
+    if (exit.code == 130) throw Interrupted("interrupted" + child_line(tail, "qlab: interrupted"));
     if (exit.code != 0) {
-      const std::string message = child_error(tail);
+      const std::string message = child_line(tail, "qlab: error: ");
       throw Error(message.empty() ? fmt::format("the point's process exited with status {}", exit.code)
                                   : message);
     }

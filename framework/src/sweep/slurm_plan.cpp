@@ -1,7 +1,7 @@
 // The plan file of a Slurm sweep, and what one array task does with it.
-#include "../archive_io.hpp"
 #include "../stable_hash.hpp"
 
+#include <qlab/atomic_write.hpp>
 #include <qlab/error.hpp>
 #include <qlab/slurm.hpp>
 
