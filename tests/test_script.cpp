@@ -168,6 +168,25 @@ TEST_F(ScriptTest, LuaErrorsNameTheScriptLine) {
   EXPECT_EQ(error_of([&] { s.run_file(dir_.file("missing.lua")); }), dir_.file("missing.lua") + ": no such script");
 }
 
+// Lua shortens chunk names past 59 characters to "...tail"; qlab's messages
+// name the script in full however deep it lives.
+TEST_F(ScriptTest, ErrorsNameALongScriptPathInFull) {
+  auto& s = script();
+  const std::string path = "/" + std::string(40, 'd') + "/" + std::string(30, 'n') + ".lua";
+  auto message = [&](const std::string& code) {
+    try {
+      s.run_string(code, path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(message("local t = {}\nqlab.sweep(1)"), path + ":2: qlab.sweep expects a table, found number");
+  EXPECT_EQ(message("local x = nil\nlocal y = x.field"), path + ":2: attempt to index a nil value (local 'x')");
+  EXPECT_EQ(message("error('mine')"), path + ":1: mine");
+  EXPECT_EQ(message("x = = 1").rfind(path + ":1: unexpected symbol", 0), 0u);
+}
+
 TEST_F(ScriptTest, TheStackStaysBalancedAfterErrors) {
   auto& s = script();
   const int top = lua_gettop(s.state());

@@ -247,7 +247,7 @@ void deadline_hook(lua_State* L, lua_Debug* ar) {
   const Script* s = *static_cast<Script**>(lua_getextraspace(L));
   if (!s->past_deadline()) return;
   lua_getinfo(L, "Sl", ar);  // the running function: its file and line
-  luaL_error(L, "%s:%d: the script ran past --max-seconds %s", ar->short_src, ar->currentline,
+  luaL_error(L, "%s:%d: the script ran past --max-seconds %s", source_name(*ar).c_str(), ar->currentline,
              fmt::format("{:g}", s->settings().max_seconds).c_str());
 }
 
@@ -306,7 +306,7 @@ void Script::run_chunk(int load_status) {
   if (load_status != LUA_OK) {
     std::string message = lua_isstring(L_, -1) ? lua_tostring(L_, -1) : "unknown Lua error";
     lua_pop(L_, 1);
-    throw Error(message);
+    throw Error(with_full_chunk_name(message, chunk_name_));
   }
 }
 
