@@ -90,7 +90,21 @@ Graph mlp() {
   return g;
 }
 
+// A flatten between a channels-last map and a linear layer: the executable
+// may hand the map on in (h, w, c) order to a weight permuted to match.
+Graph conv_flatten_linear() {
+  Graph g("ConvFlattenLinear");
+  auto x = g.input("input", {3, 10, 10});
+  x = g.conv2d("conv", x, 3, 8, 3);
+  x = g.relu("relu", x);
+  x = g.max_pool2d("pool", x, 2, 2);
+  x = g.flatten("flatten", x);
+  g.set_outputs({g.linear("fc", x, 8 * 4 * 4, 10)});
+  return g;
+}
+
 const Case kCases[] = {{"conv_relu", conv_relu},
+                       {"conv_flatten_linear", conv_flatten_linear},
                        {"conv_bn_relu6_strided", conv_bn_relu6_strided},
                        {"residual", residual},
                        {"mlp", mlp}};

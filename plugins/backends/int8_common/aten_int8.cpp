@@ -9,6 +9,8 @@
 // same code runs on every LibTorch that still ships them.
 #include "aten_int8.hpp"
 
+#include "code_kernels.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/runtime.hpp>
 
@@ -17,7 +19,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <functional>
+#include <algorithm>
+#include <map>
 
 namespace qlab::int8 {
 namespace {
@@ -47,33 +50,20 @@ const Kernels& kernels() {
   return k;
 }
 
-torch::Tensor int8_weight(const QLayer& l) {
-  const auto codes = l.codes.to(torch::kInt8);
+// `hwc_input`: the (C, H, W) map a linear layer's input was flattened from;
+// the weight's columns are then put in (h, w, c) order, to take the map's
+// channels-last bytes as they lie.
+torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
+  auto codes = l.codes.to(torch::kInt8);
+  if (hwc_input)
+    codes = codes.view({codes.size(0), (*hwc_input)[0], (*hwc_input)[1], (*hwc_input)[2]})
+                .permute({0, 2, 3, 1})
+                .reshape({codes.size(0), -1});
   if (l.weight.per_channel())
     return at::_make_per_channel_quantized_tensor(codes, l.weight.scale, l.weight.zero_point,
                                                   l.weight.axis);
   return at::_make_per_tensor_quantized_tensor(codes, l.weight.scale.item<double>(),
                                                l.weight.zero_point.item<std::int64_t>());
-}
-
-// LibTorch's quantize_per_tensor without FBGEMM is a scalar loop (2.2 ms for
-// a 64x9216 batch here); vectorised ops give the same codes in a seventh of
-// the time, where the engine allows them (EngineInfo::vectorised_quantize).
-torch::Tensor quantize(const torch::Tensor& x, double scale, std::int64_t zero_point, bool vectorised) {
-  if (!vectorised) return at::quantize_per_tensor(x, scale, zero_point, torch::kQUInt8);
-  // 4-D tensors go channels-last: the layout oneDNN's int8 convolutions use.
-  const auto src = x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
-  const auto codes = src.div(scale).round_().add_(zero_point).clamp_(0, 255).to(torch::kUInt8);
-  return at::_make_per_tensor_quantized_tensor(codes, scale, zero_point);
-}
-
-// Average pooling on the integer codes: every element shares one scale and
-// zero point, so the rounded mean of the codes is the quantized mean. Float
-// pooling is vectorised; LibTorch 1.13's quantized avg_pool2d without FBGEMM
-// took 0.53 ms of LeNet's 1.28 ms here.
-torch::Tensor pool_codes(const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& pool) {
-  const auto codes = pool(x.int_repr().to(torch::kFloat)).round_().to(torch::kUInt8);
-  return at::_make_per_tensor_quantized_tensor(codes, x.q_scale(), x.q_zero_point());
 }
 
 // An absent bias is None to the kernels, not an undefined tensor.
@@ -95,6 +85,8 @@ struct Step {
   Attrs attrs;
   std::vector<std::size_t> inputs;
   c10::IValue packed;
+  c10::IValue packed_hwc;     // linear: weight columns in (h, w, c) order
+  bool flatten_hwc = false;  // flatten: may hand on a channels-last map as a view
   bool requantize = false;  // static: quantize the output to (scale, zero_point)
   double scale = 1.0;
   std::int64_t zero_point = 0;
@@ -165,6 +157,7 @@ class Int8Executable final : public Executable {
       index[n.name] = steps_.size();
       steps_.push_back(std::move(s));
     }
+    plan_channels_last_flatten(g);
     // What each node runs and produces, known before any data flows.
     std::vector<bool> quantized_out(steps_.size(), false);
     for (std::size_t i = 0; i < steps_.size(); ++i) {
@@ -183,7 +176,9 @@ class Int8Executable final : public Executable {
         case Kind::qadd: kernel = "quantized::add"; break;
         case Kind::float_layer: kernel = "float layer (dequantize, fp32, requantize)"; break;
         case Kind::float_op: kernel = s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op"; break;
-        case Kind::stateless: kernel = in_q ? "quantized tensor op" : "fp32 op"; break;
+        case Kind::stateless:
+          kernel = !in_q ? "fp32 op" : s.flatten_hwc ? "quantized view in (h, w, c) order" : "quantized tensor op";
+          break;
       }
       // Static conv, linear and add requantize to calibrated qparams; the
       // stateless ops keep whatever their input is.
@@ -196,12 +191,42 @@ class Int8Executable final : public Executable {
     for (const auto& o : outs) outputs_.push_back(index.at(o));
   }
 
+  // Flattening a channels-last map in PyTorch's (c, h, w) order copies it
+  // (0.59 MB per batch of 64 in MNIST CNN). Where every consumer of a flatten
+  // is an int8 linear layer, each also gets its weight with columns in
+  // (h, w, c) order, and the flatten becomes a view.
+  void plan_channels_last_flatten(const Graph& g) {
+    std::map<std::string, Shape> shapes;
+    for (const auto& st : g.stats()) shapes[st.name] = st.output;
+    std::vector<std::vector<std::size_t>> consumers(steps_.size());
+    for (std::size_t i = 0; i < steps_.size(); ++i)
+      for (auto in : steps_[i].inputs) consumers[in].push_back(i);
+    const auto& outs = g.outputs();
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const auto& node = g.nodes()[i];
+      if (node.op != Op::flatten || consumers[i].empty()) continue;
+      if (std::find(outs.begin(), outs.end(), node.name) != outs.end()) continue;
+      const Shape& map = shapes.at(node.inputs.at(0));
+      if (map.size() != 3 || map[1] * map[2] == 1) continue;
+      const bool all_int8_linear = std::all_of(consumers[i].begin(), consumers[i].end(), [&](std::size_t c) {
+        return steps_[c].kind == Kind::qlinear || steps_[c].kind == Kind::qlinear_dynamic;
+      });
+      if (!all_int8_linear) continue;
+      steps_[i].flatten_hwc = true;
+      for (auto c : consumers[i]) {
+        const QLayer& layer = model_->layers.at(g.nodes()[c].name);
+        steps_[c].packed_hwc = call(kernels().linear_prepack, {int8_weight(layer, &map), bias_of(layer)});
+      }
+    }
+  }
+
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
     at::globalContext().setQEngine(info_.engine);
     torch::NoGradGuard no_grad;
     const auto& k = kernels();
-    const bool fast = info_.vectorised_quantize;
+    const bool par = info_.parallel_code_kernels;
     std::vector<torch::Tensor> v(steps_.size());
+    std::vector<bool> hwc(steps_.size(), false);  // a flatten's output in (h, w, c) order
     for (std::size_t i = 0; i < steps_.size(); ++i) {
       const Step& s = steps_[i];
       const auto& a = s.attrs;
@@ -209,7 +234,7 @@ class Int8Executable final : public Executable {
       torch::Tensor y;
       switch (s.kind) {
         case Kind::input:
-          y = s.requantize ? quantize(batch, s.scale, s.zero_point, fast) : batch;
+          y = s.requantize ? quantize_codes(batch, s.scale, s.zero_point, par) : batch;
           break;
         // A fused relu6 runs as relu: the output grid was calibrated on relu6
         // outputs, so its top (<= 6) saturates what relu6 would clip.
@@ -219,10 +244,11 @@ class Int8Executable final : public Executable {
           break;
         case Kind::qlinear:
           y = call(a.activation == Activation::none ? k.linear : k.linear_relu,
-                   {x, s.packed, s.scale, s.zero_point}).toTensor();
+                   {x, hwc[s.inputs[0]] ? s.packed_hwc : s.packed, s.scale, s.zero_point}).toTensor();
           break;
         case Kind::qlinear_dynamic:
-          y = activate(call(k.linear_dynamic, {as_float(x), s.packed, info_.constraints.reduce_range})
+          y = activate(call(k.linear_dynamic, {as_float(x), hwc[s.inputs[0]] ? s.packed_hwc : s.packed,
+                                               info_.constraints.reduce_range})
                            .toTensor(),
                        a.activation);
           break;
@@ -231,7 +257,7 @@ class Int8Executable final : public Executable {
           if (x.is_quantized() && b.is_quantized()) {
             y = call(k.add, {x, b, s.scale, s.zero_point}).toTensor();
           } else {
-            y = quantize(as_float(x) + as_float(b), s.scale, s.zero_point, fast);
+            y = quantize_codes(as_float(x) + as_float(b), s.scale, s.zero_point, par);
           }
           break;
         }
@@ -241,7 +267,7 @@ class Int8Executable final : public Executable {
             y = activate(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(xf), a.activation);
           else
             y = activate(std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(xf), a.activation);
-          if (s.requantize) y = quantize(y, s.scale, s.zero_point, fast);
+          if (s.requantize) y = quantize_codes(y, s.scale, s.zero_point, par);
           break;
         }
         case Kind::float_op: {
@@ -252,7 +278,7 @@ class Int8Executable final : public Executable {
             y = xf + torch::randn_like(xf) * torch::exp(0.5 * as_float(v[s.inputs[1]]));
           else
             y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(xf);
-          if (s.requantize) y = quantize(y, s.scale, s.zero_point, fast);
+          if (s.requantize) y = quantize_codes(y, s.scale, s.zero_point, par);
           break;
         }
         case Kind::stateless:
@@ -260,26 +286,32 @@ class Int8Executable final : public Executable {
             case Op::relu: y = torch::relu(x); break;
             case Op::relu6:
               // QNNPACK's quantized hardtanh is wrong in LibTorch 1.13: clip in float.
-              y = x.is_quantized() ? quantize(at::hardtanh(x.dequantize(), 0.0, 6.0), x.q_scale(),
-                                              x.q_zero_point(), fast)
+              y = x.is_quantized() ? quantize_codes(at::hardtanh(x.dequantize(), 0.0, 6.0), x.q_scale(),
+                                                    x.q_zero_point(), par)
                                    : at::hardtanh(x, 0.0, 6.0);
               break;
             case Op::max_pool2d: y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
-            case Op::avg_pool2d: {
-              auto pool = [&](const torch::Tensor& t) {
-                return torch::avg_pool2d(t, {a.kernel, a.kernel}, {a.stride, a.stride});
-              };
-              y = fast && x.is_quantized() ? pool_codes(x, pool) : pool(x);
+            case Op::avg_pool2d:
+              y = x.is_quantized() ? avg_pool_codes(x, {a.kernel, a.kernel}, {a.stride, a.stride}, par)
+                                   : torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
               break;
-            }
             case Op::adaptive_avg_pool2d: {
-              auto pool = [&](const torch::Tensor& t) {
-                return torch::adaptive_avg_pool2d(t, {a.output_size, a.output_size});
-              };
-              y = fast && x.is_quantized() ? pool_codes(x, pool) : pool(x);
+              // Windows of equal size (an output that divides the input) are a
+              // plain average pooling; others take LibTorch's quantized kernel.
+              const std::int64_t o = a.output_size, h = x.size(2), w = x.size(3);
+              y = x.is_quantized() && h % o == 0 && w % o == 0
+                      ? avg_pool_codes(x, {h / o, w / o}, {h / o, w / o}, par)
+                      : torch::adaptive_avg_pool2d(x, {o, o});
               break;
             }
-            case Op::flatten: y = x.contiguous().flatten(1); break;
+            case Op::flatten:
+              if (s.flatten_hwc && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+                y = x.permute({0, 2, 3, 1}).flatten(1);
+                hwc[i] = true;
+              } else {
+                y = x.contiguous().flatten(1);
+              }
+              break;
             case Op::dropout: y = x; break;
             case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;  // no output qparams
             default: QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));

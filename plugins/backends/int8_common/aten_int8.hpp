@@ -11,10 +11,10 @@ struct EngineInfo {
   const char* name;          ///< backend name: "onednn", "qnnpack", "fbgemm"
   at::QEngine engine;
   EngineConstraints constraints;
-  /// Quantize with vectorised ATen ops (LibTorch's OpenMP pool) rather than
-  /// quantize_per_tensor. Faster, except on an engine with its own thread
-  /// pool, whose threads then fight OpenMP's spinning ones for the cores.
-  bool vectorised_quantize = true;
+  /// Run qlab's code kernels (quantizing, average pooling) on LibTorch's
+  /// OpenMP threads. Not on an engine with its own thread pool, whose
+  /// threads would then fight OpenMP's spinning ones for the cores.
+  bool parallel_code_kernels = true;
 };
 
 /// A backend on one of LibTorch's quantized CPU engines: fp32 models run on

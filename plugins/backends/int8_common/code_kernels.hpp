@@ -1,0 +1,22 @@
+#pragma once
+// Kernels on quint8 codes for the steps around the engines' convolutions and
+// linear layers. LibTorch 1.13 without FBGEMM runs them as scalar loops, or
+// as five float passes when composed from ATen ops; these take one pass.
+#include <torch/torch.h>
+
+namespace qlab::int8 {
+
+/// The quint8 tensor of `x` for (scale, zero_point): clamp(round(x / scale)
+/// + zero_point, 0, 255), rounding half to even like at::quantize_per_tensor.
+/// 4-D tensors come out channels-last, the layout the engines' convolutions
+/// take. `parallel`: split the work over LibTorch's OpenMP threads.
+torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point, bool parallel);
+
+/// Average pooling of a 4-D quint8 tensor over `kernel` windows every
+/// `stride`, without padding, computed on its codes: input and output share
+/// one scale and zero point, so the mean of the codes, rounded half to even,
+/// is the quantized mean. Keeps the input's memory format.
+torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,
+                             std::array<std::int64_t, 2> stride, bool parallel);
+
+}  // namespace qlab::int8
