@@ -30,20 +30,27 @@ TEST(CodeKernels, QuantizeGivesLibTorchsCodes) {
 
 TEST(CodeKernels, AveragePoolingRoundsTheMeanCodeHalfToEven) {
   torch::manual_seed(1);
-  const auto x = at::quantize_per_tensor(torch::rand({3, 5, 11, 9}) * 4, 0.02, 3, torch::kQUInt8);
-  const std::pair<std::int64_t, std::int64_t> windows[] = {{2, 2}, {3, 2}, {3, 3}, {11, 1}};
-  for (const auto& [kernel, stride] : windows)
-    for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast})
-      for (bool parallel : {false, true}) {
-        const auto in = x.contiguous(format);
-        const auto got = avg_pool_codes(in, {kernel, std::min<std::int64_t>(kernel, 9)}, {stride, stride}, parallel);
-        const auto want = torch::avg_pool2d(in.int_repr().to(torch::kFloat), {kernel, std::min<std::int64_t>(kernel, 9)},
-                                            {stride, stride})
-                              .round();
-        EXPECT_TRUE(got.is_contiguous(format));
-        EXPECT_EQ(got.q_scale(), x.q_scale());
-        EXPECT_TRUE(torch::equal(codes(got), want.to(torch::kInt32))) << kernel << "/" << stride;
-      }
+  // Few channels take the gathering loop, many the contiguous one.
+  for (std::int64_t channels : {5, 20}) {
+    const auto x =
+        at::quantize_per_tensor(torch::rand({3, channels, 11, 9}) * 4, 0.02, 3, torch::kQUInt8);
+    const std::pair<std::int64_t, std::int64_t> windows[] = {{2, 2}, {3, 2}, {3, 3}, {11, 1}};
+    for (const auto& [kernel, stride] : windows)
+      for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast})
+        for (bool parallel : {false, true}) {
+          const auto in = x.contiguous(format);
+          const auto got = avg_pool_codes(in, {kernel, std::min<std::int64_t>(kernel, 9)},
+                                          {stride, stride}, parallel);
+          const auto want =
+              torch::avg_pool2d(in.int_repr().to(torch::kFloat),
+                                {kernel, std::min<std::int64_t>(kernel, 9)}, {stride, stride})
+                  .round();
+          EXPECT_TRUE(got.is_contiguous(format));
+          EXPECT_EQ(got.q_scale(), x.q_scale());
+          EXPECT_TRUE(torch::equal(codes(got), want.to(torch::kInt32)))
+              << channels << ": " << kernel << "/" << stride;
+        }
+  }
 }
 
 }  // namespace

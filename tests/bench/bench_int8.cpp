@@ -1,14 +1,18 @@
 // int8 against fp32, per layer kind and for whole models, on every int8
-// engine this LibTorch has. Weights are random and calibrated on random data:
+// engine this LibTorch has; and qlab's kernels on quint8 codes against the
+// ATen ways of doing the same. Weights are random and calibrated on random data:
 // speed does not depend on what the weights learned.
 //
 //   build/tests/bench/qlab_bench --benchmark_min_time=1
+#include <code_kernels.hpp>
 #include <qlab/ptq.hpp>
 #include <qlab/qat.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/runtime.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <functional>
 
 namespace qlab {
 namespace {
@@ -105,7 +109,39 @@ void run(benchmark::State& state, Graph graph, const std::string& backend_name, 
   state.SetLabel(exe->describe());
 }
 
+// LeNet's input (64x1x32x32) and its first pooling (64x6x28x28, 2x2), three
+// ways each: what LibTorch offers, composed float ops, and qlab's kernel.
+void register_code_kernels() {
+  using Fn = std::function<torch::Tensor()>;
+  const auto x = torch::randn({64, 1, 32, 32});
+  const auto map = at::quantize_per_tensor(torch::rand({64, 6, 28, 28}), 0.01, 0, torch::kQUInt8)
+                       .contiguous(at::MemoryFormat::ChannelsLast);
+  const std::pair<const char*, Fn> cases[] = {
+      {"kernel/quantize_64x1x32x32/aten_quantize_per_tensor",
+       [=] { return at::quantize_per_tensor(x, 0.02, 10, torch::kQUInt8); }},
+      {"kernel/quantize_64x1x32x32/aten_float_ops",
+       [=] {
+         const auto codes = x.div(0.02).round_().add_(10).clamp_(0, 255).to(torch::kUInt8);
+         return at::_make_per_tensor_quantized_tensor(codes, 0.02, 10);
+       }},
+      {"kernel/quantize_64x1x32x32/qlab", [=] { return int8::quantize_codes(x, 0.02, 10, true); }},
+      {"kernel/avg_pool_2x2_64x6x28x28/aten_quantized", [=] { return torch::avg_pool2d(map, {2, 2}, {2, 2}); }},
+      {"kernel/avg_pool_2x2_64x6x28x28/aten_float_ops",
+       [=] {
+         const auto codes =
+             torch::avg_pool2d(map.int_repr().to(torch::kFloat), {2, 2}, {2, 2}).round_().to(torch::kUInt8);
+         return at::_make_per_tensor_quantized_tensor(codes, map.q_scale(), map.q_zero_point());
+       }},
+      {"kernel/avg_pool_2x2_64x6x28x28/qlab", [=] { return int8::avg_pool_codes(map, {2, 2}, {2, 2}, true); }},
+  };
+  for (const auto& [name, fn] : cases)
+    benchmark::RegisterBenchmark(name, [fn = fn](benchmark::State& state) {
+      for (auto _ : state) benchmark::DoNotOptimize(fn());
+    })->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
 void register_all() {
+  register_code_kernels();
   const std::vector<std::pair<std::string, bool>> targets{
       {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}};
   std::vector<Subject> subjects;

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace qlab::int8 {
@@ -28,8 +29,8 @@ inline float round_half_even(float v) {
 // The loops take plain values and restrict pointers: a uint8 store may
 // alias anything, and through a lambda's captured references it would make
 // the compiler reload every operand each step instead of vectorising.
-void quantize_span(const float* __restrict src, std::uint8_t* __restrict dst, std::int64_t n, float inv_scale,
-                   std::int32_t zero_point) {
+void quantize_span(const float* __restrict src, std::uint8_t* __restrict dst, std::int64_t n,
+                   float inv_scale, std::int32_t zero_point) {
   // Clamped before rounding: both bounds are integers, and a NaN becomes lo.
   const float lo = static_cast<float>(-zero_point), hi = static_cast<float>(255 - zero_point);
   for (std::int64_t i = 0; i < n; ++i) {
@@ -40,33 +41,79 @@ void quantize_span(const float* __restrict src, std::uint8_t* __restrict dst, st
   }
 }
 
-// One output row of average pooling, as flat loops over its width x
-// channels positions j whatever the memory format: `in_at[j]` is where j's
-// window starts in the input row, `taps` the window's offsets from there,
-// `out_at[j]` where j's mean goes.
-void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out, std::int32_t* __restrict sum,
-              const std::int64_t* __restrict in_at, const std::int64_t* __restrict out_at, std::int64_t n,
-              const std::vector<std::int64_t>& taps) {
-  for (std::int64_t j = 0; j < n; ++j) sum[j] = 0;
-  for (const std::int64_t t : taps) {
-    const std::uint8_t* __restrict p = in + t;
-    for (std::int64_t j = 0; j < n; ++j) sum[j] += p[in_at[j]];
+// Where one output row of a pooling reads and writes. Positions in a row
+// are (w, c) pairs, numbered w * C + c; the offsets make the loops the same
+// in either memory format, and `dense` marks the channels-last case, where
+// they are the identity.
+struct PoolPlan {
+  std::int64_t channels = 0;
+  std::int64_t columns = 0;             // C * input width
+  std::vector<std::int32_t> column_at;  // input row offset of each (w, c)
+  std::vector<std::int64_t> rows;       // offsets of the window's kh rows
+  std::vector<std::int32_t> window_at;  // per output (ow, c): its window's first column
+  std::vector<std::int32_t> taps;       // columns of a window's kw pixels, from its first
+  std::vector<std::int32_t> out_at;     // output row offset of each (ow, c)
+  bool dense_in = false, dense_out = false;
+};
+
+// Pools separably: sums the window's rows per column, then each window's
+// columns, then divides. Columns sum to at most 255 * kh, windows to
+// 255 * kh * kw. With many channels, a window's columns are contiguous runs
+// of C and add as such; with few, gathering per output runs faster.
+void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
+              std::int32_t* __restrict column, std::int32_t* __restrict acc, const PoolPlan& plan) {
+  const std::int64_t columns = plan.columns, n = static_cast<std::int64_t>(plan.out_at.size());
+  const std::int64_t C = plan.channels;
+  const std::int32_t* __restrict column_at = plan.column_at.data();
+  for (std::size_t r = 0; r < plan.rows.size(); ++r) {
+    const std::uint8_t* __restrict p = in + plan.rows[r];
+    if (r == 0 && plan.dense_in)
+      for (std::int64_t q = 0; q < columns; ++q) column[q] = p[q];
+    else if (r == 0)
+      for (std::int64_t q = 0; q < columns; ++q) column[q] = p[column_at[q]];
+    else if (plan.dense_in)
+      for (std::int64_t q = 0; q < columns; ++q) column[q] += p[q];
+    else
+      for (std::int64_t q = 0; q < columns; ++q) column[q] += p[column_at[q]];
+  }
+  const std::int32_t* __restrict window_at = plan.window_at.data();
+  if (C >= 16) {
+    for (std::int64_t j = 0; j < n; j += C) {
+      const std::int32_t* __restrict first = column + window_at[j];
+      for (std::int64_t c = 0; c < C; ++c) acc[j + c] = first[c];
+      for (std::size_t t = 1; t < plan.taps.size(); ++t) {
+        const std::int32_t* __restrict p = first + plan.taps[t];
+        for (std::int64_t c = 0; c < C; ++c) acc[j + c] += p[c];
+      }
+    }
+  } else {
+    for (std::int64_t j = 0; j < n; ++j) acc[j] = column[window_at[j]];
+    for (std::size_t t = 1; t < plan.taps.size(); ++t) {
+      const std::int32_t* __restrict p = column + plan.taps[t];
+      for (std::int64_t j = 0; j < n; ++j) acc[j] += p[window_at[j]];
+    }
   }
   // A float quotient of integers below 2^24 is correctly rounded, so a mean
   // that is exactly k + 1/2 stays a tie and goes to even, as in ATen.
-  const float count = static_cast<float>(taps.size());
+  const float count = static_cast<float>(plan.rows.size() * plan.taps.size());
   for (std::int64_t j = 0; j < n; ++j)
-    sum[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(sum[j]) / count));
-  for (std::int64_t j = 0; j < n; ++j) out[out_at[j]] = static_cast<std::uint8_t>(sum[j]);
+    acc[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(acc[j]) / count));
+  const std::int32_t* __restrict out_at = plan.out_at.data();
+  if (plan.dense_out)
+    for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<std::uint8_t>(acc[j]);
+  else
+    for (std::int64_t j = 0; j < n; ++j) out[out_at[j]] = static_cast<std::uint8_t>(acc[j]);
 }
 
 }  // namespace
 
-torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point, bool parallel) {
+torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point,
+                             bool parallel) {
   TORCH_CHECK(x.scalar_type() == torch::kFloat, "quantize_codes takes float tensors");
   const auto format = x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const auto src_tensor = x.contiguous(format);
-  auto out = at::_empty_affine_quantized(x.sizes(), x.options().dtype(torch::kQUInt8), scale, zero_point, format);
+  auto out = at::_empty_affine_quantized(x.sizes(), x.options().dtype(torch::kQUInt8), scale,
+                                         zero_point, format);
   const float* src = src_tensor.data_ptr<float>();
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const float inv_scale = static_cast<float>(1.0 / scale);
@@ -79,32 +126,47 @@ torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t 
 
 torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,
                              std::array<std::int64_t, 2> stride, bool parallel) {
-  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kQUInt8, "avg_pool_codes takes 4-D quint8 tensors");
-  const auto format = x.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                      : at::MemoryFormat::Contiguous;
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kQUInt8,
+              "avg_pool_codes takes 4-D quint8 tensors");
+  const auto format = x.is_contiguous(at::MemoryFormat::ChannelsLast)
+                          ? at::MemoryFormat::ChannelsLast
+                          : at::MemoryFormat::Contiguous;
   const auto in = x.contiguous(format);
   const std::int64_t N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
   TORCH_CHECK(kernel[0] <= H && kernel[1] <= W, "pooling window larger than its input");
+  TORCH_CHECK(C * H * W <= std::numeric_limits<std::int32_t>::max(),
+              "one sample's map is too large to pool");
+  TORCH_CHECK(kernel[0] * kernel[1] * 255 < (1 << 24),
+              "a pooling window this large loses float exactness");
   const std::int64_t OH = (H - kernel[0]) / stride[0] + 1, OW = (W - kernel[1]) / stride[1] + 1;
-  auto out = at::_empty_affine_quantized({N, C, OH, OW}, in.options(), in.q_scale(), in.q_zero_point(), format);
+  auto out = at::_empty_affine_quantized({N, C, OH, OW}, in.options(), in.q_scale(),
+                                         in.q_zero_point(), format);
   const auto* src = reinterpret_cast<const std::uint8_t*>(in.data_ptr<c10::quint8>());
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const auto is = in.strides(), os = out.strides();
-  std::vector<std::int64_t> in_at, out_at, taps;
+  PoolPlan plan;
+  plan.channels = C;
+  plan.columns = W * C;
+  for (std::int64_t w = 0; w < W; ++w)
+    for (std::int64_t c = 0; c < C; ++c)
+      plan.column_at.push_back(static_cast<std::int32_t>(w * is[3] + c * is[1]));
+  for (std::int64_t ky = 0; ky < kernel[0]; ++ky) plan.rows.push_back(ky * is[2]);
+  for (std::int64_t kx = 0; kx < kernel[1]; ++kx)
+    plan.taps.push_back(static_cast<std::int32_t>(kx * C));
   for (std::int64_t ow = 0; ow < OW; ++ow)
     for (std::int64_t c = 0; c < C; ++c) {
-      in_at.push_back(ow * stride[1] * is[3] + c * is[1]);
-      out_at.push_back(ow * os[3] + c * os[1]);
+      plan.window_at.push_back(static_cast<std::int32_t>(ow * stride[1] * C + c));
+      plan.out_at.push_back(static_cast<std::int32_t>(ow * os[3] + c * os[1]));
     }
-  for (std::int64_t ky = 0; ky < kernel[0]; ++ky)
-    for (std::int64_t kx = 0; kx < kernel[1]; ++kx) taps.push_back(ky * is[2] + kx * is[3]);
-  const std::int64_t n = OW * C, sh = stride[0];
-  for_range(N * OH, 1, parallel, [&, src, dst, n, sh, OH](std::int64_t begin, std::int64_t end) {
-    std::vector<std::int32_t> sum(static_cast<std::size_t>(n));
+  plan.dense_in = plan.dense_out = format == at::MemoryFormat::ChannelsLast;
+  const std::int64_t sh = stride[0];
+  for_range(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
+    std::vector<std::int32_t> column(static_cast<std::size_t>(plan.columns)),
+        acc(plan.out_at.size());
     for (std::int64_t row = begin; row < end; ++row) {
       const std::int64_t b = row / OH, oh = row % OH;
-      pool_row(src + b * is[0] + oh * sh * is[2], dst + b * os[0] + oh * os[2], sum.data(), in_at.data(),
-               out_at.data(), n, taps);
+      pool_row(src + b * is[0] + oh * sh * is[2], dst + b * os[0] + oh * os[2], column.data(),
+               acc.data(), plan);
     }
   });
   return out;

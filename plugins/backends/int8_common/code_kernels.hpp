@@ -10,7 +10,8 @@ namespace qlab::int8 {
 /// + zero_point, 0, 255), rounding half to even like at::quantize_per_tensor.
 /// 4-D tensors come out channels-last, the layout the engines' convolutions
 /// take. `parallel`: split the work over LibTorch's OpenMP threads.
-torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point, bool parallel);
+torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point,
+                             bool parallel);
 
 /// Average pooling of a 4-D quint8 tensor over `kernel` windows every
 /// `stride`, without padding, computed on its codes: input and output share
