@@ -5,6 +5,9 @@
 #   slurm_stop
 # slurm_start returns 1 and sets SLURM_SKIP (the reason) where a cluster
 # cannot run here: not root, the daemons missing, no free ports.
+# Unix socket paths must fit in 108 bytes, so munged's socket and slurmd's
+# spool (where job steps make theirs) live in a short folder under /tmp,
+# whatever the depth of DIR.
 
 slurm_free_port() {
   local p
@@ -28,12 +31,14 @@ slurm_start() {
   local ctl_port node_port
   ctl_port=$(slurm_free_port) && node_port=$(slurm_free_port) || { SLURM_SKIP="no free port on 127.0.0.1"; return 1; }
   [[ $ctl_port != "$node_port" ]] || { SLURM_SKIP="no two free ports on 127.0.0.1"; return 1; }
-  rm -rf "$SLURM_DIR" && mkdir -p "$SLURM_DIR"/{munge,state,spool,log}
+  rm -rf "$SLURM_DIR" && mkdir -p "$SLURM_DIR"/{munge,state,log}
+  SLURM_RUN=$(mktemp -d /tmp/qlab-slurm.XXXXXX) && mkdir "$SLURM_RUN/spool" ||
+    { SLURM_SKIP="cannot make a folder under /tmp"; return 1; }
   chmod 700 "$SLURM_DIR/munge"
   mungekey --create --keyfile="$SLURM_DIR/munge/munge.key" 2>"$SLURM_DIR/log/mungekey.log" ||
     dd if=/dev/urandom of="$SLURM_DIR/munge/munge.key" bs=1024 count=1 2>/dev/null
   chmod 400 "$SLURM_DIR/munge/munge.key"
-  local socket="$SLURM_DIR/munge/munge.socket"
+  local socket="$SLURM_RUN/munge.socket"
   munged --force --key-file="$SLURM_DIR/munge/munge.key" --socket="$socket" \
     --pid-file="$SLURM_DIR/munge/munged.pid" --log-file="$SLURM_DIR/log/munged.log" \
     --seed-file="$SLURM_DIR/munge/munge.seed" 2>>"$SLURM_DIR/log/munged.log" ||
@@ -51,7 +56,7 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$socket
 StateSaveLocation=$SLURM_DIR/state
-SlurmdSpoolDir=$SLURM_DIR/spool
+SlurmdSpoolDir=$SLURM_RUN/spool
 SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
 SlurmdPidFile=$SLURM_DIR/slurmd.pid
 SlurmctldLogFile=$SLURM_DIR/log/slurmctld.log
@@ -91,6 +96,7 @@ slurm_stop() {
     [[ -f $SLURM_DIR/$f ]] && kill "$(cat "$SLURM_DIR/$f")" 2>/dev/null
   done
   sleep 0.5
+  [[ -n ${SLURM_RUN:-} ]] && rm -rf "$SLURM_RUN"
   return 0
 }
 
