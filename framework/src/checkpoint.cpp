@@ -22,7 +22,7 @@ std::vector<std::pair<std::string, torch::Tensor>> state_of(GraphModule& module)
 
 void save_checkpoint(const std::string& path, GraphModule& module, nlohmann::json meta) {
   meta["graph_signature"] = module->graph().signature();
-  meta["format"] = 2;
+  meta["format"] = kCheckpointFormat;
   write_atomically(path, tensor_file_bytes(state_of(module), meta));
 }
 

@@ -261,7 +261,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   const nlohmann::json identity = {{"model", config["model"]},   {"dataset", config["dataset"]},
                                    {"train", config["train"]},   {"graph", graph.signature()},
                                    {"torch", kTorchVersion},     {"data_used", data.name},
-                                   {"checkpoint_format", 2}};
+                                   {"checkpoint_format", kCheckpointFormat}};
   const std::string key = stable_hash(identity.dump());
   const std::string ckpt = (std::filesystem::path(settings.cache_dir) /
                             fmt::format("{}-{}.pt", r.model_name, key)).string();

@@ -9,6 +9,10 @@
 
 namespace qlab {
 
+/// The float checkpoint's layout (2: qlab's tensor file). Part of the
+/// baseline cache's key, so files of an older layout are simply not found.
+constexpr int kCheckpointFormat = 2;
+
 void save_checkpoint(const std::string& path, GraphModule& module, nlohmann::json meta);
 /// Loads `path` into `module`; throws qlab::Error naming the file when it is
 /// missing, unreadable, truncated or written for another graph. Returns the

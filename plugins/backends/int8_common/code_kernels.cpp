@@ -47,13 +47,12 @@ void quantize_span(const float* __restrict src, std::uint8_t* __restrict dst, st
 // they are the identity.
 struct PoolPlan {
   std::int64_t channels = 0;
-  std::int64_t columns = 0;             // C * input width
-  std::vector<std::int32_t> column_at;  // input row offset of each (w, c)
+  std::vector<std::int32_t> column_at;  // input row offset of each (w, c): W * C of them
   std::vector<std::int64_t> rows;       // offsets of the window's kh rows
   std::vector<std::int32_t> window_at;  // per output (ow, c): its window's first column
   std::vector<std::int32_t> taps;       // columns of a window's kw pixels, from its first
   std::vector<std::int32_t> out_at;     // output row offset of each (ow, c)
-  bool dense_in = false, dense_out = false;
+  bool dense = false;
 };
 
 // Pools separably: sums the window's rows per column, then each window's
@@ -62,16 +61,17 @@ struct PoolPlan {
 // of C and add as such; with few, gathering per output runs faster.
 void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
               std::int32_t* __restrict column, std::int32_t* __restrict acc, const PoolPlan& plan) {
-  const std::int64_t columns = plan.columns, n = static_cast<std::int64_t>(plan.out_at.size());
+  const auto columns = static_cast<std::int64_t>(plan.column_at.size());
+  const auto n = static_cast<std::int64_t>(plan.out_at.size());
   const std::int64_t C = plan.channels;
   const std::int32_t* __restrict column_at = plan.column_at.data();
   for (std::size_t r = 0; r < plan.rows.size(); ++r) {
     const std::uint8_t* __restrict p = in + plan.rows[r];
-    if (r == 0 && plan.dense_in)
+    if (r == 0 && plan.dense)
       for (std::int64_t q = 0; q < columns; ++q) column[q] = p[q];
     else if (r == 0)
       for (std::int64_t q = 0; q < columns; ++q) column[q] = p[column_at[q]];
-    else if (plan.dense_in)
+    else if (plan.dense)
       for (std::int64_t q = 0; q < columns; ++q) column[q] += p[q];
     else
       for (std::int64_t q = 0; q < columns; ++q) column[q] += p[column_at[q]];
@@ -99,7 +99,7 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
   for (std::int64_t j = 0; j < n; ++j)
     acc[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(acc[j]) / count));
   const std::int32_t* __restrict out_at = plan.out_at.data();
-  if (plan.dense_out)
+  if (plan.dense)
     for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<std::uint8_t>(acc[j]);
   else
     for (std::int64_t j = 0; j < n; ++j) out[out_at[j]] = static_cast<std::uint8_t>(acc[j]);
@@ -146,7 +146,6 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
   const auto is = in.strides(), os = out.strides();
   PoolPlan plan;
   plan.channels = C;
-  plan.columns = W * C;
   for (std::int64_t w = 0; w < W; ++w)
     for (std::int64_t c = 0; c < C; ++c)
       plan.column_at.push_back(static_cast<std::int32_t>(w * is[3] + c * is[1]));
@@ -158,11 +157,10 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
       plan.window_at.push_back(static_cast<std::int32_t>(ow * stride[1] * C + c));
       plan.out_at.push_back(static_cast<std::int32_t>(ow * os[3] + c * os[1]));
     }
-  plan.dense_in = plan.dense_out = format == at::MemoryFormat::ChannelsLast;
+  plan.dense = format == at::MemoryFormat::ChannelsLast;
   const std::int64_t sh = stride[0];
   for_range(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
-    std::vector<std::int32_t> column(static_cast<std::size_t>(plan.columns)),
-        acc(plan.out_at.size());
+    std::vector<std::int32_t> column(plan.column_at.size()), acc(plan.out_at.size());
     for (std::int64_t row = begin; row < end; ++row) {
       const std::int64_t b = row / OH, oh = row % OH;
       pool_row(src + b * is[0] + oh * sh * is[2], dst + b * os[0] + oh * os[2], column.data(),
