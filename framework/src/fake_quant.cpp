@@ -137,11 +137,12 @@ class LsqWeight final : public WeightFakeQuant {
 
 class LsqActivation final : public ActivationFakeQuant {
  public:
-  explicit LsqActivation(int bits) : bits_(bits) {}
+  LsqActivation(int bits, bool reduce_range)
+      : bits_(bits), reduce_range_(reduce_range && bits == 8) {}
   torch::Tensor forward(const torch::Tensor& x, bool) override {
     if (!step_.defined()) {  // the first batch fixes signedness and the initial step
       signed_ = x.min().item<double>() < 0;
-      std::tie(qmin_, qmax_) = grid(bits_, signed_);
+      std::tie(qmin_, qmax_) = grid(bits_, signed_, reduce_range_);
       step_ = torch::full({1}, lsq_initial_step(x.detach(), qmax_), x.options())
                   .set_requires_grad(true);
       grad_scale_ = 1.0 / std::sqrt(static_cast<double>(x[0].numel() * qmax_));
@@ -151,13 +152,18 @@ class LsqActivation final : public ActivationFakeQuant {
   QParams qparams() const override {
     QLAB_CHECK(step_.defined(), "LSQ activation step used before any batch was seen");
     // An int8 tensor holds the signed grid as the unsigned one with zero point 2^(b-1).
-    return per_tensor(bits_, false, step_, torch::full({1}, signed_ ? -qmin_ : 0, torch::kInt64),
-                      step_ * static_cast<double>(qmin_), step_ * static_cast<double>(qmax_));
+    QParams p =
+        per_tensor(bits_, false, step_, torch::full({1}, signed_ ? -qmin_ : 0, torch::kInt64),
+                   step_ * static_cast<double>(qmin_), step_ * static_cast<double>(qmax_));
+    p.qmin = 0;
+    p.qmax = qmax_ - qmin_;  // 7 bits under reduce_range
+    return p;
   }
   std::vector<torch::Tensor> parameters() override { return {step_}; }
 
  private:
   int bits_;
+  bool reduce_range_;
   bool signed_ = false;
   std::int64_t qmin_ = 0, qmax_ = 0;
   torch::Tensor step_;
@@ -219,8 +225,8 @@ std::unique_ptr<WeightFakeQuant> lsq_weight(int bits, const torch::Tensor& initi
   return std::make_unique<LsqWeight>(bits, initial);
 }
 
-std::unique_ptr<ActivationFakeQuant> lsq_activation(int bits) {
-  return std::make_unique<LsqActivation>(bits);
+std::unique_ptr<ActivationFakeQuant> lsq_activation(int bits, bool reduce_range) {
+  return std::make_unique<LsqActivation>(bits, reduce_range);
 }
 
 }  // namespace qlab

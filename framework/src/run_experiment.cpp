@@ -54,8 +54,14 @@ class Context : public MeasureContext {
   Context(const Model& model, const Graph& graph, Executable& exe, const Dataset& test,
           std::int64_t batch, const QuantizedModel* quantized, GraphModule float_module,
           Executable* reference)
-      : model_(model), graph_(graph), exe_(exe), test_(test), batch_(batch),
-        quantized_(quantized), float_module_(std::move(float_module)), reference_(reference) {}
+      : model_(model),
+        graph_(graph),
+        exe_(exe),
+        test_(test),
+        batch_(batch),
+        quantized_(quantized),
+        float_module_(std::move(float_module)),
+        reference_(reference) {}
   Executable* reference() override { return reference_; }
   const QuantizedModel* quantized() const override { return quantized_; }
   GraphModule float_module() const override { return float_module_; }
@@ -147,7 +153,8 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
                          ex.model, {"name"});
 
   Schema data_schema = dataset_schema();
-  data_schema.string("name", "fashion-mnist", "dataset", {"fashion-mnist", "mnist", "cifar10", "cifar100"});
+  data_schema.string("name", "fashion-mnist", "dataset",
+                     {"fashion-mnist", "mnist", "cifar10", "cifar100"});
   r.data_opts = resolve(data_schema, ex.dataset);
   r.data_cfg = dataset_config(r.data_opts);
   r.data_cfg.name = r.data_opts.get<std::string>("name");
@@ -173,8 +180,9 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
       throw Error(fmt::format("{}: {}", at(ex.quantizer, "config"), e.what()));
     }
   } else if (ex.quantizer.values.size() > ex.quantizer.values.count("name")) {
-    throw Error(fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
-                            ex.quantizer.where.str()));
+    throw Error(
+        fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
+                    ex.quantizer.where.str()));
   }
 
   r.backend_name = required_name(ex.backend, "cpu");
@@ -184,9 +192,11 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
     throw Error(fmt::format("{}: [backend] name: {}", at(ex.backend, "name"), e.what()));
   }
   r.backend_rec = &registry.record(PluginKind::backend, r.backend_name);
-  r.backend_opts = resolve(plugin_call(*r.backend_rec, "options", [&] { return r.backend->options(); }),
-                           ex.backend, {"name"});
-  r.availability = plugin_call(*r.backend_rec, "availability", [&] { return r.backend->availability(); });
+  r.backend_opts =
+      resolve(plugin_call(*r.backend_rec, "options", [&] { return r.backend->options(); }),
+              ex.backend, {"name"});
+  r.availability =
+      plugin_call(*r.backend_rec, "availability", [&] { return r.backend->availability(); });
 
   r.metric_opts = resolve(metrics_schema(), ex.metrics);
   r.metric_names = r.metric_opts.get<std::vector<std::string>>("names");
@@ -225,7 +235,8 @@ ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& reg
   plan.hash = stable_hash(r.config.dump());
   plan.config = std::move(r.config);
   if (!r.availability.available)
-    plan.unavailable = fmt::format("backend '{}' is unavailable: {}", r.backend_name, r.availability.reason);
+    plan.unavailable =
+        fmt::format("backend '{}' is unavailable: {}", r.backend_name, r.availability.reason);
   return plan;
 }
 
@@ -241,15 +252,21 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
 
   // 2. Data and graph.
   plugin_call(*r.backend_rec, "configure", [&] { r.backend->configure(r.backend_opts); });
-  const Shape wanted = plugin_call(*r.model_rec, "input_shape",
-                                   [&] { return r.model->input_shape(native_shape(r.data_cfg), r.model_opts); });
-  const bool normalize = plugin_call(*r.model_rec, "normalize_inputs", [&] { return r.model->normalize_inputs(); });
+  const EngineConstraints engine =
+      plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
+  if (!engine.warning.empty()) log << "warning: " << engine.warning << "\n";
+  const Shape wanted = plugin_call(*r.model_rec, "input_shape", [&] {
+    return r.model->input_shape(native_shape(r.data_cfg), r.model_opts);
+  });
+  const bool normalize =
+      plugin_call(*r.model_rec, "normalize_inputs", [&] { return r.model->normalize_inputs(); });
   DataSplits data = load_dataset(r.data_cfg, wanted, normalize);
-  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name, data.train.size(),
-                     data.test.size(), data.source);
+  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name,
+                     data.train.size(), data.test.size(), data.source);
   if (!data.fallback_reason.empty()) log << "note: " << data.fallback_reason << "\n";
   const DataInfo info{data.name, wanted, data.classes};
-  const Graph graph = plugin_call(*r.model_rec, "build", [&] { return r.model->build(r.model_opts, info); });
+  const Graph graph =
+      plugin_call(*r.model_rec, "build", [&] { return r.model->build(r.model_opts, info); });
   seed_everything(r.recipe.seed);
   GraphModule module(graph);
   log << fmt::format("model {}: {} parameters, {} MACs per sample\n", r.model_name,
@@ -258,13 +275,17 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   // 3. The float baseline, cached by everything that determines it.
   nlohmann::json config = r.config;
   config["quantizer"] = {{"name", "none"}};
-  const nlohmann::json identity = {{"model", config["model"]},   {"dataset", config["dataset"]},
-                                   {"train", config["train"]},   {"graph", graph.signature()},
-                                   {"torch", kTorchVersion},     {"data_used", data.name},
+  const nlohmann::json identity = {{"model", config["model"]},
+                                   {"dataset", config["dataset"]},
+                                   {"train", config["train"]},
+                                   {"graph", graph.signature()},
+                                   {"torch", kTorchVersion},
+                                   {"data_used", data.name},
                                    {"checkpoint_format", kCheckpointFormat}};
   const std::string key = stable_hash(identity.dump());
-  const std::string ckpt = (std::filesystem::path(settings.cache_dir) /
-                            fmt::format("{}-{}.pt", r.model_name, key)).string();
+  const std::string ckpt =
+      (std::filesystem::path(settings.cache_dir) / fmt::format("{}-{}.pt", r.model_name, key))
+          .string();
   ResultRow row;
   if (!data.fallback_reason.empty()) row.notes.push_back(data.fallback_reason);
   double train_seconds = 0;
@@ -281,32 +302,41 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     // Training keeps its own checkpoint beside the cached one: Ctrl-C, or a
     // NaN after some good epochs, loses at most the epoch in progress.
     ts.resume_path = (std::filesystem::path(settings.cache_dir) /
-                      fmt::format("{}-{}.resume.pt", r.model_name, key)).string();
+                      fmt::format("{}-{}.resume.pt", r.model_name, key))
+                         .string();
     if (!settings.use_cache) std::filesystem::remove(ts.resume_path);
     const TrainReport rep = train(module, *r.model, data.train, r.recipe, ts);
     if (!rep.resumed.empty())
-      row.notes.push_back(fmt::format("float baseline training resumed from {} at {}", ts.resume_path, rep.resumed));
+      row.notes.push_back(fmt::format("float baseline training resumed from {} at {}",
+                                      ts.resume_path, rep.resumed));
     train_seconds = rep.seconds;
     const nlohmann::json epochs = epochs_json(rep);
     row.training = epochs;
     module->to(torch::kCPU);
-    save_checkpoint(ckpt, module, {{"model", r.model_name}, {"identity", identity},
-                                   {"train_seconds", rep.seconds}, {"epochs", epochs}});
+    save_checkpoint(ckpt, module,
+                    {{"model", r.model_name},
+                     {"identity", identity},
+                     {"train_seconds", rep.seconds},
+                     {"epochs", epochs}});
     std::filesystem::remove(ts.resume_path);
-    row.notes.push_back(fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
+    row.notes.push_back(
+        fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
   }
   module->eval();
 
   // 4. Lower the float model onto the backend and measure it.
   const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
-  const nlohmann::json environment = {{"qlab", version()},
-                                      {"torch", kTorchVersion},
-                                      {"threads", threads()},
-                                      {"runtime", runtime_summary()},
-                                      {"engines", quantized_engines()},
-                                      {"cpu", cpu_model()},
-                                      {"host", host_name()}};
-  auto exe = adopt(r.backend, plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
+  nlohmann::json environment = {{"qlab", version()},
+                                {"torch", kTorchVersion},
+                                {"threads", threads()},
+                                {"runtime", runtime_summary()},
+                                {"engines", quantized_engines()},
+                                {"cpu", cpu_model()},
+                                {"host", host_name()}};
+  if (!engine.int8_path.empty())
+    environment["int8"] = {{"path", engine.int8_path}, {"reduce_range", engine.reduce_range}};
+  auto exe = adopt(r.backend,
+                   plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
   Context float_ctx(*r.model, graph, *exe, data.test, metric_batch, nullptr, module, nullptr);
   const Measured fp = measure(registry, r.metric_names, r.metrics, float_ctx);
   const bool reconstructs =
@@ -331,7 +361,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   QuantizeContext qctx;
   qctx.calibration = &data.train;
   qctx.batch_size = r.recipe.batch_size;
-  qctx.engine = plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
+  qctx.engine = engine;
   qctx.model = r.model.get();
   qctx.recipe = r.recipe;
   qctx.training.device = r.backend->device();
@@ -345,7 +375,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   }
   const double quantize_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count();
-  auto qexe = adopt(r.backend, plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
+  auto qexe = adopt(r.backend,
+                    plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
   Context q_ctx(*r.model, qmodel->graph(), *qexe, data.test, metric_batch, qmodel.get(),
                 qmodel->float_module, exe.get());
   const Measured qm = measure(registry, r.metric_names, r.metrics, q_ctx);
@@ -364,6 +395,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.lowered = qexe->lowered();
   qrow.notes.clear();
   qrow.notes.push_back("runs on: " + qm.executable);
+  if (!engine.warning.empty()) qrow.notes.push_back("warning: " + engine.warning);
   for (const auto& note : qmodel->notes) qrow.notes.push_back(note);
   for (const auto& name : qm.not_applicable)
     qrow.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));

@@ -64,7 +64,8 @@ torch::Tensor batch_for(const Graph& g, std::int64_t n) {
 
 // An int8 model made by QAT (one epoch on random data): the same graph as
 // static's, to time the two against each other.
-QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dataset& data) {
+QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dataset& data,
+                         bool reduce_range) {
   auto model = registry().model(model_name);
   QuantizeContext ctx;
   ctx.calibration = &data;
@@ -74,7 +75,7 @@ QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dat
   QatSpec spec;
   spec.name = "qat";
   spec.config = default_config_list({}, {8, 8, 8});
-  const FakeQuantFactory make = qat_fake_quant(/*per_channel=*/true, /*reduce_range=*/false);
+  const FakeQuantFactory make = qat_fake_quant(/*per_channel=*/true, reduce_range);
   return quantization_aware_training(std::move(m), spec, make, ctx);
 }
 
@@ -98,7 +99,8 @@ void run(benchmark::State& state, Graph graph, const std::string& backend_name, 
     spec.reduce_range = backend->constraints().reduce_range;
     const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
     exe = backend->lower(std::make_shared<const QuantizedModel>(
-        qat_of.empty() ? post_training_quantize(m, spec, calib) : qat_model(m, qat_of, calib)));
+        qat_of.empty() ? post_training_quantize(m, spec, calib)
+                       : qat_model(m, qat_of, calib, spec.reduce_range)));
   } else {
     exe = backend->lower(m);
   }
@@ -125,19 +127,29 @@ void register_code_kernels() {
          return at::_make_per_tensor_quantized_tensor(codes, 0.02, 10);
        }},
       {"kernel/quantize_64x1x32x32/qlab", [=] { return int8::quantize_codes(x, 0.02, 10, true); }},
-      {"kernel/avg_pool_2x2_64x6x28x28/aten_quantized", [=] { return torch::avg_pool2d(map, {2, 2}, {2, 2}); }},
+      {"kernel/avg_pool_2x2_64x6x28x28/aten_quantized",
+       [=] {
+         return torch::avg_pool2d(map, {2, 2}, {2, 2});
+       }},
       {"kernel/avg_pool_2x2_64x6x28x28/aten_float_ops",
        [=] {
-         const auto codes =
-             torch::avg_pool2d(map.int_repr().to(torch::kFloat), {2, 2}, {2, 2}).round_().to(torch::kUInt8);
+         const auto codes = torch::avg_pool2d(map.int_repr().to(torch::kFloat), {2, 2}, {2, 2})
+                                .round_()
+                                .to(torch::kUInt8);
          return at::_make_per_tensor_quantized_tensor(codes, map.q_scale(), map.q_zero_point());
        }},
-      {"kernel/avg_pool_2x2_64x6x28x28/qlab", [=] { return int8::avg_pool_codes(map, {2, 2}, {2, 2}, true); }},
+      {"kernel/avg_pool_2x2_64x6x28x28/qlab",
+       [=] {
+         return int8::avg_pool_codes(map, {2, 2}, {2, 2}, true);
+       }},
   };
   for (const auto& [name, fn] : cases)
-    benchmark::RegisterBenchmark(name, [fn = fn](benchmark::State& state) {
-      for (auto _ : state) benchmark::DoNotOptimize(fn());
-    })->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(name,
+                                 [fn = fn](benchmark::State& state) {
+                                   for (auto _ : state) benchmark::DoNotOptimize(fn());
+                                 })
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
 }
 
 void register_all() {
@@ -145,22 +157,28 @@ void register_all() {
   const std::vector<std::pair<std::string, bool>> targets{
       {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}};
   std::vector<Subject> subjects;
-  for (const char* k : {"conv5x5_1to6_32x32", "conv3x3_32to64_26x26", "linear_120to84", "linear_9216to128"})
+  for (const char* k :
+       {"conv5x5_1to6_32x32", "conv3x3_32to64_26x26", "linear_120to84", "linear_9216to128"})
     subjects.push_back({std::string("layer/") + k, single(k)});
-  for (const char* name : {"lenet", "mnist_cnn"}) subjects.push_back({std::string("model/") + name, model(name)});
+  for (const char* name : {"lenet", "mnist_cnn"})
+    subjects.push_back({std::string("model/") + name, model(name)});
   for (const auto& s : subjects)
     for (const auto& [backend, int8] : targets) {
       const std::string name = s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32"));
-      benchmark::RegisterBenchmark(name.c_str(), [g = s.graph, b = backend, q = int8](benchmark::State& st) {
-        run(st, g, b, q);
-      })->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(name.c_str(), [g = s.graph, b = backend, q = int8](
+                                                     benchmark::State& st) { run(st, g, b, q); })
+          ->Arg(64)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     }
   for (const char* name : {"lenet", "mnist_cnn"})
     benchmark::RegisterBenchmark((std::string("model/") + name + "/int8_onednn_qat").c_str(),
                                  [g = model(name), n = std::string(name)](benchmark::State& st) {
                                    run(st, g, "onednn", true, n);
                                  })
-        ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+        ->Arg(64)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ torch::Tensor dorefa_activation(const torch::Tensor& x, int bits);
 /// otherwise, as in the paper, where batch norm absorbs it). Converted
 /// exactly, with a zero point of -1/2 (the grid has no level at 0), so
 /// never onto int8 kernels.
-std::unique_ptr<WeightFakeQuant> dorefa_weight_quant(int bits, const torch::Tensor& initial, bool keep_scale);
+std::unique_ptr<WeightFakeQuant> dorefa_weight_quant(int bits, const torch::Tensor& initial,
+                                                     bool keep_scale);
 std::unique_ptr<ActivationFakeQuant> dorefa_activation_quant(int bits);
 
 // --- LSQ -------------------------------------------------------------------
@@ -66,14 +67,15 @@ std::unique_ptr<ActivationFakeQuant> dorefa_activation_quant(int bits);
 /// LSQ's fake quantization: clamp(round(x / s), qmin, qmax) · s with a
 /// straight-through gradient for x and the paper's step gradient for s,
 /// scaled by `grad_scale` (1 / sqrt(N · qmax)).
-torch::Tensor lsq_fake_quantize(const torch::Tensor& x, const torch::Tensor& step, std::int64_t qmin,
-                                std::int64_t qmax, double grad_scale);
+torch::Tensor lsq_fake_quantize(const torch::Tensor& x, const torch::Tensor& step,
+                                std::int64_t qmin, std::int64_t qmax, double grad_scale);
 /// LSQ's step initialisation: 2 · mean|v| / sqrt(qmax).
 double lsq_initial_step(const torch::Tensor& v, std::int64_t qmax);
 /// Per-tensor learned step on the signed grid [−2^(b−1), 2^(b−1) − 1].
 std::unique_ptr<WeightFakeQuant> lsq_weight(int bits, const torch::Tensor& initial);
 /// Learned step on [0, 2^b − 1] (or the signed grid when the first batch
-/// seen has negative values), initialised from that batch.
-std::unique_ptr<ActivationFakeQuant> lsq_activation(int bits);
+/// seen has negative values), initialised from that batch; `reduce_range`
+/// drops a bit at 8 bits, for engines that need it.
+std::unique_ptr<ActivationFakeQuant> lsq_activation(int bits, bool reduce_range);
 
 }  // namespace qlab

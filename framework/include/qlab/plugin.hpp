@@ -18,7 +18,7 @@ namespace qlab {
 /// model.hpp, quantizer.hpp, backend.hpp, metric.hpp and the types they use.
 /// Rule: bump it on any change that alters a virtual table, a struct layout
 /// or a signature used across the plugin boundary.
-constexpr int kPluginApiVersion = 5;
+constexpr int kPluginApiVersion = 6;
 
 /// The LibTorch a plugin was compiled against: tensors and modules cross the
 /// plugin boundary, so plugin and host must share it exactly.
@@ -30,11 +30,11 @@ const char* to_string(PluginKind kind);
 
 /// Plain data, read by the host with no plugin code running.
 struct PluginInfo {
-  int api_version;          ///< kPluginApiVersion at the plugin's build
-  const char* torch_version;///< kTorchVersion at the plugin's build
-  const char* kind;         ///< "model", "quantizer", "backend" or "metric"
-  const char* name;         ///< unique within its kind, used in configs
-  const char* description;  ///< one line, shown by `qlab plugins`
+  int api_version;            ///< kPluginApiVersion at the plugin's build
+  const char* torch_version;  ///< kTorchVersion at the plugin's build
+  const char* kind;           ///< "model", "quantizer", "backend" or "metric"
+  const char* name;           ///< unique within its kind, used in configs
+  const char* description;    ///< one line, shown by `qlab plugins`
 };
 
 /// Base of every plugin object; the host downcasts by the declared kind.
@@ -49,13 +49,10 @@ using PluginFactory = std::unique_ptr<Plugin>();
 
 /// Registers `Class` (derived from qlab::Model, Quantizer, Backend or Metric)
 /// as this library's plugin. Use once per plugin library, at namespace scope.
-#define QLAB_PLUGIN(Class, kind_str, name_str, description_str)               \
-  extern "C" BOOST_SYMBOL_EXPORT const ::qlab::PluginInfo qlab_plugin_info{  \
-      ::qlab::kPluginApiVersion, ::qlab::kTorchVersion, kind_str, name_str,   \
-      description_str};                                                       \
-  namespace {                                                                 \
-  std::unique_ptr<::qlab::Plugin> qlab_make_plugin() {                        \
-    return std::make_unique<Class>();                                         \
-  }                                                                           \
-  }                                                                           \
+#define QLAB_PLUGIN(Class, kind_str, name_str, description_str)                               \
+  extern "C" BOOST_SYMBOL_EXPORT const ::qlab::PluginInfo qlab_plugin_info{                   \
+      ::qlab::kPluginApiVersion, ::qlab::kTorchVersion, kind_str, name_str, description_str}; \
+  namespace {                                                                                 \
+  std::unique_ptr<::qlab::Plugin> qlab_make_plugin() { return std::make_unique<Class>(); }    \
+  }                                                                                           \
   BOOST_DLL_ALIAS(qlab_make_plugin, qlab_plugin_factory)

@@ -12,8 +12,14 @@ namespace qlab {
 
 /// What the chosen backend's int8 kernels require of quantized tensors.
 struct EngineConstraints {
-  bool reduce_range = false;         ///< activations on 7 bits (16-bit accumulation)
-  bool per_channel_weights = true;   ///< per-channel weight scales supported
+  bool reduce_range = false;        ///< 8-bit activations on 7 bits (16-bit pair sums)
+  bool per_channel_weights = true;  ///< per-channel weight scales supported
+  /// How the engine multiplies int8 on this CPU ("VNNI", "AVX2, 16-bit pair
+  /// sums"); empty for a backend without CPU int8 kernels. Every row records it.
+  std::string int8_path;
+  /// Set when the user's settings risk wrong results (full-range activations
+  /// on a CPU that sums pairs in 16 bits); printed and kept in the row's notes.
+  std::string warning;
 };
 
 /// What a quantizer is given besides the trained model and its options.

@@ -9,7 +9,8 @@ class CpuBackend final : public qlab::Backend {
  public:
   qlab::Schema options() const override {
     qlab::Schema s;
-    s.integer("threads", 0, "intra-op threads for training and inference (0: one per core)", 0, 1024);
+    s.integer("threads", 0, "intra-op threads for training and inference (0: one per core)", 0,
+              1024);
     return s;
   }
   bool supports(qlab::Op, qlab::Mode mode) const override {

@@ -70,8 +70,8 @@ class Float final : public OnDevice {
   }
   qlab::Mode mode() const override { return precision_.mode; }
   std::string describe() const override {
-    return fmt::format("{} on CUDA device {} (LibTorch's CUDA kernels)", qlab::to_string(precision_.mode),
-                       device_.index());
+    return fmt::format("{} on CUDA device {} (LibTorch's CUDA kernels)",
+                       qlab::to_string(precision_.mode), device_.index());
   }
 
  private:
@@ -91,9 +91,10 @@ class Simulated final : public OnDevice {
   }
   qlab::Mode mode() const override { return qlab::Mode::simulated; }
   std::string describe() const override {
-    return fmt::format("fake-quant simulation in fp32 on CUDA device {}: the cuda backend has no int8 kernels, so "
-                       "no int8 speed-up",
-                       device_.index());
+    return fmt::format(
+        "fake-quant simulation in fp32 on CUDA device {}: the cuda backend has no int8 kernels, so "
+        "no int8 speed-up",
+        device_.index());
   }
 
  private:
@@ -112,8 +113,10 @@ class CudaBackend final : public qlab::Backend {
   }
   qlab::Availability availability() const override {
     if (!at::hasCUDA())
-      return {false, "this LibTorch has no CUDA (Debian's libtorch-dev is CPU-only); build qlab against the "
-                     "official LibTorch with CUDA, see README \"Building against another LibTorch\""};
+      return {
+          false,
+          "this LibTorch has no CUDA (Debian's libtorch-dev is CPU-only); build qlab against the "
+          "official LibTorch with CUDA, see README \"Building against another LibTorch\""};
     if (!torch::cuda::is_available()) return {false, "LibTorch has CUDA, but no GPU is visible"};
     return {};
   }
@@ -129,12 +132,14 @@ class CudaBackend final : public qlab::Backend {
     at::globalContext().setAllowTF32CuBLAS(false);
     const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
     if (device_ >= count)
-      throw qlab::Error(fmt::format("[backend] device: CUDA device {} does not exist ({} visible)", device_, count));
+      throw qlab::Error(fmt::format("[backend] device: CUDA device {} does not exist ({} visible)",
+                                    device_, count));
   }
   std::unique_ptr<qlab::Executable> lower(qlab::GraphModule module) const override {
     return std::make_unique<Float>(std::move(module), device(), precision_);
   }
-  std::unique_ptr<qlab::Executable> lower(std::shared_ptr<const qlab::QuantizedModel> model) const override {
+  std::unique_ptr<qlab::Executable> lower(
+      std::shared_ptr<const qlab::QuantizedModel> model) const override {
     return std::make_unique<Simulated>(std::move(model), device());
   }
 
@@ -145,5 +150,6 @@ class CudaBackend final : public qlab::Backend {
 
 }  // namespace
 
-QLAB_PLUGIN(CudaBackend, "backend", "cuda",
-            "NVIDIA GPU: training, fp32/fp16/bf16 inference, fake-quant simulation (no int8 kernels)")
+QLAB_PLUGIN(
+    CudaBackend, "backend", "cuda",
+    "NVIDIA GPU: training, fp32/fp16/bf16 inference, fake-quant simulation (no int8 kernels)")

@@ -67,7 +67,9 @@ torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
 }
 
 // An absent bias is None to the kernels, not an undefined tensor.
-c10::IValue bias_of(const QLayer& l) { return l.bias.defined() ? c10::IValue(l.bias) : c10::IValue(); }
+c10::IValue bias_of(const QLayer& l) {
+  return l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
+}
 
 torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
 
@@ -85,9 +87,9 @@ struct Step {
   Attrs attrs;
   std::vector<std::size_t> inputs;
   c10::IValue packed;
-  c10::IValue packed_hwc;     // linear: weight columns in (h, w, c) order
+  c10::IValue packed_hwc;    // linear: weight columns in (h, w, c) order
   bool flatten_hwc = false;  // flatten: may hand on a channels-last map as a view
-  bool requantize = false;  // static: quantize the output to (scale, zero_point)
+  bool requantize = false;   // static: quantize the output to (scale, zero_point)
   double scale = 1.0;
   std::int64_t zero_point = 0;
   std::shared_ptr<torch::nn::Module> layer;  // float fallback
@@ -97,15 +99,18 @@ bool int8_op(Op op) {
   switch (op) {
     case Op::batch_norm2d:
     case Op::sigmoid:
-    case Op::reparameterize: return false;
-    default: return true;
+    case Op::reparameterize:
+      return false;
+    default:
+      return true;
   }
 }
 
 class Int8Executable final : public Executable {
  public:
-  Int8Executable(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info)
-      : model_(std::move(model)), info_(info) {
+  Int8Executable(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info,
+                 bool reduce_range)
+      : model_(std::move(model)), info_(info), reduce_range_(reduce_range) {
     at::globalContext().setQEngine(info_.engine);
     const auto& k = kernels();
     const Graph& g = model_->graph();
@@ -116,7 +121,8 @@ class Int8Executable final : public Executable {
       s.op = n.op;
       s.attrs = n.attrs;
       for (const auto& in : n.inputs) s.inputs.push_back(index.at(in));
-      if (auto it = model_->activations.find(n.name); is_static && it != model_->activations.end()) {
+      if (auto it = model_->activations.find(n.name);
+          is_static && it != model_->activations.end()) {
         s.requantize = true;
         s.scale = it->second.scale.item<double>();
         s.zero_point = it->second.zero_point.item<std::int64_t>();
@@ -124,7 +130,9 @@ class Int8Executable final : public Executable {
       const auto layer = model_->layers.find(n.name);
       const bool quantized = layer != model_->layers.end();
       switch (n.op) {
-        case Op::input: s.kind = Kind::input; break;
+        case Op::input:
+          s.kind = Kind::input;
+          break;
         case Op::conv2d:
           if (quantized && is_static) {
             s.kind = Kind::qconv;
@@ -146,14 +154,17 @@ class Int8Executable final : public Executable {
             fallbacks_.push_back(n.name);
           }
           break;
-        case Op::add: s.kind = s.requantize ? Kind::qadd : Kind::stateless; break;
+        case Op::add:
+          s.kind = s.requantize ? Kind::qadd : Kind::stateless;
+          break;
         default:
           // Ops without int8 kernels run in float under either scheme; only the
           // static scheme, which requantizes around them, lists them as fallbacks.
           s.kind = int8_op(n.op) ? Kind::stateless : Kind::float_op;
           if (s.kind == Kind::float_op && is_static) fallbacks_.push_back(n.name);
       }
-      if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d) s.layer = model_->float_module->layer(n.name);
+      if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d)
+        s.layer = model_->float_module->layer(n.name);
       index[n.name] = steps_.size();
       steps_.push_back(std::move(s));
     }
@@ -165,19 +176,33 @@ class Int8Executable final : public Executable {
       const bool in_q = !s.inputs.empty() && quantized_out[s.inputs[0]];
       const char* kernel = "float";
       switch (s.kind) {
-        case Kind::input: kernel = s.requantize ? "quantize" : "float input"; break;
+        case Kind::input:
+          kernel = s.requantize ? "quantize" : "float input";
+          break;
         case Kind::qconv:
-          kernel = s.attrs.activation == Activation::none ? "quantized::conv2d" : "quantized::conv2d_relu";
+          kernel = s.attrs.activation == Activation::none ? "quantized::conv2d"
+                                                          : "quantized::conv2d_relu";
           break;
         case Kind::qlinear:
-          kernel = s.attrs.activation == Activation::none ? "quantized::linear" : "quantized::linear_relu";
+          kernel = s.attrs.activation == Activation::none ? "quantized::linear"
+                                                          : "quantized::linear_relu";
           break;
-        case Kind::qlinear_dynamic: kernel = "quantized::linear_dynamic"; break;
-        case Kind::qadd: kernel = "quantized::add"; break;
-        case Kind::float_layer: kernel = "float layer (dequantize, fp32, requantize)"; break;
-        case Kind::float_op: kernel = s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op"; break;
+        case Kind::qlinear_dynamic:
+          kernel = "quantized::linear_dynamic";
+          break;
+        case Kind::qadd:
+          kernel = "quantized::add";
+          break;
+        case Kind::float_layer:
+          kernel = "float layer (dequantize, fp32, requantize)";
+          break;
+        case Kind::float_op:
+          kernel = s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op";
+          break;
         case Kind::stateless:
-          kernel = !in_q ? "fp32 op" : s.flatten_hwc ? "quantized view in (h, w, c) order" : "quantized tensor op";
+          kernel = !in_q           ? "fp32 op"
+                   : s.flatten_hwc ? "quantized view in (h, w, c) order"
+                                   : "quantized tensor op";
           break;
       }
       // Static conv, linear and add requantize to calibrated qparams; the
@@ -208,14 +233,16 @@ class Int8Executable final : public Executable {
       if (std::find(outs.begin(), outs.end(), node.name) != outs.end()) continue;
       const Shape& map = shapes.at(node.inputs.at(0));
       if (map.size() != 3 || map[1] * map[2] == 1) continue;
-      const bool all_int8_linear = std::all_of(consumers[i].begin(), consumers[i].end(), [&](std::size_t c) {
-        return steps_[c].kind == Kind::qlinear || steps_[c].kind == Kind::qlinear_dynamic;
-      });
+      const bool all_int8_linear =
+          std::all_of(consumers[i].begin(), consumers[i].end(), [&](std::size_t c) {
+            return steps_[c].kind == Kind::qlinear || steps_[c].kind == Kind::qlinear_dynamic;
+          });
       if (!all_int8_linear) continue;
       steps_[i].flatten_hwc = true;
       for (auto c : consumers[i]) {
         const QLayer& layer = model_->layers.at(g.nodes()[c].name);
-        steps_[c].packed_hwc = call(kernels().linear_prepack, {int8_weight(layer, &map), bias_of(layer)});
+        steps_[c].packed_hwc =
+            call(kernels().linear_prepack, {int8_weight(layer, &map), bias_of(layer)});
       }
     }
   }
@@ -240,17 +267,20 @@ class Int8Executable final : public Executable {
         // outputs, so its top (<= 6) saturates what relu6 would clip.
         case Kind::qconv:
           y = call(a.activation == Activation::none ? k.conv : k.conv_relu,
-                   {x, s.packed, s.scale, s.zero_point}).toTensor();
+                   {x, s.packed, s.scale, s.zero_point})
+                  .toTensor();
           break;
         case Kind::qlinear:
           y = call(a.activation == Activation::none ? k.linear : k.linear_relu,
-                   {x, hwc[s.inputs[0]] ? s.packed_hwc : s.packed, s.scale, s.zero_point}).toTensor();
+                   {x, hwc[s.inputs[0]] ? s.packed_hwc : s.packed, s.scale, s.zero_point})
+                  .toTensor();
           break;
         case Kind::qlinear_dynamic:
-          y = activate(call(k.linear_dynamic, {as_float(x), hwc[s.inputs[0]] ? s.packed_hwc : s.packed,
-                                               info_.constraints.reduce_range})
-                           .toTensor(),
-                       a.activation);
+          y = activate(
+              call(k.linear_dynamic,
+                   {as_float(x), hwc[s.inputs[0]] ? s.packed_hwc : s.packed, reduce_range_})
+                  .toTensor(),
+              a.activation);
           break;
         case Kind::qadd: {
           const auto& b = v[s.inputs[1]];
@@ -264,9 +294,11 @@ class Int8Executable final : public Executable {
         case Kind::float_layer: {
           const auto xf = as_float(x);
           if (s.op == Op::conv2d)
-            y = activate(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(xf), a.activation);
+            y = activate(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(xf),
+                         a.activation);
           else
-            y = activate(std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(xf), a.activation);
+            y = activate(std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(xf),
+                         a.activation);
           if (s.requantize) y = quantize_codes(y, s.scale, s.zero_point, par);
           break;
         }
@@ -283,17 +315,22 @@ class Int8Executable final : public Executable {
         }
         case Kind::stateless:
           switch (s.op) {
-            case Op::relu: y = torch::relu(x); break;
+            case Op::relu:
+              y = torch::relu(x);
+              break;
             case Op::relu6:
               // QNNPACK's quantized hardtanh is wrong in LibTorch 1.13: clip in float.
-              y = x.is_quantized() ? quantize_codes(at::hardtanh(x.dequantize(), 0.0, 6.0), x.q_scale(),
-                                                    x.q_zero_point(), par)
+              y = x.is_quantized() ? quantize_codes(at::hardtanh(x.dequantize(), 0.0, 6.0),
+                                                    x.q_scale(), x.q_zero_point(), par)
                                    : at::hardtanh(x, 0.0, 6.0);
               break;
-            case Op::max_pool2d: y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
+            case Op::max_pool2d:
+              y = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1});
+              break;
             case Op::avg_pool2d:
-              y = x.is_quantized() ? avg_pool_codes(x, {a.kernel, a.kernel}, {a.stride, a.stride}, par)
-                                   : torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
+              y = x.is_quantized()
+                      ? avg_pool_codes(x, {a.kernel, a.kernel}, {a.stride, a.stride}, par)
+                      : torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
               break;
             case Op::adaptive_avg_pool2d: {
               // Windows of equal size (an output that divides the input) are a
@@ -305,16 +342,22 @@ class Int8Executable final : public Executable {
               break;
             }
             case Op::flatten:
-              if (s.flatten_hwc && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+              if (s.flatten_hwc && x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                  !x.is_contiguous()) {
                 y = x.permute({0, 2, 3, 1}).flatten(1);
                 hwc[i] = true;
               } else {
                 y = x.contiguous().flatten(1);
               }
               break;
-            case Op::dropout: y = x; break;
-            case Op::add: y = as_float(x) + as_float(v[s.inputs[1]]); break;  // no output qparams
-            default: QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
+            case Op::dropout:
+              y = x;
+              break;
+            case Op::add:
+              y = as_float(x) + as_float(v[s.inputs[1]]);
+              break;  // no output qparams
+            default:
+              QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
           }
           break;
       }
@@ -330,14 +373,16 @@ class Int8Executable final : public Executable {
   std::string describe() const override {
     return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
                        info_.name, model_->scheme,
-                       fallbacks_.empty() ? std::string()
-                                          : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
+                       fallbacks_.empty()
+                           ? std::string()
+                           : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
                        threads());
   }
 
  private:
   std::shared_ptr<const QuantizedModel> model_;
   EngineInfo info_;
+  bool reduce_range_;  // dynamic: the activations' runtime grid
   std::vector<Step> steps_;
   std::vector<std::size_t> outputs_;
   std::vector<std::string> fallbacks_;
@@ -356,6 +401,10 @@ std::string engine_list() {
 Schema AtenInt8Backend::options() const {
   Schema s;
   s.integer("threads", 0, "intra-op threads for training and inference (0: one per core)", 0, 1024);
+  s.string("reduce_range", "auto",
+           "8-bit activations on 7 bits: auto (where the CPU's int8 kernels sum pairs in 16 bits), "
+           "on, off",
+           {"auto", "on", "off"});
   return s;
 }
 
@@ -370,7 +419,8 @@ Availability AtenInt8Backend::availability() const {
 
 void AtenInt8Backend::require_available() const {
   const auto a = availability();
-  if (!a.available) throw Error(fmt::format("backend '{}' is unavailable: {}", info_.name, a.reason));
+  if (!a.available)
+    throw Error(fmt::format("backend '{}' is unavailable: {}", info_.name, a.reason));
 }
 
 bool AtenInt8Backend::supports(Op op, Mode mode) const {
@@ -382,18 +432,25 @@ bool AtenInt8Backend::supports(Op op, Mode mode) const {
 void AtenInt8Backend::configure(const Options& opts) {
   require_available();
   set_threads(static_cast<int>(opts.get<std::int64_t>("threads")));
+  range_ = parse_range_choice(opts.get<std::string>("reduce_range"));
   at::globalContext().setQEngine(info_.engine);
+}
+
+EngineConstraints AtenInt8Backend::constraints() const {
+  const CpuPath path = info_.engine == at::QEngine::ONEDNN ? onednn_path() : cpu_path();
+  return engine_constraints(info_.engine, path, range_);
 }
 
 std::unique_ptr<Executable> AtenInt8Backend::lower(GraphModule module) const {
   return float_executable(std::move(module));
 }
 
-std::unique_ptr<Executable> AtenInt8Backend::lower(std::shared_ptr<const QuantizedModel> model) const {
+std::unique_ptr<Executable> AtenInt8Backend::lower(
+    std::shared_ptr<const QuantizedModel> model) const {
   require_available();
   if (!model->int8())
     return simulated_executable(model, "int8 kernels take 8-bit weights and activations only");
-  return std::make_unique<Int8Executable>(std::move(model), info_);
+  return std::make_unique<Int8Executable>(std::move(model), info_, constraints().reduce_range);
 }
 
 }  // namespace qlab::int8

@@ -1,6 +1,8 @@
 #pragma once
 // The int8 backends (onednn, qnnpack, fbgemm) differ only in the quantized
 // engine LibTorch dispatches to and what that engine requires of qparams.
+#include "cpu_int8.hpp"
+
 #include <qlab/backend.hpp>
 
 #include <ATen/Context.h>
@@ -8,9 +10,8 @@
 namespace qlab::int8 {
 
 struct EngineInfo {
-  const char* name;          ///< backend name: "onednn", "qnnpack", "fbgemm"
+  const char* name;  ///< backend name: "onednn", "qnnpack", "fbgemm"
   at::QEngine engine;
-  EngineConstraints constraints;
   /// Run qlab's code kernels (quantizing, average pooling) on LibTorch's
   /// OpenMP threads. Not on an engine with its own thread pool, whose
   /// threads would then fight OpenMP's spinning ones for the cores.
@@ -27,13 +28,15 @@ class AtenInt8Backend : public Backend {
   Availability availability() const override;
   bool supports(Op op, Mode mode) const override;
   void configure(const Options& opts) override;
-  EngineConstraints constraints() const override { return info_.constraints; }
+  /// Derived from the CPU's int8 path and `[backend] reduce_range`.
+  EngineConstraints constraints() const override;
   std::unique_ptr<Executable> lower(GraphModule module) const override;
   std::unique_ptr<Executable> lower(std::shared_ptr<const QuantizedModel> model) const override;
 
  private:
   void require_available() const;
   EngineInfo info_;
+  RangeChoice range_ = RangeChoice::automatic;
 };
 
 }  // namespace qlab::int8

@@ -5,9 +5,7 @@ namespace {
 class Qnnpack final : public qlab::int8::AtenInt8Backend {
  public:
   // QNNPACK runs on its own thread pool: qlab's kernels run without waking OpenMP's.
-  Qnnpack()
-      : AtenInt8Backend({"qnnpack", at::QEngine::QNNPACK, {/*reduce_range=*/false, /*per_channel=*/true},
-                         /*parallel_code_kernels=*/false}) {}
+  Qnnpack() : AtenInt8Backend({"qnnpack", at::QEngine::QNNPACK, /*parallel_code_kernels=*/false}) {}
 };
 }  // namespace
 

@@ -21,8 +21,11 @@ class Lsq final : public qlab::Quantizer {
                                 const qlab::QuantizeContext& ctx) const override {
     qlab::FakeQuantFactory make;
     make.weight = [](int bits, const torch::Tensor& w) { return qlab::lsq_weight(bits, w); };
-    make.activation = [](int bits) { return qlab::lsq_activation(bits); };
-    return qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("lsq", o, rules()), make, ctx);
+    make.activation = [reduce = ctx.engine.reduce_range](int bits) {
+      return qlab::lsq_activation(bits, reduce);
+    };
+    return qlab::quantization_aware_training(std::move(trained),
+                                             qlab::finetune_spec("lsq", o, rules()), make, ctx);
   }
 
  private:
