@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -34,10 +35,13 @@ ReportSpec spec_in(const TempDir& dir) {
   spec.rows = golden_rows();
   spec.root = dir.file("reports");
   spec.plots = {
-      {"line", "acc", "Accuracy against bits", "quantizer.weight_bits", "accuracy", "", "quantizer", "", "", true},
+      {"line", "acc", "Accuracy against bits", "quantizer.weight_bits", "accuracy", "", "quantizer",
+       "", "", true},
       {"bars", "latency", "Latency", "point.label", "latency_ms", "", "", "", "ms", false},
-      {"heatmap", "heat", "Accuracy", "quantizer.weight_bits", "quantizer.activation_bits", "accuracy", "", "", "", false},
-      {"scatter", "size", "Size against accuracy", "size_bytes", "accuracy", "", "point.label", "", "", false},
+      {"heatmap", "heat", "Accuracy", "quantizer.weight_bits", "quantizer.activation_bits",
+       "accuracy", "", "", "", false},
+      {"scatter", "size", "Size against accuracy", "size_bytes", "accuracy", "", "point.label", "",
+       "", false},
       {"curves", "training", "Training", "", "loss", "", "", "", "", false},
   };
   return spec;
@@ -53,7 +57,8 @@ TEST(Report, MarkdownMatchesTheGoldenFile) {
   md.replace(md.find(v), v.size(), "qlab VERSION from");
   const std::string golden = read(QLAB_GOLDEN_DIR "/report.md");
   if (md != golden) write_file((dir.path().parent_path() / "qlab-report.md.actual").string(), md);
-  EXPECT_EQ(md, golden) << "the new page is in " << (dir.path().parent_path() / "qlab-report.md.actual");
+  EXPECT_EQ(md, golden) << "the new page is in "
+                        << (dir.path().parent_path() / "qlab-report.md.actual");
 }
 
 TEST(Report, EveryPlotKindDrawsPngAndSvg) {
@@ -86,15 +91,58 @@ TEST(Report, PlotErrorsNameThePlotAndField) {
 TEST(Report, CsvHasFixedColumnsMetricsAndOptions) {
   const std::string csv = rows_csv(golden_rows());
   const std::string header = csv.substr(0, csv.find('\n'));
-  EXPECT_EQ(header.rfind("point.label,point.status,model,dataset,quantizer,backend,mode,accuracy,", 0), 0u) << header;
+  EXPECT_EQ(
+      header.rfind("point.label,point.status,model,dataset,quantizer,backend,mode,accuracy,", 0),
+      0u)
+      << header;
   EXPECT_NE(header.find(",quantizer.weight_bits,"), std::string::npos);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 10);  // header + 9 rows
   EXPECT_NE(csv.find("static weight_bits=3,failed,lenet"), std::string::npos);
 }
 
+TEST(Report, RowsJsonWritesEachBulkyValueOnce) {
+  const nlohmann::json weight = {{"weight_bits", 4},
+                                 {"weight_scale", {0.1234567890123, 0.5, 0.25, 0.125}},
+                                 {"weight_zero_point", {0, 0, 0, 0}}};
+  std::vector<nlohmann::json> rows;
+  for (double in_scale : {0.02, 0.04}) {
+    nlohmann::json layer = weight;
+    layer["input_bits"] = 8;
+    layer["input_scale"] = in_scale;
+    rows.push_back({{"model", "lenet"},
+                    {"graph", "LeNet(\n  (conv): Conv2d(1, 6, kernel_size=(5, 5))\n)"},
+                    {"calibration", {{"conv", layer}}},
+                    {"samples", {{"width", 2}, {"height", 1}, {"originals", {0, 255}}}}});
+  }
+  const std::string text = rows_json(rows);
+  const auto doc = nlohmann::json::parse(text);
+  EXPECT_EQ(doc["graphs"]["lenet"], rows[0]["graph"]);
+  ASSERT_EQ(doc["rows"].size(), 2u);
+  const auto resolve = [&](const nlohmann::json& v) {
+    const std::string name = v.get<std::string>();
+    EXPECT_EQ(name.rfind("shared/", 0), 0u) << name;
+    return doc["shared"].at(std::stoul(name.substr(7)));
+  };
+  const auto &a = doc["rows"][0], &b = doc["rows"][1];
+  EXPECT_FALSE(a.contains("graph"));
+  // One weight part for both rows; each keeps its own activation part.
+  EXPECT_EQ(a["calibration"]["conv"]["weight"], b["calibration"]["conv"]["weight"]);
+  const auto w = resolve(a["calibration"]["conv"]["weight"]);
+  EXPECT_EQ(w["weight_bits"], 4);
+  EXPECT_EQ(resolve(w["weight_scale"]), nlohmann::json({0.123456789, 0.5, 0.25, 0.125}));
+  EXPECT_EQ(a["calibration"]["conv"]["activations"]["input_scale"], 0.02);  // short: inline
+  EXPECT_EQ(b["calibration"]["conv"]["activations"]["input_scale"], 0.04);
+  EXPECT_EQ(a["samples"]["images"], 2);
+  EXPECT_FALSE(a["samples"].contains("originals"));
+  // One row per line.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'),
+            6 + static_cast<long>(doc["shared"].size()));
+}
+
 TEST(Report, VaeSamplesBecomeAnImageGrid) {
   auto model = build_registry().model("vae");
-  const Graph graph = model->build(resolve(model->options(), {}), {"fashion-mnist", {1, 28, 28}, 10});
+  const Graph graph =
+      model->build(resolve(model->options(), {}), {"fashion-mnist", {1, 28, 28}, 10});
   torch::manual_seed(1);
   GraphModule module(graph);
   module->eval();
@@ -114,8 +162,16 @@ TEST(Report, VaeSamplesBecomeAnImageGrid) {
   nlohmann::json row = {{"model", "vae"}, {"mode", "fp32"}, {"samples", s}};
   write_plot({"images", "grid", "", "", "", "", "", "", "", false}, {row}, dir.path().string());
   EXPECT_GT(std::filesystem::file_size(dir.file("plots/grid.png")), 1000u);
-  EXPECT_NE(error_of([&] { write_plot({"images", "none", "", "", "", "", "", "", "", false}, golden_rows(), dir.path().string()); })
-                .find("no row carries images"),
+  // The pixels beside it as a binary image: 8 images a strip; the test images,
+  // their reconstructions, and two strips of samples from the prior.
+  const std::string pgm = read(dir.file("plots/grid.pgm"));
+  const std::string header = "P5\n224 112\n255\n";
+  ASSERT_EQ(pgm.substr(0, header.size()), header);
+  EXPECT_EQ(pgm.size(), header.size() + 224u * 112u);
+  EXPECT_NE(error_of([&] {
+              write_plot({"images", "none", "", "", "", "", "", "", "", false}, golden_rows(),
+                         dir.path().string());
+            }).find("no row carries images"),
             std::string::npos);
 }
 

@@ -31,13 +31,16 @@ struct PlotSpec {
 /// Kinds a PlotSpec may have, for validation messages.
 const std::vector<std::string>& plot_kinds();
 
-/// Writes `dir`/plots/<name>.{dat,gp,png,svg} with gnuplot; returns the
+/// Writes `dir`/plots/<name>.{png,svg,gp} and its data file with gnuplot; returns the
 /// PNG's path. Throws qlab::Error when a field is missing or gnuplot fails.
+/// The file beside a plot's PNG that holds its data: "NAME.dat" (text), or
+/// for an image grid "NAME.pgm", the pixels as a binary image.
+std::string plot_data_file(const PlotSpec& spec);
 std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& rows,
                        const std::string& dir);
 
 struct ReportSpec {
-  std::string name;   ///< folder under `root`
+  std::string name;  ///< folder under `root`
   std::string title;
   std::string intro;  ///< Markdown paragraph(s) from the script
   std::vector<nlohmann::json> rows;
@@ -52,5 +55,14 @@ std::string write_report(const ReportSpec& spec);
 
 /// The rows as CSV: fixed columns, then every metric, then every option.
 std::string rows_csv(const std::vector<nlohmann::json>& rows);
+
+/// A report's rows.json: every row, each bulky value once. A model's
+/// printed graph goes under "graphs" by model name; a calibration entry is
+/// split into its weight and activation parts, and every array or object of
+/// 40 characters or more is written once under "shared" and named where it
+/// recurs ("shared/N"); calibration numbers keep 9 significant digits (float32
+/// exactly); reconstruction samples, drawn as images, are summarised. One row
+/// per line, compact.
+std::string rows_json(const std::vector<nlohmann::json>& rows);
 
 }  // namespace qlab

@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 
 std::string cell(const nlohmann::json& v) { return v.is_null() ? "—" : field_text(v); }
 
-std::string table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+std::string table(const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows) {
   std::string out = "| " + fmt::format("{}", fmt::join(header, " | ")) + " |\n|";
   for (std::size_t i = 0; i < header.size(); ++i) out += i < 1 ? "---|" : "---:|";
   out += "\n";
@@ -67,23 +68,34 @@ std::string environment(const std::vector<nlohmann::json>& rows) {
   std::vector<std::vector<std::string>> lines;
   if (env) {
     auto get = [&](const char* k) { return env->contains(k) ? cell((*env)[k]) : std::string("—"); };
-    lines = {{"CPU", get("cpu")},
-             {"threads", get("threads")},
-             {"LibTorch", get("torch")},
-             {"quantized engines", env->contains("engines") ? fmt::format("{}", fmt::join((*env)["engines"], ", ")) : "—"},
-             {"runtime", get("runtime")},
-             {"qlab", get("qlab")},
-             {"host", get("host")}};
+    lines = {
+        {"CPU", get("cpu")},
+        {"threads", get("threads")},
+        {"LibTorch", get("torch")},
+        {"quantized engines",
+         env->contains("engines") ? fmt::format("{}", fmt::join((*env)["engines"], ", ")) : "—"},
+        {"runtime", get("runtime")},
+        {"qlab", get("qlab")},
+        {"host", get("host")}};
+    if (env->contains("int8")) {
+      const auto& i = (*env)["int8"];
+      lines.insert(
+          lines.begin() + 1,
+          {"int8 path", fmt::format("{}; 8-bit activations on {} bits", i.value("path", "?"),
+                                    i.value("reduce_range", false) ? 7 : 8)});
+    }
   }
   lines.push_back({"data used", fmt::format("{}", fmt::join(datasets, ", "))});
   if (!first.empty()) lines.push_back({"measured", first + " to " + last});
   return table({"", ""}, lines);
 }
 
-std::string results(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& options) {
+std::string results(const std::vector<nlohmann::json>& rows,
+                    const std::vector<std::string>& options) {
   // The page keeps the columns the seeds report; rows.csv has every metric.
-  const std::set<std::string> shown{"accuracy", "loss", "size_bytes", "latency_ms", "speedup_vs_fp32",
-                                    "test_set_ms", "peak_memory_bytes", "train_seconds"};
+  const std::set<std::string> shown{
+      "accuracy",        "loss",        "size_bytes",        "latency_ms",
+      "speedup_vs_fp32", "test_set_ms", "peak_memory_bytes", "train_seconds"};
   std::vector<const MetricColumn*> used;
   for (const auto* c : metric_columns_in(rows))
     if (shown.count(c->key)) used.push_back(c);
@@ -104,8 +116,8 @@ std::string results(const std::vector<nlohmann::json>& rows, const std::vector<s
       if (!baselines_shown.insert(key).second) continue;
     }
     std::vector<std::string> line{r.contains("point") ? r["point"].value("label", "") : "",
-                                  r.value("model", "?"), r.value("quantizer", "?"), r.value("backend", "?"),
-                                  r.value("mode", "?")};
+                                  r.value("model", "?"), r.value("quantizer", "?"),
+                                  r.value("backend", "?"), r.value("mode", "?")};
     for (const auto& o : options) line.push_back(cell(row_field(r, o)));
     for (const auto* c : used) {
       const auto v = row_field(r, std::string("metrics.") + c->key);
@@ -119,14 +131,20 @@ std::string results(const std::vector<nlohmann::json>& rows, const std::vector<s
         return row_field(r, std::string("metrics.") + k).is_number() &&
                row_field(b, std::string("metrics.") + k).is_number();
       };
-      auto m = [](const nlohmann::json& row, const char* k) { return row["metrics"][k].get<double>(); };
-      if (both("accuracy")) ratios.push_back(fmt::format("{:+.2f} pts", m(r, "accuracy") - m(b, "accuracy")));
-      if (both("loss")) ratios.push_back(fmt::format("loss {:+.2f}%", 100 * (m(r, "loss") / m(b, "loss") - 1)));
-      if (both("size_bytes")) ratios.push_back(fmt::format("size {:.3f}x", m(r, "size_bytes") / m(b, "size_bytes")));
+      auto m = [](const nlohmann::json& row, const char* k) {
+        return row["metrics"][k].get<double>();
+      };
+      if (both("accuracy"))
+        ratios.push_back(fmt::format("{:+.2f} pts", m(r, "accuracy") - m(b, "accuracy")));
+      if (both("loss"))
+        ratios.push_back(fmt::format("loss {:+.2f}%", 100 * (m(r, "loss") / m(b, "loss") - 1)));
+      if (both("size_bytes"))
+        ratios.push_back(fmt::format("size {:.3f}x", m(r, "size_bytes") / m(b, "size_bytes")));
       if (row_field(r, "metrics.speedup_vs_fp32").is_number())
         ratios.push_back(fmt::format("{:.2f}x faster", m(r, "speedup_vs_fp32")));
       if (both("test_set_ms"))
-        ratios.push_back(fmt::format("test set {:.2f}x faster", m(b, "test_set_ms") / m(r, "test_set_ms")));
+        ratios.push_back(
+            fmt::format("test set {:.2f}x faster", m(b, "test_set_ms") / m(r, "test_set_ms")));
     } else if (!measured(r)) {
       ratios.push_back(r["point"].value("message", ""));
     }
@@ -153,14 +171,16 @@ std::string calibration(const std::vector<nlohmann::json>& rows) {
     for (const auto& item : r["calibration"].items()) {
       const auto& c = item.value();
       auto f = [&](const char* k) { return c.contains(k) ? scales(c[k]) : std::string("—"); };
-      lines.push_back({item.key(), f("weight_bits"), f("weight_scale"), f("input_bits"), f("input_scale"),
-                       f("input_zero_point"), f("tracked_min_input"), f("tracked_max_input")});
+      lines.push_back({item.key(), f("weight_bits"), f("weight_scale"), f("input_bits"),
+                       f("input_scale"), f("input_zero_point"), f("tracked_min_input"),
+                       f("tracked_max_input")});
     }
     const std::string label = r.contains("point") ? r["point"].value("label", "") : "";
-    out += fmt::format("<details><summary>{} {} on {} ({})</summary>\n\n", r.value("quantizer", "?"),
-                       r.value("mode", "?"), r.value("backend", "?"), label);
-    out += table({"layer", "weight bits", "weight scale", "input bits", "input scale", "input zero point",
-                  "tracked min input", "tracked max input"},
+    out +=
+        fmt::format("<details><summary>{} {} on {} ({})</summary>\n\n", r.value("quantizer", "?"),
+                    r.value("mode", "?"), r.value("backend", "?"), label);
+    out += table({"layer", "weight bits", "weight scale", "input bits", "input scale",
+                  "input zero point", "tracked min input", "tracked max input"},
                  lines);
     out += "\n</details>\n\n";
   }
@@ -176,12 +196,15 @@ std::string notes(const std::vector<nlohmann::json>& rows) {
     for (const auto& n : r["notes"]) {
       const std::string s = n.get<std::string>();
       // Cache paths differ between machines and say nothing about results.
-      if (s.find("cached as") != std::string::npos || s.find("loaded from cache") != std::string::npos) continue;
+      if (s.find("cached as") != std::string::npos ||
+          s.find("loaded from cache") != std::string::npos)
+        continue;
       kept.push_back(s);
     }
     const std::string label = r.contains("point") ? r["point"].value("label", "") : "";
-    const std::string line = fmt::format("- **{} {} {}** ({}): {}\n", r.value("model", "?"), r.value("quantizer", "?"),
-                                         r.value("mode", "?"), label, fmt::join(kept, "; "));
+    const std::string line =
+        fmt::format("- **{} {} {}** ({}): {}\n", r.value("model", "?"), r.value("quantizer", "?"),
+                    r.value("mode", "?"), label, fmt::join(kept, "; "));
     if (!kept.empty() && seen.insert(line).second) out += line;
   }
   return out;
@@ -190,8 +213,10 @@ std::string notes(const std::vector<nlohmann::json>& rows) {
 }  // namespace
 
 std::string write_report(const ReportSpec& spec) {
-  if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name[0] == '.')
-    throw Error(fmt::format("report name '{}': a folder name under {}/, without '/'", spec.name, spec.root));
+  if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos ||
+      spec.name[0] == '.')
+    throw Error(fmt::format("report name '{}': a folder name under {}/, without '/'", spec.name,
+                            spec.root));
   if (spec.rows.empty()) throw Error(fmt::format("report '{}': no rows to report", spec.name));
   const fs::path dir = fs::path(spec.root) / spec.name;
   fs::create_directories(dir);
@@ -212,42 +237,51 @@ std::string write_report(const ReportSpec& spec) {
       version(), points, ok, points - ok);
   md += "## Environment\n\n" + environment(spec.rows) + "\n";
   const auto options = spec.columns.empty() ? varying_options(spec.rows) : spec.columns;
-  md += "## Results\n\nEach quantized row is compared with the fp32 baseline of the same point "
-        "(accuracy in points, loss relative, size as a ratio, speed-up measured A/B in one run).\n\n";
+  md +=
+      "## Results\n\nEach quantized row is compared with the fp32 baseline of the same point "
+      "(accuracy in points, loss relative, size as a ratio, speed-up measured A/B in one run).\n\n";
   md += results(spec.rows, options) + "\n";
   if (!spec.plots.empty()) {
     md += "## Plots\n\n";
     for (const auto& p : spec.plots) {
       write_plot(p, spec.rows, dir.string());
-      md += fmt::format("### {}\n\n![{}](plots/{}.png)\n\n[SVG](plots/{}.svg) · [data](plots/{}.dat) · "
-                        "[gnuplot script](plots/{}.gp)\n\n",
-                        p.title.empty() ? p.name : p.title, p.title, p.name, p.name, p.name, p.name);
+      md += fmt::format(
+          "### {}\n\n![{}](plots/{}.png)\n\n[SVG](plots/{}.svg) · [data](plots/{}) · "
+          "[gnuplot script](plots/{}.gp)\n\n",
+          p.title.empty() ? p.name : p.title, p.title, p.name, p.name, plot_data_file(p), p.name);
     }
   }
   if (const auto n = notes(spec.rows); !n.empty()) md += "## Notes\n\n" + n + "\n";
   if (const auto c = calibration(spec.rows); !c.empty())
-    md += "## Calibration\n\nPer layer: weight and input quantization parameters, and the input range "
-          "the observers tracked.\n\n" + c;
+    md +=
+        "## Calibration\n\nPer layer: weight and input quantization parameters, and the input "
+        "range "
+        "the observers tracked.\n\n" +
+        c;
   std::map<std::string, std::string> graphs;
   for (const auto& r : spec.rows)
     if (r.contains("graph") && !r["graph"].get<std::string>().empty())
       graphs.emplace(r.value("model", "?"), r["graph"].get<std::string>());
   if (!graphs.empty()) {
     md += "## Models\n\n";
-    for (const auto& [name, g] : graphs) md += fmt::format("`{}`, as PyTorch's `print(model)` shows it:\n\n```text\n{}\n```\n\n", name, g);
+    for (const auto& [name, g] : graphs)
+      md += fmt::format("`{}`, as PyTorch's `print(model)` shows it:\n\n```text\n{}\n```\n\n", name,
+                        g);
     std::set<std::string> shown;
     for (const auto& r : spec.rows) {
       if (!measured(r) || !r.contains("lowered") || r["lowered"].size() < 2) continue;
-      const std::string text = fmt::format("{}", fmt::join(r["lowered"].get<std::vector<std::string>>(), "\n"));
+      const std::string text =
+          fmt::format("{}", fmt::join(r["lowered"].get<std::vector<std::string>>(), "\n"));
       if (!shown.insert(text).second) continue;
-      md += fmt::format("{} {} on {} ({}), node by node: the kernel that runs and what it produces:\n\n```text\n{}\n```\n\n",
-                        r.value("quantizer", "?"), r.value("mode", "?"), r.value("backend", "?"),
-                        r.contains("point") ? r["point"].value("label", "") : "", text);
+      md += fmt::format(
+          "{} {} on {} ({}), node by node: the kernel that runs and what it "
+          "produces:\n\n```text\n{}\n```\n\n",
+          r.value("quantizer", "?"), r.value("mode", "?"), r.value("backend", "?"),
+          r.contains("point") ? r["point"].value("label", "") : "", text);
     }
   }
 
-  nlohmann::json doc = {{"rows", spec.rows}};
-  write_atomically((dir / "rows.json").string(), doc.dump(2) + "\n");
+  write_atomically((dir / "rows.json").string(), rows_json(spec.rows));
   write_atomically((dir / "rows.csv").string(), rows_csv(spec.rows));
   const std::string path = (dir / "README.md").string();
   write_atomically(path, md);

@@ -41,7 +41,8 @@ double number(const nlohmann::json& row, const std::string& field, const PlotSpe
 }
 
 void need(const std::string& value, const char* what, const PlotSpec& spec) {
-  if (value.empty()) throw Error(fmt::format("plot '{}' ({}): '{}' is required", spec.name, spec.kind, what));
+  if (value.empty())
+    throw Error(fmt::format("plot '{}' ({}): '{}' is required", spec.name, spec.kind, what));
 }
 
 // Distinct values of a field in first-seen order, numbers sorted ascending.
@@ -53,7 +54,9 @@ std::vector<nlohmann::json> categories(const std::vector<const nlohmann::json*>&
     if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
   }
   if (std::all_of(out.begin(), out.end(), [](const auto& v) { return v.is_number(); }))
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.template get<double>() < b.template get<double>(); });
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.template get<double>() < b.template get<double>();
+    });
   return out;
 }
 
@@ -86,10 +89,12 @@ Script line_plot(const PlotSpec& spec, const std::vector<const nlohmann::json*>&
     s.data += fmt::format("# {}\n", order[i]);
     for (const auto& [x, y] : pts) s.data += fmt::format("{:g}\t{:g}\n", x, y);
     s.data += "\n\n";
-    plots.push_back(fmt::format("DATA index {} using 1:2 with linespoints lw 2 pt 7 title {}", i, gp_string(order[i])));
+    plots.push_back(fmt::format("DATA index {} using 1:2 with linespoints lw 2 pt 7 title {}", i,
+                                gp_string(order[i])));
   }
   if (spec.logx) s.commands += "set logscale x 2\n";
-  s.commands += "set key outside right\nset grid\nplot " + fmt::format("{}", fmt::join(plots, ", \\\n     ")) + "\n";
+  s.commands += "set key outside right\nset grid\nplot " +
+                fmt::format("{}", fmt::join(plots, ", \\\n     ")) + "\n";
   return s;
 }
 
@@ -126,7 +131,8 @@ Script heat_map(const PlotSpec& spec, const std::vector<const nlohmann::json*>& 
   s.commands = fmt::format(
       "set xtics {}\nset ytics {}\nset xrange [-0.5:{}.5]\nset yrange [-0.5:{}.5]\n"
       "set palette defined (0 \"#b2182b\", 0.5 \"#f7f7f7\", 1 \"#2166ac\")\nset cblabel {}\n"
-      "plot DATA using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 noborder fc palette notitle, \\\n"
+      "plot DATA using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 noborder fc palette notitle, "
+      "\\\n"
       "     DATA using 1:2:(sprintf(\"%.1f\", $3)) with labels notitle\n",
       tics(xs), tics(ys), xs.size() - 1, ys.size() - 1, gp_string(spec.z));
   return s;
@@ -137,12 +143,14 @@ Script scatter_plot(const PlotSpec& spec, const std::vector<const nlohmann::json
   need(spec.y, "y", spec);
   Script s;
   for (const auto* r : rows)
-    s.data += fmt::format("{:g}\t{:g}\t{}\n", number(*r, spec.x, spec), number(*r, spec.y, spec),
-                          gp_string(spec.series.empty() ? "" : field_text(row_field(*r, spec.series))));
+    s.data +=
+        fmt::format("{:g}\t{:g}\t{}\n", number(*r, spec.x, spec), number(*r, spec.y, spec),
+                    gp_string(spec.series.empty() ? "" : field_text(row_field(*r, spec.series))));
   if (spec.logx) s.commands += "set logscale x 2\n";
-  s.commands += "set grid\nset offsets graph 0.08, graph 0.08, graph 0.08, graph 0.08\n"
-                "plot DATA using 1:2 with points pt 7 ps 1.5 notitle, \\\n"
-                "     DATA using 1:2:3 with labels offset 0,1 font \",8\" notitle\n";
+  s.commands +=
+      "set grid\nset offsets graph 0.08, graph 0.08, graph 0.08, graph 0.08\n"
+      "plot DATA using 1:2 with points pt 7 ps 1.5 notitle, \\\n"
+      "     DATA using 1:2:3 with labels offset 0,1 font \",8\" notitle\n";
   return s;
 }
 
@@ -152,16 +160,21 @@ Script training_curves(const PlotSpec& spec, const std::vector<const nlohmann::j
   std::vector<std::string> seen, plots;
   for (const auto* r : rows) {
     if (!r->contains("training") || (*r)["training"].empty()) continue;
-    const std::string key = fmt::format("{} on {}", r->value("model", "?"), r->value("dataset", "?"));
+    const std::string key =
+        fmt::format("{} on {}", r->value("model", "?"), r->value("dataset", "?"));
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
     s.data += fmt::format("# {}\n", key);
-    for (const auto& e : (*r)["training"]) s.data += fmt::format("{}\t{:g}\n", e.value("epoch", 0), e.value(y, 0.0));
+    for (const auto& e : (*r)["training"])
+      s.data += fmt::format("{}\t{:g}\n", e.value("epoch", 0), e.value(y, 0.0));
     s.data += "\n\n";
-    plots.push_back(fmt::format("DATA index {} using 1:2 with linespoints lw 2 pt 7 title {}", seen.size(), gp_string(key)));
+    plots.push_back(fmt::format("DATA index {} using 1:2 with linespoints lw 2 pt 7 title {}",
+                                seen.size(), gp_string(key)));
     seen.push_back(key);
   }
-  if (plots.empty()) throw Error(fmt::format("plot '{}': no row carries training epochs", spec.name));
-  s.commands = "set grid\nset xtics 1\nplot " + fmt::format("{}", fmt::join(plots, ", \\\n     ")) + "\n";
+  if (plots.empty())
+    throw Error(fmt::format("plot '{}': no row carries training epochs", spec.name));
+  s.commands =
+      "set grid\nset xtics 1\nplot " + fmt::format("{}", fmt::join(plots, ", \\\n     ")) + "\n";
   return s;
 }
 
@@ -178,7 +191,8 @@ Script image_grid(const PlotSpec& spec, const std::vector<const nlohmann::json*>
   for (const auto* r : rows) {
     if (!r->contains("samples") || !(*r)["samples"].is_object()) continue;
     const auto& s = (*r)["samples"];
-    const std::string label = spec.series.empty() ? r->value("mode", "?") : field_text(row_field(*r, spec.series));
+    const std::string label =
+        spec.series.empty() ? r->value("mode", "?") : field_text(row_field(*r, spec.series));
     if (std::find(seen.begin(), seen.end(), label) != seen.end()) continue;
     seen.push_back(label);
     w = s.value("width", 0);
@@ -194,28 +208,34 @@ Script image_grid(const PlotSpec& spec, const std::vector<const nlohmann::json*>
   }
   strips.insert(strips.end(), prior_strips.begin(), prior_strips.end());
   if (strips.empty() || w <= 0 || h <= 0)
-    throw Error(fmt::format("plot '{}': no row carries images (only reconstruction models do)", spec.name));
+    throw Error(
+        fmt::format("plot '{}': no row carries images (only reconstruction models do)", spec.name));
   const std::int64_t per_line = static_cast<std::int64_t>(strips[0].pixels.size()) / (w * h);
   Script out;
-  std::string tics;
+  std::string tics, pixels;
   for (std::size_t l = 0; l < strips.size(); ++l) {
     const auto& px = strips[l].pixels;
     for (std::int64_t y = 0; y < h; ++y) {
       for (std::int64_t i = 0; i < per_line; ++i)
         for (std::int64_t x = 0; x < w; ++x) {
           const auto k = static_cast<std::size_t>((i * h + y) * w + x);
-          out.data += fmt::format("{} ", k < px.size() ? px[k] : 0);
+          pixels.push_back(static_cast<char>(k < px.size() ? px[k] : 0));
         }
-      out.data += "\n";
     }
     if (!strips[l].label.empty())
-      tics += fmt::format("{}{} {}", tics.empty() ? "" : ", ", gp_string(strips[l].label), static_cast<std::int64_t>(l) * h + h / 2);
+      tics += fmt::format("{}{} {}", tics.empty() ? "" : ", ", gp_string(strips[l].label),
+                          static_cast<std::int64_t>(l) * h + h / 2);
   }
+  // The pixels as a binary PGM image, which gnuplot reads past its header.
+  const std::int64_t width = per_line * w, height = static_cast<std::int64_t>(strips.size()) * h;
+  const std::string header = fmt::format("P5\n{} {}\n255\n", width, height);
+  out.data = header + pixels;
   out.commands = fmt::format(
       "set palette gray\nunset colorbox\nset cbrange [0:255]\nset size ratio -1\nunset xtics\n"
       "set ytics ({}) scale 0\nset yrange [{}:-0.5]\nset xrange [-0.5:{}]\n"
-      "plot DATA matrix with image notitle\n",
-      tics, static_cast<double>(strips.size() * h) - 0.5, static_cast<double>(per_line * w) - 0.5);
+      "plot DATA binary skip={} array=({},{}) format='%uchar' with image notitle\n",
+      tics, static_cast<double>(height) - 0.5, static_cast<double>(width) - 0.5, header.size(),
+      width, height);
   return out;
 }
 
@@ -241,8 +261,13 @@ void run_gnuplot(const fs::path& script) {
 }  // namespace
 
 const std::vector<std::string>& plot_kinds() {
-  static const std::vector<std::string> kinds{"line", "bars", "heatmap", "scatter", "curves", "images"};
+  static const std::vector<std::string> kinds{"line",    "bars",   "heatmap",
+                                              "scatter", "curves", "images"};
   return kinds;
+}
+
+std::string plot_data_file(const PlotSpec& spec) {
+  return spec.name + (spec.kind == "images" ? ".pgm" : ".dat");
 }
 
 std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& all_rows,
@@ -267,34 +292,47 @@ std::string write_plot(const PlotSpec& spec, const std::vector<nlohmann::json>& 
     return true;
   };
   if (spec.kind != "curves" && spec.kind != "images") {
-    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto* r) { return !has(r); }), rows.end());
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto* r) { return !has(r); }),
+               rows.end());
     if (rows.empty())
-      throw Error(fmt::format("plot '{}': no measured row has all of its fields ({} {} {})", spec.name,
-                              spec.x, spec.y, spec.z));
+      throw Error(fmt::format("plot '{}': no measured row has all of its fields ({} {} {})",
+                              spec.name, spec.x, spec.y, spec.z));
   }
 
   Script s;
-  if (spec.kind == "line") s = line_plot(spec, rows);
-  else if (spec.kind == "bars") s = bar_plot(spec, rows);
-  else if (spec.kind == "heatmap") s = heat_map(spec, rows);
-  else if (spec.kind == "scatter") s = scatter_plot(spec, rows);
-  else if (spec.kind == "curves") s = training_curves(spec, rows);
-  else s = image_grid(spec, rows);
+  if (spec.kind == "line")
+    s = line_plot(spec, rows);
+  else if (spec.kind == "bars")
+    s = bar_plot(spec, rows);
+  else if (spec.kind == "heatmap")
+    s = heat_map(spec, rows);
+  else if (spec.kind == "scatter")
+    s = scatter_plot(spec, rows);
+  else if (spec.kind == "curves")
+    s = training_curves(spec, rows);
+  else
+    s = image_grid(spec, rows);
 
   const fs::path plots = fs::path(dir) / "plots";
   fs::create_directories(plots);
-  const std::string data_file = spec.name + ".dat";
+  const std::string data_file = plot_data_file(spec);
   write_atomically((plots / data_file).string(), s.data);
-  std::string gp = fmt::format("# made by qlab; run `gnuplot {}.gp` here to redraw\nDATA = {}\n", spec.name, gp_string(data_file));
+  std::string gp = fmt::format("# made by qlab; run `gnuplot {}.gp` here to redraw\nDATA = {}\n",
+                               spec.name, gp_string(data_file));
   gp += fmt::format("set title {}\nset xlabel {}\nset ylabel {}\n", gp_string(spec.title),
-                    gp_string(!spec.xlabel.empty() ? spec.xlabel : spec.kind == "curves" ? "epoch" : spec.x),
+                    gp_string(!spec.xlabel.empty()    ? spec.xlabel
+                              : spec.kind == "curves" ? "epoch"
+                                                      : spec.x),
                     gp_string(!spec.ylabel.empty()                      ? spec.ylabel
-                           : spec.kind == "curves" && spec.y.empty() ? "loss"
-                                                                     : spec.y));
-  gp += fmt::format("set terminal pngcairo size 900,540 noenhanced\nset output {}\n", gp_string(spec.name + ".png"));
+                              : spec.kind == "curves" && spec.y.empty() ? "loss"
+                                                                        : spec.y));
+  gp += fmt::format("set terminal pngcairo size 900,540 noenhanced\nset output {}\n",
+                    gp_string(spec.name + ".png"));
   gp += s.commands;
-  gp += fmt::format("set terminal svg size 900,540 dynamic noenhanced background rgb 'white'\nset output {}\nreplot\n",
-                    gp_string(spec.name + ".svg"));
+  gp += fmt::format(
+      "set terminal svg size 900,540 dynamic noenhanced background rgb 'white'\nset output "
+      "{}\nreplot\n",
+      gp_string(spec.name + ".svg"));
   const fs::path script = plots / (spec.name + ".gp");
   write_atomically(script.string(), gp);
   run_gnuplot(script);
