@@ -2,8 +2,9 @@
 # Sets up a Debian 12 machine for qlab, builds it, and runs the main job or
 # the tests. Safe to re-run: it installs only what is missing.
 #
-#   ./dev.sh run    install, build, run scripts/quickstart.lua (a sweep that
-#                   writes reports/quickstart/README.md)
+#   ./dev.sh run    install, build qlab and its plugins, run
+#                   scripts/quickstart.lua (a sweep that writes
+#                   reports/quickstart/README.md)
 #   ./dev.sh test   install, build, run every test; then build again with
 #                   clang under ASan+UBSan (build-san/), run the unit tests
 #                   there, and run each fuzzer for QLAB_FUZZ_SECONDS (30)
@@ -20,8 +21,8 @@ PACKAGES=(
 )
 # Only the tests need these: a one-node Slurm cluster for the job-array
 # test, sqlite3 to check a store's integrity, clang and its runtimes for the
-# sanitizer build and libFuzzer.
-TEST_PACKAGES=(slurm-wlm munge sqlite3 clang-14 libclang-rt-14-dev)
+# sanitizer build and libFuzzer, and clang-format to check formatting.
+TEST_PACKAGES=(slurm-wlm munge sqlite3 clang-14 libclang-rt-14-dev clang-format)
 FUZZERS=(idx cifar digits experiment_toml checkpoint)
 
 install_packages() {
@@ -40,9 +41,25 @@ install_packages() {
   fi
 }
 
+# build [TARGET]: everything, or one target (qlab_app: the command and its plugins).
 build() {
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-  cmake --build build -j "$(nproc)"
+  cmake --build build -j "$(nproc)" ${1:+--target "$1"}
+}
+
+# Formatting is a file (.clang-format): unformatted C++ fails the tests.
+# `clang-format -i FILE...` fixes it.
+check_format() {
+  local files=()
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h' '*.cpp.in')
+  else
+    mapfile -t files < <(find framework plugins tests -name '*.cpp' -o -name '*.hpp' -o -name '*.cpp.in')
+  fi
+  if ! clang-format --dry-run --Werror "${files[@]}"; then
+    echo "dev.sh: the files above are not formatted as .clang-format says; run clang-format -i on them" >&2
+    return 1
+  fi
 }
 
 # Everything again under AddressSanitizer and UndefinedBehaviorSanitizer,
@@ -78,11 +95,12 @@ case "${1:-}" in
   run)
     install_packages "${PACKAGES[@]}"
     datasets/fetch.sh
-    build
+    build qlab_app
     ./build/qlab sweep scripts/quickstart.lua
     ;;
   test)
     install_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    check_format
     datasets/fetch.sh
     build
     ctest --test-dir build --output-on-failure -j "$(nproc)"
