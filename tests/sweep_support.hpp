@@ -44,7 +44,8 @@ struct FakeRunner {
       ResultRow q = fp;
       q.quantizer = "static";
       q.mode = bits == 8 ? Mode::int8 : Mode::simulated;
-      q.metrics = {{"accuracy", 10.0 * static_cast<double>(bits)}, {"size_bytes", 125.0 * static_cast<double>(bits)}};
+      q.metrics = {{"accuracy", 10.0 * static_cast<double>(bits)},
+                   {"size_bytes", 125.0 * static_cast<double>(bits)}};
       q.config["quantizer"] = {{"name", "static"}, {"weight_bits", bits}};
       return std::vector<nlohmann::json>{to_json(fp), to_json(q)};
     };

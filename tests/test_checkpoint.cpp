@@ -30,11 +30,15 @@ TEST(Checkpoint, ALibTorchArchiveIsNeverParsed) {
   // corrupt one made LibTorch's TorchScript importer throw a plain
   // std::runtime_error (others made it segfault). qlab's own format refuses
   // it at its first bytes.
-  const std::string path = std::string(QLAB_GOLDEN_DIR) + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
+  const std::string path =
+      std::string(QLAB_GOLDEN_DIR) + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
   GraphModule m(tiny_graph());
   const std::string msg = test::error_of([&] { load_checkpoint(path, m); });
-  EXPECT_NE(msg.find("regression_bad_torchscript.pt: not a qlab checkpoint (bytes 0-7 are not \"QLABTNS1\")"),
-            std::string::npos) << msg;
+  EXPECT_NE(
+      msg.find(
+          "regression_bad_torchscript.pt: not a qlab checkpoint (bytes 0-7 are not \"QLABTNS1\")"),
+      std::string::npos)
+      << msg;
 }
 
 TEST(Checkpoint, SizesInTheHeaderAreCheckedAgainstTheFile) {
@@ -46,16 +50,21 @@ TEST(Checkpoint, SizesInTheHeaderAreCheckedAgainstTheFile) {
     GraphModule m(tiny_graph());
     return test::error_of([&] { load_checkpoint(dir.file("h.pt"), m); });
   };
-  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "float32", "shape": [1099511627776], "offset": 0, "bytes": 16}}})")
-                .find("tensor 'w': a dimension is not a size the file can hold"),
+  EXPECT_NE(
+      file(
+          R"({"tensors": {"w": {"dtype": "float32", "shape": [1099511627776], "offset": 0, "bytes": 16}}})")
+          .find("tensor 'w': a dimension is not a size the file can hold"),
+      std::string::npos);
+  EXPECT_NE(
+      file(R"({"tensors": {"w": {"dtype": "float32", "shape": [4], "offset": 8, "bytes": 16}}})")
+          .find("lie past the end of the file (truncated?)"),
+      std::string::npos);
+  EXPECT_NE(
+      file(R"({"tensors": {"w": {"dtype": "complex", "shape": [4], "offset": 0, "bytes": 16}}})")
+          .find("tensor 'w': unknown dtype \"complex\""),
+      std::string::npos);
+  EXPECT_NE(file(R"({"meta": {}, "tensors": {}})").find("not a float checkpoint"),
             std::string::npos);
-  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "float32", "shape": [4], "offset": 8, "bytes": 16}}})")
-                .find("lie past the end of the file (truncated?)"),
-            std::string::npos);
-  EXPECT_NE(file(R"({"tensors": {"w": {"dtype": "complex", "shape": [4], "offset": 0, "bytes": 16}}})")
-                .find("tensor 'w': unknown dtype \"complex\""),
-            std::string::npos);
-  EXPECT_NE(file(R"({"meta": {}, "tensors": {}})").find("not a float checkpoint"), std::string::npos);
 }
 
 TEST(Checkpoint, RefusesAnotherArchitecture) {

@@ -42,9 +42,10 @@ TEST(ConfigList, LaterEntriesOverrideEarlierOnes) {
 }
 
 TEST(ConfigList, UnmatchedLayersStayFloatAndAreListed) {
-  const auto s = select_layers(three_layers(),
-                               parse(R"([{"op_types": ["linear"], "quant_types": ["weight"], "quant_bits": 2}])"),
-                               "[quantizer] config", {});
+  const auto s = select_layers(
+      three_layers(),
+      parse(R"([{"op_types": ["linear"], "quant_types": ["weight"], "quant_bits": 2}])"),
+      "[quantizer] config", {});
   EXPECT_EQ(s.layers.size(), 2u);
   EXPECT_EQ(s.float_layers.at("conv1"), "matched by no config entry");
 }
@@ -52,7 +53,8 @@ TEST(ConfigList, UnmatchedLayersStayFloatAndAreListed) {
 TEST(ConfigList, OpTypesAndOpNamesMustBothMatch) {
   const auto s = select_layers(
       three_layers(),
-      parse(R"([{"op_types": ["conv2d"], "op_names": ["conv1", "fc1"], "quant_types": ["weight"], "quant_bits": 8}])"),
+      parse(
+          R"([{"op_types": ["conv2d"], "op_names": ["conv1", "fc1"], "quant_types": ["weight"], "quant_bits": 8}])"),
       "[quantizer] config", {});
   EXPECT_EQ(s.layers.size(), 1u);
   EXPECT_EQ(s.layers.count("conv1"), 1u);
@@ -70,33 +72,44 @@ TEST(ConfigList, DefaultListQuantizesEveryLayerItAllows) {
 }
 
 TEST(ConfigList, ErrorsNameTheEntryAndField) {
-  EXPECT_NE(error_of([] { parse(R"([{"quant_types": ["weight"], "quant_bits": 8}])"); })
-                .find("[quantizer] config[1]: an entry needs op_types or op_names"),
+  EXPECT_NE(error_of([] {
+              parse(R"([{"quant_types": ["weight"], "quant_bits": 8}])");
+            }).find("[quantizer] config[1]: an entry needs op_types or op_names"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse(R"([{"op_types": ["lstm"], "quant_types": ["weight"], "quant_bits": 8}])"); })
-                .find("unknown op type 'lstm'"),
+  EXPECT_NE(error_of([] {
+              parse(R"([{"op_types": ["lstm"], "quant_types": ["weight"], "quant_bits": 8}])");
+            }).find("unknown op type 'lstm'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse(R"([{"op_types": ["linear"], "quant_types": ["bias"], "quant_bits": 8}])"); })
-                .find("quant_types: 'bias' is not one of"),
+  EXPECT_NE(error_of([] {
+              parse(R"([{"op_types": ["linear"], "quant_types": ["bias"], "quant_bits": 8}])");
+            }).find("quant_types: 'bias' is not one of"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse(R"([{"op_types": ["linear"], "quant_types": ["weight", "input"], "quant_bits": {"weight": 8}}])"); })
-                .find("quant_bits: no bits for 'input'"),
+  EXPECT_NE(
+      error_of([] {
+        parse(
+            R"([{"op_types": ["linear"], "quant_types": ["weight", "input"], "quant_bits": {"weight": 8}}])");
+      }).find("quant_bits: no bits for 'input'"),
+      std::string::npos);
+  EXPECT_NE(error_of([] {
+              parse(R"([{"op_types": ["linear"], "quant_types": ["weight"], "quant_bits": 40}])");
+            }).find("quant_bits: 40 bits is out of range"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse(R"([{"op_types": ["linear"], "quant_types": ["weight"], "quant_bits": 40}])"); })
-                .find("quant_bits: 40 bits is out of range"),
-            std::string::npos);
-  EXPECT_NE(error_of([] { parse(R"([{"op_types": ["linear"], "quant_type": ["weight"]}])"); })
-                .find("unknown key 'quant_type'"),
+  EXPECT_NE(error_of([] {
+              parse(R"([{"op_types": ["linear"], "quant_type": ["weight"]}])");
+            }).find("unknown key 'quant_type'"),
             std::string::npos);
   ConfigRules linear_only;
   linear_only.op_types = {Op::linear};
   linear_only.op_types_reason = "no conv kernels";
-  EXPECT_NE(error_of([&] { parse(R"([{"op_types": ["conv2d"], "quant_types": ["weight"], "quant_bits": 8}])", linear_only); })
-                .find("cannot quantize conv2d layers: no conv kernels"),
+  EXPECT_NE(error_of([&] {
+              parse(R"([{"op_types": ["conv2d"], "quant_types": ["weight"], "quant_bits": 8}])",
+                    linear_only);
+            }).find("cannot quantize conv2d layers: no conv kernels"),
             std::string::npos);
   const auto typo = parse(R"([{"op_names": ["fc9"], "exclude": true}])");
-  EXPECT_NE(error_of([&] { select_layers(three_layers(), typo, "[quantizer] config", {}); })
-                .find("config[1] op_names: no layer this quantizer can quantize is named 'fc9'"),
+  EXPECT_NE(error_of([&] {
+              select_layers(three_layers(), typo, "[quantizer] config", {});
+            }).find("config[1] op_names: no layer this quantizer can quantize is named 'fc9'"),
             std::string::npos);
 }
 
@@ -111,7 +124,8 @@ quant_bits = { weight = 4, input = 8, output = 8 }
 [[quantizer.config]]
 op_names = ["fc2"]
 exclude = true
-)", "exp.toml");
+)",
+                                   "exp.toml");
   const auto& v = ex.quantizer.values.at("config");
   const auto* list = std::get_if<TableList>(&v.value);
   ASSERT_NE(list, nullptr);
@@ -135,12 +149,16 @@ name = "lsq"
 config = [{ op_types = ["linear"], quant_types = ["weight"], quant_bits = { weight = 4 } }]
 [metrics]
 names = ["accuracy", "size"]
-)", "exp.toml");
+)",
+                                   "exp.toml");
   const auto back = parse_experiment(to_toml(ex), "back.toml");
-  for (const auto& pair : {std::make_pair(&ex.model, &back.model), std::make_pair(&ex.train, &back.train),
-                           std::make_pair(&ex.quantizer, &back.quantizer), std::make_pair(&ex.metrics, &back.metrics)}) {
+  for (const auto& pair :
+       {std::make_pair(&ex.model, &back.model), std::make_pair(&ex.train, &back.train),
+        std::make_pair(&ex.quantizer, &back.quantizer),
+        std::make_pair(&ex.metrics, &back.metrics)}) {
     ASSERT_EQ(pair.first->values.size(), pair.second->values.size()) << pair.first->name;
-    for (const auto& [k, v] : pair.first->values) EXPECT_EQ(v.value, pair.second->values.at(k).value) << k;
+    for (const auto& [k, v] : pair.first->values)
+      EXPECT_EQ(v.value, pair.second->values.at(k).value) << k;
   }
 }
 
@@ -158,7 +176,8 @@ TEST(ConfigList, StaticQuantizationFollowsTheList) {
   EXPECT_EQ(q.activations.count("conv1"), 1u);
   EXPECT_EQ(q.activations.count("input"), 1u);
   EXPECT_TRUE(q.int8());  // fc2 runs in float between quantize and dequantize
-  spec.config = parse(R"([{"op_types": ["conv2d", "linear"], "quant_types": ["weight"], "quant_bits": 8}])");
+  spec.config =
+      parse(R"([{"op_types": ["conv2d", "linear"], "quant_types": ["weight"], "quant_bits": 8}])");
   const auto weights_only = post_training_quantize(m, spec, data);
   EXPECT_TRUE(weights_only.activations.empty());
   EXPECT_FALSE(weights_only.int8());  // int8 kernels need quantized activations

@@ -131,9 +131,11 @@ TEST_P(QuantizerConformance, QuantizesWithDefaultsAndLeavesTheFloatModel) {
   EXPECT_FALSE(q.layers.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(InTree, QuantizerConformance, ::testing::ValuesIn(names(PluginKind::quantizer)));
+INSTANTIATE_TEST_SUITE_P(InTree, QuantizerConformance,
+                         ::testing::ValuesIn(names(PluginKind::quantizer)));
 INSTANTIATE_TEST_SUITE_P(InTree, ModelConformance, ::testing::ValuesIn(names(PluginKind::model)));
-INSTANTIATE_TEST_SUITE_P(InTree, BackendConformance, ::testing::ValuesIn(names(PluginKind::backend)));
+INSTANTIATE_TEST_SUITE_P(InTree, BackendConformance,
+                         ::testing::ValuesIn(names(PluginKind::backend)));
 INSTANTIATE_TEST_SUITE_P(InTree, MetricConformance, ::testing::ValuesIn(names(PluginKind::metric)));
 
 }  // namespace

@@ -14,9 +14,9 @@ namespace qlab {
 namespace {
 
 // Normalised error ||gpu - cpu|| / ||cpu|| of the tiny model's logits.
-constexpr double kFp32VsCpu = 1e-5;      // fp32 is strict: the backend turns TF32 off
-constexpr double kFp16VsCpu = 5e-3;      // 11-bit mantissa
-constexpr double kBf16VsCpu = 4e-2;      // 8-bit mantissa
+constexpr double kFp32VsCpu = 1e-5;  // fp32 is strict: the backend turns TF32 off
+constexpr double kFp16VsCpu = 5e-3;  // 11-bit mantissa
+constexpr double kBf16VsCpu = 4e-2;  // 8-bit mantissa
 // Fake-quant on the GPU against the same simulation on the CPU: a value on
 // a rounding boundary may land one step apart.
 constexpr double kSimulatedVsCpu = 2e-2;
@@ -33,9 +33,9 @@ std::shared_ptr<Backend> cuda(const std::string& precision = "fp32") {
   return backend;
 }
 
-#define SKIP_WITHOUT_GPU()                                                             \
-  do {                                                                                 \
-    const auto a = test::build_registry().backend("cuda")->availability();             \
+#define SKIP_WITHOUT_GPU()                                                                    \
+  do {                                                                                        \
+    const auto a = test::build_registry().backend("cuda")->availability();                    \
     if (!a.available) GTEST_SKIP() << "no GPU test here: the cuda backend says " << a.reason; \
   } while (false)
 
@@ -64,8 +64,10 @@ TEST(Cuda, FloatInferenceMatchesTheCpuInEachPrecision) {
   auto m = tiny_module();
   const auto x = test::tiny_dataset(64, 5).images;
   const auto expected = m->forward(x)[0].detach();
-  for (const auto& [precision, mode, tolerance] : std::vector<std::tuple<std::string, Mode, double>>{
-           {"fp32", Mode::fp32, kFp32VsCpu}, {"fp16", Mode::fp16, kFp16VsCpu}, {"bf16", Mode::bf16, kBf16VsCpu}}) {
+  for (const auto& [precision, mode, tolerance] :
+       std::vector<std::tuple<std::string, Mode, double>>{{"fp32", Mode::fp32, kFp32VsCpu},
+                                                          {"fp16", Mode::fp16, kFp16VsCpu},
+                                                          {"bf16", Mode::bf16, kBf16VsCpu}}) {
     auto exe = cuda(precision)->lower(m);
     EXPECT_EQ(exe->mode(), mode);
     const auto got = exe->run(x)[0];
@@ -80,7 +82,8 @@ TEST(Cuda, FakeQuantSimulationMatchesTheCpuSimulation) {
   auto m = tiny_module();
   PtqSpec spec;
   spec.calibration_batches = 2;
-  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, test::tiny_dataset(64, 6)));
+  auto q = std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, test::tiny_dataset(64, 6)));
   const auto x = test::tiny_dataset(64, 7).images;
   const auto on_cpu = test::build_registry().backend("cpu")->lower(q)->run(x)[0];
   auto exe = cuda()->lower(q);

@@ -49,7 +49,10 @@ TEST(Idx, RejectsCorruptFiles) {
   auto bad_magic = idx_bytes({4});
   bad_magic[0] = 'P';
   write_file(dir.file("magic"), bad_magic);
-  EXPECT_NE(error_of([&] { read_idx(dir.file("magic")); }).find("bytes 0-1 must be 0x00 0x00 (the magic number), found 0x50 0x00"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              read_idx(dir.file("magic"));
+            }).find("bytes 0-1 must be 0x00 0x00 (the magic number), found 0x50 0x00"),
+            std::string::npos);
 
   write_file(dir.file("trunc"), idx_bytes({10, 4}, 0, 3));
   auto msg = error_of([&] { read_idx(dir.file("trunc")); });
@@ -60,11 +63,13 @@ TEST(Idx, RejectsCorruptFiles) {
   write_file(dir.file("huge"), idx_bytes({2}).substr(0, 4) + std::string("\xff\xff\xff\xff", 4));
   msg = error_of([&] { read_idx(dir.file("huge")); });
   EXPECT_NE(msg.find("gives dimensions 4294967295: more than the 2147483648 bytes qlab reads"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
 
   // Found by fuzz_idx: huge dimensions times a zero one hold no data, but
   // LibTorch cannot make a tensor of that shape.
-  write_file(dir.file("zero"), idx_bytes({2}).substr(0, 3) + std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\0", 13));
+  write_file(dir.file("zero"), idx_bytes({2}).substr(0, 3) +
+                                   std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\0", 13));
   msg = error_of([&] { read_idx(dir.file("zero")); });
   EXPECT_NE(msg.find("gives dimensions 4294967295 x 4294967295 x 0"), std::string::npos) << msg;
 
@@ -72,7 +77,9 @@ TEST(Idx, RejectsCorruptFiles) {
   // refused after reading what the header promised plus one byte.
   write_gz(dir.file("bomb.gz"), idx_bytes({100}) + std::string(64 << 20, '\0'));
   msg = error_of([&] { read_idx(dir.file("bomb.gz")); });
-  EXPECT_NE(msg.find("promises 100 bytes of data from byte 8, the file holds more"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("promises 100 bytes of data from byte 8, the file holds more"),
+            std::string::npos)
+      << msg;
 
   auto gz = idx_bytes({100, 28});
   write_gz(dir.file("cut.gz"), gz);
@@ -81,7 +88,8 @@ TEST(Idx, RejectsCorruptFiles) {
   write_file(dir.file("cut.gz"), packed.substr(0, packed.size() / 2));
   EXPECT_THROW(read_idx(dir.file("cut.gz")), Error);
 
-  EXPECT_NE(error_of([&] { read_idx(dir.file("missing")); }).find("no such file"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_idx(dir.file("missing")); }).find("no such file"),
+            std::string::npos);
 }
 
 void write_mnist_like(const TempDir& dir, std::uint32_t n_train, std::uint32_t n_train_labels) {
@@ -134,13 +142,16 @@ TEST(Datasets, FallbackReplacesOnlyMissingFilesAndSaysSo) {
   c.fallback = "fashion-mnist";
   std::filesystem::create_directories(dir.path() / "fashion-mnist");
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
-    if (e.is_regular_file()) std::filesystem::copy(e.path(), dir.path() / "fashion-mnist" / e.path().filename());
+    if (e.is_regular_file())
+      std::filesystem::copy(e.path(), dir.path() / "fashion-mnist" / e.path().filename());
   setenv("QLAB_DATA_DIR", dir.path().c_str(), 1);
   auto d = load_dataset(c, {3, 32, 32});
   unsetenv("QLAB_DATA_DIR");
   EXPECT_EQ(d.name, "fashion-mnist");
-  EXPECT_NE(d.fallback_reason.find("dataset 'cifar10': files not found"), std::string::npos) << d.fallback_reason;
-  EXPECT_NE(d.fallback_reason.find("used fashion-mnist instead"), std::string::npos) << d.fallback_reason;
+  EXPECT_NE(d.fallback_reason.find("dataset 'cifar10': files not found"), std::string::npos)
+      << d.fallback_reason;
+  EXPECT_NE(d.fallback_reason.find("used fashion-mnist instead"), std::string::npos)
+      << d.fallback_reason;
   EXPECT_EQ(d.train.images.size(1), 3);
   // A corrupt file is an error, never a reason to fall back.
   test::write_file(empty.file("data_batch_1.bin"), "short");
@@ -153,7 +164,8 @@ TEST(Digits, SplitsEachClassEightyTwenty) {
   for (int d = 0; d < 10; ++d) {
     std::string data;
     const int n = 10 + d;  // classes of different sizes
-    for (int i = 0; i < n * 784; ++i) data += (data.empty() ? "" : ",") + std::string(i % 3 ? "0" : "0.5");
+    for (int i = 0; i < n * 784; ++i)
+      data += (data.empty() ? "" : ",") + std::string(i % 3 ? "0" : "0.5");
     write_file(dir.file(std::to_string(d) + ".json"), "{\"data\": [" + data + "]}");
   }
   auto t = read_digits(dir.path().string());
@@ -177,16 +189,20 @@ TEST(Digits, SplitsEachClassEightyTwenty) {
 
 TEST(Digits, RejectsMalformedFiles) {
   TempDir dir;
-  for (int d = 0; d < 10; ++d) write_file(dir.file(std::to_string(d) + ".json"), "{\"data\": [0, 1]}");
-  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("not a positive multiple of 784"),
-            std::string::npos);
+  for (int d = 0; d < 10; ++d)
+    write_file(dir.file(std::to_string(d) + ".json"), "{\"data\": [0, 1]}");
+  EXPECT_NE(
+      error_of([&] { read_digits(dir.path().string()); }).find("not a positive multiple of 784"),
+      std::string::npos);
   write_file(dir.file("0.json"), "{\"data\": [0, 1");
-  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("not valid JSON"),
+            std::string::npos);
   write_file(dir.file("0.json"), "{\"data\": [" + std::string(783 * 2, ' ') + "]}");
   std::string big = "2";
   for (int i = 1; i < 784; ++i) big += ",0";
   write_file(dir.file("0.json"), "{\"data\": [" + big + "]}");
-  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("outside 0..1"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_digits(dir.path().string()); }).find("outside 0..1"),
+            std::string::npos);
 }
 
 TEST(Cifar, ReadsRecordsAndRejectsTruncation) {
@@ -209,7 +225,8 @@ TEST(Cifar, ReadsRecordsAndRejectsTruncation) {
   std::string bad(1 + 3072, '\0');
   bad[0] = static_cast<char>(42);
   write_file(dir.file("label.bin"), bad);
-  EXPECT_NE(error_of([&] { read_cifar({dir.file("label.bin")}, 10); }).find("label 42"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_cifar({dir.file("label.bin")}, 10); }).find("label 42"),
+            std::string::npos);
 }
 
 TEST(FitImages, PadsCropsAndRepeatsChannels) {

@@ -74,14 +74,16 @@ epochs = 1
 name = "dynamic"
 [metrics]
 names = ["accuracy", "loss"]
-)", cache.path().string());
+)",
+                        cache.path().string());
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& r : rows) {
     EXPECT_EQ(r.metrics.count("accuracy"), 0u);  // absent, never zero
     EXPECT_GT(r.metrics.at("loss"), 100.0);      // BCE + KLD per 784-pixel image
     EXPECT_LT(r.metrics.at("loss"), 600.0);
   }
-  EXPECT_NEAR(rows[1].metrics.at("loss"), rows[0].metrics.at("loss"), 0.01 * rows[0].metrics.at("loss"));
+  EXPECT_NEAR(rows[1].metrics.at("loss"), rows[0].metrics.at("loss"),
+              0.01 * rows[0].metrics.at("loss"));
   EXPECT_NE(rows[0].notes.back().find("metric 'accuracy' does not apply"), std::string::npos);
 }
 
@@ -99,12 +101,15 @@ std::string error_of(const std::string& toml) {
 }
 
 TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
-  auto msg = error_of("[model]\nname = \"lenet\"\n[metrics]\nnames = [\"accuracy\", \"latencyy\"]\n");
+  auto msg =
+      error_of("[model]\nname = \"lenet\"\n[metrics]\nnames = [\"accuracy\", \"latencyy\"]\n");
   EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown metric plugin 'latencyy'"), std::string::npos) << msg;
 
   msg = error_of("[model]\nname = \"resnet\"\n");
-  EXPECT_NE(msg.find("unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn"),
+            std::string::npos)
+      << msg;
 
   msg = error_of("[dataset]\nname = \"fashion-mnist\"\n");
   EXPECT_NE(msg.find("[model] name is required"), std::string::npos) << msg;
@@ -114,7 +119,10 @@ TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
 
   msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"awq\"\n");
   EXPECT_NE(msg.find("test.toml:4:"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("unknown quantizer plugin 'awq' (installed: dorefa, dynamic, lsq, qat, static)"), std::string::npos) << msg;
+  EXPECT_NE(
+      msg.find("unknown quantizer plugin 'awq' (installed: dorefa, dynamic, lsq, qat, static)"),
+      std::string::npos)
+      << msg;
 
   msg = error_of("[model]\nname = \"lenet\"\n[quantizer]\nname = \"static\"\nweight_bits = 32\n");
   EXPECT_NE(msg.find("[quantizer] weight_bits"), std::string::npos) << msg;
@@ -128,7 +136,8 @@ TEST(Experiment, ConfigurationErrorsStopBeforeTraining) {
   msg = error_of("[model]\nname = \"lenet\"\n[backend]\nthreads = -1\n");
   EXPECT_NE(msg.find("[backend] threads"), std::string::npos) << msg;
 
-  msg = error_of("[model]\nname = \"lenet\"\n[dataset]\nname = \"mnist\"\npath = \"/nonexistent\"\n");
+  msg =
+      error_of("[model]\nname = \"lenet\"\n[dataset]\nname = \"mnist\"\npath = \"/nonexistent\"\n");
   EXPECT_NE(msg.find("dataset 'mnist': files not found"), std::string::npos) << msg;
 }
 

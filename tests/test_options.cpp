@@ -48,7 +48,8 @@ TEST(Options, UnknownKeyNamesFileLineAndKnownKeys) {
 TEST(Options, WrongTypeNamesExpectedAndFound) {
   auto msg = error_of([] { resolve(schema(), section_of("[train]\nlr = \"fast\"\n")); });
   EXPECT_NE(msg.find("exp.toml:2:"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("[train] lr: expected number, found string \"fast\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[train] lr: expected number, found string \"fast\""), std::string::npos)
+      << msg;
   msg = error_of([] { resolve(schema(), section_of("[train]\nepochs = 2.5\n")); });
   EXPECT_NE(msg.find("expected integer, found number 2.5"), std::string::npos) << msg;
   msg = error_of([] { resolve(schema(), section_of("[train]\nnames = \"accuracy\"\n")); });
@@ -79,7 +80,9 @@ TEST(Experiment, UnknownSectionsAndNestedTablesAreRejected) {
   msg = error_of([] { parse_experiment("[train.extra]\nx = 1\n", "e.toml"); });
   EXPECT_NE(msg.find("[train] extra: expected a value, found a table"), std::string::npos) << msg;
   msg = error_of([] { parse_experiment("[metrics]\nnames = [1, 2]\n", "e.toml"); });
-  EXPECT_NE(msg.find("e.toml:2:9: [metrics] names: found a list of integer values"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("e.toml:2:9: [metrics] names: found a list of integer values"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Experiment, MissingFileIsAnError) {
@@ -97,8 +100,10 @@ TEST(Recipe, ModelDefaultsAreOverriddenByTrainKeys) {
   EXPECT_EQ(r.optimizer, "adam");
   EXPECT_DOUBLE_EQ(r.lr, 0.05);
   EXPECT_DOUBLE_EQ(r.momentum, 0.9);
-  EXPECT_THROW(resolve(recipe_schema(lenet), section_of("[train]\noptimizer = \"rmsprop\"\n")), Error);
-  EXPECT_THROW(resolve(recipe_schema(lenet), section_of("[train]\nschedule = \"linear\"\n")), Error);
+  EXPECT_THROW(resolve(recipe_schema(lenet), section_of("[train]\noptimizer = \"rmsprop\"\n")),
+               Error);
+  EXPECT_THROW(resolve(recipe_schema(lenet), section_of("[train]\nschedule = \"linear\"\n")),
+               Error);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ TEST(FakeQuantize, ErrorIsAtMostHalfAStepForEveryWidth) {
   const auto x = torch::linspace(-1, 1, 10001);
   for (int bits = 2; bits <= 16; ++bits) {
     for (bool symmetric : {false, true}) {
-      const auto p = qparams_from_range(x.min().reshape({1}), x.max().reshape({1}), bits, symmetric);
+      const auto p =
+          qparams_from_range(x.min().reshape({1}), x.max().reshape({1}), bits, symmetric);
       const double err = (fake_quantize(x, p) - x).abs().max().item<double>();
       // Symmetric grids have one level fewer on the positive side: +1 step of clipping.
       const double bound = at(p.scale) * (symmetric ? 1.0 : 0.5) + 1e-6;
@@ -80,7 +81,8 @@ TEST(FakeQuantize, StraightThroughGradient) {
 TEST(Packing, RoundTripsEveryWidth) {
   for (int bits = 1; bits <= 16; ++bits) {
     const std::int64_t qmin = bits == 1 ? 0 : -(std::int64_t{1} << (bits - 1));
-    const auto codes = torch::randint(qmin, qmin + (std::int64_t{1} << bits), {1001}, torch::kInt64);
+    const auto codes =
+        torch::randint(qmin, qmin + (std::int64_t{1} << bits), {1001}, torch::kInt64);
     const auto packed = pack_codes(codes, bits, qmin);
     EXPECT_EQ(packed.numel(), (1001 * bits + 7) / 8) << bits;
     EXPECT_TRUE(torch::equal(unpack_codes(packed, bits, qmin, 1001), codes)) << bits;

@@ -29,9 +29,10 @@ TEST(Registry, LoadsTheInTreePlugins) {
   Registry r;
   r.load_dir(QLAB_BUILD_PLUGIN_DIR);
   EXPECT_TRUE(r.problems().empty());
-  EXPECT_EQ(r.names(PluginKind::model),
-            (std::vector<std::string>{"lenet", "logreg", "mnist_cnn", "mobilenet_v2", "vae", "vgg16"}));
-  EXPECT_EQ(r.names(PluginKind::quantizer), (std::vector<std::string>{"dorefa", "dynamic", "lsq", "qat", "static"}));
+  EXPECT_EQ(r.names(PluginKind::model), (std::vector<std::string>{"lenet", "logreg", "mnist_cnn",
+                                                                  "mobilenet_v2", "vae", "vgg16"}));
+  EXPECT_EQ(r.names(PluginKind::quantizer),
+            (std::vector<std::string>{"dorefa", "dynamic", "lsq", "qat", "static"}));
   EXPECT_EQ(r.names(PluginKind::backend),
             (std::vector<std::string>{"cpu", "cuda", "fbgemm", "onednn", "qnnpack"}));
   EXPECT_EQ(r.names(PluginKind::metric),
@@ -98,7 +99,8 @@ TEST(Registry, RefusesPluginsEveryUserCanWrite) {
   fs::permissions(copy, fs::perms::others_write, fs::perm_options::add);
   Registry r;
   const std::string msg = test::error_of([&] { r.load_file(copy); });
-  EXPECT_NE(msg.find("the file " + copy.string() + " is writable by every user"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the file " + copy.string() + " is writable by every user"), std::string::npos)
+      << msg;
   fs::permissions(copy, fs::perms::others_write, fs::perm_options::remove);
   fs::permissions(dir.path(), fs::perms::others_write, fs::perm_options::add);
   EXPECT_NE(test::error_of([&] { r.load_file(copy); }).find("its folder"), std::string::npos);
@@ -115,7 +117,9 @@ TEST(Registry, UnknownNamesListWhatIsInstalled) {
     r.model("resnet");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn, mobilenet_v2, vae, vgg16)");
+    EXPECT_STREQ(e.what(),
+                 "unknown model plugin 'resnet' (installed: lenet, logreg, mnist_cnn, "
+                 "mobilenet_v2, vae, vgg16)");
   }
   EXPECT_THROW(r.quantizer("awq"), Error);
 }

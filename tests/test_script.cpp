@@ -16,7 +16,8 @@ class ScriptTest : public ::testing::Test {
  protected:
   ScriptTest() : store_(dir_.file("r.sqlite")) {}
 
-  Script& script(std::vector<std::string> args = {}, bool report_only = false, double max_seconds = 0) {
+  Script& script(std::vector<std::string> args = {}, bool report_only = false,
+                 double max_seconds = 0) {
     ScriptSettings s;
     s.max_seconds = max_seconds;
     s.runner = fake_.runner();
@@ -69,7 +70,8 @@ local row = qlab.evaluate(base)
 acc = tostring(row.metrics.accuracy) .. " " .. row.mode .. " " .. row.status
 base_acc = tostring(row.baseline.metrics.accuracy) .. " " .. row.baseline.quantizer
 bits = tostring(row.config.quantizer.weight_bits)
-)"), "");
+)"),
+            "");
   EXPECT_EQ(global(s, "acc"), "80.0 int8 ok");
   EXPECT_EQ(global(s, "base_acc"), "88.0 none");
   EXPECT_EQ(global(s, "bits"), "8");
@@ -98,7 +100,8 @@ local rows = qlab.sweep{
 }
 n = tostring(#rows)
 first = rows[1].point.label .. " " .. tostring(rows[1].metrics.accuracy)
-)"), "");
+)"),
+            "");
   EXPECT_EQ(global(s, "n"), "4");
   EXPECT_EQ(global(s, "first"), "per_channel=true weight_bits=2 20.0");
   EXPECT_EQ(*fake_.calls, 4);
@@ -111,11 +114,14 @@ TEST_F(ScriptTest, ResultsQueriesTheStore) {
 qlab.sweep{ name = "a", base = base, grid = { ["quantizer.weight_bits"] = {2, 3} } }
 ok = tostring(#qlab.results{ sweep = "a", status = "ok" })
 failed = qlab.results{ status = "failed" }[1].notes[1]
-)"), "");
+)"),
+            "");
   EXPECT_EQ(global(s, "ok"), "2");  // the fp32 row and the static row of one point
   EXPECT_EQ(global(s, "failed"), "[train] loss became NaN at epoch 1");
   EXPECT_EQ(s.failures().size(), 1u);
-  EXPECT_EQ(run(s, "qlab.results{ colour = 'red' }").rfind("t.lua:1: qlab.results: unknown filter 'colour'", 0), 0u);
+  EXPECT_EQ(run(s, "qlab.results{ colour = 'red' }")
+                .rfind("t.lua:1: qlab.results: unknown filter 'colour'", 0),
+            0u);
 }
 
 TEST_F(ScriptTest, PluginsListsWhatIsLoaded) {
@@ -123,7 +129,8 @@ TEST_F(ScriptTest, PluginsListsWhatIsLoaded) {
   EXPECT_EQ(run(s, R"(
 for _, p in ipairs(qlab.plugins()) do
   if p.kind == "model" and p.name == "lenet" then found = "yes" end
-end)"), "");
+end)"),
+            "");
   EXPECT_EQ(global(s, "found"), "yes");
 }
 
@@ -132,10 +139,12 @@ TEST_F(ScriptTest, ArgsOverrideTypedDefaults) {
   EXPECT_EQ(run(s, R"(
 local a = qlab.args{ epochs = 1, tag = "quick", lr = 0.1, verbose = false }
 v = a.epochs .. " " .. a.tag .. " " .. a.lr .. " " .. tostring(a.verbose)
-)"), "");
+)"),
+            "");
   EXPECT_EQ(global(s, "v"), "3 full 0.5 false");
   auto& bad = script({"epochs=three"});
-  EXPECT_EQ(run(bad, "qlab.args{ epochs = 1 }"), "t.lua:1: script argument 'epochs=three': expected integer");
+  EXPECT_EQ(run(bad, "qlab.args{ epochs = 1 }"),
+            "t.lua:1: script argument 'epochs=three': expected integer");
   auto& unknown = script({"epoch=3"});
   EXPECT_EQ(run(unknown, "qlab.args{ epochs = 1 }"),
             "t.lua:1: script argument 'epoch=3': unknown key 'epoch' (known: epochs)");
@@ -145,12 +154,15 @@ TEST_F(ScriptTest, OptionErrorsNameTheScriptLine) {
   auto& s = script();
   EXPECT_EQ(run(s, "\n\nqlab.evaluate{ model = 'lenet', train = { epochs = 'two' } }"),
             "t.lua:3: [train] epochs: expected integer, found string \"two\"");
-  EXPECT_EQ(run(s, "qlab.evaluate{ model = 'lenet', trian = {} }").rfind("t.lua:1: unknown section 'trian'", 0), 0u);
+  EXPECT_EQ(run(s, "qlab.evaluate{ model = 'lenet', trian = {} }")
+                .rfind("t.lua:1: unknown section 'trian'", 0),
+            0u);
   EXPECT_EQ(run(s, "qlab.evaluate{ model = 'lenet', quantizer = { name = 'magic' } }")
                 .rfind("t.lua:1: [quantizer] name: ", 0),
             0u);
-  EXPECT_EQ(run(s, "qlab.sweep{ base = { model = 'lenet' }, grid = { ['train.epochs'] = {1, 'x'} } }"),
-            "t.lua:1: [train] epochs: expected integer, found string \"x\"");
+  EXPECT_EQ(
+      run(s, "qlab.sweep{ base = { model = 'lenet' }, grid = { ['train.epochs'] = {1, 'x'} } }"),
+      "t.lua:1: [train] epochs: expected integer, found string \"x\"");
   EXPECT_EQ(run(s, "qlab.sweep{ base = { model = 'lenet' }, grid = {}, when = 1 }"),
             "t.lua:1: qlab.sweep: unknown key 'when' (known: base, grid, isolate, name, where)");
   EXPECT_EQ(*fake_.calls, 0);
@@ -159,13 +171,15 @@ TEST_F(ScriptTest, OptionErrorsNameTheScriptLine) {
 TEST_F(ScriptTest, LuaErrorsNameTheScriptLine) {
   auto& s = script();
   EXPECT_EQ(run(s, "local x = 1\nerror('my own failure')"), "t.lua:2: my own failure");
-  EXPECT_EQ(run(s, "local x = nil\nlocal y = x.field"), "t.lua:2: attempt to index a nil value (local 'x')");
+  EXPECT_EQ(run(s, "local x = nil\nlocal y = x.field"),
+            "t.lua:2: attempt to index a nil value (local 'x')");
   EXPECT_EQ(run(s, "x = = 1").rfind("t.lua:1: unexpected symbol", 0), 0u);
   EXPECT_EQ(run(s, std::string(kBase) +
                        "qlab.sweep{ base = base, grid = { ['quantizer.weight_bits'] = {2} },\n"
                        "  where = function(p) error('bad filter') end }"),
             "t.lua:4: bad filter");
-  EXPECT_EQ(error_of([&] { s.run_file(dir_.file("missing.lua")); }), dir_.file("missing.lua") + ": no such script");
+  EXPECT_EQ(error_of([&] { s.run_file(dir_.file("missing.lua")); }),
+            dir_.file("missing.lua") + ": no such script");
 }
 
 // Lua shortens chunk names past 59 characters to "...tail"; qlab's messages
@@ -181,8 +195,10 @@ TEST_F(ScriptTest, ErrorsNameALongScriptPathInFull) {
     }
     return std::string();
   };
-  EXPECT_EQ(message("local t = {}\nqlab.sweep(1)"), path + ":2: qlab.sweep expects a table, found number");
-  EXPECT_EQ(message("local x = nil\nlocal y = x.field"), path + ":2: attempt to index a nil value (local 'x')");
+  EXPECT_EQ(message("local t = {}\nqlab.sweep(1)"),
+            path + ":2: qlab.sweep expects a table, found number");
+  EXPECT_EQ(message("local x = nil\nlocal y = x.field"),
+            path + ":2: attempt to index a nil value (local 'x')");
   EXPECT_EQ(message("error('mine')"), path + ":1: mine");
   EXPECT_EQ(message("x = = 1").rfind(path + ":1: unexpected symbol", 0), 0u);
 }
@@ -190,9 +206,9 @@ TEST_F(ScriptTest, ErrorsNameALongScriptPathInFull) {
 TEST_F(ScriptTest, TheStackStaysBalancedAfterErrors) {
   auto& s = script();
   const int top = lua_gettop(s.state());
-  for (const char* code : {"qlab.evaluate(42)", "qlab.sweep{ base = 1 }", "qlab.results{ 1 }",
-                           "qlab.report{}", "qlab.plot{ kind = 'pie' }", "qlab.args{ f = function() end }",
-                           "error({})"}) {
+  for (const char* code :
+       {"qlab.evaluate(42)", "qlab.sweep{ base = 1 }", "qlab.results{ 1 }", "qlab.report{}",
+        "qlab.plot{ kind = 'pie' }", "qlab.args{ f = function() end }", "error({})"}) {
     EXPECT_NE(run(s, code), "") << code;
     EXPECT_EQ(lua_gettop(s.state()), top) << code;
   }
@@ -209,10 +225,12 @@ local rows = qlab.sweep{ name = "bits", base = base, grid = { ["quantizer.weight
 path = qlab.report{ name = "bits", title = "Bits", rows = rows,
   plots = { { kind = "line", name = "acc", x = "quantizer.weight_bits", y = "accuracy" } } }
 again = qlab.report{ name = "again", sweeps = { "bits" } }
-)"), "");
+)"),
+            "");
   EXPECT_EQ(global(s, "path"), dir_.file("reports/bits/README.md"));
-  for (const char* f : {"reports/bits/rows.csv", "reports/bits/rows.json", "reports/bits/plots/acc.png",
-                        "reports/bits/plots/acc.svg", "reports/again/README.md"})
+  for (const char* f :
+       {"reports/bits/rows.csv", "reports/bits/rows.json", "reports/bits/plots/acc.png",
+        "reports/bits/plots/acc.svg", "reports/again/README.md"})
     EXPECT_GT(std::filesystem::file_size(dir_.file(f)), 0u) << f;
   EXPECT_EQ(run(s, "qlab.report{ name = 'x', sweeps = { 'nothing' } }"),
             "t.lua:1: [report] sweeps: no stored point of sweep 'nothing'");

@@ -55,7 +55,8 @@ TEST_F(DeferTest, PointsWithoutAnOkRecordGoIntoThePlanAndNothingRuns) {
   ASSERT_EQ(plan.points.size(), 2u);
   EXPECT_EQ(plan.points[0].label, "weight_bits=4");
   EXPECT_EQ(plan.points[0].sweeps, (std::vector<std::string>{"bits", "again"}));
-  EXPECT_EQ(plan.baselines.size(), 1u) << "the points differ only in their quantizer: one float baseline";
+  EXPECT_EQ(plan.baselines.size(), 1u)
+      << "the points differ only in their quantizer: one float baseline";
   EXPECT_EQ(parse_experiment(plan.baselines[0], "b").quantizer.values.count("name"), 0u);
 }
 
@@ -105,21 +106,29 @@ TEST_F(DeferTest, ThePlanFileRoundTripsAndTasksFindTheirPoint) {
   EXPECT_EQ(plan_experiment(ex, build_registry()).hash, plan.points[1].hash);
 
   std::ostringstream task_log;
-  EXPECT_NE(error_of([&] { run_planned_point(back, 2, build_registry(), {}, task_log); }).find("no point 2"),
+  EXPECT_NE(error_of([&] {
+              run_planned_point(back, 2, build_registry(), {}, task_log);
+            }).find("no point 2"),
             std::string::npos);
 }
 
 TEST(SlurmPlan, UnreadablePlansAreRefusedNamingTheFileAndKey) {
   TempDir dir;
-  EXPECT_NE(error_of([&] { read_plan(dir.file("missing.json")); }).find("missing.json: no such plan file"),
+  EXPECT_NE(error_of([&] {
+              read_plan(dir.file("missing.json"));
+            }).find("missing.json: no such plan file"),
             std::string::npos);
   write_file(dir.file("text.json"), "not json");
-  EXPECT_NE(error_of([&] { read_plan(dir.file("text.json")); }).find("not a qlab plan"), std::string::npos);
-  write_file(dir.file("partial.json"),
-             R"({"format": "qlab-plan-1", "script": "s.lua", "qlab": "q", "cache_dir": "c", "shards_dir": "s",
+  EXPECT_NE(error_of([&] { read_plan(dir.file("text.json")); }).find("not a qlab plan"),
+            std::string::npos);
+  write_file(
+      dir.file("partial.json"),
+      R"({"format": "qlab-plan-1", "script": "s.lua", "qlab": "q", "cache_dir": "c", "shards_dir": "s",
                  "baselines": [], "points": [{"hash": "h", "label": "l", "sweeps": ["x"], "experiment": 3}]})");
   const std::string m = error_of([&] { read_plan(dir.file("partial.json")); });
-  EXPECT_NE(m.find("partial.json: points[0]: \"experiment\" has the wrong type (number)"), std::string::npos) << m;
+  EXPECT_NE(m.find("partial.json: points[0]: \"experiment\" has the wrong type (number)"),
+            std::string::npos)
+      << m;
 }
 
 TEST(SlurmPlan, BatchScriptsCarryTheOptionsAndRunOneTaskEach) {
@@ -138,12 +147,15 @@ TEST(SlurmPlan, BatchScriptsCarryTheOptionsAndRunOneTaskEach) {
   o.log_dir = "/work/.qlab/slurm";
   const std::string points = batch_script(plan, o, SlurmStage::points);
   EXPECT_NE(points.find("#SBATCH --array=0-24%8\n"), std::string::npos) << points;
-  EXPECT_NE(points.find("#SBATCH --partition=gpu\n#SBATCH --time=2:00:00\n#SBATCH --gpus-per-task=1\n"
-                        "#SBATCH --mem=16G\n"),
-            std::string::npos);
-  EXPECT_NE(points.find("#SBATCH --output=/work/.qlab/slurm/bits-20261122T100000Z-points-%A_%a.out\n"),
-            std::string::npos);
-  EXPECT_NE(points.find("exec '/opt/my qlab/qlab' sweep --plan '/work/.qlab/slurm/bits-20261122T100000Z.plan.json' "
+  EXPECT_NE(
+      points.find("#SBATCH --partition=gpu\n#SBATCH --time=2:00:00\n#SBATCH --gpus-per-task=1\n"
+                  "#SBATCH --mem=16G\n"),
+      std::string::npos);
+  EXPECT_NE(
+      points.find("#SBATCH --output=/work/.qlab/slurm/bits-20261122T100000Z-points-%A_%a.out\n"),
+      std::string::npos);
+  EXPECT_NE(points.find("exec '/opt/my qlab/qlab' sweep --plan "
+                        "'/work/.qlab/slurm/bits-20261122T100000Z.plan.json' "
                         "--point \"$SLURM_ARRAY_TASK_ID\"\n"),
             std::string::npos);
   const std::string baselines = batch_script(plan, o, SlurmStage::baselines);
@@ -184,7 +196,8 @@ TEST(Shards, UnreadableShardsAreListedByFileAndTheRestMerge) {
   ResultStore store(dir.file("r.sqlite"));
   const std::string shards = dir.file("shards");
   write_shard(shards, record("aaaa", PointStatus::ok, "2026-11-22T10:01:00Z"), {"bits"});
-  write_file(dir.file("shards/cccc.json"), "{\"format\": \"qlab-shard-1\", \"point\": {\"hash\": 1}}");
+  write_file(dir.file("shards/cccc.json"),
+             "{\"format\": \"qlab-shard-1\", \"point\": {\"hash\": 1}}");
   write_file(dir.file("shards/dddd.json"), "truncat");
   write_file(dir.file("shards/eeee.json.tmp.123"), "a write in progress is not a shard");
   std::filesystem::copy_file(dir.file("shards/aaaa.json"), dir.file("shards/ffff.json"));
@@ -192,7 +205,8 @@ TEST(Shards, UnreadableShardsAreListedByFileAndTheRestMerge) {
   const MergeSummary m = merge_shards(store, shards);
   EXPECT_EQ(m.added, 1u);
   ASSERT_EQ(m.problems.size(), 3u);
-  EXPECT_NE(m.problems[0].find("cccc.json: not a qlab point record"), std::string::npos) << m.problems[0];
+  EXPECT_NE(m.problems[0].find("cccc.json: not a qlab point record"), std::string::npos)
+      << m.problems[0];
   EXPECT_NE(m.problems[1].find("dddd.json: not a qlab shard"), std::string::npos) << m.problems[1];
   EXPECT_NE(m.problems[2].find("ffff.json: holds point aaaa"), std::string::npos) << m.problems[2];
 }
@@ -203,7 +217,9 @@ TEST(Shards, APointRecordRoundTripsThroughJson) {
   p.qlab_version = "0.1.0";
   const PointRecord back = point_from_json(to_json(p), "x");
   EXPECT_EQ(to_json(back), to_json(p));
-  EXPECT_NE(error_of([] { point_from_json({{"hash", "h"}}, "shard.json"); }).find("shard.json: not a qlab point record"),
+  EXPECT_NE(error_of([] {
+              point_from_json({{"hash", "h"}}, "shard.json");
+            }).find("shard.json: not a qlab point record"),
             std::string::npos);
 }
 

@@ -42,12 +42,18 @@ TEST(Grid, NoAxesIsTheBasePoint) {
 
 TEST(Grid, BadKeysNameTheScriptLine) {
   const SourceLoc at{"s.lua", 7, 0};
-  EXPECT_EQ(error_of([&] { expand_grid(lenet_experiment(), {{"weight_bits", {std::int64_t{2}}}}, at); }),
-            "s.lua:7: grid key 'weight_bits' must name a section and an option, e.g. \"quantizer.weight_bits\"");
-  EXPECT_NE(error_of([&] { expand_grid(lenet_experiment(), {{"quantiser.bits", {std::int64_t{2}}}}, at); })
-                .find("s.lua:7: grid key 'quantiser.bits': unknown section 'quantiser'"),
+  EXPECT_EQ(error_of([&] {
+              expand_grid(lenet_experiment(), {{"weight_bits", {std::int64_t{2}}}}, at);
+            }),
+            "s.lua:7: grid key 'weight_bits' must name a section and an option, e.g. "
+            "\"quantizer.weight_bits\"");
+  EXPECT_NE(error_of([&] {
+              expand_grid(lenet_experiment(), {{"quantiser.bits", {std::int64_t{2}}}}, at);
+            }).find("s.lua:7: grid key 'quantiser.bits': unknown section 'quantiser'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { expand_grid(lenet_experiment(), {{"train.epochs", {}}}, at); }).find("has no values"),
+  EXPECT_NE(error_of([&] {
+              expand_grid(lenet_experiment(), {{"train.epochs", {}}}, at);
+            }).find("has no values"),
             std::string::npos);
 }
 
@@ -82,7 +88,8 @@ TEST(Store, SavesFindsAndReplacesAPoint) {
 TEST(Store, RefusesFilesThatAreNotAStore) {
   TempDir dir;
   write_file(dir.file("junk.sqlite"), std::string(4096, 'x'));
-  EXPECT_NE(error_of([&] { ResultStore s(dir.file("junk.sqlite")); }).find("junk.sqlite"), std::string::npos);
+  EXPECT_NE(error_of([&] { ResultStore s(dir.file("junk.sqlite")); }).find("junk.sqlite"),
+            std::string::npos);
   sqlite3* other = nullptr;  // another program's SQLite database
   ASSERT_EQ(sqlite3_open(dir.file("other.sqlite").c_str(), &other), SQLITE_OK);
   sqlite3_exec(other, "CREATE TABLE t(x)", nullptr, nullptr, nullptr);
@@ -134,12 +141,14 @@ TEST_F(SweeperTest, AFailingPointIsStoredAndTheSweepGoesOn) {
 TEST_F(SweeperTest, APointWhoseBackendCannotRunHereIsSkippedWithTheReason) {
   if (build_registry().backend("fbgemm")->availability().available)
     GTEST_SKIP() << "this LibTorch has FBGEMM";
-  auto points = expand_grid(lenet_experiment(), {{"backend.name", {std::string("fbgemm"), std::string("cpu")}}},
-                            {"s.lua", 1, 0});
+  auto points =
+      expand_grid(lenet_experiment(),
+                  {{"backend.name", {std::string("fbgemm"), std::string("cpu")}}}, {"s.lua", 1, 0});
   const auto records = sweeper.run(points, {});
   EXPECT_EQ(*fake.calls, 1);
   EXPECT_EQ(records[0].status, PointStatus::skipped);
-  EXPECT_NE(records[0].message.find("backend 'fbgemm' is unavailable"), std::string::npos) << records[0].message;
+  EXPECT_NE(records[0].message.find("backend 'fbgemm' is unavailable"), std::string::npos)
+      << records[0].message;
   EXPECT_EQ(records[1].status, PointStatus::ok);
   sweeper.run(points, {});
   EXPECT_EQ(*fake.calls, 1) << "a skipped point is not tried again";
@@ -147,8 +156,9 @@ TEST_F(SweeperTest, APointWhoseBackendCannotRunHereIsSkippedWithTheReason) {
 
 TEST_F(SweeperTest, EveryPointIsValidatedBeforeAnyRuns) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4, 99}), {"s.lua", 5, 0});
-  EXPECT_EQ(error_of([&] { sweeper.run(points, {}); }),
-            "s.lua:5: [quantizer] weight_bits: integer 99 is out of range, expected between 1 and 16");
+  EXPECT_EQ(
+      error_of([&] { sweeper.run(points, {}); }),
+      "s.lua:5: [quantizer] weight_bits: integer 99 is out of range, expected between 1 and 16");
   EXPECT_EQ(*fake.calls, 0);
   EXPECT_TRUE(store.points().empty());
 }
@@ -157,10 +167,12 @@ TEST_F(SweeperTest, ReportOnlyNeverRunsAPoint) {
   const auto points = expand_grid(lenet_experiment(), bits_grid({2, 4}), {"s.lua", 1, 0});
   SweepSettings report;
   report.report_only = true;
-  EXPECT_NE(error_of([&] { sweeper.run(points, report); }).find("is not in the results store"), std::string::npos);
+  EXPECT_NE(error_of([&] { sweeper.run(points, report); }).find("is not in the results store"),
+            std::string::npos);
   sweeper.run({points[0]}, {});
   EXPECT_EQ(*fake.calls, 1);
-  EXPECT_NE(error_of([&] { sweeper.run(points, report); }).find("point 2 (weight_bits=4)"), std::string::npos);
+  EXPECT_NE(error_of([&] { sweeper.run(points, report); }).find("point 2 (weight_bits=4)"),
+            std::string::npos);
   EXPECT_EQ(sweeper.run({points[0]}, report).size(), 1u);
   EXPECT_EQ(*fake.calls, 1);
 }

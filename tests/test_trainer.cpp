@@ -13,8 +13,8 @@ namespace {
 // Trains the tiny model with a training checkpoint at `resume`, raising
 // SIGINT in the forward pass of step `interrupt_at` (counted from 1 over
 // the whole run; 0: never). Returns the parameters, or throws.
-std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std::string& resume, int interrupt_at,
-                                           TrainReport* report = nullptr) {
+std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std::string& resume,
+                                           int interrupt_at, TrainReport* report = nullptr) {
   test::TinyModel model;
   const Dataset data = test::tiny_dataset(200, 7);
   seed_everything(recipe.seed);
@@ -36,7 +36,9 @@ std::vector<torch::Tensor> train_resumable(const TrainRecipe& recipe, const std:
   return params;
 }
 
-std::vector<torch::Tensor> train_tiny(const TrainRecipe& recipe) { return train_resumable(recipe, "", 0); }
+std::vector<torch::Tensor> train_tiny(const TrainRecipe& recipe) {
+  return train_resumable(recipe, "", 0);
+}
 
 bool same(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   if (a.size() != b.size()) return false;
@@ -95,7 +97,8 @@ TEST(Trainer, DivergenceNamesEpochAndStep) {
 }
 
 TEST(Trainer, ResumesAfterSigintToTheWeightsOfAnUninterruptedRun) {
-  for (const auto& [opt, lr] : std::vector<std::pair<std::string, double>>{{"sgd", 0.1}, {"adam", 0.01}, {"adadelta", 1.0}}) {
+  for (const auto& [opt, lr] : std::vector<std::pair<std::string, double>>{
+           {"sgd", 0.1}, {"adam", 0.01}, {"adadelta", 1.0}}) {
     test::TempDir dir;
     TrainRecipe r = test::TinyModel().default_recipe();
     r.optimizer = opt;
@@ -108,7 +111,8 @@ TEST(Trainer, ResumesAfterSigintToTheWeightsOfAnUninterruptedRun) {
       train_resumable(r, resume, 18);
       FAIL() << "SIGINT did not stop training";
     } catch (const Interrupted& e) {
-      EXPECT_NE(std::string(e.what()).find("interrupted at epoch 2 step 5 of 13: saved " + resume), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("interrupted at epoch 2 step 5 of 13: saved " + resume),
+                std::string::npos)
           << e.what();
     }
     ASSERT_TRUE(std::filesystem::exists(resume));
@@ -116,7 +120,8 @@ TEST(Trainer, ResumesAfterSigintToTheWeightsOfAnUninterruptedRun) {
     const auto resumed = train_resumable(r, resume, 0, &rep);
     EXPECT_EQ(rep.resumed, "epoch 2 step 5");
     EXPECT_EQ(rep.epochs.size(), 3u);
-    EXPECT_TRUE(same(straight, resumed)) << opt << ": the resumed run must end where the straight one does";
+    EXPECT_TRUE(same(straight, resumed))
+        << opt << ": the resumed run must end where the straight one does";
   }
 }
 
@@ -139,8 +144,10 @@ TEST(Trainer, ANanLossKeepsTheLastGoodCheckpoint) {
   };
   const std::string msg = test::error_of([&] { train(m, model, data, r, s, hooks); });
   EXPECT_NE(msg.find("loss is nan at epoch 2 step 3"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("The last good checkpoint, from the end of epoch 1, stays at " + s.resume_path),
-            std::string::npos) << msg;
+  EXPECT_NE(
+      msg.find("The last good checkpoint, from the end of epoch 1, stays at " + s.resume_path),
+      std::string::npos)
+      << msg;
   // It holds epoch 1's finite weights, and the next run resumes from it.
   TrainReport rep;
   train_resumable(r, s.resume_path, 0, &rep);

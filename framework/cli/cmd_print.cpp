@@ -22,13 +22,16 @@ struct PrintArgs {
 void add_print_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<PrintArgs>();
   auto* cmd = app.add_subcommand(
-      "print", "Print a model's architecture as PyTorch's print(model) does, with its parameter "
-               "and MAC counts (model options at their defaults)");
+      "print",
+      "Print a model's architecture as PyTorch's print(model) does, with its parameter "
+      "and MAC counts (model options at their defaults)");
   cmd->add_option("model", args->model, "model plugin name")->required();
   cmd->add_option("--dataset", args->dataset, "the dataset whose sample shape the model adapts to")
       ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10", "cifar100"}))
       ->capture_default_str();
-  cmd->add_option("--classes", args->classes, "number of classes")->check(CLI::Range(1, 100000))->capture_default_str();
+  cmd->add_option("--classes", args->classes, "number of classes")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   cmd->callback([args, &exit_code] {
     const Registry registry = Registry::discover();
     auto model = registry.model(args->model);

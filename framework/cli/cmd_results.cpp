@@ -77,15 +77,21 @@ void add_results_command(CLI::App& app, int& exit_code) {
   cmd->callback([args, cmd, &exit_code] {
     if (!cmd->get_subcommands().empty()) return;  // `results merge` did the work
     if (!std::filesystem::exists(args->db))
-      throw Error(fmt::format("{}: no results store here (run `qlab sweep` first, or pass --db)", args->db));
+      throw Error(fmt::format("{}: no results store here (run `qlab sweep` first, or pass --db)",
+                              args->db));
     ResultStore store(args->db);
     const auto points = store.points(args->filter);
     std::string text;
-    if (args->format == "csv") text = rows_csv(rows_of(points));
-    else if (args->format == "json") text = nlohmann::json{{"rows", rows_of(points)}}.dump(2) + "\n";
-    else text = table(points);
-    if (args->output.empty()) fmt::print("{}", text);
-    else write_atomically(args->output, text);
+    if (args->format == "csv")
+      text = rows_csv(rows_of(points));
+    else if (args->format == "json")
+      text = nlohmann::json{{"rows", rows_of(points)}}.dump(2) + "\n";
+    else
+      text = table(points);
+    if (args->output.empty())
+      fmt::print("{}", text);
+    else
+      write_atomically(args->output, text);
     exit_code = 0;
   });
   add_merge_command(*cmd, exit_code);

@@ -49,16 +49,20 @@ int run_script(const SweepArgs& args, bool report_only) {
   Script script(registry, store, settings, std::cerr);
   script.run_file(args.script);
   if (script.failures().empty()) return 0;
-  fmt::print(stderr, "qlab: {} point(s) failed; they are stored with their messages in {} and re-run next time:\n",
-             script.failures().size(), args.db);
+  fmt::print(
+      stderr,
+      "qlab: {} point(s) failed; they are stored with their messages in {} and re-run next time:\n",
+      script.failures().size(), args.db);
   for (const auto& f : script.failures()) fmt::print(stderr, "  {}\n", f);
   return 1;
 }
 
 void add_common(CLI::App* cmd, SweepArgs& args) {
   cmd->add_option("script", args.script, "Lua sweep script")->check(CLI::ExistingFile);
-  cmd->add_option("args", args.script_args, "key=value settings for the script's qlab.args{...}, after --");
-  cmd->add_option("--reports", args.reports, "folder reports are written under")->capture_default_str();
+  cmd->add_option("args", args.script_args,
+                  "key=value settings for the script's qlab.args{...}, after --");
+  cmd->add_option("--reports", args.reports, "folder reports are written under")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -69,18 +73,22 @@ void add_sweep_command(CLI::App& app, int& exit_code) {
       "sweep", "Run a Lua sweep script; every finished point is stored, stored points are skipped");
   add_common(cmd, *args);
   cmd->add_option("--db", args->db, "results store (SQLite)")->capture_default_str();
-  cmd->add_option("--cache", args->cache_dir, "folder of cached float baselines")->capture_default_str();
+  cmd->add_option("--cache", args->cache_dir, "folder of cached float baselines")
+      ->capture_default_str();
   cmd->add_flag("--force", args->force, "re-run points that are already stored");
   cmd->add_flag("--no-cache", args->no_cache, "retrain float baselines even if cached");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress bars");
   cmd->add_flag("--isolate", args->isolate,
-                "run each point in a child process: a crash (segfault, abort, out of memory) fails that point only");
-  cmd->add_option("--max-seconds", args->max_seconds,
-                  "stop the script's Lua code with an error once it has run this long (0: no bound)")
+                "run each point in a child process: a crash (segfault, abort, out of memory) fails "
+                "that point only");
+  cmd->add_option(
+         "--max-seconds", args->max_seconds,
+         "stop the script's Lua code with an error once it has run this long (0: no bound)")
       ->check(CLI::NonNegativeNumber);
 
-  auto* slurm = cmd->add_flag("--slurm", args->slurm,
-                              "submit the points without an ok result to Slurm as a job array, instead of running them");
+  auto* slurm = cmd->add_flag(
+      "--slurm", args->slurm,
+      "submit the points without an ok result to Slurm as a job array, instead of running them");
   auto& sub = args->submit;
   const std::vector<CLI::Option*> slurm_options{
       cmd->add_option("--partition", sub.options.partition, "Slurm partition"),
@@ -89,25 +97,34 @@ void add_sweep_command(CLI::App& app, int& exit_code) {
           ->check(CLI::NonNegativeNumber),
       cmd->add_option("--array-limit", sub.options.array_limit, "most array tasks running at once")
           ->check(CLI::PositiveNumber),
-      cmd->add_option("--sbatch", sub.options.sbatch_args,
-                      "another sbatch option for every task, passed through (repeatable: --sbatch=--mem=8G)"),
-      cmd->add_flag("--dry-run", sub.dry_run, "write the plan and print the batch scripts; submit nothing"),
-      cmd->add_option("--slurm-dir", sub.slurm_dir, "folder of plans, batch scripts and task outputs")
+      cmd->add_option(
+          "--sbatch", sub.options.sbatch_args,
+          "another sbatch option for every task, passed through (repeatable: --sbatch=--mem=8G)"),
+      cmd->add_flag("--dry-run", sub.dry_run,
+                    "write the plan and print the batch scripts; submit nothing"),
+      cmd->add_option("--slurm-dir", sub.slurm_dir,
+                      "folder of plans, batch scripts and task outputs")
           ->capture_default_str(),
   };
   for (auto* o : slurm_options) o->needs(slurm);
-  cmd->add_option("--shards", sub.shards_dir, "folder each Slurm task writes its point to")->capture_default_str();
-  auto* plan = cmd->add_option("--plan", args->plan, "(a Slurm task) the plan file written by --slurm");
+  cmd->add_option("--shards", sub.shards_dir, "folder each Slurm task writes its point to")
+      ->capture_default_str();
+  auto* plan =
+      cmd->add_option("--plan", args->plan, "(a Slurm task) the plan file written by --slurm");
   cmd->add_option("--point", args->point, "(a Slurm task) run this point of --plan")
-      ->needs(plan)->check(CLI::NonNegativeNumber);
-  cmd->add_option("--baseline", args->baseline, "(a Slurm task) train this float baseline of --plan")
-      ->needs(plan)->check(CLI::NonNegativeNumber);
+      ->needs(plan)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--baseline", args->baseline,
+                  "(a Slurm task) train this float baseline of --plan")
+      ->needs(plan)
+      ->check(CLI::NonNegativeNumber);
   plan->excludes(slurm);
   cmd->callback([args, &exit_code] {
     if (!args->plan.empty()) {
       exit_code = run_plan_task(args->plan, args->point, args->baseline, args->quiet);
     } else if (args->slurm) {
-      if (args->script.empty()) throw Error("--slurm needs a Lua sweep script (`qlab sweep SCRIPT.lua --slurm`)");
+      if (args->script.empty())
+        throw Error("--slurm needs a Lua sweep script (`qlab sweep SCRIPT.lua --slurm`)");
       SlurmSubmitArgs sub = args->submit;
       sub.script = args->script;
       sub.script_args = args->script_args;

@@ -11,7 +11,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"qlab: neural-network quantization experiments on LibTorch"};
-  app.set_version_flag("--version", std::string("qlab ") + qlab::version() + " (LibTorch " + TORCH_VERSION + ")");
+  app.set_version_flag(
+      "--version", std::string("qlab ") + qlab::version() + " (LibTorch " + TORCH_VERSION + ")");
   app.require_subcommand(1);
   int exit_code = 0;
   qlab::cli::add_plugins_command(app, exit_code);

@@ -16,15 +16,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string absolute(const std::string& path) { return fs::absolute(path).lexically_normal().string(); }
+std::string absolute(const std::string& path) {
+  return fs::absolute(path).lexically_normal().string();
+}
 
 // "quickstart-20261122T101500Z": the script and when it was planned.
 std::string plan_stem(const std::string& script, const std::string& dir) {
   std::string stamp = utc_now();
-  stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == '-' || c == ':'; }), stamp.end());
+  stamp.erase(
+      std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == '-' || c == ':'; }),
+      stamp.end());
   const std::string stem = fs::path(script).stem().string() + "-" + stamp;
   std::string out = stem;
-  for (int n = 2; fs::exists(fs::path(dir) / (out + ".plan.json")); ++n) out = fmt::format("{}-{}", stem, n);
+  for (int n = 2; fs::exists(fs::path(dir) / (out + ".plan.json")); ++n)
+    out = fmt::format("{}-{}", stem, n);
   return out;
 }
 
@@ -55,7 +60,9 @@ int submit_sweep(const SlurmSubmitArgs& args) {
   SlurmPlan plan;
   builder.fill(plan);
   if (plan.points.empty()) {
-    fmt::print(stderr, "every point of {} is stored as ok in {}; nothing to submit (`qlab report {}` writes its report)\n",
+    fmt::print(stderr,
+               "every point of {} is stored as ok in {}; nothing to submit (`qlab report {}` "
+               "writes its report)\n",
                args.script, args.db, args.script);
     return 0;
   }
@@ -81,7 +88,8 @@ int submit_sweep(const SlurmSubmitArgs& args) {
     return std::vector<std::string>{"--dependency=afterok:" + job, "--kill-on-invalid-dep=yes"};
   };
   if (args.dry_run) {
-    fmt::print("# plan: {} ({} points, {} float baselines)\n", plan.path, plan.points.size(), plan.baselines.size());
+    fmt::print("# plan: {} ({} points, {} float baselines)\n", plan.path, plan.points.size(),
+               plan.baselines.size());
     fmt::print("# BASELINES=$(sbatch --parsable {})\n", baselines_sh);
     fmt::print("# sbatch --parsable {} {}\n\n", fmt::join(after("$BASELINES"), " "), points_sh);
     fmt::print("# {}\n{}\n# {}\n{}", baselines_sh, baselines_script, points_sh, points_script);
@@ -89,18 +97,20 @@ int submit_sweep(const SlurmSubmitArgs& args) {
   }
   const std::string baselines_job = submit_batch(baselines_sh, {});
   const std::string points_job = submit_batch(points_sh, after(baselines_job));
-  fmt::print(stderr,
-             "submitted {} points as job array {} (after job {}, which trains {} float baselines);\n"
-             "task outputs go to {}, results to {}.\n"
-             "When the array has ended: qlab results merge --db {} --shards {} && qlab report {}\n",
-             plan.points.size(), points_job, baselines_job, plan.baselines.size(), dir, plan.shards_dir, args.db,
-             args.shards_dir, args.script);
+  fmt::print(
+      stderr,
+      "submitted {} points as job array {} (after job {}, which trains {} float baselines);\n"
+      "task outputs go to {}, results to {}.\n"
+      "When the array has ended: qlab results merge --db {} --shards {} && qlab report {}\n",
+      plan.points.size(), points_job, baselines_job, plan.baselines.size(), dir, plan.shards_dir,
+      args.db, args.shards_dir, args.script);
   fmt::print("{}\n", points_job);
   return 0;
 }
 
 int run_plan_task(const std::string& plan_path, long point, long baseline, bool quiet) {
-  if ((point < 0) == (baseline < 0)) throw Error("--plan needs exactly one of --point and --baseline");
+  if ((point < 0) == (baseline < 0))
+    throw Error("--plan needs exactly one of --point and --baseline");
   const Registry registry = discover_plugins();
   const SlurmPlan plan = read_plan(plan_path);
   RunSettings run;
@@ -110,7 +120,8 @@ int run_plan_task(const std::string& plan_path, long point, long baseline, bool 
     run_planned_baseline(plan, static_cast<std::size_t>(baseline), registry, run, std::cerr);
     return 0;
   }
-  const PointRecord rec = run_planned_point(plan, static_cast<std::size_t>(point), registry, run, std::cerr);
+  const PointRecord rec =
+      run_planned_point(plan, static_cast<std::size_t>(point), registry, run, std::cerr);
   return rec.status == PointStatus::failed ? 1 : 0;
 }
 

@@ -32,17 +32,20 @@ nlohmann::json load_checkpoint(const std::string& path, GraphModule& module) {
   if (!meta.is_object() || !meta.contains("graph_signature"))
     throw Error(fmt::format("{}: not a float checkpoint (no graph signature)", path));
   if (meta["graph_signature"] != module->graph().signature())
-    throw Error(fmt::format("{}: checkpoint was written for another architecture (model '{}'); "
-                            "it does not fit graph {}",
-                            path, meta.value("model", std::string("?")), module->graph().type_name()));
+    throw Error(
+        fmt::format("{}: checkpoint was written for another architecture (model '{}'); "
+                    "it does not fit graph {}",
+                    path, meta.value("model", std::string("?")), module->graph().type_name()));
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : state_of(module)) {
     const auto it = file.tensors.find(name);
-    if (it == file.tensors.end()) throw Error(fmt::format("{}: checkpoint has no tensor '{}'", path, name));
+    if (it == file.tensors.end())
+      throw Error(fmt::format("{}: checkpoint has no tensor '{}'", path, name));
     if (it->second.sizes() != target.sizes() || it->second.scalar_type() != target.scalar_type())
-      throw Error(fmt::format("{}: tensor '{}' is {} [{}], the model's is {} [{}]", path, name,
-                              c10::toString(it->second.scalar_type()), fmt::join(it->second.sizes(), ", "),
-                              c10::toString(target.scalar_type()), fmt::join(target.sizes(), ", ")));
+      throw Error(
+          fmt::format("{}: tensor '{}' is {} [{}], the model's is {} [{}]", path, name,
+                      c10::toString(it->second.scalar_type()), fmt::join(it->second.sizes(), ", "),
+                      c10::toString(target.scalar_type()), fmt::join(target.sizes(), ", ")));
     target.copy_(it->second);
   }
   return meta;

@@ -5,9 +5,8 @@
 namespace qlab {
 
 void fail_check(const char* condition, const char* file, int line, const std::string& detail) {
-  throw std::logic_error(
-      fmt::format("qlab internal error: check '{}' failed at {}:{}: {}", condition, file, line,
-                  detail));
+  throw std::logic_error(fmt::format("qlab internal error: check '{}' failed at {}:{}: {}",
+                                     condition, file, line, detail));
 }
 
 }  // namespace qlab

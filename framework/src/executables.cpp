@@ -9,7 +9,9 @@ namespace {
 class Simulated final : public Executable {
  public:
   Simulated(std::shared_ptr<const QuantizedModel> model, std::string reason)
-      : model_(std::move(model)), weights_(model_->dequantized_module()), reason_(std::move(reason)) {}
+      : model_(std::move(model)),
+        weights_(model_->dequantized_module()),
+        reason_(std::move(reason)) {}
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
     torch::NoGradGuard no_grad;
     return simulate(*model_, weights_, batch);

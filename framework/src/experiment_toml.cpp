@@ -42,9 +42,10 @@ Value to_value(const toml::node& node, const std::string& section, const std::st
       // The only lists an option takes are lists of names: anything else
       // is a scalar option written as a list.
       if (!s)
-        throw Error(fmt::format("{}: [{}] {}: found a list of {} values; options take a single value or a "
-                                "list of strings",
-                                loc(node.source(), file).str(), section, key, type_name(item)));
+        throw Error(
+            fmt::format("{}: [{}] {}: found a list of {} values; options take a single value or a "
+                        "list of strings",
+                        loc(node.source(), file).str(), section, key, type_name(item)));
       out.push_back(s->get());
     }
     return out;

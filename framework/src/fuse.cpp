@@ -37,7 +37,8 @@ std::map<std::string, FusionGroup> fusion_groups(const Graph& g) {
       group.batch_norm = next->name;
       next = sole_consumer(g, next->name);
     }
-    if (n.attrs.activation == Activation::none && next && (next->op == Op::relu || next->op == Op::relu6))
+    if (n.attrs.activation == Activation::none && next &&
+        (next->op == Op::relu || next->op == Op::relu6))
       group.activation = next->name;
   }
   return groups;
@@ -62,7 +63,8 @@ GraphModule fuse(GraphModule trained) {
         produced_by[it->second.batch_norm] = n.name;
       }
       if (!it->second.activation.empty()) {
-        n.attrs.activation = g.node(it->second.activation).op == Op::relu ? Activation::relu : Activation::relu6;
+        n.attrs.activation =
+            g.node(it->second.activation).op == Op::relu ? Activation::relu : Activation::relu6;
         produced_by[it->second.activation] = n.name;
       }
     }

@@ -8,20 +8,34 @@ namespace qlab {
 
 const char* to_string(Op op) {
   switch (op) {
-    case Op::input: return "input";
-    case Op::conv2d: return "conv2d";
-    case Op::linear: return "linear";
-    case Op::batch_norm2d: return "batch_norm2d";
-    case Op::relu: return "relu";
-    case Op::relu6: return "relu6";
-    case Op::sigmoid: return "sigmoid";
-    case Op::max_pool2d: return "max_pool2d";
-    case Op::avg_pool2d: return "avg_pool2d";
-    case Op::adaptive_avg_pool2d: return "adaptive_avg_pool2d";
-    case Op::flatten: return "flatten";
-    case Op::dropout: return "dropout";
-    case Op::add: return "add";
-    case Op::reparameterize: return "reparameterize";
+    case Op::input:
+      return "input";
+    case Op::conv2d:
+      return "conv2d";
+    case Op::linear:
+      return "linear";
+    case Op::batch_norm2d:
+      return "batch_norm2d";
+    case Op::relu:
+      return "relu";
+    case Op::relu6:
+      return "relu6";
+    case Op::sigmoid:
+      return "sigmoid";
+    case Op::max_pool2d:
+      return "max_pool2d";
+    case Op::avg_pool2d:
+      return "avg_pool2d";
+    case Op::adaptive_avg_pool2d:
+      return "adaptive_avg_pool2d";
+    case Op::flatten:
+      return "flatten";
+    case Op::dropout:
+      return "dropout";
+    case Op::add:
+      return "add";
+    case Op::reparameterize:
+      return "reparameterize";
   }
   return "?";
 }
@@ -30,10 +44,13 @@ namespace {
 
 std::size_t arity(Op op) {
   switch (op) {
-    case Op::input: return 0;
+    case Op::input:
+      return 0;
     case Op::add:
-    case Op::reparameterize: return 2;
-    default: return 1;
+    case Op::reparameterize:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -175,7 +192,8 @@ Graph& Graph::group_type(const std::string& prefix, std::string type_name) {
 
 void Graph::set_outputs(std::vector<std::string> names) {
   for (const auto& n : names)
-    if (!index_.count(n)) throw Error(fmt::format("graph {}: output '{}' is not a node", type_name_, n));
+    if (!index_.count(n))
+      throw Error(fmt::format("graph {}: output '{}' is not a node", type_name_, n));
   outputs_ = std::move(names);
 }
 
@@ -219,7 +237,9 @@ std::vector<LayerStats> Graph::stats() const {
       if (in.size() != 3) throw bad("expected a {C, H, W} feature map");
     };
     switch (n.op) {
-      case Op::input: st.output = in; break;
+      case Op::input:
+        st.output = in;
+        break;
       case Op::conv2d: {
         need_chw();
         if (in[0] != a.in) throw bad(fmt::format("expected {} channels", a.in));
@@ -275,7 +295,9 @@ std::vector<LayerStats> Graph::stats() const {
       case Op::relu:
       case Op::relu6:
       case Op::sigmoid:
-      case Op::dropout: st.output = in; break;
+      case Op::dropout:
+        st.output = in;
+        break;
     }
     shapes[n.name] = st.output;
     out.push_back(std::move(st));

@@ -70,7 +70,8 @@ GraphModuleImpl::GraphModuleImpl(const Graph& graph) : graph_(graph) {
                           torch::nn::BatchNorm2dOptions(a.in).eps(a.eps).momentum(a.momentum)));
         layers_[n.name] = s.bn.ptr();
         break;
-      default: break;
+      default:
+        break;
     }
     index[n.name] = steps_.size();
     steps_.push_back(std::move(s));
@@ -88,20 +89,25 @@ namespace {
 
 torch::Tensor activate(torch::Tensor x, Activation a) {
   switch (a) {
-    case Activation::none: return x;
-    case Activation::relu: return torch::relu(x);
-    case Activation::relu6: return torch::hardtanh(x, 0.0, 6.0);
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return torch::relu(x);
+    case Activation::relu6:
+      return torch::hardtanh(x, 0.0, 6.0);
   }
   return x;
 }
 
 }  // namespace
 
-std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, const NodeHook& hook) {
+std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input,
+                                                    const NodeHook& hook) {
   return forward(input, hook, nullptr);
 }
 
-std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, const NodeHook& hook,
+std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input,
+                                                    const NodeHook& hook,
                                                     const WeightHook& weights) {
   namespace F = torch::nn::functional;
   std::vector<torch::Tensor> v(steps_.size());
@@ -110,28 +116,51 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input, 
     const auto& a = s.attrs;
     const torch::Tensor& x = s.inputs.empty() ? input : v[s.inputs[0]];
     switch (s.op) {
-      case Op::input: v[i] = input; break;
+      case Op::input:
+        v[i] = input;
+        break;
       case Op::conv2d:
-        v[i] = activate(weights ? torch::conv2d(x, weights(i, s.conv->weight), s.conv->bias,
-                                                {a.stride, a.stride}, {a.padding, a.padding}, {1, 1}, a.groups)
-                                : s.conv->forward(x),
-                        a.activation);
+        v[i] = activate(
+            weights ? torch::conv2d(x, weights(i, s.conv->weight), s.conv->bias,
+                                    {a.stride, a.stride}, {a.padding, a.padding}, {1, 1}, a.groups)
+                    : s.conv->forward(x),
+            a.activation);
         break;
       case Op::linear:
         v[i] = activate(weights ? torch::linear(x, weights(i, s.linear->weight), s.linear->bias)
                                 : s.linear->forward(x),
                         a.activation);
         break;
-      case Op::batch_norm2d: v[i] = s.bn->forward(x); break;
-      case Op::relu: v[i] = torch::relu(x); break;
-      case Op::relu6: v[i] = torch::hardtanh(x, 0.0, 6.0); break;
-      case Op::sigmoid: v[i] = torch::sigmoid(x); break;
-      case Op::max_pool2d: v[i] = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1}); break;
-      case Op::avg_pool2d: v[i] = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}); break;
-      case Op::adaptive_avg_pool2d: v[i] = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size}); break;
-      case Op::flatten: v[i] = x.flatten(1); break;
-      case Op::dropout: v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training())); break;
-      case Op::add: v[i] = x + v[s.inputs[1]]; break;
+      case Op::batch_norm2d:
+        v[i] = s.bn->forward(x);
+        break;
+      case Op::relu:
+        v[i] = torch::relu(x);
+        break;
+      case Op::relu6:
+        v[i] = torch::hardtanh(x, 0.0, 6.0);
+        break;
+      case Op::sigmoid:
+        v[i] = torch::sigmoid(x);
+        break;
+      case Op::max_pool2d:
+        v[i] = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1});
+        break;
+      case Op::avg_pool2d:
+        v[i] = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
+        break;
+      case Op::adaptive_avg_pool2d:
+        v[i] = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size});
+        break;
+      case Op::flatten:
+        v[i] = x.flatten(1);
+        break;
+      case Op::dropout:
+        v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training()));
+        break;
+      case Op::add:
+        v[i] = x + v[s.inputs[1]];
+        break;
       case Op::reparameterize:
         v[i] = x + torch::randn_like(x) * torch::exp(0.5 * v[s.inputs[1]]);
         break;
@@ -149,7 +178,8 @@ std::shared_ptr<torch::nn::Module> GraphModuleImpl::layer(const std::string& nam
   return it == layers_.end() ? nullptr : it->second;
 }
 
-torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer, const std::string& key) {
+torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer,
+                              const std::string& key) {
   const auto* p = module->layer(layer)->named_parameters(false).find(key);
   return p ? p->detach() : torch::Tensor();
 }

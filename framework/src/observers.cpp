@@ -127,9 +127,11 @@ class Histogram : public Observer {
     auto error = [&](double a, double b) {
       // Bins whose centre lies below a, or above b, are clipped.
       const int ia = std::clamp(static_cast<int>(std::ceil((a - lo_) / width() - 0.5)), 0, kBins);
-      const int ib = std::clamp(static_cast<int>(std::floor((b - lo_) / width() - 0.5)) + 1, ia, kBins);
+      const int ib =
+          std::clamp(static_cast<int>(std::floor((b - lo_) / width() - 0.5)) + 1, ia, kBins);
       const double below = s2[ia] - 2 * a * s1[ia] + a * a * s0[ia];
-      const double n_above = s0[kBins] - s0[ib], c_above = s1[kBins] - s1[ib], q_above = s2[kBins] - s2[ib];
+      const double n_above = s0[kBins] - s0[ib], c_above = s1[kBins] - s1[ib],
+                   q_above = s2[kBins] - s2[ib];
       const double above = q_above - 2 * b * c_above + b * b * n_above;
       const double step = (b - a) / levels;
       return below + above + (s0[ib] - s0[ia]) * step * step / 12.0;
@@ -174,7 +176,8 @@ QParams Observer::qparams(int bits, bool symmetric, bool reduce_range) const {
 }
 
 const std::vector<std::string>& observer_kinds() {
-  static const std::vector<std::string> kinds{"minmax", "moving_average", "histogram", "percentile"};
+  static const std::vector<std::string> kinds{"minmax", "moving_average", "histogram",
+                                              "percentile"};
   return kinds;
 }
 
@@ -182,10 +185,12 @@ std::unique_ptr<Observer> make_observer(const std::string& kind, int axis, doubl
   if (kind == "minmax") return std::make_unique<MinMax>(axis);
   if (kind == "moving_average") return std::make_unique<MovingAverage>(axis);
   if ((kind == "histogram" || kind == "percentile") && axis >= 0)
-    throw Error(fmt::format("observer '{}' is per tensor only; use minmax for per-channel weights", kind));
+    throw Error(
+        fmt::format("observer '{}' is per tensor only; use minmax for per-channel weights", kind));
   if (kind == "histogram") return std::make_unique<Histogram>(true, percentile);
   if (kind == "percentile") return std::make_unique<Histogram>(false, percentile);
-  throw Error(fmt::format("unknown observer '{}' (known: {})", kind, fmt::join(observer_kinds(), ", ")));
+  throw Error(
+      fmt::format("unknown observer '{}' (known: {})", kind, fmt::join(observer_kinds(), ", ")));
 }
 
 }  // namespace qlab

@@ -11,12 +11,18 @@ namespace qlab {
 
 const char* to_string(ValueType type) {
   switch (type) {
-    case ValueType::boolean: return "boolean";
-    case ValueType::integer: return "integer";
-    case ValueType::number: return "number";
-    case ValueType::string: return "string";
-    case ValueType::string_list: return "list of strings";
-    case ValueType::table_list: return "list of tables";
+    case ValueType::boolean:
+      return "boolean";
+    case ValueType::integer:
+      return "integer";
+    case ValueType::number:
+      return "number";
+    case ValueType::string:
+      return "string";
+    case ValueType::string_list:
+      return "list of strings";
+    case ValueType::table_list:
+      return "list of tables";
   }
   return "?";
 }
@@ -42,8 +48,10 @@ std::string describe(const Value& value) {
 nlohmann::json to_json(const Value& value) {
   return std::visit(
       [](const auto& x) -> nlohmann::json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, TableList>) return x.entries;
-        else return x;
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, TableList>)
+          return x.entries;
+        else
+          return x;
       },
       value);
 }
@@ -77,12 +85,18 @@ Schema& Schema::boolean(std::string name, bool def, std::string help) {
 
 Schema& Schema::string(std::string name, std::string def, std::string help,
                        std::vector<std::string> choices) {
-  return add({std::move(name), ValueType::string, std::move(def), std::move(help), {}, {},
+  return add({std::move(name),
+              ValueType::string,
+              std::move(def),
+              std::move(help),
+              {},
+              {},
               std::move(choices)});
 }
 
 Schema& Schema::string_list(std::string name, std::vector<std::string> def, std::string help) {
-  return add({std::move(name), ValueType::string_list, std::move(def), std::move(help), {}, {}, {}});
+  return add(
+      {std::move(name), ValueType::string_list, std::move(def), std::move(help), {}, {}, {}});
 }
 
 Schema& Schema::table_list(std::string name, std::string help) {
@@ -115,8 +129,10 @@ Value convert(const OptionSpec& spec, const RawValue& raw, const std::string& se
 void check_range(const OptionSpec& spec, const Value& value, const RawValue& raw,
                  const std::string& section) {
   double v = 0;
-  if (spec.type == ValueType::integer) v = static_cast<double>(std::get<std::int64_t>(value));
-  else if (spec.type == ValueType::number) v = std::get<double>(value);
+  if (spec.type == ValueType::integer)
+    v = static_cast<double>(std::get<std::int64_t>(value));
+  else if (spec.type == ValueType::number)
+    v = std::get<double>(value);
   else if (spec.type == ValueType::string && !spec.choices.empty()) {
     const auto& s = std::get<std::string>(value);
     if (std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
@@ -129,9 +145,10 @@ void check_range(const OptionSpec& spec, const Value& value, const RawValue& raw
   const bool below = spec.min && v < *spec.min;
   const bool above = spec.max && v > *spec.max;
   if (below || above || std::isnan(v)) {
-    std::string range = spec.min && spec.max ? fmt::format("between {} and {}", *spec.min, *spec.max)
-                        : spec.min           ? fmt::format("at least {}", *spec.min)
-                                             : fmt::format("at most {}", spec.max.value_or(0));
+    std::string range = spec.min && spec.max
+                            ? fmt::format("between {} and {}", *spec.min, *spec.max)
+                        : spec.min ? fmt::format("at least {}", *spec.min)
+                                   : fmt::format("at most {}", spec.max.value_or(0));
     throw Error(fmt::format("{}[{}] {}: {} is out of range, expected {}", where_prefix(raw.where),
                             section, spec.name, describe(raw.value), range));
   }
@@ -152,7 +169,8 @@ Options resolve(const Schema& schema, const RawSection& raw,
       for (const auto& i : ignore) known.push_back(i);
       std::sort(known.begin(), known.end());
       throw Error(fmt::format("{}[{}] unknown key '{}' (known keys: {})", where_prefix(rv.where),
-                              raw.name, key, known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
+                              raw.name, key,
+                              known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
     }
     Value value = convert(*spec, rv, raw.name);
     check_range(*spec, value, rv, raw.name);

@@ -15,8 +15,10 @@ bool needs_output_qparams(Op op) {
     case Op::add:
     case Op::batch_norm2d:
     case Op::sigmoid:
-    case Op::reparameterize: return true;
-    default: return false;
+    case Op::reparameterize:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -67,9 +69,10 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   if (spec.scheme != "static" && spec.scheme != "dynamic")
     throw Error(fmt::format("unknown quantization scheme '{}'", spec.scheme));
   if (spec.scheme == "static" && spec.calibration_batches <= 0)
-    throw Error("[quantizer] calibration_batches = 0: static quantization fixes every activation's "
-                "scale and zero point from calibration data, so with no calibration batch every "
-                "scale would stay at its default and accuracy collapses; use at least 1 (default 32)");
+    throw Error(
+        "[quantizer] calibration_batches = 0: static quantization fixes every activation's "
+        "scale and zero point from calibration data, so with no calibration batch every "
+        "scale would stay at its default and accuracy collapses; use at least 1 (default 32)");
   QuantizedModel q;
   q.scheme = spec.scheme;
   q.float_module = fuse(trained);
@@ -78,11 +81,13 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   q.float_layers = selection.float_layers;
   for (const auto& [name, bits] : selection.layers) {
     if (bits.weight == 0)
-      throw Error(fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
-                              "(add \"weight\" to its quant_types)",
-                              spec.config_key, name, spec.scheme));
+      throw Error(
+          fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
+                      "(add \"weight\" to its quant_types)",
+                      spec.config_key, name, spec.scheme));
     q.layers[name] = quantize_weight(layer_parameter(q.float_module, name, "weight"),
-                                     layer_parameter(q.float_module, name, "bias"), bits.weight, spec.per_channel);
+                                     layer_parameter(q.float_module, name, "bias"), bits.weight,
+                                     spec.per_channel);
     q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == "dynamic") return q;
@@ -91,7 +96,8 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   const auto sites = activation_sites(g, selection);
   std::vector<std::unique_ptr<Observer>> observers(g.nodes().size());
   for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (sites.count(g.nodes()[i].name)) observers[i] = make_observer(spec.observer, -1, spec.percentile);
+    if (sites.count(g.nodes()[i].name))
+      observers[i] = make_observer(spec.observer, -1, spec.percentile);
   const std::int64_t n = calibration.size();
   if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
   auto gen = at::detail::createCPUGenerator(4242);

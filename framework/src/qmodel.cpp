@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace qlab {
@@ -51,8 +51,9 @@ nlohmann::json QuantizedModel::calibration_config() const {
     if (scheme == "dynamic" && l.activation_bits > 0) {
       j["input_bits"] = l.activation_bits;
       j["input_quantization"] = "per batch, at run time";
-    } else if (const auto* in = scheme == "dynamic" ? nullptr
-                                : qparams_reaching(*this, graph().node(name).inputs.at(0))) {
+    } else if (const auto* in = scheme == "dynamic"
+                                    ? nullptr
+                                    : qparams_reaching(*this, graph().node(name).inputs.at(0))) {
       const auto a = in->to_json();
       j["input_bits"] = in->bits;
       j["input_scale"] = a["scale"];
@@ -77,7 +78,8 @@ GraphModule QuantizedModel::dequantized_module() const {
   GraphModule m = clone_module(float_module);
   torch::NoGradGuard no_grad;
   auto params = m->named_parameters();
-  for (const auto& [name, l] : layers) params[name + ".weight"].copy_(dequantize_codes(l.codes, l.weight));
+  for (const auto& [name, l] : layers)
+    params[name + ".weight"].copy_(dequantize_codes(l.codes, l.weight));
   m->eval();
   return m;
 }
@@ -97,10 +99,14 @@ std::string serialize_quantized(const QuantizedModel& m) {
   std::set<std::string> shipped;  // float tensors already in a layer's record
   for (const auto& [name, l] : m.layers) {
     auto packed = pack_codes(l.codes, l.weight.bits, l.weight.qmin);
-    meta["layers"][name] = {{"bits", l.weight.bits},       {"symmetric", l.weight.symmetric},
-                            {"axis", l.weight.axis},       {"qmin", l.weight.qmin},
-                            {"qmax", l.weight.qmax},       {"shape", l.codes.sizes().vec()},
-                            {"activation_bits", l.activation_bits}, {"code_offset", code_bytes},
+    meta["layers"][name] = {{"bits", l.weight.bits},
+                            {"symmetric", l.weight.symmetric},
+                            {"axis", l.weight.axis},
+                            {"qmin", l.weight.qmin},
+                            {"qmax", l.weight.qmax},
+                            {"shape", l.codes.sizes().vec()},
+                            {"activation_bits", l.activation_bits},
+                            {"code_offset", code_bytes},
                             {"channels", l.weight.scale.numel()}};
     if (l.weight.zero_point.is_floating_point())  // DoReFa's half-step grid: one per tensor
       meta["layers"][name]["fractional_zero_point"] = l.weight.zero_point.item<double>();
@@ -172,7 +178,8 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
       const std::string name = f[0];
       const auto shape = f[1].get<std::vector<std::int64_t>>();
       torch::Tensor* dst = params.find(name) ? params.find(name) : buffers.find(name);
-      if (!dst) throw Error(fmt::format("{}: checkpoint holds '{}', which the model lacks", path, name));
+      if (!dst)
+        throw Error(fmt::format("{}: checkpoint holds '{}', which the model lacks", path, name));
       const auto n = dst->numel();
       dst->copy_(floats.slice(0, offset, offset + n).view(shape));
       offset += n;
@@ -192,12 +199,14 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
       for (auto d : shape) numel *= d;
       const std::int64_t begin = j["code_offset"];
       const std::int64_t bytes = (numel * l.weight.bits + 7) / 8;
-      l.codes = unpack_codes(codes.slice(0, begin, begin + bytes), l.weight.bits, l.weight.qmin, numel)
-                    .view(shape);
+      l.codes =
+          unpack_codes(codes.slice(0, begin, begin + bytes), l.weight.bits, l.weight.qmin, numel)
+              .view(shape);
       l.weight.scale = scales.slice(0, scale_at, scale_at + channels).to(torch::kFloat64);
       scale_at += channels;
       if (j.contains("fractional_zero_point")) {
-        l.weight.zero_point = torch::full({channels}, j["fractional_zero_point"].get<double>(), torch::kFloat64);
+        l.weight.zero_point =
+            torch::full({channels}, j["fractional_zero_point"].get<double>(), torch::kFloat64);
       } else if (l.weight.symmetric) {
         l.weight.zero_point = torch::zeros({channels}, torch::kInt64);
       } else {
@@ -225,7 +234,8 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
       m.activations[name] = q;
     }
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("{}: quantized checkpoint is incomplete: {}", path, e.what_without_backtrace()));
+    throw Error(fmt::format("{}: quantized checkpoint is incomplete: {}", path,
+                            e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: quantized checkpoint header is corrupt: {}", path, e.what()));
   } catch (const Error&) {
@@ -257,7 +267,8 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
   for (std::size_t i = 0; i < nodes.size(); ++i) index[nodes[i].name] = i;
   if (m.scheme == "static") {
     for (std::size_t i = 0; i < nodes.size(); ++i)
-      if (auto it = m.activations.find(nodes[i].name); it != m.activations.end()) fixed[i] = &it->second;
+      if (auto it = m.activations.find(nodes[i].name); it != m.activations.end())
+        fixed[i] = &it->second;
   } else {
     for (const auto& [name, l] : m.layers)
       per_batch_bits[index.at(m.graph().node(name).inputs.at(0))] = l.activation_bits;
@@ -265,7 +276,8 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
   return dequantized->forward(input, [&](std::size_t i, const torch::Tensor& v) {
     if (fixed[i]) return fake_quantize(v, *fixed[i]);
     if (per_batch_bits[i]) {
-      const auto q = qparams_from_range(v.min().reshape({1}), v.max().reshape({1}), per_batch_bits[i], false);
+      const auto q =
+          qparams_from_range(v.min().reshape({1}), v.max().reshape({1}), per_batch_bits[i], false);
       return fake_quantize(v, q);
     }
     return v;

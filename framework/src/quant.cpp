@@ -62,7 +62,8 @@ QParams binary_qparams(const torch::Tensor& w, int axis) {
   p.axis = axis;
   p.qmin = 0;
   p.qmax = 1;
-  const auto flat = axis < 0 ? w.reshape({1, -1}) : w.transpose(0, axis).reshape({w.size(axis), -1});
+  const auto flat =
+      axis < 0 ? w.reshape({1, -1}) : w.transpose(0, axis).reshape({w.size(axis), -1});
   p.scale = flat.abs().mean(1).clamp_min(kMinScale).to(torch::kFloat64);
   p.zero_point = torch::zeros_like(p.scale, torch::kInt64);
   p.min = flat.amin(1).to(torch::kFloat64);
@@ -153,7 +154,9 @@ nlohmann::json QParams::to_json() const {
     }
     return j.size() == 1 ? j[0] : j;
   };
-  nlohmann::json j = {{"bits", bits}, {"symmetric", symmetric}, {"per_channel", per_channel()},
+  nlohmann::json j = {{"bits", bits},
+                      {"symmetric", symmetric},
+                      {"per_channel", per_channel()},
                       {"scale", list(scale, false)},
                       {"zero_point", list(zero_point, !zero_point.is_floating_point())}};
   if (min.defined()) {

@@ -3,12 +3,12 @@
 // file and both versions, anything built for another API or LibTorch.
 #include <qlab/registry.hpp>
 
-#include <boost/dll/import.hpp>
-#include <boost/dll/runtime_symbol_info.hpp>
-#include <boost/dll/shared_library.hpp>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <boost/dll/import.hpp>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -18,10 +18,14 @@ namespace qlab {
 
 const char* to_string(PluginKind kind) {
   switch (kind) {
-    case PluginKind::model: return "model";
-    case PluginKind::quantizer: return "quantizer";
-    case PluginKind::backend: return "backend";
-    case PluginKind::metric: return "metric";
+    case PluginKind::model:
+      return "model";
+    case PluginKind::quantizer:
+      return "quantizer";
+    case PluginKind::backend:
+      return "backend";
+    case PluginKind::metric:
+      return "metric";
   }
   return "?";
 }
@@ -38,10 +42,14 @@ std::optional<PluginKind> parse_kind(const char* s) {
 
 bool kind_matches(PluginKind kind, const Plugin* p) {
   switch (kind) {
-    case PluginKind::model: return dynamic_cast<const Model*>(p) != nullptr;
-    case PluginKind::quantizer: return dynamic_cast<const Quantizer*>(p) != nullptr;
-    case PluginKind::backend: return dynamic_cast<const Backend*>(p) != nullptr;
-    case PluginKind::metric: return dynamic_cast<const Metric*>(p) != nullptr;
+    case PluginKind::model:
+      return dynamic_cast<const Model*>(p) != nullptr;
+    case PluginKind::quantizer:
+      return dynamic_cast<const Quantizer*>(p) != nullptr;
+    case PluginKind::backend:
+      return dynamic_cast<const Backend*>(p) != nullptr;
+    case PluginKind::metric:
+      return dynamic_cast<const Metric*>(p) != nullptr;
   }
   return false;
 }
@@ -67,7 +75,8 @@ std::vector<fs::path> Registry::default_dirs() {
     std::size_t start = 0;
     while (start <= list.size()) {
       auto colon = list.find(':', start);
-      auto item = list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      auto item =
+          list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
       if (!item.empty()) dirs.emplace_back(item);
       if (colon == std::string::npos) break;
       start = colon + 1;
@@ -106,15 +115,20 @@ namespace {
 // Loading a plugin runs its code as this user: a file, or a folder, that
 // anyone may write would let anyone do that.
 void refuse_world_writable(const fs::path& file) {
-  if (const char* allow = std::getenv("QLAB_ALLOW_WRITABLE_PLUGINS"); allow && std::string(allow) == "1") return;
-  for (const fs::path& p : {file, file.parent_path().empty() ? fs::path(".") : file.parent_path()}) {
+  if (const char* allow = std::getenv("QLAB_ALLOW_WRITABLE_PLUGINS");
+      allow && std::string(allow) == "1")
+    return;
+  for (const fs::path& p :
+       {file, file.parent_path().empty() ? fs::path(".") : file.parent_path()}) {
     std::error_code ec;
     const auto perms = fs::status(p, ec).permissions();
     if (ec || (perms & fs::perms::others_write) == fs::perms::none) continue;
     throw PluginError(fmt::format(
-        "{}: refused: {} {} is writable by every user (mode {:o}), so anyone could replace the code qlab "
+        "{}: refused: {} {} is writable by every user (mode {:o}), so anyone could replace the "
+        "code qlab "
         "would run; chmod o-w it, or set QLAB_ALLOW_WRITABLE_PLUGINS=1 to load it anyway",
-        file.string(), p == file ? "the file" : "its folder", p.string(), static_cast<unsigned>(perms)));
+        file.string(), p == file ? "the file" : "its folder", p.string(),
+        static_cast<unsigned>(perms)));
   }
 }
 
@@ -130,26 +144,34 @@ void Registry::load_file(const fs::path& file) {
     throw PluginError(fmt::format("{}: cannot be loaded: {}", where, e.what()));
   }
   if (!loaded->library.has("qlab_plugin_info") || !loaded->library.has("qlab_plugin_factory"))
-    throw PluginError(fmt::format("{}: not a qlab plugin (no qlab_plugin_info/qlab_plugin_factory "
-                                  "symbols; was it built with QLAB_PLUGIN?)",
-                                  where));
+    throw PluginError(
+        fmt::format("{}: not a qlab plugin (no qlab_plugin_info/qlab_plugin_factory "
+                    "symbols; was it built with QLAB_PLUGIN?)",
+                    where));
   const auto& info = loaded->library.get<const PluginInfo>("qlab_plugin_info");
   if (info.api_version != kPluginApiVersion)
-    throw PluginError(fmt::format("{}: built for plugin API version {}, this qlab has version {}; "
-                                  "rebuild the plugin against this qlab",
-                                  where, info.api_version, kPluginApiVersion));
+    throw PluginError(
+        fmt::format("{}: built for plugin API version {}, this qlab has version {}; "
+                    "rebuild the plugin against this qlab",
+                    where, info.api_version, kPluginApiVersion));
   const std::string torch_version = info.torch_version ? info.torch_version : "";
   if (torch_version != kTorchVersion)
-    throw PluginError(fmt::format("{}: built against LibTorch {}, this qlab uses LibTorch {}; "
-                                  "rebuild the plugin against the same LibTorch",
-                                  where, torch_version, kTorchVersion));
+    throw PluginError(
+        fmt::format("{}: built against LibTorch {}, this qlab uses LibTorch {}; "
+                    "rebuild the plugin against the same LibTorch",
+                    where, torch_version, kTorchVersion));
   const auto kind = parse_kind(info.kind);
   if (!kind)
-    throw PluginError(fmt::format("{}: unknown plugin kind '{}' (expected model, quantizer, "
-                                  "backend or metric)",
-                                  where, info.kind ? info.kind : ""));
-  PluginRecord rec{*kind, info.name ? info.name : "", info.description ? info.description : "",
-                   info.api_version, torch_version, file};
+    throw PluginError(
+        fmt::format("{}: unknown plugin kind '{}' (expected model, quantizer, "
+                    "backend or metric)",
+                    where, info.kind ? info.kind : ""));
+  PluginRecord rec{*kind,
+                   info.name ? info.name : "",
+                   info.description ? info.description : "",
+                   info.api_version,
+                   torch_version,
+                   file};
   if (rec.name.empty()) throw PluginError(fmt::format("{}: the plugin has an empty name", where));
   for (const auto& e : entries_)
     if (e.record.kind == rec.kind && e.record.name == rec.name)
@@ -164,10 +186,12 @@ void Registry::load_file(const fs::path& file) {
     } catch (const std::exception& e) {
       throw PluginError(fmt::format("{}: the plugin factory failed: {}", where, e.what()));
     } catch (...) {
-      throw PluginError(fmt::format("{}: the plugin factory failed with an unknown exception", where));
+      throw PluginError(
+          fmt::format("{}: the plugin factory failed with an unknown exception", where));
     }
   }
-  if (!loaded->object) throw PluginError(fmt::format("{}: the plugin factory returned nothing", where));
+  if (!loaded->object)
+    throw PluginError(fmt::format("{}: the plugin factory returned nothing", where));
   if (!kind_matches(rec.kind, loaded->object.get()))
     throw PluginError(fmt::format("{}: declares kind '{}' but its object is not a qlab::{}", where,
                                   to_string(rec.kind), to_string(rec.kind)));

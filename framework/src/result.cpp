@@ -13,11 +13,16 @@ namespace qlab {
 
 const char* to_string(Mode mode) {
   switch (mode) {
-    case Mode::fp32: return "fp32";
-    case Mode::int8: return "int8";
-    case Mode::simulated: return "simulated";
-    case Mode::fp16: return "fp16";
-    case Mode::bf16: return "bf16";
+    case Mode::fp32:
+      return "fp32";
+    case Mode::int8:
+      return "int8";
+    case Mode::simulated:
+      return "simulated";
+    case Mode::fp16:
+      return "fp16";
+    case Mode::bf16:
+      return "bf16";
   }
   return "?";
 }
@@ -25,11 +30,20 @@ const char* to_string(Mode mode) {
 nlohmann::json to_json(const ResultRow& row) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [k, v] : row.metrics) metrics[k] = v;
-  return {{"model", row.model},   {"dataset", row.dataset}, {"quantizer", row.quantizer},
-          {"backend", row.backend}, {"mode", to_string(row.mode)}, {"config", row.config},
-          {"metrics", metrics},   {"notes", row.notes},     {"environment", row.environment},
-          {"float_layers", row.float_layers}, {"calibration", row.calibration},
-          {"training", row.training}, {"graph", row.graph}, {"lowered", row.lowered},
+  return {{"model", row.model},
+          {"dataset", row.dataset},
+          {"quantizer", row.quantizer},
+          {"backend", row.backend},
+          {"mode", to_string(row.mode)},
+          {"config", row.config},
+          {"metrics", metrics},
+          {"notes", row.notes},
+          {"environment", row.environment},
+          {"float_layers", row.float_layers},
+          {"calibration", row.calibration},
+          {"training", row.training},
+          {"graph", row.graph},
+          {"lowered", row.lowered},
           {"samples", row.samples}};
 }
 
@@ -51,7 +65,8 @@ const std::vector<MetricColumn> kColumns = {
     {"test_set_ms", "test set ms", [](double v) { return fmt::format("{:.1f}", v); }},
     {"latency_p95_ms", "p95 ms", [](double v) { return fmt::format("{:.3f}", v); }},
     {"throughput_ips", "img/s", [](double v) { return fmt::format("{:.0f}", v); }},
-    {"peak_memory_bytes", "peak mem", [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
+    {"peak_memory_bytes", "peak mem",
+     [](double v) { return fmt::format("{:.1f} MiB", v / (1 << 20)); }},
     {"weight_bytes", "weights", [](double v) { return fmt::format("{:.1f} KiB", v / 1024); }},
     {"train_seconds", "train s", [](double v) { return fmt::format("{:.1f}", v); }},
     {"quantize_seconds", "quantize s", [](double v) { return fmt::format("{:.2f}", v); }},
@@ -89,8 +104,8 @@ std::string format_rows(const std::vector<nlohmann::json>& rows) {
       line.push_back(r.value(key, std::string("?")));
     for (const auto* c : used) {
       const auto& m = r["metrics"];
-      line.push_back(m.contains(c->key) && m[c->key].is_number() ? c->format(m[c->key].get<double>())
-                                                               : "n/a");
+      line.push_back(
+          m.contains(c->key) && m[c->key].is_number() ? c->format(m[c->key].get<double>()) : "n/a");
     }
     cells.push_back(std::move(line));
   }
@@ -132,13 +147,16 @@ std::string format_comparison(const std::vector<ResultRow>& rows) {
     if (both("size_bytes"))
       parts.push_back(fmt::format("size {:.3f}x of fp32 ({:.1f} -> {:.1f} KiB)",
                                   r.metrics.at("size_bytes") / base->metrics.at("size_bytes"),
-                                  base->metrics.at("size_bytes") / 1024, r.metrics.at("size_bytes") / 1024));
+                                  base->metrics.at("size_bytes") / 1024,
+                                  r.metrics.at("size_bytes") / 1024));
     if (both("accuracy"))
-      parts.push_back(fmt::format("accuracy {:+.2f} points", r.metrics.at("accuracy") - base->metrics.at("accuracy")));
+      parts.push_back(fmt::format("accuracy {:+.2f} points",
+                                  r.metrics.at("accuracy") - base->metrics.at("accuracy")));
     if (both("loss"))
       parts.push_back(fmt::format("loss {:+.4f}", r.metrics.at("loss") - base->metrics.at("loss")));
     out += fmt::format("{} {} on {} vs fp32: {}\n", r.quantizer, to_string(r.mode), r.backend,
-                       parts.empty() ? std::string("no metric to compare") : fmt::format("{}", fmt::join(parts, "; ")));
+                       parts.empty() ? std::string("no metric to compare")
+                                     : fmt::format("{}", fmt::join(parts, "; ")));
   }
   return out;
 }

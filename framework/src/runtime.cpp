@@ -54,9 +54,10 @@ std::vector<std::string> quantized_engines() {
 std::string runtime_summary() {
   const auto engines = quantized_engines();
   const int blas = blas_threads();
-  return fmt::format("LibTorch {}, {} threads, BLAS {}, quantized engines: {}", TORCH_VERSION,
-                     threads(), blas < 0 ? std::string("(not OpenBLAS)") : fmt::format("OpenBLAS {} thread(s)", blas),
-                     fmt::join(engines, ", "));
+  return fmt::format(
+      "LibTorch {}, {} threads, BLAS {}, quantized engines: {}", TORCH_VERSION, threads(),
+      blas < 0 ? std::string("(not OpenBLAS)") : fmt::format("OpenBLAS {} thread(s)", blas),
+      fmt::join(engines, ", "));
 }
 
 }  // namespace qlab

@@ -35,7 +35,9 @@ std::string tensor_file_bytes(const std::vector<std::pair<std::string, torch::Te
   for (const auto& [name, t] : tensors) {
     const torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
     const auto bytes = static_cast<std::size_t>(c.numel()) * c.element_size();
-    index[name] = {{"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()}, {"offset", payload.size()},
+    index[name] = {{"dtype", dtype_name(c.scalar_type())},
+                   {"shape", c.sizes().vec()},
+                   {"offset", payload.size()},
                    {"bytes", bytes}};
     payload.append(static_cast<const char*>(c.data_ptr()), bytes);
   }
@@ -53,14 +55,18 @@ TensorFile read_tensor_file(const std::string& path) {
   if (bytes.size() < 16 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     throw Error(fmt::format("{}: not a qlab checkpoint (bytes 0-7 are not \"QLABTNS1\")", path));
   std::uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= std::uint64_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= std::uint64_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
   if (n > bytes.size() - 16)
-    throw Error(fmt::format("{}: bytes 8-15 give a header of {} bytes, the file has {} after them (truncated?)", path,
-                            n, bytes.size() - 16));
-  const auto header = nlohmann::json::parse(bytes.begin() + 16, bytes.begin() + 16 + static_cast<std::ptrdiff_t>(n),
-                                            nullptr, /*allow_exceptions=*/false);
+    throw Error(fmt::format(
+        "{}: bytes 8-15 give a header of {} bytes, the file has {} after them (truncated?)", path,
+        n, bytes.size() - 16));
+  const auto header =
+      nlohmann::json::parse(bytes.begin() + 16, bytes.begin() + 16 + static_cast<std::ptrdiff_t>(n),
+                            nullptr, /*allow_exceptions=*/false);
   if (!header.is_object() || !header.contains("tensors") || !header["tensors"].is_object())
-    throw Error(fmt::format("{}: the header (bytes 16-{}) is not a qlab tensor index", path, 15 + n));
+    throw Error(
+        fmt::format("{}: the header (bytes 16-{}) is not a qlab tensor index", path, 15 + n));
   const std::uint64_t start = 16 + n, payload = bytes.size() - start;
   TensorFile file;
   file.meta = header.value("meta", nlohmann::json::object());
@@ -79,13 +85,16 @@ TensorFile read_tensor_file(const std::string& path) {
     std::vector<std::int64_t> shape;
     std::uint64_t count = 1;
     for (const auto& d : e["shape"]) {
-      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > payload) throw bad("a dimension is not a size the file can hold");
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > payload)
+        throw bad("a dimension is not a size the file can hold");
       shape.push_back(d.get<std::int64_t>());
       count = count > payload ? count : count * d.get<std::uint64_t>();
     }
-    const std::uint64_t size = e["bytes"].get<std::uint64_t>(), offset = e["offset"].get<std::uint64_t>();
+    const std::uint64_t size = e["bytes"].get<std::uint64_t>(),
+                        offset = e["offset"].get<std::uint64_t>();
     const auto item = static_cast<std::uint64_t>(c10::elementSize(type->second));
-    if (count > payload || count * item != size) throw bad(fmt::format("its shape does not make {} bytes", size));
+    if (count > payload || count * item != size)
+      throw bad(fmt::format("its shape does not make {} bytes", size));
     if (offset > payload || size > payload - offset)
       throw bad(fmt::format("bytes {}-{} lie past the end of the file (truncated?)", start + offset,
                             start + offset + size));

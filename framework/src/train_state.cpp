@@ -21,32 +21,39 @@ nlohmann::json stats_json(const std::vector<EpochStats>& done) {
 
 }  // namespace
 
-void save_train_state(const std::string& path, GraphModule& module, const torch::optim::Optimizer& optimizer,
-                      const TrainState& s) {
+void save_train_state(const std::string& path, GraphModule& module,
+                      const torch::optim::Optimizer& optimizer, const TrainState& s) {
   torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model(archive.compilation_unit()), optim(archive.compilation_unit());
+  torch::serialize::OutputArchive model(archive.compilation_unit()),
+      optim(archive.compilation_unit());
   module->save(model);
   optimizer.save(optim);
   archive.write("model", model);
   archive.write("optimizer", optim);
   archive.write("shuffle", s.shuffle, /*is_buffer=*/true);
   archive.write("default_generator", s.global, /*is_buffer=*/true);
-  const nlohmann::json meta = {{"kind", "train_state"},      {"graph_signature", module->graph().signature()},
-                               {"epoch", s.epoch},           {"step", s.step},
-                               {"loss_sum", s.loss_sum},     {"correct", s.correct},
-                               {"seen", s.seen},             {"seconds", s.seconds},
+  const nlohmann::json meta = {{"kind", "train_state"},
+                               {"graph_signature", module->graph().signature()},
+                               {"epoch", s.epoch},
+                               {"step", s.step},
+                               {"loss_sum", s.loss_sum},
+                               {"correct", s.correct},
+                               {"seen", s.seen},
+                               {"seconds", s.seconds},
                                {"done", stats_json(s.done)}};
   write_atomically(path, archive_bytes(archive, meta));
 }
 
-TrainState load_train_state(const std::string& path, GraphModule& module, torch::optim::Optimizer& optimizer) {
+TrainState load_train_state(const std::string& path, GraphModule& module,
+                            torch::optim::Optimizer& optimizer) {
   torch::serialize::InputArchive archive;
   const nlohmann::json meta = open_archive(path, archive);
   if (meta.value("kind", "") != "train_state")
     throw Error(fmt::format("{}: not a training checkpoint", path));
   if (meta.value("graph_signature", "") != module->graph().signature())
-    throw Error(fmt::format("{}: a training checkpoint of another architecture; delete it to train from scratch",
-                            path));
+    throw Error(fmt::format(
+        "{}: a training checkpoint of another architecture; delete it to train from scratch",
+        path));
   TrainState s;
   try {
     torch::serialize::InputArchive model, optim;
@@ -64,9 +71,11 @@ TrainState load_train_state(const std::string& path, GraphModule& module, torch:
     s.seconds = meta.at("seconds").get<double>();
     for (const auto& e : meta.at("done"))
       s.done.push_back({e.at("epoch").get<std::int64_t>(), e.at("loss").get<double>(),
-                        e.at("accuracy").get<double>(), e.at("seconds").get<double>(), e.at("lr").get<double>()});
+                        e.at("accuracy").get<double>(), e.at("seconds").get<double>(),
+                        e.at("lr").get<double>()});
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("{}: corrupt training checkpoint: {}", path, e.what_without_backtrace()));
+    throw Error(
+        fmt::format("{}: corrupt training checkpoint: {}", path, e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: corrupt training checkpoint: {}", path, e.what()));
   } catch (const Error&) {

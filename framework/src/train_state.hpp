@@ -15,17 +15,18 @@ struct TrainState {
   std::int64_t step = 0;   ///< steps of that epoch already done
   double loss_sum = 0;     ///< that epoch's running sums
   std::int64_t correct = 0, seen = 0;
-  double seconds = 0;      ///< training time before the stop
+  double seconds = 0;  ///< training time before the stop
   std::vector<EpochStats> done;
-  torch::Tensor shuffle;   ///< the shuffle generator at the start of `epoch`
-  torch::Tensor global;    ///< LibTorch's default generator (dropout) at the stop
+  torch::Tensor shuffle;  ///< the shuffle generator at the start of `epoch`
+  torch::Tensor global;   ///< LibTorch's default generator (dropout) at the stop
 };
 
-void save_train_state(const std::string& path, GraphModule& module, const torch::optim::Optimizer& optimizer,
-                      const TrainState& state);
+void save_train_state(const std::string& path, GraphModule& module,
+                      const torch::optim::Optimizer& optimizer, const TrainState& state);
 /// Loads a state written for this graph into `module` and `optimizer`;
 /// throws qlab::Error naming the file when it is corrupt or another graph's.
-TrainState load_train_state(const std::string& path, GraphModule& module, torch::optim::Optimizer& optimizer);
+TrainState load_train_state(const std::string& path, GraphModule& module,
+                            torch::optim::Optimizer& optimizer);
 
 /// Catches SIGINT while it lives (restoring the previous handler after), so
 /// training can stop at a step boundary and save.

@@ -45,7 +45,8 @@ double scheduled_lr(const TrainRecipe& r, std::int64_t epoch) {
   if (r.schedule == "step")
     return r.lr * std::pow(r.gamma, static_cast<double>(epoch / r.step_size));
   if (r.schedule == "cosine")
-    return r.lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(r.epochs)));
+    return r.lr * 0.5 *
+           (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(r.epochs)));
   return r.lr;
 }
 
@@ -54,8 +55,11 @@ double scheduled_lr(const TrainRecipe& r, std::int64_t epoch) {
 nlohmann::json epochs_json(const TrainReport& report) {
   nlohmann::json epochs = nlohmann::json::array();
   for (const auto& e : report.epochs)
-    epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"accuracy", e.accuracy},
-                      {"seconds", e.seconds}, {"lr", e.lr}});
+    epochs.push_back({{"epoch", e.epoch},
+                      {"loss", e.loss},
+                      {"accuracy", e.accuracy},
+                      {"seconds", e.seconds},
+                      {"lr", e.lr}});
   return epochs;
 }
 
@@ -93,7 +97,8 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
   const InterruptGuard interrupt;
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] {
-    return state.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return state.seconds +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   // Ctrl-C: save where training stands (when it checkpoints) and stop.
   auto stop = [&](const std::string& where, const TrainState& at) {
@@ -121,17 +126,19 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
       auto x = images.index_select(0, idx);
       auto y = labels.index_select(0, idx);
       optimizer->zero_grad();
-      auto outputs = hooks.outputs || hooks.weights ? module->forward(x, hooks.outputs, hooks.weights)
-                                                    : module->forward(x);
+      auto outputs = hooks.outputs || hooks.weights
+                         ? module->forward(x, hooks.outputs, hooks.weights)
+                         : module->forward(x);
       auto loss = model.loss(outputs, x, y);
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
         const bool kept = checkpoints && std::filesystem::exists(settings.resume_path);
-        throw Error(fmt::format("training diverged: loss is {} at epoch {} step {} (lr {}); lower [train] lr{}",
-                                value, epoch + 1, step + 1, lr,
-                                kept ? fmt::format(". The last good checkpoint, from the end of epoch {}, stays at {}",
-                                                   epoch, settings.resume_path)
-                                     : ""));
+        throw Error(fmt::format(
+            "training diverged: loss is {} at epoch {} step {} (lr {}); lower [train] lr{}", value,
+            epoch + 1, step + 1, lr,
+            kept ? fmt::format(". The last good checkpoint, from the end of epoch {}, stays at {}",
+                               epoch, settings.resume_path)
+                 : ""));
       }
       loss.backward();
       optimizer->step();
@@ -145,7 +152,8 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
                                       : fmt::format("loss {:.4f}", loss_sum / seen));
       if (interrupt.fired() && step + 1 < steps)
         stop(fmt::format("at epoch {} step {} of {}", epoch + 1, step + 1, steps),
-             {epoch, step + 1, loss_sum, correct, seen, elapsed(), report.epochs, epoch_start, generator_state(global)});
+             {epoch, step + 1, loss_sum, correct, seen, elapsed(), report.epochs, epoch_start,
+              generator_state(global)});
     }
     EpochStats st;
     st.epoch = epoch + 1;
@@ -157,10 +165,18 @@ TrainReport train(GraphModule& module, const Model& model, const Dataset& data,
       bar.finish(classify ? fmt::format("loss {:.4f} acc {:.2f}%", st.loss, st.accuracy)
                           : fmt::format("loss {:.4f}", st.loss));
     report.epochs.push_back(st);
-    const TrainState next{epoch + 1, 0, 0, 0, 0, elapsed(), report.epochs, generator_state(shuffle),
+    const TrainState next{epoch + 1,
+                          0,
+                          0,
+                          0,
+                          0,
+                          elapsed(),
+                          report.epochs,
+                          generator_state(shuffle),
                           generator_state(global)};
     if (checkpoints) save_train_state(settings.resume_path, module, *optimizer, next);
-    if (interrupt.fired() && epoch + 1 < recipe.epochs) stop(fmt::format("after epoch {}", epoch + 1), next);
+    if (interrupt.fired() && epoch + 1 < recipe.epochs)
+      stop(fmt::format("after epoch {}", epoch + 1), next);
   }
   report.seconds = elapsed();
   module->eval();

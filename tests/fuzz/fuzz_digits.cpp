@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string& json = qlab::fuzz::scratch("digits/0.json");
-  static const bool made = std::filesystem::create_directories(std::filesystem::path(json).parent_path());
+  static const bool made =
+      std::filesystem::create_directories(std::filesystem::path(json).parent_path());
   (void)made;
   qlab::fuzz::write(json, data, size);
   const std::string dir = std::filesystem::path(json).parent_path().string();

@@ -30,8 +30,8 @@ inline const std::string& scratch(const std::string& name) {
 }
 
 inline void write(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
-                                                                 static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
 }
 
 /// Runs `fn`; a qlab::Error is the expected way to refuse an input.

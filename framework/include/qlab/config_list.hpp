@@ -36,8 +36,8 @@ struct LayerBits {
 };
 
 struct ConfigEntry {
-  std::set<Op> op_types;               ///< empty: any conv2d/linear
-  std::vector<std::string> op_names;   ///< empty: any name
+  std::set<Op> op_types;              ///< empty: any conv2d/linear
+  std::vector<std::string> op_names;  ///< empty: any name
   bool exclude = false;
   LayerBits bits;
 };

@@ -14,18 +14,18 @@ struct Dataset {
 };
 
 struct DataSplits {
-  std::string name;     ///< the dataset actually used, e.g. "mnist-digits"
-  std::string source;   ///< where it was read from
+  std::string name;             ///< the dataset actually used, e.g. "mnist-digits"
+  std::string source;           ///< where it was read from
   std::string fallback_reason;  ///< set when `fallback` replaced the dataset asked for
   std::int64_t classes = 0;
-  Shape native_shape;   ///< per-sample shape in the files
+  Shape native_shape;  ///< per-sample shape in the files
   Dataset train;
   Dataset test;
 };
 
 struct DatasetConfig {
-  std::string name;   ///< fashion-mnist | mnist | cifar10 | cifar100
-  std::string path;   ///< folder to read instead of the default places
+  std::string name;              ///< fashion-mnist | mnist | cifar10 | cifar100
+  std::string path;              ///< folder to read instead of the default places
   std::int64_t limit_train = 0;  ///< 0: all
   std::int64_t limit_test = 0;
   std::string fallback;  ///< dataset to use when `name`'s files are not found
@@ -38,7 +38,8 @@ DatasetConfig dataset_config(const Options& options);
 /// limits, then adapts images to `model_input` ({C, H, W}) and, if `normalize`,
 /// normalises by the training split's mean and standard deviation (else
 /// pixels are in [0, 1]).
-DataSplits load_dataset(const DatasetConfig& config, const Shape& model_input, bool normalize = true);
+DataSplits load_dataset(const DatasetConfig& config, const Shape& model_input,
+                        bool normalize = true);
 /// The dataset's per-sample shape without reading all of it.
 Shape native_shape(const DatasetConfig& config);
 

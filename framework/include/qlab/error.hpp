@@ -32,7 +32,7 @@ class Interrupted : public Error {
 
 }  // namespace qlab
 
-#define QLAB_CHECK(cond, detail)                                   \
-  do {                                                             \
+#define QLAB_CHECK(cond, detail)                                          \
+  do {                                                                    \
     if (!(cond)) ::qlab::fail_check(#cond, __FILE__, __LINE__, (detail)); \
   } while (false)

@@ -40,23 +40,23 @@ enum class Activation { none, relu, relu6 };
 
 /// Attributes of every op in one flat record; each op reads only its own.
 struct Attrs {
-  std::int64_t in = 0;       ///< conv: in_channels; linear: in_features; bn: features
-  std::int64_t out = 0;      ///< conv: out_channels; linear: out_features
-  std::int64_t kernel = 1;   ///< conv and pooling
+  std::int64_t in = 0;      ///< conv: in_channels; linear: in_features; bn: features
+  std::int64_t out = 0;     ///< conv: out_channels; linear: out_features
+  std::int64_t kernel = 1;  ///< conv and pooling
   std::int64_t stride = 1;
   std::int64_t padding = 0;
   std::int64_t groups = 1;
   std::int64_t output_size = 1;  ///< adaptive_avg_pool2d
   bool bias = true;
-  double p = 0.5;            ///< dropout probability
-  double eps = 1e-5;         ///< batch norm
-  double momentum = 0.1;     ///< batch norm
+  double p = 0.5;                            ///< dropout probability
+  double eps = 1e-5;                         ///< batch norm
+  double momentum = 0.1;                     ///< batch norm
   Activation activation = Activation::none;  ///< conv2d, linear: fused activation
-  std::vector<std::int64_t> shape;  ///< input: per-sample shape
+  std::vector<std::int64_t> shape;           ///< input: per-sample shape
 };
 
 struct Node {
-  std::string name;                 ///< dotted path, e.g. "features.0"
+  std::string name;  ///< dotted path, e.g. "features.0"
   Op op = Op::input;
   std::vector<std::string> inputs;  ///< names of earlier nodes
   Attrs attrs;
@@ -85,8 +85,7 @@ class Graph {
                      std::int64_t padding = 0, std::int64_t groups = 1, bool bias = true);
   std::string linear(const std::string& name, const std::string& x, std::int64_t in,
                      std::int64_t out, bool bias = true);
-  std::string batch_norm2d(const std::string& name, const std::string& x,
-                           std::int64_t features);
+  std::string batch_norm2d(const std::string& name, const std::string& x, std::int64_t features);
   std::string relu(const std::string& name, const std::string& x);
   std::string relu6(const std::string& name, const std::string& x);
   std::string sigmoid(const std::string& name, const std::string& x);
@@ -174,7 +173,8 @@ TORCH_MODULE(GraphModule);
 
 /// Node `layer`'s parameter `key` ("weight", "bias"), detached; undefined
 /// when the layer has none.
-torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer, const std::string& key);
+torch::Tensor layer_parameter(const GraphModule& module, const std::string& layer,
+                              const std::string& key);
 
 /// A new module of the same graph holding copies of `module`'s parameters
 /// and buffers, in eval mode.

@@ -34,8 +34,8 @@ class Model : public Plugin {
   /// Builds the float graph for `data` (whose input is input_shape's answer).
   virtual Graph build(const Options& opts, const DataInfo& data) const = 0;
   /// Mean loss over a batch, differentiable. Default: cross-entropy of outputs[0].
-  virtual torch::Tensor loss(const std::vector<torch::Tensor>& outputs,
-                             const torch::Tensor& images, const torch::Tensor& labels) const {
+  virtual torch::Tensor loss(const std::vector<torch::Tensor>& outputs, const torch::Tensor& images,
+                             const torch::Tensor& labels) const {
     (void)images;
     return torch::nn::functional::cross_entropy(outputs.at(0), labels);
   }

@@ -20,14 +20,14 @@ struct TableList {
   bool operator==(const TableList& other) const { return entries == other.entries; }
 };
 
-using Value = std::variant<bool, std::int64_t, double, std::string,
-                           std::vector<std::string>, TableList>;
+using Value =
+    std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>, TableList>;
 
 enum class ValueType { boolean, integer, number, string, string_list, table_list };
 
 const char* to_string(ValueType type);
 ValueType type_of(const Value& value);
-std::string describe(const Value& value);  ///< e.g. `string "fast"`
+std::string describe(const Value& value);    ///< e.g. `string "fast"`
 nlohmann::json to_json(const Value& value);  ///< a list of tables as its entries
 
 /// Where a value came from, for error messages: file:line:column.
@@ -43,9 +43,9 @@ struct OptionSpec {
   ValueType type;
   Value default_value;
   std::string help;
-  std::optional<double> min;          ///< for integer and number
+  std::optional<double> min;  ///< for integer and number
   std::optional<double> max;
-  std::vector<std::string> choices;   ///< for string; empty means any
+  std::vector<std::string> choices;  ///< for string; empty means any
 };
 
 class Schema {
@@ -53,8 +53,8 @@ class Schema {
   Schema& add(OptionSpec spec);
   Schema& integer(std::string name, std::int64_t def, std::string help,
                   std::optional<double> min = {}, std::optional<double> max = {});
-  Schema& number(std::string name, double def, std::string help,
-                 std::optional<double> min = {}, std::optional<double> max = {});
+  Schema& number(std::string name, double def, std::string help, std::optional<double> min = {},
+                 std::optional<double> max = {});
   Schema& boolean(std::string name, bool def, std::string help);
   Schema& string(std::string name, std::string def, std::string help,
                  std::vector<std::string> choices = {});
@@ -76,8 +76,8 @@ struct RawValue {
 
 /// One section of user input (e.g. `[train]`), before validation.
 struct RawSection {
-  std::string name;   ///< section name, used in messages: "[train] lr"
-  SourceLoc where;    ///< the section header, for missing-key errors
+  std::string name;  ///< section name, used in messages: "[train] lr"
+  SourceLoc where;   ///< the section header, for missing-key errors
   std::map<std::string, RawValue> values;
 };
 

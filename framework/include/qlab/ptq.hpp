@@ -13,12 +13,12 @@ struct PtqSpec {
   std::vector<ConfigEntry> config = default_config_list({}, {8, 8, 8});
   ConfigRules rules;
   std::string config_key = "[quantizer] config";  ///< names the list in errors
-  bool per_channel = true;          ///< weights per output channel
+  bool per_channel = true;                        ///< weights per output channel
   std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
   double percentile = 99.99;        ///< for the percentile observer
   std::int64_t calibration_batches = 32;
   std::int64_t batch_size = 64;
-  bool reduce_range = false;        ///< the engine needs 7-bit activations (applied at 8 bits)
+  bool reduce_range = false;  ///< the engine needs 7-bit activations (applied at 8 bits)
 };
 
 /// Whether the int8 form of `op` takes fresh output qparams; relu, pooling,

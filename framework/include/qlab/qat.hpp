@@ -16,8 +16,8 @@ struct QatSpec {
   std::string name;  ///< the quantizer, for labels and notes
   std::vector<ConfigEntry> config;
   ConfigRules rules;
-  std::int64_t epochs = 1;   ///< fine-tuning epochs
-  double lr_factor = 0.1;    ///< fine-tuning lr = the baseline recipe's lr x this
+  std::int64_t epochs = 1;                   ///< fine-tuning epochs
+  double lr_factor = 0.1;                    ///< fine-tuning lr = the baseline recipe's lr x this
   std::int64_t freeze_observers_after = -1;  ///< epochs; -1: never
   std::int64_t freeze_bn_after = -1;         ///< epochs; -1: never
 };
@@ -45,6 +45,7 @@ QatSpec finetune_spec(const std::string& name, const Options& options, const Con
 /// back, PyTorch's ConvBn approach), so the converted layer is exactly what
 /// was trained. Throws qlab::Error when training diverges or no data is given.
 QuantizedModel quantization_aware_training(GraphModule trained, const QatSpec& spec,
-                                           const FakeQuantFactory& make, const QuantizeContext& ctx);
+                                           const FakeQuantFactory& make,
+                                           const QuantizeContext& ctx);
 
 }  // namespace qlab

@@ -14,17 +14,17 @@ namespace qlab {
 
 /// One conv2d or linear node with quantized weights.
 struct QLayer {
-  QParams weight;        ///< per channel along axis 0, or per tensor
-  torch::Tensor codes;   ///< int64 integer weights on weight's grid, the weight's shape
-  torch::Tensor bias;    ///< float, or undefined
+  QParams weight;           ///< per channel along axis 0, or per tensor
+  torch::Tensor codes;      ///< int64 integer weights on weight's grid, the weight's shape
+  torch::Tensor bias;       ///< float, or undefined
   int activation_bits = 8;  ///< dynamic: bits of the per-batch input quantization (0: none)
 };
 
 struct QuantizedModel {
-  std::string scheme;    ///< "dynamic" (activations quantized per batch) or "static"
+  std::string scheme;                 ///< "dynamic" (activations quantized per batch) or "static"
   GraphModule float_module{nullptr};  ///< the fused float model; its graph is the one lowered
-  std::map<std::string, QLayer> layers;       ///< quantized conv2d/linear nodes by name
-  std::map<std::string, QParams> activations; ///< static: qparams of node outputs
+  std::map<std::string, QLayer> layers;             ///< quantized conv2d/linear nodes by name
+  std::map<std::string, QParams> activations;       ///< static: qparams of node outputs
   std::map<std::string, std::string> float_layers;  ///< conv2d/linear left in float -> why
   /// Training-aware quantizers: the fine-tuning epochs (as result rows hold
   /// them) and their wall time; empty and 0 for post-training ones.

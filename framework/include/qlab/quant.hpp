@@ -21,13 +21,13 @@ namespace qlab {
 struct QParams {
   int bits = 8;
   bool symmetric = false;
-  int axis = -1;             ///< -1: per tensor; else the per-channel axis
-  torch::Tensor scale;       ///< float64, one per channel (or one); binary: alpha
+  int axis = -1;        ///< -1: per tensor; else the per-channel axis
+  torch::Tensor scale;  ///< float64, one per channel (or one); binary: alpha
   /// int64, one per channel (or one); float64 -1/2 for DoReFa's grid, whose
   /// 2^bits levels are the signed grid shifted by half a step (no level at 0)
   torch::Tensor zero_point;
   std::int64_t qmin = 0, qmax = 255;
-  torch::Tensor min, max;    ///< the tracked range the parameters came from
+  torch::Tensor min, max;  ///< the tracked range the parameters came from
 
   bool binary() const { return bits == 1 && symmetric; }
   bool per_channel() const { return axis >= 0; }

@@ -11,7 +11,7 @@ namespace qlab {
 struct TrainRecipe {
   std::string optimizer = "sgd";  ///< sgd | adam | adadelta
   double lr = 0.01;
-  double momentum = 0.0;          ///< sgd only
+  double momentum = 0.0;  ///< sgd only
   double weight_decay = 0.0;
   std::string schedule = "none";  ///< none | step | cosine
   std::int64_t step_size = 1;     ///< step: decay every step_size epochs

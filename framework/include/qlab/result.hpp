@@ -15,16 +15,16 @@ struct ResultRow {
   std::string quantizer = "none";
   std::string backend;
   Mode mode = Mode::fp32;
-  nlohmann::json config;       ///< fully resolved options of every section
-  MetricValues metrics;        ///< only the metrics that apply
-  std::vector<std::string> notes;  ///< e.g. "baseline loaded from cache"
+  nlohmann::json config;                  ///< fully resolved options of every section
+  MetricValues metrics;                   ///< only the metrics that apply
+  std::vector<std::string> notes;         ///< e.g. "baseline loaded from cache"
   std::vector<std::string> float_layers;  ///< conv2d/linear a quantizer left in float
   nlohmann::json calibration = nlohmann::json::object();  ///< per-layer qparams
-  nlohmann::json environment;  ///< versions, threads, engines, CPU, host
-  nlohmann::json training = nlohmann::json::array();  ///< the baseline's epochs
-  std::string graph;           ///< the float model as print(model) shows it
+  nlohmann::json environment;                             ///< versions, threads, engines, CPU, host
+  nlohmann::json training = nlohmann::json::array();      ///< the baseline's epochs
+  std::string graph;                 ///< the float model as print(model) shows it
   std::vector<std::string> lowered;  ///< per node: the kernel it runs and what it produces
-  nlohmann::json samples;      ///< reconstruction models: images (see samples.hpp)
+  nlohmann::json samples;            ///< reconstruction models: images (see samples.hpp)
 };
 
 /// How tables show a metric; in the order tables list them.

@@ -14,6 +14,7 @@ namespace qlab {
 /// module) 16 images decoded from z ~ N(0, I), drawn at the graph's
 /// reparameterize node. Pixels are integers 0-255, row-major, image after
 /// image. Seeded: every row of an experiment shows the same images and noise.
-nlohmann::json reconstruction_samples(Executable& exe, const Dataset& test, GraphModule* float_module);
+nlohmann::json reconstruction_samples(Executable& exe, const Dataset& test,
+                                      GraphModule* float_module);
 
 }  // namespace qlab

@@ -18,9 +18,9 @@ struct lua_State;
 namespace qlab {
 
 struct ScriptSettings {
-  RunSettings run;                ///< cache, progress
-  bool force = false;             ///< re-run stored points
-  bool report_only = false;       ///< `qlab report`: every point must be stored
+  RunSettings run;           ///< cache, progress
+  bool force = false;        ///< re-run stored points
+  bool report_only = false;  ///< `qlab report`: every point must be stored
   std::string reports_root = "reports";
   std::vector<std::string> args;  ///< `key=value` words after `--`
   PointRunner runner;             ///< empty: run_experiment (or isolated_runner)

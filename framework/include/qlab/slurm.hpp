@@ -23,9 +23,9 @@ struct PlannedPoint {
 };
 
 struct SlurmPlan {
-  std::string path;    ///< the plan file, absolute
-  std::string script;  ///< the sweep script it came from
-  std::string qlab;    ///< the executable each task runs
+  std::string path;                   ///< the plan file, absolute
+  std::string script;                 ///< the sweep script it came from
+  std::string qlab;                   ///< the executable each task runs
   std::string cache_dir, shards_dir;  ///< absolute: tasks may start anywhere
   std::vector<PlannedPoint> points;
   /// One float-only experiment (TOML) per distinct baseline the points need.
@@ -56,11 +56,11 @@ void write_plan(const SlurmPlan& plan);
 SlurmPlan read_plan(const std::string& path);
 
 struct SlurmOptions {
-  std::string partition, time;  ///< empty: the cluster's defaults
-  int gpus_per_task = 0;        ///< 0: none asked for
-  int array_limit = 0;          ///< most tasks running at once; 0: no limit
+  std::string partition, time;           ///< empty: the cluster's defaults
+  int gpus_per_task = 0;                 ///< 0: none asked for
+  int array_limit = 0;                   ///< most tasks running at once; 0: no limit
   std::vector<std::string> sbatch_args;  ///< more sbatch options, passed through
-  std::string log_dir;          ///< where each task's output goes
+  std::string log_dir;                   ///< where each task's output goes
 };
 
 enum class SlurmStage { baselines, points };
@@ -83,12 +83,13 @@ void run_planned_baseline(const SlurmPlan& plan, std::size_t index, const Regist
                           const RunSettings& settings, std::ostream& log);
 
 /// Writes `point` as `dir`/<hash>.json, atomically; returns the file name.
-std::string write_shard(const std::string& dir, const PointRecord& point, const std::vector<std::string>& sweeps);
+std::string write_shard(const std::string& dir, const PointRecord& point,
+                        const std::vector<std::string>& sweeps);
 
 struct MergeSummary {
-  std::size_t added = 0;      ///< stored now (new, or replacing a worse record)
-  std::size_t unchanged = 0;  ///< the store already held this record
-  std::size_t kept = 0;       ///< the store holds an ok record; the shard's was not ok
+  std::size_t added = 0;              ///< stored now (new, or replacing a worse record)
+  std::size_t unchanged = 0;          ///< the store already held this record
+  std::size_t kept = 0;               ///< the store holds an ok record; the shard's was not ok
   std::vector<std::string> problems;  ///< "file: why" of shards that could not be read
 };
 

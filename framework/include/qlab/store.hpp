@@ -21,15 +21,15 @@ enum class PointStatus { ok, failed, skipped };
 const char* to_string(PointStatus status);
 
 struct PointRecord {
-  std::string hash;                 ///< of the resolved config
-  std::string sweep;                ///< the sweep that ran it
-  std::string label;                ///< e.g. "quantizer.weight_bits=4"
-  nlohmann::json config;            ///< resolved options of every section
+  std::string hash;       ///< of the resolved config
+  std::string sweep;      ///< the sweep that ran it
+  std::string label;      ///< e.g. "quantizer.weight_bits=4"
+  nlohmann::json config;  ///< resolved options of every section
   PointStatus status = PointStatus::ok;
-  std::string message;              ///< why it failed or was skipped
-  std::vector<nlohmann::json> rows; ///< result rows (to_json), baseline first
+  std::string message;               ///< why it failed or was skipped
+  std::vector<nlohmann::json> rows;  ///< result rows (to_json), baseline first
   std::string qlab_version, torch_version, host;
-  std::string started, ended;       ///< ISO 8601, UTC
+  std::string started, ended;  ///< ISO 8601, UTC
 };
 
 /// A point as one JSON object (every field above), and back; from_json

@@ -38,8 +38,8 @@ std::vector<SweepPoint> expand_grid(const Experiment& base, const std::vector<Gr
 
 /// Hands a point that is not stored to someone else (a Slurm job array)
 /// instead of running it here.
-using PointDeferrer =
-    std::function<void(const SweepPoint& point, const ExperimentPlan& plan, const std::string& sweep)>;
+using PointDeferrer = std::function<void(const SweepPoint& point, const ExperimentPlan& plan,
+                                         const std::string& sweep)>;
 
 struct SweepSettings {
   std::string name = "sweep";
@@ -76,7 +76,8 @@ class Sweeper {
 
   /// Validates every point, then runs those not yet stored, saving each as it
   /// ends. A point that throws is stored as failed and the sweep goes on.
-  std::vector<PointRecord> run(const std::vector<SweepPoint>& points, const SweepSettings& settings);
+  std::vector<PointRecord> run(const std::vector<SweepPoint>& points,
+                               const SweepSettings& settings);
 
  private:
   PointRecord run_one(const SweepPoint& point, const ExperimentPlan& plan,

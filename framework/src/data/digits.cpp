@@ -28,8 +28,8 @@ std::vector<torch::Tensor> read_digits(const std::string& dir) {
       throw Error(fmt::format("{}: expected an object with a \"data\" array", path));
     const auto& data = doc["data"];
     if (data.empty() || data.size() % kPixels != 0)
-      throw Error(fmt::format("{}: \"data\" holds {} values, not a positive multiple of 784",
-                              path, data.size()));
+      throw Error(fmt::format("{}: \"data\" holds {} values, not a positive multiple of 784", path,
+                              data.size()));
     const auto n = static_cast<std::int64_t>(data.size()) / kPixels;
     auto images = torch::empty({n, 1, 28, 28}, torch::kUInt8);
     auto* p = images.data_ptr<std::uint8_t>();

@@ -23,19 +23,22 @@ std::string read_file_bytes(const std::string& path, std::uint64_t limit, bool* 
   char buf[1 << 16];
   // One byte past the limit tells "exactly limit" from "more".
   while (out.size() <= limit) {
-    const auto want = static_cast<unsigned>(std::min<std::uint64_t>(sizeof buf, limit + 1 - out.size()));
+    const auto want =
+        static_cast<unsigned>(std::min<std::uint64_t>(sizeof buf, limit + 1 - out.size()));
     const int n = gzread(f.get(), buf, want);
     if (n < 0) {
       int code = 0;
       const char* msg = gzerror(f.get(), &code);
-      throw Error(fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
+      throw Error(
+          fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
   if (out.size() > limit) {
     if (!more)
-      throw Error(fmt::format("{}: larger than {} bytes once decompressed; refusing to read it", path, limit));
+      throw Error(fmt::format("{}: larger than {} bytes once decompressed; refusing to read it",
+                              path, limit));
     *more = true;
     out.resize(limit);
     return out;
@@ -45,7 +48,8 @@ std::string read_file_bytes(const std::string& path, std::uint64_t limit, bool* 
   int code = 0;
   const char* msg = gzerror(f.get(), &code);
   if (code != Z_OK)
-    throw Error(fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
+    throw Error(
+        fmt::format("{}: corrupt or truncated file at byte {} ({})", path, out.size(), msg));
   return out;
 }
 

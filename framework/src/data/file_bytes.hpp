@@ -12,6 +12,7 @@ constexpr std::uint64_t kMaxFileBytes = std::uint64_t{2} << 30;
 /// it is missing, unreadable or truncated. When it holds more than `limit`
 /// bytes: sets `*more` and returns the first `limit`, or, with no `more`,
 /// throws. Memory never grows past `limit`, whatever a gzip bomb expands to.
-std::string read_file_bytes(const std::string& path, std::uint64_t limit = kMaxFileBytes, bool* more = nullptr);
+std::string read_file_bytes(const std::string& path, std::uint64_t limit = kMaxFileBytes,
+                            bool* more = nullptr);
 
 }  // namespace qlab

@@ -25,11 +25,16 @@ RawSection* section_of(Experiment& ex, const std::string& name) {
 }
 
 void push_value(lua_State* L, const Value& v) {
-  if (const auto* b = std::get_if<bool>(&v)) lua_pushboolean(L, *b);
-  else if (const auto* i = std::get_if<std::int64_t>(&v)) lua_pushinteger(L, *i);
-  else if (const auto* d = std::get_if<double>(&v)) lua_pushnumber(L, *d);
-  else if (const auto* s = std::get_if<std::string>(&v)) lua_pushlstring(L, s->data(), s->size());
-  else if (const auto* t = std::get_if<TableList>(&v)) push_json(L, t->entries);
+  if (const auto* b = std::get_if<bool>(&v))
+    lua_pushboolean(L, *b);
+  else if (const auto* i = std::get_if<std::int64_t>(&v))
+    lua_pushinteger(L, *i);
+  else if (const auto* d = std::get_if<double>(&v))
+    lua_pushnumber(L, *d);
+  else if (const auto* s = std::get_if<std::string>(&v))
+    lua_pushlstring(L, s->data(), s->size());
+  else if (const auto* t = std::get_if<TableList>(&v))
+    push_json(L, t->entries);
   else {
     const auto& list = std::get<std::vector<std::string>>(v);
     lua_createtable(L, static_cast<int>(list.size()), 0);
@@ -102,13 +107,16 @@ Value parse_word(const std::string& text, ValueType type, const std::string& wor
         if (text == "true" || text == "1") return true;
         if (text == "false" || text == "0") return false;
         throw bad();
-      case ValueType::string: return text;
-      case ValueType::table_list: throw bad();
+      case ValueType::string:
+        return text;
+      case ValueType::table_list:
+        throw bad();
       case ValueType::string_list: {
         std::vector<std::string> out;
         for (std::size_t start = 0; start <= text.size();) {
           const auto comma = text.find(',', start);
-          out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+          out.push_back(
+              text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
           if (comma == std::string::npos) break;
           start = comma + 1;
         }
@@ -130,9 +138,11 @@ std::string source_name(const lua_Debug& ar) {
 
 std::string with_full_chunk_name(const std::string& message, const std::string& chunk) {
   if (message.rfind("...", 0) != 0) return message;
-  for (auto colon = message.find(':', 3); colon != std::string::npos; colon = message.find(':', colon + 1)) {
+  for (auto colon = message.find(':', 3); colon != std::string::npos;
+       colon = message.find(':', colon + 1)) {
     const std::string tail = message.substr(3, colon - 3);
-    if (chunk.size() > tail.size() && chunk.compare(chunk.size() - tail.size(), tail.size(), tail) == 0)
+    if (chunk.size() > tail.size() &&
+        chunk.compare(chunk.size() - tail.size(), tail.size(), tail) == 0)
       return chunk + message.substr(colon);
   }
   return message;
@@ -155,7 +165,8 @@ void for_each_field(lua_State* L, int index, const std::string& what,
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      throw Error(fmt::format("{}: keys must be names; found a {} key", what, luaL_typename(L, -2)));
+      throw Error(
+          fmt::format("{}: keys must be names; found a {} key", what, luaL_typename(L, -2)));
     const std::string key = lua_tostring(L, -2);
     const int top = lua_gettop(L);
     f(key);
@@ -172,11 +183,13 @@ std::string string_at(lua_State* L, int index, const std::string& what) {
 Value value_at(lua_State* L, int index, const std::string& what) {
   index = lua_absindex(L, index);
   switch (lua_type(L, index)) {
-    case LUA_TBOOLEAN: return static_cast<bool>(lua_toboolean(L, index));
+    case LUA_TBOOLEAN:
+      return static_cast<bool>(lua_toboolean(L, index));
     case LUA_TNUMBER:
       if (lua_isinteger(L, index)) return static_cast<std::int64_t>(lua_tointeger(L, index));
       return static_cast<double>(lua_tonumber(L, index));
-    case LUA_TSTRING: return std::string(lua_tostring(L, index));
+    case LUA_TSTRING:
+      return std::string(lua_tostring(L, index));
     case LUA_TTABLE: {
       std::vector<std::string> list;
       const auto n = lua_rawlen(L, index);
@@ -186,7 +199,8 @@ Value value_at(lua_State* L, int index, const std::string& what) {
       if (of_tables) {
         auto entries = json_at(L, index, 0);
         if (!entries.is_array())
-          throw Error(fmt::format("{}: expected a list of tables, found a table with named keys", what));
+          throw Error(
+              fmt::format("{}: expected a list of tables, found a table with named keys", what));
         return TableList{std::move(entries)};
       }
       std::size_t fields = 0;
@@ -200,12 +214,15 @@ Value value_at(lua_State* L, int index, const std::string& what) {
         if (lua_type(L, -1) != LUA_TSTRING) {
           const std::string found = luaL_typename(L, -1);
           lua_pop(L, 1);
-          throw Error(fmt::format("{}: expected a list of strings, found a {} element", what, found));
+          throw Error(
+              fmt::format("{}: expected a list of strings, found a {} element", what, found));
         }
         list.emplace_back(lua_tostring(L, -1));
         lua_pop(L, 1);
       }
-      if (fields != n) throw Error(fmt::format("{}: expected a list of strings, found a table with named keys", what));
+      if (fields != n)
+        throw Error(
+            fmt::format("{}: expected a list of strings, found a table with named keys", what));
       return list;
     }
     default:
@@ -228,9 +245,10 @@ Experiment experiment_from(lua_State* L, int index, const SourceLoc& at, std::st
     }
     RawSection* s = section_of(ex, key);
     if (!s)
-      throw Error(fmt::format("{}: unknown section '{}' (known: backend, dataset, metrics, model, "
-                              "quantizer, train{})",
-                              at.str(), key, sweep ? ", sweep" : ""));
+      throw Error(
+          fmt::format("{}: unknown section '{}' (known: backend, dataset, metrics, model, "
+                      "quantizer, train{})",
+                      at.str(), key, sweep ? ", sweep" : ""));
     if (lua_type(L, -1) == LUA_TSTRING) {  // model = "lenet" is model = {name = "lenet"}
       s->values["name"] = {std::string(lua_tostring(L, -1)), at};
       return;
@@ -245,12 +263,14 @@ Experiment experiment_from(lua_State* L, int index, const SourceLoc& at, std::st
 
 std::vector<GridAxis> grid_from(lua_State* L, int index) {
   if (lua_type(L, index) != LUA_TTABLE)
-    throw Error(fmt::format("qlab.sweep grid: expected a table, found {}", luaL_typename(L, index)));
+    throw Error(
+        fmt::format("qlab.sweep grid: expected a table, found {}", luaL_typename(L, index)));
   std::map<std::string, GridAxis> axes;  // sorted: Lua's own order is arbitrary
   for_each_field(L, index, "qlab.sweep grid", [&](const std::string& key) {
     const std::string what = "qlab.sweep grid[\"" + key + "\"]";
     if (lua_type(L, -1) != LUA_TTABLE)
-      throw Error(fmt::format("{}: expected a list of values, found {}", what, luaL_typename(L, -1)));
+      throw Error(
+          fmt::format("{}: expected a list of values, found {}", what, luaL_typename(L, -1)));
     GridAxis axis{key, {}};
     const int t = lua_gettop(L);
     const auto n = lua_rawlen(L, t);
@@ -310,28 +330,38 @@ void push_json(lua_State* L, const nlohmann::json& v) {
         lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
       }
       break;
-    case nlohmann::json::value_t::boolean: lua_pushboolean(L, v.get<bool>()); break;
+    case nlohmann::json::value_t::boolean:
+      lua_pushboolean(L, v.get<bool>());
+      break;
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: lua_pushinteger(L, v.get<lua_Integer>()); break;
-    case nlohmann::json::value_t::number_float: lua_pushnumber(L, v.get<double>()); break;
+    case nlohmann::json::value_t::number_unsigned:
+      lua_pushinteger(L, v.get<lua_Integer>());
+      break;
+    case nlohmann::json::value_t::number_float:
+      lua_pushnumber(L, v.get<double>());
+      break;
     case nlohmann::json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
       lua_pushlstring(L, s.data(), s.size());
       break;
     }
-    default: lua_pushnil(L);
+    default:
+      lua_pushnil(L);
   }
 }
 
 nlohmann::json json_at(lua_State* L, int index, int depth) {
   index = lua_absindex(L, index);
   switch (lua_type(L, index)) {
-    case LUA_TNIL: return nullptr;
-    case LUA_TBOOLEAN: return static_cast<bool>(lua_toboolean(L, index));
+    case LUA_TNIL:
+      return nullptr;
+    case LUA_TBOOLEAN:
+      return static_cast<bool>(lua_toboolean(L, index));
     case LUA_TNUMBER:
       if (lua_isinteger(L, index)) return static_cast<std::int64_t>(lua_tointeger(L, index));
       return static_cast<double>(lua_tonumber(L, index));
-    case LUA_TSTRING: return std::string(lua_tostring(L, index));
+    case LUA_TSTRING:
+      return std::string(lua_tostring(L, index));
     case LUA_TTABLE: {
       if (depth > kMaxDepth) throw Error("a table nests too deep (a cycle?)");
       const auto n = lua_rawlen(L, index);
@@ -353,7 +383,8 @@ nlohmann::json json_at(lua_State* L, int index, int depth) {
       }
       return obj;
     }
-    default: throw Error(fmt::format("a {} cannot be stored in a result", luaL_typename(L, index)));
+    default:
+      throw Error(fmt::format("a {} cannot be stored in a result", luaL_typename(L, index)));
   }
 }
 
@@ -431,7 +462,8 @@ ReportSpec report_from(lua_State* L, int index, const SourceLoc& at, ResultStore
     const auto n = lua_rawlen(L, t);
     for (lua_Unsigned k = 1; k <= n; ++k) {
       lua_rawgeti(L, t, static_cast<lua_Integer>(k));
-      if (lua_type(L, -1) != LUA_TTABLE) throw Error(fmt::format("{}: qlab.report plots: each plot must be a table", at.str()));
+      if (lua_type(L, -1) != LUA_TTABLE)
+        throw Error(fmt::format("{}: qlab.report plots: each plot must be a table", at.str()));
       spec.plots.push_back(plot_from(L, -1, at, nullptr, nullptr));
       lua_pop(L, 1);
     }
@@ -447,7 +479,9 @@ ReportSpec report_from(lua_State* L, int index, const SourceLoc& at, ResultStore
   if (spec.name.empty()) throw Error(fmt::format("{}: [report] name is required", at.str()));
   for (const auto& sweep : o.get<std::vector<std::string>>("sweeps")) {
     auto rows = rows_of(store.points({sweep, "", "", "", ""}));
-    if (rows.empty()) throw Error(fmt::format("{}: [report] sweeps: no stored point of sweep '{}'", at.str(), sweep));
+    if (rows.empty())
+      throw Error(
+          fmt::format("{}: [report] sweeps: no stored point of sweep '{}'", at.str(), sweep));
     spec.rows.insert(spec.rows.end(), rows.begin(), rows.end());
   }
   if (spec.rows.empty()) throw Error(fmt::format("{}: qlab.report needs rows or sweeps", at.str()));
@@ -458,7 +492,8 @@ void push_args(lua_State* L, int index, const std::vector<std::string>& words) {
   const SourceLoc at = caller(L);
   Schema schema;
   RawSection defaults = section_from(L, index, "script arguments", at);
-  for (const auto& [k, v] : defaults.values) schema.add({k, type_of(v.value), v.value, "", {}, {}, {}});
+  for (const auto& [k, v] : defaults.values)
+    schema.add({k, type_of(v.value), v.value, "", {}, {}, {}});
   RawSection given{"script arguments", at, {}};
   for (const auto& word : words) {
     const auto eq = word.find('=');

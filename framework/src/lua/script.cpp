@@ -58,15 +58,16 @@ void expect_table(lua_State* L, int index, const char* function) {
 // plot) waits for `qlab report`, which draws it from the merged results.
 bool deferring(Script& s, const std::string& what) {
   if (!s.settings().defer) return false;
-  s.log() << fmt::format("{}: not written now; its points run as a job array (write it with `qlab report` "
-                         "after `qlab results merge`)\n",
-                         what);
+  s.log() << fmt::format(
+      "{}: not written now; its points run as a job array (write it with `qlab report` "
+      "after `qlab results merge`)\n",
+      what);
   return true;
 }
 
 // Runs points as sweep `name` under the script's settings, noting failures.
-std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points, const std::string& name,
-                                   bool isolate = false) {
+std::vector<PointRecord> run_points(Script& s, const std::vector<SweepPoint>& points,
+                                    const std::string& name, bool isolate = false) {
   SweepSettings settings;
   settings.name = name;
   settings.force = s.settings().force;
@@ -107,20 +108,25 @@ int l_sweep(lua_State* L) {
   std::vector<GridAxis> axes;
   bool has_where = false, isolate = false;
   for_each_field(L, 1, "qlab.sweep", [&](const std::string& key) {
-    if (key == "name") name = string_at(L, -1, "qlab.sweep name");
+    if (key == "name")
+      name = string_at(L, -1, "qlab.sweep name");
     else if (key == "isolate") {
       if (lua_type(L, -1) != LUA_TBOOLEAN)
-        throw Error(fmt::format("qlab.sweep isolate: expected a boolean, found {}", luaL_typename(L, -1)));
+        throw Error(
+            fmt::format("qlab.sweep isolate: expected a boolean, found {}", luaL_typename(L, -1)));
       isolate = lua_toboolean(L, -1);
-    }
-    else if (key == "base") base = experiment_from(L, lua_gettop(L), at, nullptr);
-    else if (key == "grid") axes = grid_from(L, lua_gettop(L));
+    } else if (key == "base")
+      base = experiment_from(L, lua_gettop(L), at, nullptr);
+    else if (key == "grid")
+      axes = grid_from(L, lua_gettop(L));
     else if (key == "where") {
       if (lua_type(L, -1) != LUA_TFUNCTION)
-        throw Error(fmt::format("qlab.sweep where: expected a function, found {}", luaL_typename(L, -1)));
+        throw Error(
+            fmt::format("qlab.sweep where: expected a function, found {}", luaL_typename(L, -1)));
       has_where = true;
     } else {
-      throw Error(fmt::format("qlab.sweep: unknown key '{}' (known: base, grid, isolate, name, where)", key));
+      throw Error(fmt::format(
+          "qlab.sweep: unknown key '{}' (known: base, grid, isolate, name, where)", key));
     }
   });
   if (base.source.empty()) throw Error("qlab.sweep: 'base' (an experiment table) is required");
@@ -156,7 +162,9 @@ int l_results(lua_State* L) {
                           : key == "status"    ? &filter.status
                                                : nullptr;
       if (!slot)
-        throw Error(fmt::format("qlab.results: unknown filter '{}' (known: backend, model, quantizer, sweep, status)", key));
+        throw Error(fmt::format(
+            "qlab.results: unknown filter '{}' (known: backend, model, quantizer, sweep, status)",
+            key));
       *slot = string_at(L, -1, "qlab.results " + key);
     });
   }
@@ -203,24 +211,27 @@ int l_plugins(lua_State* L) {
 }
 
 int l_args(lua_State* L) {
-  if (!lua_isnoneornil(L, 1)) expect_table(L, 1, "qlab.args");
-  else lua_newtable(L);
+  if (!lua_isnoneornil(L, 1))
+    expect_table(L, 1, "qlab.args");
+  else
+    lua_newtable(L);
   push_args(L, 1, self(L).settings().args);
   self(L).args_read();
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {
-    {"train", guarded<l_train>},     {"quantize", guarded<l_quantize>}, {"evaluate", guarded<l_evaluate>},
-    {"sweep", guarded<l_sweep>},     {"results", guarded<l_results>},   {"report", guarded<l_report>},
-    {"plot", guarded<l_plot>},       {"plugins", guarded<l_plugins>},   {"args", guarded<l_args>},
-    {nullptr, nullptr}};
+const luaL_Reg kFunctions[] = {{"train", guarded<l_train>},       {"quantize", guarded<l_quantize>},
+                               {"evaluate", guarded<l_evaluate>}, {"sweep", guarded<l_sweep>},
+                               {"results", guarded<l_results>},   {"report", guarded<l_report>},
+                               {"plot", guarded<l_plot>},         {"plugins", guarded<l_plugins>},
+                               {"args", guarded<l_args>},         {nullptr, nullptr}};
 
 int message_handler(lua_State* L) {
   // Keep Lua's "file:line: message"; a non-string error object is described.
   if (!lua_isstring(L, 1)) {
     const std::string at = caller(L).str();
-    lua_pushfstring(L, "%s: error object is a %s value, not a message", at.c_str(), luaL_typename(L, 1));
+    lua_pushfstring(L, "%s: error object is a %s value, not a message", at.c_str(),
+                    luaL_typename(L, 1));
   }
   return 1;
 }
@@ -231,8 +242,9 @@ Sweeper sweeper(Script& s, bool isolate) {
   PointRunner runner = s.settings().runner;
   if (!runner && (isolate || s.settings().isolate)) {
     const std::string& exe = s.settings().executable;
-    runner = isolated_runner(exe.empty() ? std::filesystem::read_symlink("/proc/self/exe").string() : exe,
-                             s.settings().run, s.log());
+    runner = isolated_runner(
+        exe.empty() ? std::filesystem::read_symlink("/proc/self/exe").string() : exe,
+        s.settings().run, s.log());
   } else if (!runner) {
     runner = in_process_runner(s.registry(), s.settings().run, s.log());
   }
@@ -247,19 +259,25 @@ void deadline_hook(lua_State* L, lua_Debug* ar) {
   const Script* s = *static_cast<Script**>(lua_getextraspace(L));
   if (!s->past_deadline()) return;
   lua_getinfo(L, "Sl", ar);  // the running function: its file and line
-  luaL_error(L, "%s:%d: the script ran past --max-seconds %s", source_name(*ar).c_str(), ar->currentline,
-             fmt::format("{:g}", s->settings().max_seconds).c_str());
+  luaL_error(L, "%s:%d: the script ran past --max-seconds %s", source_name(*ar).c_str(),
+             ar->currentline, fmt::format("{:g}", s->settings().max_seconds).c_str());
 }
 
 }  // namespace
 
 bool Script::past_deadline() const {
   return settings_.max_seconds > 0 &&
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() > settings_.max_seconds;
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() >
+             settings_.max_seconds;
 }
 
-Script::Script(const Registry& registry, ResultStore& store, ScriptSettings settings, std::ostream& log)
-    : registry_(registry), store_(store), settings_(std::move(settings)), log_(log), L_(luaL_newstate()) {
+Script::Script(const Registry& registry, ResultStore& store, ScriptSettings settings,
+               std::ostream& log)
+    : registry_(registry),
+      store_(store),
+      settings_(std::move(settings)),
+      log_(log),
+      L_(luaL_newstate()) {
   if (!L_) throw Error("cannot create a Lua state (out of memory)");
   *static_cast<Script**>(lua_getextraspace(L_)) = this;
   if (settings_.max_seconds > 0) lua_sethook(L_, deadline_hook, LUA_MASKCOUNT, 10000);
@@ -297,7 +315,8 @@ void Script::run_chunk(int load_status) {
     // Lua unwinds an allocation failure without a traceback: the file is
     // all that can be named.
     lua_pop(L_, 1);
-    throw Error(fmt::format("{}: the script ran out of memory (Lua: not enough memory)", chunk_name_));
+    throw Error(
+        fmt::format("{}: the script ran out of memory (Lua: not enough memory)", chunk_name_));
   }
   if (load_status != LUA_OK && !interrupted_.empty()) {
     lua_pop(L_, 1);
@@ -316,8 +335,8 @@ void Script::run_file(const std::string& path) {
   chunk_name_ = path;
   run_chunk(luaL_loadfile(L_, path.c_str()));
   if (!settings_.args.empty() && !args_read_)
-    throw Error(fmt::format("{} takes no arguments (it never calls qlab.args), but was given: {}", path,
-                            fmt::join(settings_.args, " ")));
+    throw Error(fmt::format("{} takes no arguments (it never calls qlab.args), but was given: {}",
+                            path, fmt::join(settings_.args, " ")));
 }
 
 void Script::run_string(const std::string& code, const std::string& chunk_name) {

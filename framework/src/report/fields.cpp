@@ -42,7 +42,7 @@ nlohmann::json row_field(const nlohmann::json& row, const std::string& name) {
 
 std::string rows_csv(const std::vector<nlohmann::json>& rows) {
   std::vector<std::string> columns{"point.label", "point.status", "model", "dataset",
-                                   "quantizer", "backend", "mode"};
+                                   "quantizer",   "backend",      "mode"};
   std::set<std::string> metrics, options;
   for (const auto& r : rows) {
     if (r.contains("metrics"))
@@ -59,7 +59,8 @@ std::string rows_csv(const std::vector<nlohmann::json>& rows) {
   for (const auto& r : rows) {
     for (std::size_t i = 0; i < columns.size(); ++i) {
       const bool metric = i >= 7 && i < 7 + metrics.size();
-      out += (i ? "," : "") + csv_cell(metric ? row_field(r, "metrics." + columns[i]) : row_field(r, columns[i]));
+      out += (i ? "," : "") +
+             csv_cell(metric ? row_field(r, "metrics." + columns[i]) : row_field(r, columns[i]));
     }
     out += "\n";
   }

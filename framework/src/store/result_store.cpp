@@ -96,18 +96,29 @@ PointRecord read_point(const Statement& st, const std::string& path) {
 
 const char* to_string(PointStatus status) {
   switch (status) {
-    case PointStatus::ok: return "ok";
-    case PointStatus::failed: return "failed";
-    case PointStatus::skipped: return "skipped";
+    case PointStatus::ok:
+      return "ok";
+    case PointStatus::failed:
+      return "failed";
+    case PointStatus::skipped:
+      return "skipped";
   }
   return "?";
 }
 
 nlohmann::json to_json(const PointRecord& p) {
-  return {{"hash", p.hash},       {"sweep", p.sweep},   {"label", p.label},     {"config", p.config},
-          {"status", to_string(p.status)}, {"message", p.message}, {"rows", p.rows},
-          {"qlab", p.qlab_version}, {"torch", p.torch_version}, {"host", p.host},
-          {"started", p.started}, {"ended", p.ended}};
+  return {{"hash", p.hash},
+          {"sweep", p.sweep},
+          {"label", p.label},
+          {"config", p.config},
+          {"status", to_string(p.status)},
+          {"message", p.message},
+          {"rows", p.rows},
+          {"qlab", p.qlab_version},
+          {"torch", p.torch_version},
+          {"host", p.host},
+          {"started", p.started},
+          {"ended", p.ended}};
 }
 
 PointRecord point_from_json(const nlohmann::json& doc, const std::string& source) {
@@ -241,7 +252,8 @@ std::vector<PointRecord> ResultStore::points(const RowFilter& f) const {
     auto keep = [](const std::string& want, const std::string& have) {
       return want.empty() || want == have;
     };
-    if (keep(f.model, section_name(p.config, "model")) && keep(f.quantizer, section_name(p.config, "quantizer")) &&
+    if (keep(f.model, section_name(p.config, "model")) &&
+        keep(f.quantizer, section_name(p.config, "quantizer")) &&
         keep(f.backend, section_name(p.config, "backend")) && keep(f.status, to_string(p.status)))
       out.push_back(std::move(p));
   }

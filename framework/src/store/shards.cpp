@@ -20,16 +20,18 @@ constexpr const char* kShardFormat = "qlab-shard-1";
 
 }  // namespace
 
-std::string write_shard(const std::string& dir, const PointRecord& point, const std::vector<std::string>& sweeps) {
+std::string write_shard(const std::string& dir, const PointRecord& point,
+                        const std::vector<std::string>& sweeps) {
   const std::string path = (fs::path(dir) / (point.hash + ".json")).string();
-  const nlohmann::json doc = {{"format", kShardFormat}, {"point", to_json(point)}, {"sweeps", sweeps}};
+  const nlohmann::json doc = {
+      {"format", kShardFormat}, {"point", to_json(point)}, {"sweeps", sweeps}};
   write_atomically(path, doc.dump(1) + "\n");
   return path;
 }
 
 std::string describe(const MergeSummary& m) {
-  return fmt::format("{} stored, {} already there, {} kept (an ok record over a failed shard)", m.added, m.unchanged,
-                     m.kept);
+  return fmt::format("{} stored, {} already there, {} kept (an ok record over a failed shard)",
+                     m.added, m.unchanged, m.kept);
 }
 
 MergeSummary merge_shards(ResultStore& store, const std::string& dir) {
@@ -38,7 +40,8 @@ MergeSummary merge_shards(ResultStore& store, const std::string& dir) {
   if (!fs::is_directory(dir, ec)) return summary;
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
+    if (entry.is_regular_file() && entry.path().extension() == ".json")
+      files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
     PointRecord shard;
@@ -47,10 +50,12 @@ MergeSummary merge_shards(ResultStore& store, const std::string& dir) {
       std::ifstream in(file, std::ios::binary);
       const auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
       if (!doc.is_object() || doc.value("format", "") != kShardFormat)
-        throw Error(fmt::format("{}: not a qlab shard (no \"format\": \"{}\")", file.string(), kShardFormat));
+        throw Error(fmt::format("{}: not a qlab shard (no \"format\": \"{}\")", file.string(),
+                                kShardFormat));
       shard = point_from_json(doc["point"], file.string());
       if (file.stem() != shard.hash)
-        throw Error(fmt::format("{}: holds point {}, not the point its name says", file.string(), shard.hash));
+        throw Error(fmt::format("{}: holds point {}, not the point its name says", file.string(),
+                                shard.hash));
       if (doc.contains("sweeps") && doc["sweeps"].is_array())
         for (const auto& s : doc["sweeps"])
           if (s.is_string()) sweeps.push_back(s.get<std::string>());

@@ -25,8 +25,10 @@ ChildExit run_child(std::vector<std::string> args, bool discard_stdout,
   if (pipe(out) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (discard_stdout) posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  else posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  if (discard_stdout)
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  else
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
   posix_spawn_file_actions_addclose(&actions, out[0]);
   posix_spawn_file_actions_addclose(&actions, out[1]);
@@ -49,9 +51,12 @@ ChildExit run_child(std::vector<std::string> args, bool discard_stdout,
   }
   close(out[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
-  else exit.code = WEXITSTATUS(status);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status))
+    exit.signal = WTERMSIG(status);
+  else
+    exit.code = WEXITSTATUS(status);
   return exit;
 }
 

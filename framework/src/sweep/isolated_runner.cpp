@@ -13,8 +13,8 @@
 #include <fstream>
 #include <ostream>
 
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 namespace qlab {
 namespace {
@@ -26,7 +26,8 @@ class TempDir {
  public:
   TempDir() {
     std::string pattern = (fs::temp_directory_path() / "qlab-point-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw Error(fmt::format("cannot create a temporary folder: {}", std::strerror(errno)));
+    if (!mkdtemp(pattern.data()))
+      throw Error(fmt::format("cannot create a temporary folder: {}", std::strerror(errno)));
     path_ = pattern;
   }
   ~TempDir() {
@@ -47,7 +48,8 @@ std::string child_line(const std::string& stderr_tail, const std::string& tag) {
   const auto at = stderr_tail.rfind(tag);
   if (at == std::string::npos) return "";
   const auto end = stderr_tail.find('\n', at);
-  return stderr_tail.substr(at + tag.size(), end == std::string::npos ? std::string::npos : end - at - tag.size());
+  return stderr_tail.substr(at + tag.size(),
+                            end == std::string::npos ? std::string::npos : end - at - tag.size());
 }
 
 }  // namespace
@@ -64,24 +66,27 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
     args.push_back(toml);
     // Forward the child's progress and messages; keep the tail for its error.
     std::string tail;
-    const ChildExit exit = run_child(args, /*discard_stdout=*/true, [&](const char* data, std::size_t size) {
-      log.write(data, static_cast<std::streamsize>(size));
-      log.flush();
-      tail.append(data, size);
-      if (tail.size() > 16384) tail.erase(0, tail.size() - 8192);
-    });
+    const ChildExit exit =
+        run_child(args, /*discard_stdout=*/true, [&](const char* data, std::size_t size) {
+          log.write(data, static_cast<std::streamsize>(size));
+          log.flush();
+          tail.append(data, size);
+          if (tail.size() > 16384) tail.erase(0, tail.size() - 8192);
+        });
     if (exit.spawn_error != 0)
       throw Error(fmt::format("cannot start {}: {}", qlab, std::strerror(exit.spawn_error)));
     if (exit.signal != 0) {
       const int sig = exit.signal;
-      throw Error(fmt::format("the point's process was killed by signal {} ({}){}", sig, strsignal(sig),
-                              sig == SIGKILL ? "; the kernel's out-of-memory killer sends this" : ""));
+      throw Error(
+          fmt::format("the point's process was killed by signal {} ({}){}", sig, strsignal(sig),
+                      sig == SIGKILL ? "; the kernel's out-of-memory killer sends this" : ""));
     }
     if (exit.code == 130) throw Interrupted("interrupted" + child_line(tail, "qlab: interrupted"));
     if (exit.code != 0) {
       const std::string message = child_line(tail, "qlab: error: ");
-      throw Error(message.empty() ? fmt::format("the point's process exited with status {}", exit.code)
-                                  : message);
+      throw Error(message.empty()
+                      ? fmt::format("the point's process exited with status {}", exit.code)
+                      : message);
     }
     std::ifstream in(json);
     const auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

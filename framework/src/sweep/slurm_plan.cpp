@@ -33,7 +33,8 @@ T field(const nlohmann::json& doc, const char* key, const std::string& where) {
   try {
     return doc[key].get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(fmt::format("{}: \"{}\" has the wrong type ({})", where, key, doc[key].type_name()));
+    throw Error(
+        fmt::format("{}: \"{}\" has the wrong type ({})", where, key, doc[key].type_name()));
   }
 }
 
@@ -52,7 +53,8 @@ PointDeferrer PlanBuilder::deferrer() {
   };
 }
 
-void PlanBuilder::add(const SweepPoint& point, const ExperimentPlan& resolved, const std::string& sweep) {
+void PlanBuilder::add(const SweepPoint& point, const ExperimentPlan& resolved,
+                      const std::string& sweep) {
   auto same = std::find_if(points_.begin(), points_.end(),
                            [&](const PlannedPoint& p) { return p.hash == resolved.hash; });
   if (same != points_.end()) {
@@ -81,11 +83,12 @@ void PlanBuilder::fill(SlurmPlan& plan) {
 void write_plan(const SlurmPlan& plan) {
   nlohmann::json points = nlohmann::json::array();
   for (const auto& p : plan.points)
-    points.push_back({{"hash", p.hash}, {"label", p.label}, {"sweeps", p.sweeps}, {"experiment", p.experiment}});
-  const nlohmann::json doc = {{"format", kPlanFormat},         {"script", plan.script},
-                              {"qlab", plan.qlab},             {"cache_dir", plan.cache_dir},
-                              {"shards_dir", plan.shards_dir}, {"points", points},
-                              {"baselines", plan.baselines}};
+    points.push_back(
+        {{"hash", p.hash}, {"label", p.label}, {"sweeps", p.sweeps}, {"experiment", p.experiment}});
+  const nlohmann::json doc = {
+      {"format", kPlanFormat},       {"script", plan.script},         {"qlab", plan.qlab},
+      {"cache_dir", plan.cache_dir}, {"shards_dir", plan.shards_dir}, {"points", points},
+      {"baselines", plan.baselines}};
   write_atomically(plan.path, doc.dump(1) + "\n");
 }
 
@@ -106,7 +109,8 @@ SlurmPlan read_plan(const std::string& path) {
   if (!points.is_array()) throw Error(fmt::format("{}: \"points\" is not a list", path));
   for (std::size_t i = 0; i < points.size(); ++i) {
     const std::string where = fmt::format("{}: points[{}]", path, i);
-    plan.points.push_back({field<std::string>(points[i], "hash", where), field<std::string>(points[i], "label", where),
+    plan.points.push_back({field<std::string>(points[i], "hash", where),
+                           field<std::string>(points[i], "label", where),
                            field<std::vector<std::string>>(points[i], "sweeps", where),
                            field<std::string>(points[i], "experiment", where)});
   }
@@ -116,12 +120,14 @@ SlurmPlan read_plan(const std::string& path) {
 PointRecord run_planned_point(const SlurmPlan& plan, std::size_t index, const Registry& registry,
                               const RunSettings& settings, std::ostream& log) {
   const PlannedPoint& p = planned(plan, index);
-  const SweepPoint point{parse_experiment(p.experiment, fmt::format("{} point {}", plan.path, index)), {}};
+  const SweepPoint point{
+      parse_experiment(p.experiment, fmt::format("{} point {}", plan.path, index)), {}};
   const ExperimentPlan resolved = plan_experiment(point.experiment, registry);
   if (resolved.hash != p.hash)
-    throw Error(fmt::format("{}: point {} ({}) now resolves to hash {}, not the planned {}: qlab or a plugin "
-                            "changed since the plan was written; submit the sweep again",
-                            plan.path, index, p.label, resolved.hash, p.hash));
+    throw Error(fmt::format(
+        "{}: point {} ({}) now resolves to hash {}, not the planned {}: qlab or a plugin "
+        "changed since the plan was written; submit the sweep again",
+        plan.path, index, p.label, resolved.hash, p.hash));
   log << fmt::format("point {} of {}: {} ({})\n", index, plan.points.size(), p.label, p.hash);
   PointRecord rec = run_point(point, resolved, p.sweeps.empty() ? "" : p.sweeps.front(),
                               in_process_runner(registry, settings, log));
@@ -137,7 +143,8 @@ void run_planned_baseline(const SlurmPlan& plan, std::size_t index, const Regist
   const auto& text = plan.baselines;
   if (index >= text.size())
     throw Error(fmt::format("{}: no baseline {} (the plan has {})", plan.path, index, text.size()));
-  const Experiment ex = parse_experiment(text[index], fmt::format("{} baseline {}", plan.path, index));
+  const Experiment ex =
+      parse_experiment(text[index], fmt::format("{} baseline {}", plan.path, index));
   for (const auto& row : run_experiment(ex, registry, settings, log))
     for (const auto& note : row.notes) log << "note: " << note << "\n";
 }

@@ -36,16 +36,18 @@ std::string batch_script(const SlurmPlan& plan, const SlurmOptions& o, SlurmStag
   const std::string plan_stem = std::filesystem::path(plan.path).stem().stem().string();
   std::string s = "#!/bin/bash\n";
   s += fmt::format("# Written by `qlab sweep --slurm` (qlab {}) for {}:\n", version(), plan.script);
-  s += fmt::format("# {} {} of the plan {}.\n", count, points ? "sweep points" : "float baselines", plan.path);
+  s += fmt::format("# {} {} of the plan {}.\n", count, points ? "sweep points" : "float baselines",
+                   plan.path);
   s += fmt::format("#SBATCH --job-name=qlab-{}-{}\n", plan_stem, kind);
-  s += fmt::format("#SBATCH --array=0-{}{}\n", count - 1, o.array_limit > 0 ? fmt::format("%{}", o.array_limit) : "");
+  s += fmt::format("#SBATCH --array=0-{}{}\n", count - 1,
+                   o.array_limit > 0 ? fmt::format("%{}", o.array_limit) : "");
   s += fmt::format("#SBATCH --output={}/{}-{}-%A_%a.out\n", o.log_dir, plan_stem, kind);
   if (!o.partition.empty()) s += fmt::format("#SBATCH --partition={}\n", o.partition);
   if (!o.time.empty()) s += fmt::format("#SBATCH --time={}\n", o.time);
   if (o.gpus_per_task > 0) s += fmt::format("#SBATCH --gpus-per-task={}\n", o.gpus_per_task);
   for (const auto& extra : o.sbatch_args) s += fmt::format("#SBATCH {}\n", extra);
-  s += fmt::format("exec {} sweep --plan {} --{} \"$SLURM_ARRAY_TASK_ID\"\n", shell_quote(plan.qlab),
-                   shell_quote(plan.path), points ? "point" : "baseline");
+  s += fmt::format("exec {} sweep --plan {} --{} \"$SLURM_ARRAY_TASK_ID\"\n",
+                   shell_quote(plan.qlab), shell_quote(plan.path), points ? "point" : "baseline");
   return s;
 }
 
@@ -55,14 +57,18 @@ std::string submit_batch(const std::string& script_path, const std::vector<std::
   args.push_back(script_path);
   std::string output;
   const ChildExit exit =
-      run_child(args, /*discard_stdout=*/false, [&](const char* data, std::size_t size) { output.append(data, size); });
+      run_child(args, /*discard_stdout=*/false,
+                [&](const char* data, std::size_t size) { output.append(data, size); });
   if (exit.spawn_error == ENOENT)
-    throw Error("sbatch is not on PATH: --slurm submits to a Slurm cluster (on a machine without one, "
-                "--dry-run prints the batch scripts)");
-  if (exit.spawn_error != 0) throw Error(fmt::format("cannot start sbatch: {}", std::strerror(exit.spawn_error)));
+    throw Error(
+        "sbatch is not on PATH: --slurm submits to a Slurm cluster (on a machine without one, "
+        "--dry-run prints the batch scripts)");
+  if (exit.spawn_error != 0)
+    throw Error(fmt::format("cannot start sbatch: {}", std::strerror(exit.spawn_error)));
   if (exit.signal != 0 || exit.code != 0)
     throw Error(fmt::format("sbatch refused {} ({}): {}", script_path,
-                            exit.signal ? fmt::format("signal {}", exit.signal) : fmt::format("exit status {}", exit.code),
+                            exit.signal ? fmt::format("signal {}", exit.signal)
+                                        : fmt::format("exit status {}", exit.code),
                             trimmed(output)));
   // --parsable prints "jobid" or "jobid;cluster", after any warnings.
   const std::string text = trimmed(output);

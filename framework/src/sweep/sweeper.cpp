@@ -29,17 +29,20 @@ std::string SweepPoint::label() const {
   // Short: the option without its section, and a plugin name bare.
   for (const auto& [k, v] : assignment) {
     const std::string option = k.substr(k.find('.') + 1);
-    out += (out.empty() ? "" : " ") + (option == "name" ? format_value(v) : option + "=" + format_value(v));
+    out += (out.empty() ? "" : " ") +
+           (option == "name" ? format_value(v) : option + "=" + format_value(v));
   }
   return out.empty() ? "base" : out;
 }
 
-void set_option(Experiment& ex, const std::string& dotted, const Value& value, const SourceLoc& where) {
+void set_option(Experiment& ex, const std::string& dotted, const Value& value,
+                const SourceLoc& where) {
   const auto dot = dotted.find('.');
   if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size())
-    throw Error(fmt::format("{}: grid key '{}' must name a section and an option, e.g. "
-                            "\"quantizer.weight_bits\"",
-                            where.str(), dotted));
+    throw Error(
+        fmt::format("{}: grid key '{}' must name a section and an option, e.g. "
+                    "\"quantizer.weight_bits\"",
+                    where.str(), dotted));
   const std::string section = dotted.substr(0, dot), key = dotted.substr(dot + 1);
   RawSection* s = section == "model"       ? &ex.model
                   : section == "dataset"   ? &ex.dataset
@@ -49,9 +52,10 @@ void set_option(Experiment& ex, const std::string& dotted, const Value& value, c
                   : section == "metrics"   ? &ex.metrics
                                            : nullptr;
   if (!s)
-    throw Error(fmt::format("{}: grid key '{}': unknown section '{}' (known: backend, dataset, "
-                            "metrics, model, quantizer, train)",
-                            where.str(), dotted, section));
+    throw Error(
+        fmt::format("{}: grid key '{}': unknown section '{}' (known: backend, dataset, "
+                    "metrics, model, quantizer, train)",
+                    where.str(), dotted, section));
   s->values[key] = {value, where};
 }
 
@@ -74,10 +78,12 @@ std::vector<SweepPoint> expand_grid(const Experiment& base, const std::vector<Gr
   return points;
 }
 
-Sweeper::Sweeper(const Registry& registry, ResultStore& store, PointRunner runner, std::ostream& log)
+Sweeper::Sweeper(const Registry& registry, ResultStore& store, PointRunner runner,
+                 std::ostream& log)
     : registry_(registry), store_(store), runner_(std::move(runner)), log_(log) {}
 
-std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, const SweepSettings& settings) {
+std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points,
+                                      const SweepSettings& settings) {
   // Every point is checked before the first one trains: a typo in the last
   // point must not cost the hours spent on the others.
   std::vector<ExperimentPlan> plans;
@@ -103,9 +109,10 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
       continue;
     }
     if (settings.report_only)
-      throw Error(fmt::format("sweep '{}': point {} ({}) is not in the results store {}; run the "
-                              "sweep first (a report never trains or evaluates)",
-                              settings.name, i + 1, points[i].label(), store_.path()));
+      throw Error(
+          fmt::format("sweep '{}': point {} ({}) is not in the results store {}; run the "
+                      "sweep first (a report never trains or evaluates)",
+                      settings.name, i + 1, points[i].label(), store_.path()));
     if (settings.defer) {
       settings.defer(points[i], plans[i], settings.name);
       PointRecord rec;
@@ -130,11 +137,11 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
     run_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++ran;
   }
-  const auto failed = std::count_if(out.begin(), out.end(),
-                                    [](const PointRecord& p) { return p.status == PointStatus::failed; });
+  const auto failed = std::count_if(
+      out.begin(), out.end(), [](const PointRecord& p) { return p.status == PointStatus::failed; });
   if (settings.defer)
-    log_ << fmt::format("[{}] {} points: {} to submit, {} already stored\n", settings.name, points.size(),
-                        deferred, stored);
+    log_ << fmt::format("[{}] {} points: {} to submit, {} already stored\n", settings.name,
+                        points.size(), deferred, stored);
   else
     log_ << fmt::format("[{}] {} points: {} run now, {} from the store, {} failed\n", settings.name,
                         points.size(), ran, stored, failed);
@@ -144,7 +151,8 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points, con
 PointRunner in_process_runner(const Registry& registry, RunSettings settings, std::ostream& log) {
   return [&registry, settings = std::move(settings), &log](const Experiment& ex) {
     std::vector<nlohmann::json> rows;
-    for (const auto& row : run_experiment(ex, registry, settings, log)) rows.push_back(to_json(row));
+    for (const auto& row : run_experiment(ex, registry, settings, log))
+      rows.push_back(to_json(row));
     return rows;
   };
 }
@@ -184,7 +192,8 @@ PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan
                              const SweepSettings& settings) {
   PointRecord rec = run_point(point, plan, settings.name, runner_);
   if (rec.status != PointStatus::ok)
-    log_ << fmt::format("[{}] point {} {}: {}\n", settings.name, rec.label, to_string(rec.status), rec.message);
+    log_ << fmt::format("[{}] point {} {}: {}\n", settings.name, rec.label, to_string(rec.status),
+                        rec.message);
   store_.save(rec);
   return rec;
 }
@@ -192,13 +201,15 @@ PointRecord Sweeper::run_one(const SweepPoint& point, const ExperimentPlan& plan
 std::vector<nlohmann::json> rows_of(const std::vector<PointRecord>& points) {
   std::vector<nlohmann::json> out;
   for (const auto& p : points) {
-    const nlohmann::json tag = {{"hash", p.hash}, {"label", p.label}, {"status", to_string(p.status)},
-                                {"message", p.message}, {"started", p.started}, {"ended", p.ended}};
+    const nlohmann::json tag = {
+        {"hash", p.hash},       {"label", p.label},     {"status", to_string(p.status)},
+        {"message", p.message}, {"started", p.started}, {"ended", p.ended}};
     if (p.status == PointStatus::ok) {
       for (auto row : p.rows) {
         row["point"] = tag;
         // A quantized point's float row is its baseline, not the point itself.
-        if (p.rows.size() > 1 && row.value("quantizer", "none") == "none") row["point"]["label"] = "fp32";
+        if (p.rows.size() > 1 && row.value("quantizer", "none") == "none")
+          row["point"]["label"] = "fp32";
         out.push_back(std::move(row));
       }
       continue;

@@ -72,4 +72,5 @@ class Latency final : public qlab::Metric {
 
 }  // namespace
 
-QLAB_PLUGIN(Latency, "metric", "latency", "median and p95 ms per batch, images/s, A/B speed-up vs fp32")
+QLAB_PLUGIN(Latency, "metric", "latency",
+            "median and p95 ms per batch, images/s, A/B speed-up vs fp32")

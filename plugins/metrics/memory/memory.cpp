@@ -37,7 +37,8 @@ double weight_bytes(const qlab::MeasureContext& ctx) {
   const auto* q = ctx.quantized();
   for (const auto& p : ctx.float_module()->named_parameters()) {
     const auto dot = p.key().rfind('.');
-    const bool int8_weight = q && q->layers.count(p.key().substr(0, dot)) && p.key().substr(dot + 1) == "weight";
+    const bool int8_weight =
+        q && q->layers.count(p.key().substr(0, dot)) && p.key().substr(dot + 1) == "weight";
     bytes += static_cast<double>(p.value().numel()) * (int8_weight ? 1.0 : 4.0);
   }
   return bytes;
@@ -63,7 +64,8 @@ class Memory final : public qlab::Metric {
     exe.run(batch);
     const double peak = status_bytes("VmHWM");
     // A GPU's own memory, from its caching allocator, beside the host's.
-    if (const auto device = exe.device_peak_bytes(); device >= 0) out["device_peak_bytes"] = static_cast<double>(device);
+    if (const auto device = exe.device_peak_bytes(); device >= 0)
+      out["device_peak_bytes"] = static_cast<double>(device);
     if (before < 0 || peak < 0) return;
     out["peak_memory_bytes"] = std::max(0.0, peak - before);
   }

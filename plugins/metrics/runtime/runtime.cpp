@@ -15,13 +15,15 @@ class Runtime final : public qlab::Metric {
     const std::int64_t n = images.size(0), batch = ctx.batch_size();
     if (n == 0) return;
     std::vector<torch::Tensor> batches;
-    for (std::int64_t i = 0; i < n; i += batch) batches.push_back(images.slice(0, i, std::min(n, i + batch)).contiguous());
+    for (std::int64_t i = 0; i < n; i += batch)
+      batches.push_back(images.slice(0, i, std::min(n, i + batch)).contiguous());
     auto& exe = ctx.executable();
     double total_ms = 0;
     for (int run = 0; run <= kRuns; ++run) {
       const auto t0 = std::chrono::steady_clock::now();
       for (const auto& b : batches) exe.run(b);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (run > 0) total_ms += ms;  // run 0 warms caches and lazily packed weights
     }
     out["test_set_ms"] = total_ms / kRuns;

@@ -46,4 +46,5 @@ class LeNet final : public qlab::Model {
 
 }  // namespace
 
-QLAB_PLUGIN(LeNet, "model", "lenet", "LeNet-5 (seed 004): 3 conv 5x5 + avgpool, 2 linear; 32x32 input")
+QLAB_PLUGIN(LeNet, "model", "lenet",
+            "LeNet-5 (seed 004): 3 conv 5x5 + avgpool, 2 linear; 32x32 input")

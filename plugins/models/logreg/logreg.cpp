@@ -32,4 +32,5 @@ class LogReg final : public qlab::Model {
 
 }  // namespace
 
-QLAB_PLUGIN(LogReg, "model", "logreg", "logistic regression (seed 002): one linear layer, pixels to classes")
+QLAB_PLUGIN(LogReg, "model", "logreg",
+            "logistic regression (seed 002): one linear layer, pixels to classes")

@@ -49,13 +49,14 @@ class MobileNetV2 final : public qlab::Model {
     std::int64_t in = divisible(32 * w);
     x = conv_bn(g, "features.0", x, data.input.at(0), in, 3, 1, 1, true);
     // (expansion, channels, repeats, first stride)
-    const int settings[7][4] = {{1, 16, 1, 1},  {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+    const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     int index = 1;
     for (const auto& s : settings) {
       const std::int64_t out = divisible(s[1] * w);
       for (int i = 0; i < s[2]; ++i, ++index)
-        x = block(g, "features." + std::to_string(index), x, in, out, s[0], i == 0 ? s[3] : 1), in = out;
+        x = block(g, "features." + std::to_string(index), x, in, out, s[0], i == 0 ? s[3] : 1),
+        in = out;
     }
     const std::int64_t last = divisible(1280 * std::max(1.0, w));
     x = conv_bn(g, "features." + std::to_string(index), x, in, last, 1, 1, 1, true);
@@ -84,8 +85,10 @@ class MobileNetV2 final : public qlab::Model {
     const std::int64_t hidden = in * expand;
     std::string y = x;
     int j = 0;
-    if (expand != 1) y = conv_bn(g, name + ".conv." + std::to_string(j++), y, in, hidden, 1, 1, 1, true);
-    y = conv_bn(g, name + ".conv." + std::to_string(j++), y, hidden, hidden, 3, stride, hidden, true);
+    if (expand != 1)
+      y = conv_bn(g, name + ".conv." + std::to_string(j++), y, in, hidden, 1, 1, 1, true);
+    y = conv_bn(g, name + ".conv." + std::to_string(j++), y, hidden, hidden, 3, stride, hidden,
+                true);
     y = g.conv2d(name + ".conv." + std::to_string(j++), y, hidden, out, 1, 1, 0, 1, false);
     y = g.batch_norm2d(name + ".conv." + std::to_string(j), y, out);
     g.group_type(name, "InvertedResidual");

@@ -63,4 +63,5 @@ class Vae final : public qlab::Model {
 
 }  // namespace
 
-QLAB_PLUGIN(Vae, "model", "vae", "VAE of PyTorch's example (seed 001): 784-400-20(x2)-400-784, BCE + KLD")
+QLAB_PLUGIN(Vae, "model", "vae",
+            "VAE of PyTorch's example (seed 001): 784-400-20(x2)-400-784, BCE + KLD")

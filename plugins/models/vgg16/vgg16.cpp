@@ -29,7 +29,8 @@ class Vgg16 final : public qlab::Model {
   qlab::Graph build(const qlab::Options&, const qlab::DataInfo& data) const override {
     qlab::Graph g("VGG");
     auto x = g.input("input", data.input);
-    const int cfg[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
+    const int cfg[] = {64, 64,  0,   128, 128, 0,   256, 256, 256,
+                       0,  512, 512, 512, 0,   512, 512, 512, 0};
     std::int64_t in = data.input.at(0);
     int i = 0;
     for (int c : cfg) {
@@ -52,4 +53,5 @@ class Vgg16 final : public qlab::Model {
 
 }  // namespace
 
-QLAB_PLUGIN(Vgg16, "model", "vgg16", "VGG16 with batch norm for 32x32 inputs (seed 003's starting point)")
+QLAB_PLUGIN(Vgg16, "model", "vgg16",
+            "VGG16 with batch norm for 32x32 inputs (seed 003's starting point)")

@@ -11,10 +11,12 @@ class Dorefa final : public qlab::Quantizer {
   qlab::Schema options() const override {
     qlab::Schema s;
     s.integer("weight_bits", 4, "bits of weights (1: sign(w)·mean|w|)", 1, 16)
-        .integer("activation_bits", 0, "bits of layer inputs and outputs, clipped to [0, 1] (0: float)", 0, 16)
-        .boolean("keep_scale", true,
-                 "multiply each layer's [-1, 1] weights by its float max |w| (false: the paper's bare "
-                 "[-1, 1], for models whose batch norm absorbs the scale)");
+        .integer("activation_bits", 0,
+                 "bits of layer inputs and outputs, clipped to [0, 1] (0: float)", 0, 16)
+        .boolean(
+            "keep_scale", true,
+            "multiply each layer's [-1, 1] weights by its float max |w| (false: the paper's bare "
+            "[-1, 1], for models whose batch norm absorbs the scale)");
     return qlab::add_finetune_options(s);
   }
 
@@ -24,13 +26,17 @@ class Dorefa final : public qlab::Quantizer {
                                 const qlab::QuantizeContext& ctx) const override {
     const bool keep_scale = o.get<bool>("keep_scale");
     qlab::FakeQuantFactory make;
-    make.weight = [=](int bits, const torch::Tensor& w) { return qlab::dorefa_weight_quant(bits, w, keep_scale); };
+    make.weight = [=](int bits, const torch::Tensor& w) {
+      return qlab::dorefa_weight_quant(bits, w, keep_scale);
+    };
     make.activation = [](int bits) { return qlab::dorefa_activation_quant(bits); };
-    auto q = qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("dorefa", o, rules()), make, ctx);
+    auto q = qlab::quantization_aware_training(
+        std::move(trained), qlab::finetune_spec("dorefa", o, rules()), make, ctx);
     for (const auto& [name, layer] : q.layers)
       if (layer.weight.bits == 8) {
-        q.notes.push_back("dorefa: 8-bit DoReFa weights sit on 256 levels with no level at 0 (a zero point of "
-                          "-1/2), which int8 kernels cannot take: the model is simulated");
+        q.notes.push_back(
+            "dorefa: 8-bit DoReFa weights sit on 256 levels with no level at 0 (a zero point of "
+            "-1/2), which int8 kernels cannot take: the model is simulated");
         break;
       }
     return q;
@@ -42,4 +48,5 @@ class Dorefa final : public qlab::Quantizer {
 
 }  // namespace
 
-QLAB_PLUGIN(Dorefa, "quantizer", "dorefa", "DoReFa-Net weights (and optional [0, 1] activations), 1 to 16 bits")
+QLAB_PLUGIN(Dorefa, "quantizer", "dorefa",
+            "DoReFa-Net weights (and optional [0, 1] activations), 1 to 16 bits")

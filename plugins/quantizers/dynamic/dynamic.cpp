@@ -11,10 +11,12 @@ class Dynamic final : public qlab::Quantizer {
   qlab::Schema options() const override {
     qlab::Schema s;
     s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
-        .integer("activation_bits", 8, "bits of the per-batch activation quantization (1: two levels)", 1, 16)
+        .integer("activation_bits", 8,
+                 "bits of the per-batch activation quantization (1: two levels)", 1, 16)
         .boolean("per_channel", true, "one weight scale per output channel")
-        .table_list("config", "NNI-style list selecting linear layers and bits per weight/input "
-                              "(default: every linear layer at weight_bits/activation_bits)");
+        .table_list("config",
+                    "NNI-style list selecting linear layers and bits per weight/input "
+                    "(default: every linear layer at weight_bits/activation_bits)");
     return s;
   }
 

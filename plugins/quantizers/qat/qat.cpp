@@ -13,8 +13,10 @@ class Qat final : public qlab::Quantizer {
     s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
         .integer("activation_bits", 8, "bits of layer inputs and outputs", 1, 16)
         .boolean("per_channel", true, "one weight scale per output channel")
-        .integer("freeze_observers_after", -1, "epochs after which activation ranges stop moving (-1: never)", -1, 1000)
-        .integer("freeze_bn_after", -1, "epochs after which batch norm statistics stop updating (-1: never)", -1, 1000);
+        .integer("freeze_observers_after", -1,
+                 "epochs after which activation ranges stop moving (-1: never)", -1, 1000)
+        .integer("freeze_bn_after", -1,
+                 "epochs after which batch norm statistics stop updating (-1: never)", -1, 1000);
     return qlab::add_finetune_options(s);
   }
 
@@ -26,8 +28,8 @@ class Qat final : public qlab::Quantizer {
     spec.freeze_observers_after = o.get<std::int64_t>("freeze_observers_after");
     spec.freeze_bn_after = o.get<std::int64_t>("freeze_bn_after");
     const bool per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
-    return qlab::quantization_aware_training(std::move(trained), spec,
-                                             qlab::qat_fake_quant(per_channel, ctx.engine.reduce_range), ctx);
+    return qlab::quantization_aware_training(
+        std::move(trained), spec, qlab::qat_fake_quant(per_channel, ctx.engine.reduce_range), ctx);
   }
 
  private:

@@ -12,13 +12,16 @@ class Static final : public qlab::Quantizer {
   qlab::Schema options() const override {
     qlab::Schema s;
     s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
-        .integer("activation_bits", 8, "bits of activations (1: two levels, 0 and the calibrated max)", 1, 16)
+        .integer("activation_bits", 8,
+                 "bits of activations (1: two levels, 0 and the calibrated max)", 1, 16)
         .boolean("per_channel", true, "one weight scale per output channel")
         .string("observer", "minmax", "activation observer", qlab::observer_kinds())
         .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
-        .integer("calibration_batches", 32, "training batches the activation observers see", 0, 1000000)
-        .table_list("config", "NNI-style list selecting layers and bits per weight/input/output "
-                              "(default: every conv2d and linear at weight_bits/activation_bits)");
+        .integer("calibration_batches", 32, "training batches the activation observers see", 0,
+                 1000000)
+        .table_list("config",
+                    "NNI-style list selecting layers and bits per weight/input/output "
+                    "(default: every conv2d and linear at weight_bits/activation_bits)");
     return s;
   }
 

@@ -5,7 +5,9 @@ namespace {
 class Impostor final : public qlab::Metric {
  public:
   std::vector<std::string> keys() const override { return {"accuracy"}; }
-  void measure(qlab::MeasureContext&, qlab::MetricValues& out) const override { out["accuracy"] = 100; }
+  void measure(qlab::MeasureContext&, qlab::MetricValues& out) const override {
+    out["accuracy"] = 100;
+  }
 };
 }  // namespace
 
