@@ -1,10 +1,10 @@
 // NNI-style config lists: parsing, matching, precedence, and errors.
 #include "test_support.hpp"
 
-#include <qlab/config_list.hpp>
 #include <qlab/error.hpp>
 #include <qlab/experiment.hpp>
-#include <qlab/ptq.hpp>
+#include <qlab/quant/config_list.hpp>
+#include <qlab/quant/ptq.hpp>
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
-#include <qlab/recipe.hpp>
+#include <qlab/plugin/recipe.hpp>
 #include <qlab/registry.hpp>
 
 namespace qlab {

@@ -4,8 +4,8 @@
 // CPU within the tolerances named here.
 #include "test_support.hpp"
 
-#include <qlab/ptq.hpp>
-#include <qlab/trainer.hpp>
+#include <qlab/plugin/trainer.hpp>
+#include <qlab/quant/ptq.hpp>
 
 #include <ATen/Context.h>
 #include <torch/cuda.h>

@@ -1,7 +1,7 @@
 #include "test_support.hpp"
 
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <zlib.h>
 

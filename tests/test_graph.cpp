@@ -1,7 +1,7 @@
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
-#include <qlab/graph.hpp>
+#include <qlab/plugin/graph.hpp>
 
 namespace qlab {
 namespace {

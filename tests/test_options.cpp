@@ -2,8 +2,8 @@
 
 #include <qlab/error.hpp>
 #include <qlab/experiment.hpp>
-#include <qlab/options.hpp>
-#include <qlab/recipe.hpp>
+#include <qlab/plugin/options.hpp>
+#include <qlab/plugin/recipe.hpp>
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
-#include <qlab/quant.hpp>
+#include <qlab/quant/quant.hpp>
 
 namespace qlab {
 namespace {

@@ -101,9 +101,10 @@ TEST(Report, CsvHasFixedColumnsMetricsAndOptions) {
 }
 
 TEST(Report, RowsJsonWritesEachBulkyValueOnce) {
-  const nlohmann::json weight = {{"weight_bits", 4},
-                                 {"weight_scale", {0.1234567890123, 0.5, 0.25, 0.125}},
-                                 {"weight_zero_point", {0, 0, 0, 0}}};
+  const nlohmann::json weight = {
+      {"weight_bits", 4},
+      {"weight_scale", {0.1234567890123, 0.5, 0.25, 0.125, 1.5, 2.5, 3.5, 4.5}},
+      {"weight_zero_point", {0, 0, 0, 0, 0, 0, 0, 0}}};
   std::vector<nlohmann::json> rows;
   for (double in_scale : {0.02, 0.04}) {
     nlohmann::json layer = weight;
@@ -129,8 +130,10 @@ TEST(Report, RowsJsonWritesEachBulkyValueOnce) {
   EXPECT_EQ(a["calibration"]["conv"]["weight"], b["calibration"]["conv"]["weight"]);
   const auto w = resolve(a["calibration"]["conv"]["weight"]);
   EXPECT_EQ(w["weight_bits"], 4);
-  EXPECT_EQ(resolve(w["weight_scale"]), nlohmann::json({0.123456789, 0.5, 0.25, 0.125}));
-  EXPECT_EQ(a["calibration"]["conv"]["activations"]["input_scale"], 0.02);  // short: inline
+  EXPECT_EQ(resolve(w["weight_scale"]),
+            nlohmann::json({0.123456789, 0.5, 0.25, 0.125, 1.5, 2.5, 3.5, 4.5}));
+  EXPECT_EQ(w["weight_zero_point"], nlohmann::json({0, 0, 0, 0, 0, 0, 0, 0}));  // short: inline
+  EXPECT_EQ(a["calibration"]["conv"]["activations"]["input_scale"], 0.02);      // short: inline
   EXPECT_EQ(b["calibration"]["conv"]["activations"]["input_scale"], 0.04);
   EXPECT_EQ(a["samples"]["images"], 2);
   EXPECT_FALSE(a["samples"].contains("originals"));

@@ -1,9 +1,9 @@
 #pragma once
 // Helpers shared by the test files: temporary folders and a tiny model.
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
-#include <qlab/model.hpp>
-#include <qlab/quantizer.hpp>
+#include <qlab/plugin/data.hpp>
+#include <qlab/plugin/model.hpp>
+#include <qlab/plugin/quantizer.hpp>
 #include <qlab/registry.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,8 +1,8 @@
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/plugin/trainer.hpp>
 #include <qlab/runtime.hpp>
-#include <qlab/trainer.hpp>
 
 #include <csignal>
 #include <filesystem>

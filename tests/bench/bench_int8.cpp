@@ -5,8 +5,8 @@
 //
 //   build/tests/bench/qlab_bench --benchmark_min_time=1
 #include <code_kernels.hpp>
-#include <qlab/ptq.hpp>
-#include <qlab/qat.hpp>
+#include <qlab/quant/ptq.hpp>
+#include <qlab/quant/qat.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/runtime.hpp>
 

@@ -2,7 +2,7 @@
 #include "fuzz_support.hpp"
 
 #include <qlab/checkpoint.hpp>
-#include <qlab/graph.hpp>
+#include <qlab/plugin/graph.hpp>
 
 #include <cstdlib>
 

@@ -1,7 +1,7 @@
 // CIFAR binary batches: read_cifar on any bytes, as CIFAR-10 and CIFAR-100.
 #include "fuzz_support.hpp"
 
-#include <qlab/data.hpp>
+#include <qlab/plugin/data.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string& path = qlab::fuzz::scratch("batch.bin");

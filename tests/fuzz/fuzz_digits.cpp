@@ -1,7 +1,7 @@
 // The npm digits set: read_digits on a folder whose 0.json is any bytes.
 #include "fuzz_support.hpp"
 
-#include <qlab/data.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <filesystem>
 

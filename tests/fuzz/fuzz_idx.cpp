@@ -1,7 +1,7 @@
 // IDX files (MNIST, Fashion-MNIST): read_idx on any bytes, plain or gzip.
 #include "fuzz_support.hpp"
 
-#include <qlab/data.hpp>
+#include <qlab/plugin/data.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string& path = qlab::fuzz::scratch("input.idx");

@@ -2,7 +2,7 @@
 // Checkpoints: a module's parameters and buffers plus a JSON header that
 // names the model and its graph signature, so a checkpoint is never loaded
 // into another architecture. Writes are atomic (temporary file + rename).
-#include <qlab/graph.hpp>
+#include <qlab/plugin/graph.hpp>
 
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,7 +1,7 @@
 #pragma once
 // An experiment: the sections of a TOML file (or, later, a Lua table), and
 // the flow that turns it into result rows.
-#include <qlab/options.hpp>
+#include <qlab/plugin/options.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/result.hpp>
 

@@ -1,11 +1,11 @@
 #pragma once
 // Finds, checks and loads plugins. Only registry.cpp touches Boost.DLL.
-#include <qlab/backend.hpp>
 #include <qlab/error.hpp>
-#include <qlab/metric.hpp>
-#include <qlab/model.hpp>
-#include <qlab/plugin.hpp>
-#include <qlab/quantizer.hpp>
+#include <qlab/plugin/backend.hpp>
+#include <qlab/plugin/metric.hpp>
+#include <qlab/plugin/model.hpp>
+#include <qlab/plugin/plugin.hpp>
+#include <qlab/plugin/quantizer.hpp>
 
 #include <filesystem>
 #include <memory>

@@ -1,7 +1,7 @@
 #pragma once
 // A result row: what `qlab run --json` writes and the results store keeps.
-#include <qlab/backend.hpp>
-#include <qlab/metric.hpp>
+#include <qlab/plugin/backend.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,9 +1,9 @@
 #pragma once
 // Pictures of what a reconstruction model (the VAE) does, stored in its
 // result rows so a report can draw them without running the model again.
-#include <qlab/backend.hpp>
-#include <qlab/data.hpp>
-#include <qlab/graph.hpp>
+#include <qlab/plugin/backend.hpp>
+#include <qlab/plugin/data.hpp>
+#include <qlab/plugin/graph.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -1,9 +1,9 @@
 // CIFAR binary format: records of <label byte(s)><3072 bytes, planar RGB>.
 // CIFAR-10 has one label byte; CIFAR-100 a coarse and a fine label byte.
-#include "file_bytes.hpp"
+#include "data/file_bytes.hpp"
 
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <fmt/format.h>
 

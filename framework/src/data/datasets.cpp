@@ -1,6 +1,6 @@
 // Which files a dataset name means, and how raw images become model input.
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>

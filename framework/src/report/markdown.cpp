@@ -1,6 +1,6 @@
 // The Markdown report: environment, results with ratios against each
 // point's fp32 baseline, plots, notes, calibration tables and the models.
-#include "../archive_io.hpp"
+#include "io/archive_io.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/report.hpp>

@@ -1,6 +1,6 @@
 // Plots through gnuplot: a data file and a script beside each image, so a
 // reader can restyle a plot without qlab.
-#include "../archive_io.hpp"
+#include "io/archive_io.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/report.hpp>

@@ -1,4 +1,4 @@
-#include "child_process.hpp"
+#include "sweep/child_process.hpp"
 
 #include <qlab/error.hpp>
 

@@ -1,7 +1,7 @@
 // A sweep point in its own `qlab run` process: the parent keeps the results
 // store, the child may crash. The point travels as a TOML file and its rows
 // come back as the JSON `qlab run --json` writes.
-#include "child_process.hpp"
+#include "sweep/child_process.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/sweep.hpp>

@@ -1,5 +1,5 @@
 // The plan file of a Slurm sweep, and what one array task does with it.
-#include "../stable_hash.hpp"
+#include "experiment/stable_hash.hpp"
 
 #include <qlab/atomic_write.hpp>
 #include <qlab/error.hpp>

@@ -1,5 +1,5 @@
 // Batch scripts for the two job arrays of a plan, and their submission.
-#include "child_process.hpp"
+#include "sweep/child_process.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/slurm.hpp>

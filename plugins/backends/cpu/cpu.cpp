@@ -1,6 +1,6 @@
 // The fp32 reference: LibTorch's own CPU kernels, every op. Quantized models
 // run here as a fake-quant simulation, labelled so.
-#include <qlab/backend.hpp>
+#include <qlab/plugin/backend.hpp>
 #include <qlab/runtime.hpp>
 
 namespace {

@@ -3,9 +3,9 @@
 // quantized models run there as fake-quant simulation, labelled so. It has
 // no int8 kernels. It builds against every LibTorch; where LibTorch has no
 // CUDA (Debian's) or no GPU is visible, it is unavailable and says which.
-#include <qlab/backend.hpp>
 #include <qlab/error.hpp>
-#include <qlab/qmodel.hpp>
+#include <qlab/plugin/backend.hpp>
+#include <qlab/quant/qmodel.hpp>
 #include <qlab/runtime.hpp>
 
 #include <ATen/Context.h>
@@ -116,7 +116,7 @@ class CudaBackend final : public qlab::Backend {
       return {
           false,
           "this LibTorch has no CUDA (Debian's libtorch-dev is CPU-only); build qlab against the "
-          "official LibTorch with CUDA, see README \"Building against another LibTorch\""};
+          "official LibTorch with CUDA (docs/building.md)"};
     if (!torch::cuda::is_available()) return {false, "LibTorch has CUDA, but no GPU is visible"};
     return {};
   }

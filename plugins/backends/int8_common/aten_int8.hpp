@@ -3,7 +3,7 @@
 // engine LibTorch dispatches to and what that engine requires of qparams.
 #include "cpu_int8.hpp"
 
-#include <qlab/backend.hpp>
+#include <qlab/plugin/backend.hpp>
 
 #include <ATen/Context.h>
 

@@ -30,9 +30,10 @@ inline float round_half_even(float v) {
 // alias anything, and through a lambda's captured references it would make
 // the compiler reload every operand each step instead of vectorising.
 void quantize_span(const float* __restrict src, std::uint8_t* __restrict dst, std::int64_t n,
-                   float inv_scale, std::int32_t zero_point) {
+                   float inv_scale, std::int32_t zero_point, std::int32_t qmin, std::int32_t qmax) {
   // Clamped before rounding: both bounds are integers, and a NaN becomes lo.
-  const float lo = static_cast<float>(-zero_point), hi = static_cast<float>(255 - zero_point);
+  const float lo = static_cast<float>(qmin - zero_point),
+              hi = static_cast<float>(qmax - zero_point);
   for (std::int64_t i = 0; i < n; ++i) {
     float v = src[i] * inv_scale;
     v = v > lo ? v : lo;
@@ -108,7 +109,7 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
 }  // namespace
 
 torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point,
-                             bool parallel) {
+                             bool parallel, std::uint8_t qmin, std::uint8_t qmax) {
   TORCH_CHECK(x.scalar_type() == torch::kFloat, "quantize_codes takes float tensors");
   const auto format = x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const auto src_tensor = x.contiguous(format);
@@ -119,9 +120,22 @@ torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t 
   const float inv_scale = static_cast<float>(1.0 / scale);
   const auto zp = static_cast<std::int32_t>(zero_point);
   for_range(x.numel(), 16384, parallel, [=](std::int64_t begin, std::int64_t end) {
-    quantize_span(src + begin, dst + begin, end - begin, inv_scale, zp);
+    quantize_span(src + begin, dst + begin, end - begin, inv_scale, zp, qmin, qmax);
   });
   return out;
+}
+
+void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool parallel) {
+  TORCH_CHECK(q.scalar_type() == torch::kQUInt8 && q.is_non_overlapping_and_dense(),
+              "clamp_codes_ takes dense quint8 tensors");
+  auto* codes = reinterpret_cast<std::uint8_t*>(q.data_ptr<c10::quint8>());
+  for_range(q.numel(), 65536, parallel, [=](std::int64_t begin, std::int64_t end) {
+    std::uint8_t* __restrict p = codes + begin;
+    for (std::int64_t i = 0; i < end - begin; ++i) {
+      const std::uint8_t v = p[i] < qmin ? qmin : p[i];
+      p[i] = v > qmax ? qmax : v;
+    }
+  });
 }
 
 torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,

@@ -7,11 +7,17 @@
 namespace qlab::int8 {
 
 /// The quint8 tensor of `x` for (scale, zero_point): clamp(round(x / scale)
-/// + zero_point, 0, 255), rounding half to even like at::quantize_per_tensor.
-/// 4-D tensors come out channels-last, the layout the engines' convolutions
-/// take. `parallel`: split the work over LibTorch's OpenMP threads.
+/// + zero_point, qmin, qmax), rounding half to even like
+/// at::quantize_per_tensor. 4-D tensors come out channels-last, the layout
+/// the engines' convolutions take. `parallel`: split the work over
+/// LibTorch's OpenMP threads.
 torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t zero_point,
-                             bool parallel);
+                             bool parallel, std::uint8_t qmin = 0, std::uint8_t qmax = 255);
+
+/// Clamps the codes of a dense quint8 tensor to [qmin, qmax], in place: an
+/// engine's kernel requantizes onto all 256 codes, and a narrower grid (7-bit
+/// activations, where pairs of products must not saturate) needs its own.
+void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool parallel);
 
 /// Average pooling of a 4-D quint8 tensor over `kernel` windows every
 /// `stride`, without padding, computed on its codes: input and output share

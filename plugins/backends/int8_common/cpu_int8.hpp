@@ -7,7 +7,7 @@
 // 32767, so full-range activations can clip silently. With 7-bit activations
 // (reduce_range) a pair is at most 2 x 127 x 128 = 32512 and never clips.
 // VNNI's vpdpbusd sums the products in 32 bits and is exact at 8 bits.
-#include <qlab/quantizer.hpp>
+#include <qlab/plugin/quantizer.hpp>
 
 #include <ATen/Context.h>
 

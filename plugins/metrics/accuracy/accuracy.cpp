@@ -1,6 +1,6 @@
 // Top-1 accuracy in percent over the test set; absent for models that do not
 // classify (a reconstruction model has no accuracy, not an accuracy of 0).
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 

@@ -8,7 +8,7 @@
 // drift hits both sides alike, so the ratio holds on a noisy host, while
 // blocks keep each model's caches warm as in a deployment (alternating
 // single runs cost LeNet 20% here).
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <algorithm>
 #include <chrono>

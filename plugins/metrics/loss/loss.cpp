@@ -1,5 +1,5 @@
 // The model's own loss, averaged per test sample, on the backend's outputs.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 

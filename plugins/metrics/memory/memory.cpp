@@ -7,7 +7,7 @@
 // inference (int8 codes take a byte each, whatever their packed size).
 // On a GPU backend, `device_peak_bytes` is the device allocator's peak
 // during that same batch.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <malloc.h>
 

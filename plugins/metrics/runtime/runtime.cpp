@@ -1,7 +1,7 @@
 // Time to run the whole test set, in batches of `[metrics] batch_size`,
 // averaged over three runs after one warm-up run: seed 000's "average
 // runtime". Data loading is outside the clock; the images are in memory.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <chrono>
 

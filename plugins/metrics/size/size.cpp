@@ -1,8 +1,8 @@
 // Bytes of the model as it would ship: the serialized float parameters, or
 // for a quantized model its integer weights (bit-packed below 8 bits),
 // qparams, float biases and any layers left in float.
-#include <qlab/metric.hpp>
-#include <qlab/qmodel.hpp>
+#include <qlab/plugin/metric.hpp>
+#include <qlab/quant/qmodel.hpp>
 
 namespace {
 

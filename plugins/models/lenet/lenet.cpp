@@ -1,7 +1,7 @@
 // LeNet-5 as in seed 004: three 5x5 convolutions with ReLU and average
 // pooling, then two linear layers. It takes 32x32 inputs; 28x28 datasets are
 // zero-padded by the data layer.
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 namespace {
 

@@ -1,5 +1,5 @@
 // Logistic regression (seed 002): one linear layer from pixels to classes.
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The PyTorch MNIST example network (seed 000): two 3x3 convolutions, max
 // pooling, dropout and two linear layers, on 28x28 single-channel images.
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 namespace {
 

@@ -2,7 +2,7 @@
 // and the second stage keep stride 1, as CIFAR versions do; inverted
 // residual blocks with expansion, ReLU6 and batch norm, residual adds
 // through the graph's add op so that they can run quantized.
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 #include <algorithm>
 #include <string>

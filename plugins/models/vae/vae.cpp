@@ -2,7 +2,7 @@
 // encoder, two 20-d heads (mean, log-variance), reparameterisation, 20-400-784
 // decoder with a sigmoid. Loss: binary cross-entropy summed over pixels plus
 // the KL divergence, per image. Inputs stay in [0, 1].
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 namespace {
 

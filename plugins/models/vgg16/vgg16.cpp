@@ -1,7 +1,7 @@
 // VGG16 with batch norm for 32x32 inputs (seed 003's starting point): 13
 // 3x3 convolutions in five stages, each stage ending in 2x2 max pooling,
 // then one linear classifier on the 512 remaining features.
-#include <qlab/model.hpp>
+#include <qlab/plugin/model.hpp>
 
 #include <string>
 

@@ -2,7 +2,7 @@
 // normalisation and k-bit uniform quantization (1 bit: sign times mean |w|),
 // optional activations clipped to [0, 1] and quantized; straight-through
 // gradients while the float baseline is fine-tuned.
-#include <qlab/qat.hpp>
+#include <qlab/quant/qat.hpp>
 
 namespace {
 

@@ -1,8 +1,8 @@
 // Dynamic post-training quantization: int8 weights, activations quantized
 // per batch at run time. LibTorch has dynamic int8 kernels for linear layers
 // only, so conv layers stay float, and every result lists them.
-#include <qlab/ptq.hpp>
-#include <qlab/quantizer.hpp>
+#include <qlab/plugin/quantizer.hpp>
+#include <qlab/quant/ptq.hpp>
 
 namespace {
 

@@ -2,7 +2,7 @@
 // float baseline is fine-tuned with a learned step per weight tensor and
 // per activation, initialised to 2·mean|v|/sqrt(Qp), its gradient scaled by
 // 1/sqrt(N·Qp). At 8 bits the learned grids run on int8 kernels.
-#include <qlab/qat.hpp>
+#include <qlab/quant/qat.hpp>
 
 namespace {
 

@@ -2,7 +2,7 @@
 // quantization, weights per channel on their min/max, activations on
 // moving-average min/max, with straight-through gradients. At 8 bits the
 // result runs on int8 kernels like `static`; other widths are simulated.
-#include <qlab/qat.hpp>
+#include <qlab/quant/qat.hpp>
 
 namespace {
 

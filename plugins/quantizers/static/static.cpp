@@ -2,8 +2,8 @@
 // qparams, the activations' from calibration batches of training data. At 8
 // bits the model runs on int8 kernels end to end; at other widths it is
 // simulated, and labelled so.
-#include <qlab/ptq.hpp>
-#include <qlab/quantizer.hpp>
+#include <qlab/plugin/quantizer.hpp>
+#include <qlab/quant/ptq.hpp>
 
 namespace {
 

@@ -1,5 +1,5 @@
 // A trivial metric: how many test samples the model was evaluated on.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 

@@ -1,6 +1,6 @@
 // A plugin as an older or newer qlab would have built it: the info record
 // names another plugin API version. The host must refuse it unrun.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 class Never final : public qlab::Metric {

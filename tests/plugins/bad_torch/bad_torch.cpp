@@ -1,5 +1,5 @@
 // A plugin built against another LibTorch: the host must refuse it unrun.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 class Never final : public qlab::Metric {

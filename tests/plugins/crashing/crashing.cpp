@@ -1,7 +1,7 @@
 // A metric that crashes the process when it measures, as a buggy plugin or
 // an out-of-bounds kernel would: `qlab sweep --isolate` must store the
 // point as failed, naming the signal, and go on.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <csignal>
 

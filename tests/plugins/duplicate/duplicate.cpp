@@ -1,5 +1,5 @@
 // A second metric called "accuracy": must be refused next to the in-tree one.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 class Impostor final : public qlab::Metric {

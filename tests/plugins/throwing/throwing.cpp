@@ -1,5 +1,5 @@
 // A plugin whose factory throws: loading must fail with the plugin's message.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 #include <stdexcept>
 

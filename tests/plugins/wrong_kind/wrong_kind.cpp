@@ -1,5 +1,5 @@
 // Declares kind "model" but its object is a metric.
-#include <qlab/metric.hpp>
+#include <qlab/plugin/metric.hpp>
 
 namespace {
 class NotAModel final : public qlab::Metric {

@@ -1,0 +1,50 @@
+#pragma once
+// Post-training quantization, the shared machinery of the `dynamic` and
+// `static` quantizer plugins: fuse, quantize weights, calibrate activations.
+#include <qlab/plugin/data.hpp>
+#include <qlab/quant/config_list.hpp>
+#include <qlab/quant/qmodel.hpp>
+
+namespace qlab {
+
+struct PtqSpec {
+  std::string scheme = "static";  ///< static | dynamic
+  /// Which layers, which of their tensors, how many bits (config_list.hpp).
+  std::vector<ConfigEntry> config = default_config_list({}, {8, 8, 8});
+  ConfigRules rules;
+  std::string config_key = "[quantizer] config";  ///< names the list in errors
+  bool per_channel = true;                        ///< weights per output channel
+  std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
+  double percentile = 99.99;        ///< for the percentile observer
+  std::int64_t calibration_batches = 32;
+  std::int64_t batch_size = 64;
+  bool reduce_range = false;  ///< the engine needs 7-bit activations (applied at 8 bits)
+};
+
+/// Whether the int8 form of `op` takes fresh output qparams; relu, pooling,
+/// flatten and dropout keep their input's, as PyTorch's quantized ops do.
+bool needs_output_qparams(Op op);
+
+/// The node whose output qparams `name`'s output carries: `name` itself, or
+/// the node before a chain of ops that keep their input's qparams.
+std::string qparams_source(const Graph& graph, std::string name);
+
+/// The nodes of a fused graph whose outputs are quantized, with their bits:
+/// each selected layer's output (its output bits), and the node that feeds
+/// a selected layer's input (its input bits), found by walking back through
+/// ops that keep their input's qparams.
+std::map<std::string, int> activation_sites(const Graph& fused, const LayerSelection& selection);
+
+/// Quantizes one layer's (fused) weight onto a `bits`-bit grid: symmetric,
+/// per output channel or per tensor; 1 bit is binary.
+QLayer quantize_weight(const torch::Tensor& weight, const torch::Tensor& bias, int bits,
+                       bool per_channel);
+
+/// Fuses `trained`, quantizes the weights of every selected layer and, for
+/// the static scheme, calibrates activation qparams on `calibration`
+/// batches (a fixed, seed-independent sample of them). Throws qlab::Error when
+/// static quantization is asked for with no calibration batches.
+QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
+                                      const Dataset& calibration);
+
+}  // namespace qlab

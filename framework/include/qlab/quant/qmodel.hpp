@@ -1,0 +1,64 @@
+#pragma once
+// A quantized model as quantizers produce it and backends lower it: the
+// fused graph, integer weights with their qparams, and the activation
+// qparams found by calibration. It names every conv/linear left in float.
+#include <qlab/plugin/data.hpp>
+#include <qlab/plugin/graph.hpp>
+#include <qlab/quant/quant.hpp>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace qlab {
+
+/// One conv2d or linear node with quantized weights.
+struct QLayer {
+  QParams weight;           ///< per channel along axis 0, or per tensor
+  torch::Tensor codes;      ///< int64 integer weights on weight's grid, the weight's shape
+  torch::Tensor bias;       ///< float, or undefined
+  int activation_bits = 8;  ///< dynamic: bits of the per-batch input quantization (0: none)
+};
+
+struct QuantizedModel {
+  std::string scheme;                 ///< "dynamic" (activations quantized per batch) or "static"
+  GraphModule float_module{nullptr};  ///< the fused float model; its graph is the one lowered
+  std::map<std::string, QLayer> layers;             ///< quantized conv2d/linear nodes by name
+  std::map<std::string, QParams> activations;       ///< static: qparams of node outputs
+  std::map<std::string, std::string> float_layers;  ///< conv2d/linear left in float -> why
+  /// Training-aware quantizers: the fine-tuning epochs (as result rows hold
+  /// them) and their wall time; empty and 0 for post-training ones.
+  nlohmann::json training = nlohmann::json::array();
+  double train_seconds = 0;
+  /// What a result must say about how this model was made.
+  std::vector<std::string> notes;
+
+  const Graph& graph() const { return float_module->graph(); }
+  /// True when every quantized layer has 8-bit weights, 8-bit input and (static)
+  /// 8-bit output: the model can run on int8 kernels. Otherwise it can only be
+  /// simulated with fake quantization.
+  bool int8() const;
+  /// Per-layer weight and activation bits, scale, zero point and tracked
+  /// range: seed 001's calibration_config table.
+  nlohmann::json calibration_config() const;
+  /// The float weights the quantized layers stand for (dequantized codes).
+  GraphModule dequantized_module() const;
+};
+
+/// Writes the model as it would ship: bit-packed integer weights, qparams,
+/// float biases and float layers, with a qlab header. Returns the bytes.
+std::string serialize_quantized(const QuantizedModel& model);
+void save_quantized(const std::string& path, const QuantizedModel& model);
+/// Loads a quantized checkpoint; `fused` must be the architecture it was
+/// written for (the same model, fused). Errors name the file.
+QuantizedModel load_quantized(const std::string& path, const Graph& fused);
+
+/// Bytes of the float model as it would ship (serialized parameters and buffers).
+std::int64_t serialized_float_bytes(GraphModule module);
+
+/// Runs the quantized model with fake quantization in float: the reference
+/// that int8 kernels are checked against, and how other bit widths run.
+std::vector<torch::Tensor> simulate(const QuantizedModel& model, GraphModule dequantized,
+                                    const torch::Tensor& input);
+
+}  // namespace qlab

@@ -1,0 +1,127 @@
+#include "experiment/resolve.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/plugin/data.hpp>
+
+#include "experiment/stable_hash.hpp"
+
+#include <fmt/format.h>
+
+namespace qlab {
+namespace {
+
+std::string required_name(const RawSection& s, const std::string& fallback) {
+  auto it = s.values.find("name");
+  if (it == s.values.end()) {
+    if (!fallback.empty()) return fallback;
+    throw Error(fmt::format("{}: [{}] name is required (a plugin name; `qlab plugins` lists them)",
+                            s.where.str(), s.name));
+  }
+  if (const auto* str = std::get_if<std::string>(&it->second.value)) return *str;
+  throw Error(fmt::format("{}: [{}] name: expected string, found {}", it->second.where.str(),
+                          s.name, describe(it->second.value)));
+}
+
+Schema metrics_schema() {
+  Schema s;
+  s.string_list("names", {"accuracy", "loss"}, "metric plugins to run, in order")
+      .integer("batch_size", 64, "batch size for latency and memory", 1, 1 << 16);
+  return s;
+}
+
+}  // namespace
+
+std::string at(const RawSection& s, const std::string& key) {
+  auto it = s.values.find(key);
+  return (it != s.values.end() ? it->second.where : s.where).str();
+}
+
+Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
+  Resolved r;
+  r.model_name = required_name(ex.model, "");
+  try {
+    r.model = registry.model(r.model_name);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: [model] name: {}", at(ex.model, "name"), e.what()));
+  }
+  r.model_rec = &registry.record(PluginKind::model, r.model_name);
+  r.model_opts = resolve(plugin_call(*r.model_rec, "options", [&] { return r.model->options(); }),
+                         ex.model, {"name"});
+
+  Schema data_schema = dataset_schema();
+  data_schema.string("name", "fashion-mnist", "dataset",
+                     {"fashion-mnist", "mnist", "cifar10", "cifar100"});
+  r.data_opts = resolve(data_schema, ex.dataset);
+  r.data_cfg = dataset_config(r.data_opts);
+  r.data_cfg.name = r.data_opts.get<std::string>("name");
+
+  const TrainRecipe defaults =
+      plugin_call(*r.model_rec, "default_recipe", [&] { return r.model->default_recipe(); });
+  r.train_opts = resolve(recipe_schema(defaults), ex.train);
+  r.recipe = recipe_from(r.train_opts);
+
+  r.quantizer_name = required_name(ex.quantizer, "none");
+  if (r.quantizer_name != "none") {
+    try {
+      r.quantizer = registry.quantizer(r.quantizer_name);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: [quantizer] name: {}", at(ex.quantizer, "name"), e.what()));
+    }
+    const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
+    r.quantizer_opts = resolve(plugin_call(rec, "options", [&] { return r.quantizer->options(); }),
+                               ex.quantizer, {"name"});
+    try {
+      plugin_call(rec, "validate", [&] { r.quantizer->validate(r.quantizer_opts); });
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", at(ex.quantizer, "config"), e.what()));
+    }
+  } else if (ex.quantizer.values.size() > ex.quantizer.values.count("name")) {
+    throw Error(
+        fmt::format("{}: [quantizer] has options but no quantizer name (or name = \"none\")",
+                    ex.quantizer.where.str()));
+  }
+
+  r.backend_name = required_name(ex.backend, "cpu");
+  try {
+    r.backend = registry.backend(r.backend_name);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: [backend] name: {}", at(ex.backend, "name"), e.what()));
+  }
+  r.backend_rec = &registry.record(PluginKind::backend, r.backend_name);
+  r.backend_opts =
+      resolve(plugin_call(*r.backend_rec, "options", [&] { return r.backend->options(); }),
+              ex.backend, {"name"});
+  r.availability =
+      plugin_call(*r.backend_rec, "availability", [&] { return r.backend->availability(); });
+
+  r.metric_opts = resolve(metrics_schema(), ex.metrics);
+  r.metric_names = r.metric_opts.get<std::vector<std::string>>("names");
+  for (const auto& name : r.metric_names) {
+    try {
+      r.metrics.push_back(registry.metric(name));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: [metrics] names: {}", at(ex.metrics, "names"), e.what()));
+    }
+  }
+
+  r.config = {{"model", r.model_opts.to_json()},     {"dataset", r.data_opts.to_json()},
+              {"train", r.train_opts.to_json()},     {"quantizer", r.quantizer_opts.to_json()},
+              {"backend", r.backend_opts.to_json()}, {"metrics", r.metric_opts.to_json()}};
+  r.config["model"]["name"] = r.model_name;
+  r.config["quantizer"]["name"] = r.quantizer_name;
+  r.config["backend"]["name"] = r.backend_name;
+  return r;
+}
+
+ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& registry) {
+  Resolved r = resolve_experiment(experiment, registry);
+  ExperimentPlan plan;
+  plan.hash = stable_hash(r.config.dump());
+  plan.config = std::move(r.config);
+  if (!r.availability.available)
+    plan.unavailable =
+        fmt::format("backend '{}' is unavailable: {}", r.backend_name, r.availability.reason);
+  return plan;
+}
+
+}  // namespace qlab

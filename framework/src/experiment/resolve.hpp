@@ -1,0 +1,38 @@
+#pragma once
+// An experiment checked against every schema, with the plugins it names:
+// what run_experiment and plan_experiment both start from. Everything a
+// user can get wrong is found here, before any data is loaded.
+#include <qlab/experiment.hpp>
+#include <qlab/registry.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qlab {
+
+struct Resolved {
+  std::string model_name;
+  std::shared_ptr<Model> model;
+  const PluginRecord* model_rec = nullptr;
+  Options model_opts, data_opts, train_opts, quantizer_opts, backend_opts, metric_opts;
+  DatasetConfig data_cfg;
+  TrainRecipe recipe;
+  std::string quantizer_name;
+  std::shared_ptr<Quantizer> quantizer;
+  std::string backend_name;
+  std::shared_ptr<Backend> backend;
+  const PluginRecord* backend_rec = nullptr;
+  Availability availability;
+  std::vector<std::string> metric_names;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  nlohmann::json config;  ///< resolved options of every section, names included
+};
+
+Resolved resolve_experiment(const Experiment& ex, const Registry& registry);
+
+/// Where `key` of section `s` was written (file:line:column), or the
+/// section's header when the key is absent: the start of a user's error.
+std::string at(const RawSection& s, const std::string& key);
+
+}  // namespace qlab

@@ -1,0 +1,246 @@
+// The experiment flow of DESIGN.md: config -> model graph -> float baseline
+// (trained, or from the cache) -> backend -> metrics -> result rows.
+// Everything a user can get wrong is checked (resolve.cpp) before any
+// training starts.
+#include <qlab/checkpoint.hpp>
+#include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
+#include <qlab/plugin/data.hpp>
+#include <qlab/plugin/trainer.hpp>
+#include <qlab/quant/qmodel.hpp>
+#include <qlab/runtime.hpp>
+#include <qlab/samples.hpp>
+#include <qlab/version.hpp>
+
+#include "experiment/measure.hpp"
+#include "experiment/resolve.hpp"
+#include "experiment/stable_hash.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+namespace qlab {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown";
+}
+
+nlohmann::json environment(const EngineConstraints& engine) {
+  nlohmann::json env = {{"qlab", version()},
+                        {"torch", kTorchVersion},
+                        {"threads", threads()},
+                        {"runtime", runtime_summary()},
+                        {"engines", quantized_engines()},
+                        {"cpu", cpu_model()},
+                        {"host", host_name()}};
+  if (!engine.int8_path.empty())
+    env["int8"] = {{"path", engine.int8_path}, {"reduce_range", engine.reduce_range}};
+  return env;
+}
+
+// What the run works on once the sections are resolved: the backend set up,
+// the data loaded, the model's graph built.
+struct Prepared {
+  EngineConstraints engine;
+  DataSplits data;
+  Graph graph;
+};
+
+Prepared prepare(const Resolved& r, std::ostream& log) {
+  plugin_call(*r.backend_rec, "configure", [&] { r.backend->configure(r.backend_opts); });
+  Prepared p;
+  p.engine = plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
+  if (!p.engine.warning.empty()) log << "warning: " << p.engine.warning << "\n";
+  const Shape wanted = plugin_call(*r.model_rec, "input_shape", [&] {
+    return r.model->input_shape(native_shape(r.data_cfg), r.model_opts);
+  });
+  const bool normalize =
+      plugin_call(*r.model_rec, "normalize_inputs", [&] { return r.model->normalize_inputs(); });
+  p.data = load_dataset(r.data_cfg, wanted, normalize);
+  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", p.data.name,
+                     p.data.train.size(), p.data.test.size(), p.data.source);
+  if (!p.data.fallback_reason.empty()) log << "note: " << p.data.fallback_reason << "\n";
+  const DataInfo info{p.data.name, wanted, p.data.classes};
+  p.graph = plugin_call(*r.model_rec, "build", [&] { return r.model->build(r.model_opts, info); });
+  log << fmt::format("model {}: {} parameters, {} MACs per sample\n", r.model_name,
+                     p.graph.parameter_count(), p.graph.mac_count());
+  return p;
+}
+
+// The float baseline in `module`, from the cache when everything that
+// determines it is there, else trained and cached. Fills the row's training
+// curve and notes; returns the training time.
+double float_baseline(GraphModule& module, const Resolved& r, const Prepared& p,
+                      const nlohmann::json& config, const RunSettings& settings, ResultRow& row) {
+  const nlohmann::json identity = {{"model", config["model"]},
+                                   {"dataset", config["dataset"]},
+                                   {"train", config["train"]},
+                                   {"graph", p.graph.signature()},
+                                   {"torch", kTorchVersion},
+                                   {"data_used", p.data.name},
+                                   {"checkpoint_format", kCheckpointFormat}};
+  const std::string key = stable_hash(identity.dump());
+  const fs::path cache(settings.cache_dir);
+  const std::string ckpt = (cache / fmt::format("{}-{}.pt", r.model_name, key)).string();
+  if (settings.use_cache && fs::exists(ckpt)) {
+    const auto meta = load_checkpoint(ckpt, module);
+    row.training = meta.value("epochs", nlohmann::json::array());
+    row.notes.push_back("float baseline loaded from cache " + ckpt);
+    return meta.value("train_seconds", 0.0);
+  }
+  TrainSettings ts;
+  ts.device = r.backend->device();
+  ts.progress = settings.progress;
+  ts.label = r.model_name + " ";
+  // Training keeps its own checkpoint beside the cached one: Ctrl-C, or a
+  // NaN after some good epochs, loses at most the epoch in progress.
+  ts.resume_path = (cache / fmt::format("{}-{}.resume.pt", r.model_name, key)).string();
+  if (!settings.use_cache) fs::remove(ts.resume_path);
+  const TrainReport rep = train(module, *r.model, p.data.train, r.recipe, ts);
+  if (!rep.resumed.empty())
+    row.notes.push_back(
+        fmt::format("float baseline training resumed from {} at {}", ts.resume_path, rep.resumed));
+  row.training = epochs_json(rep);
+  module->to(torch::kCPU);
+  save_checkpoint(ckpt, module,
+                  {{"model", r.model_name},
+                   {"identity", identity},
+                   {"train_seconds", rep.seconds},
+                   {"epochs", row.training}});
+  fs::remove(ts.resume_path);
+  row.notes.push_back(
+      fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
+  return rep.seconds;
+}
+
+void note_not_applicable(const Measured& m, ResultRow& row) {
+  for (const auto& name : m.not_applicable)
+    row.notes.push_back(fmt::format("metric '{}' does not apply to this model or machine", name));
+}
+
+void note_float_layers(const QuantizedModel& qmodel, ResultRow& row) {
+  if (qmodel.float_layers.empty()) {
+    row.notes.push_back("every conv2d/linear layer is quantized");
+    return;
+  }
+  std::string list;
+  for (const auto& [layer, why] : qmodel.float_layers) {
+    row.float_layers.push_back(layer);
+    list += fmt::format("{}{} ({})", list.empty() ? "" : ", ", layer, why);
+  }
+  row.notes.push_back("layers left in float: " + list);
+}
+
+// The quantized model, made by the experiment's quantizer from the trained
+// float module; saved when asked. Returns it with its quantization time.
+std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(
+    const Registry& registry, const Resolved& r, const Prepared& p, GraphModule module,
+    const RunSettings& settings, std::ostream& log) {
+  QuantizeContext qctx;
+  qctx.calibration = &p.data.train;
+  qctx.batch_size = r.recipe.batch_size;
+  qctx.engine = p.engine;
+  qctx.model = r.model.get();
+  qctx.recipe = r.recipe;
+  qctx.training.device = r.backend->device();
+  qctx.training.progress = settings.progress;
+  const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
+  const auto start = std::chrono::steady_clock::now();
+  auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
+      rec, "quantize", [&] { return r.quantizer->quantize(module, r.quantizer_opts, qctx); }));
+  if (!settings.save_quantized.empty()) {
+    save_quantized(settings.save_quantized, *qmodel);
+    log << "wrote the quantized model to " << settings.save_quantized << "\n";
+  }
+  return {qmodel, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+}
+
+}  // namespace
+
+std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
+                                      const RunSettings& settings, std::ostream& log) {
+  // 1. Resolve every section against its schema before any work is done.
+  Resolved r = resolve_experiment(ex, registry);
+  if (!r.availability.available)
+    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
+                            at(ex.backend, "name"), r.backend_name, r.availability.reason));
+  if (!r.quantizer && !settings.save_quantized.empty())
+    throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
+
+  // 2. Backend, data and graph; 3. the float baseline.
+  const Prepared p = prepare(r, log);
+  seed_everything(r.recipe.seed);
+  GraphModule module(p.graph);
+  nlohmann::json config = r.config;
+  config["quantizer"] = {{"name", "none"}};
+  ResultRow row;
+  if (!p.data.fallback_reason.empty()) row.notes.push_back(p.data.fallback_reason);
+  const double train_seconds = float_baseline(module, r, p, config, settings, row);
+  module->eval();
+
+  // 4. Lower the float model onto the backend and measure it.
+  const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
+  auto exe = adopt(r.backend,
+                   plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
+  RunContext float_ctx(*r.model, p.graph, *exe, p.data.test, metric_batch, nullptr, module,
+                       nullptr);
+  const Measured fp = measure(registry, r.metric_names, r.metrics, float_ctx);
+  const bool reconstructs =
+      plugin_call(*r.model_rec, "task", [&] { return r.model->task(); }) == Task::reconstruct;
+  if (reconstructs) row.samples = reconstruction_samples(*exe, p.data.test, &module);
+  row.metrics = fp.metrics;
+  row.metrics["train_seconds"] = train_seconds;
+  row.model = r.model_name;
+  row.dataset = p.data.name;
+  row.backend = r.backend_name;
+  row.mode = fp.mode;
+  row.config = config;
+  row.graph = p.graph.print();
+  row.environment = environment(p.engine);
+  row.environment["executable"] = fp.executable;
+  note_not_applicable(fp, row);
+  if (!r.quantizer) return {row};
+
+  // 5. Quantize, lower the quantized model, measure it.
+  const auto [qmodel, quantize_seconds] = quantize(registry, r, p, module, settings, log);
+  auto qexe = adopt(r.backend,
+                    plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
+  RunContext q_ctx(*r.model, qmodel->graph(), *qexe, p.data.test, metric_batch, qmodel.get(),
+                   qmodel->float_module, exe.get());
+  const Measured qm = measure(registry, r.metric_names, r.metrics, q_ctx);
+  ResultRow qrow = row;
+  qrow.quantizer = r.quantizer_name;
+  qrow.mode = qm.mode;
+  qrow.metrics = qm.metrics;
+  qrow.metrics["quantize_seconds"] = quantize_seconds;
+  // Training-aware quantizers: their fine-tuning is this row's training.
+  qrow.training = qmodel->training;
+  if (qmodel->train_seconds > 0) qrow.metrics["train_seconds"] = qmodel->train_seconds;
+  if (reconstructs) qrow.samples = reconstruction_samples(*qexe, p.data.test, nullptr);
+  qrow.config["quantizer"] = r.config["quantizer"];
+  qrow.calibration = qmodel->calibration_config();
+  qrow.environment["executable"] = qm.executable;
+  qrow.lowered = qexe->lowered();
+  qrow.notes = {"runs on: " + qm.executable};
+  if (!p.engine.warning.empty()) qrow.notes.push_back("warning: " + p.engine.warning);
+  for (const auto& note : qmodel->notes) qrow.notes.push_back(note);
+  note_not_applicable(qm, qrow);
+  note_float_layers(*qmodel, qrow);
+  return {row, qrow};
+}
+
+}  // namespace qlab

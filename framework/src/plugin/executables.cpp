@@ -1,0 +1,58 @@
+#include <qlab/plugin/backend.hpp>
+#include <qlab/runtime.hpp>
+
+#include <fmt/format.h>
+
+namespace qlab {
+namespace {
+
+class Simulated final : public Executable {
+ public:
+  Simulated(std::shared_ptr<const QuantizedModel> model, std::string reason)
+      : model_(std::move(model)),
+        weights_(model_->dequantized_module()),
+        reason_(std::move(reason)) {}
+  std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
+    torch::NoGradGuard no_grad;
+    return simulate(*model_, weights_, batch);
+  }
+  Mode mode() const override { return Mode::simulated; }
+  std::string describe() const override {
+    return fmt::format("fake-quant simulation in fp32 on LibTorch CPU ({}): no speed-up expected",
+                       reason_);
+  }
+
+ private:
+  std::shared_ptr<const QuantizedModel> model_;
+  GraphModule weights_;
+  std::string reason_;
+};
+
+class Float final : public Executable {
+ public:
+  explicit Float(GraphModule module) : module_(std::move(module)) { module_->eval(); }
+  std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
+    torch::NoGradGuard no_grad;
+    return module_->forward(batch);
+  }
+  Mode mode() const override { return Mode::fp32; }
+  std::string describe() const override {
+    return fmt::format("fp32 on LibTorch CPU kernels, {} threads", threads());
+  }
+
+ private:
+  GraphModule module_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executable> float_executable(GraphModule module) {
+  return std::make_unique<Float>(std::move(module));
+}
+
+std::unique_ptr<Executable> simulated_executable(std::shared_ptr<const QuantizedModel> model,
+                                                 std::string reason) {
+  return std::make_unique<Simulated>(std::move(model), std::move(reason));
+}
+
+}  // namespace qlab

@@ -1,0 +1,123 @@
+#include <qlab/error.hpp>
+#include <qlab/quant/passes.hpp>
+#include <qlab/quant/ptq.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+namespace qlab {
+
+bool needs_output_qparams(Op op) {
+  switch (op) {
+    case Op::input:
+    case Op::conv2d:
+    case Op::linear:
+    case Op::add:
+    case Op::batch_norm2d:
+    case Op::sigmoid:
+    case Op::reparameterize:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string qparams_source(const Graph& g, std::string name) {
+  while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
+  return name;
+}
+
+std::map<std::string, int> activation_sites(const Graph& g, const LayerSelection& selection) {
+  std::map<std::string, int> sites;
+  for (const auto& [name, bits] : selection.layers) {
+    if (bits.output > 0) sites[name] = std::max(sites[name], bits.output);
+    if (bits.input == 0) continue;
+    const std::string producer = qparams_source(g, g.node(name).inputs.at(0));
+    sites[producer] = std::max(sites[producer], bits.input);
+  }
+  // quantized::add takes two quantized inputs and requantizes its sum: an
+  // add of two quantized tensors gets output qparams even when no layer reads it.
+  auto quantized_out = [&](const std::string& name) {
+    auto it = sites.find(qparams_source(g, name));
+    return it == sites.end() ? 0 : it->second;
+  };
+  for (const auto& n : g.nodes())
+    if (n.op == Op::add && !sites.count(n.name)) {
+      const int a = quantized_out(n.inputs[0]), b = quantized_out(n.inputs[1]);
+      if (a > 0 && b > 0) sites[n.name] = std::max(a, b);
+    }
+  return sites;
+}
+
+QLayer quantize_weight(const torch::Tensor& w, const torch::Tensor& b, int bits, bool per_channel) {
+  QLayer l;
+  const int axis = per_channel ? 0 : -1;
+  if (bits == 1) {
+    l.weight = binary_qparams(w, axis);
+  } else {
+    auto obs = make_observer("minmax", axis);
+    obs->observe(w);
+    l.weight = obs->qparams(bits, /*symmetric=*/true);
+  }
+  l.codes = quantize_codes(w, l.weight);
+  l.bias = b;
+  return l;
+}
+
+QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
+                                      const Dataset& calibration) {
+  if (spec.scheme != "static" && spec.scheme != "dynamic")
+    throw Error(fmt::format("unknown quantization scheme '{}'", spec.scheme));
+  if (spec.scheme == "static" && spec.calibration_batches <= 0)
+    throw Error(
+        "[quantizer] calibration_batches = 0: static quantization fixes every activation's "
+        "scale and zero point from calibration data, so with no calibration batch every "
+        "scale would stay at its default and accuracy collapses; use at least 1 (default 32)");
+  QuantizedModel q;
+  q.scheme = spec.scheme;
+  q.float_module = fuse(trained);
+  const Graph& g = q.graph();
+  const LayerSelection selection = select_layers(g, spec.config, spec.config_key, spec.rules);
+  q.float_layers = selection.float_layers;
+  for (const auto& [name, bits] : selection.layers) {
+    if (bits.weight == 0)
+      throw Error(
+          fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
+                      "(add \"weight\" to its quant_types)",
+                      spec.config_key, name, spec.scheme));
+    q.layers[name] = quantize_weight(layer_parameter(q.float_module, name, "weight"),
+                                     layer_parameter(q.float_module, name, "bias"), bits.weight,
+                                     spec.per_channel);
+    q.layers[name].activation_bits = bits.input;
+  }
+  if (spec.scheme == "dynamic") return q;
+
+  // Calibrate on the float fused model, as PyTorch's observers do.
+  const auto sites = activation_sites(g, selection);
+  std::vector<std::unique_ptr<Observer>> observers(g.nodes().size());
+  for (std::size_t i = 0; i < g.nodes().size(); ++i)
+    if (sites.count(g.nodes()[i].name))
+      observers[i] = make_observer(spec.observer, -1, spec.percentile);
+  const std::int64_t n = calibration.size();
+  if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
+  auto gen = at::detail::createCPUGenerator(4242);
+  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  torch::NoGradGuard no_grad;
+  for (std::int64_t b = 0; b < spec.calibration_batches && b * spec.batch_size < n; ++b) {
+    const auto idx = order.slice(0, b * spec.batch_size, std::min(n, (b + 1) * spec.batch_size));
+    q.float_module->forward(calibration.images.index_select(0, idx),
+                            [&](std::size_t i, const torch::Tensor& v) {
+                              if (observers[i]) observers[i]->observe(v);
+                              return v;
+                            });
+  }
+  for (std::size_t i = 0; i < g.nodes().size(); ++i)
+    if (observers[i]) {
+      const int bits = sites.at(g.nodes()[i].name);
+      q.activations[g.nodes()[i].name] =
+          observers[i]->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
+    }
+  return q;
+}
+
+}  // namespace qlab

@@ -1,0 +1,427 @@
+// Lowering a QuantizedModel onto LibTorch's quantized CPU engines.
+//
+// Activations stay quantized (quint8) from the graph's input to its outputs:
+// relu, pooling, flatten and dropout run on quantized tensors and keep their
+// input's qparams; conv2d, linear and add requantize to calibrated qparams.
+// Ops an engine has no int8 kernel for (batch norm outside a conv, sigmoid)
+// dequantize, run in float and requantize, and the description lists them.
+// The kernels are reached through the ATen dispatcher by schema name, so the
+// same code runs on every LibTorch that still ships them.
+//
+// Each node becomes a Step of one Kind; kKinds holds, per kind, the kernel
+// a report names and the function that runs it, side by side.
+#include "int8_executable.hpp"
+
+#include "code_kernels.hpp"
+
+#include <qlab/error.hpp>
+#include <qlab/runtime.hpp>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <iterator>
+#include <map>
+
+namespace qlab::int8 {
+namespace {
+
+c10::OperatorHandle op(const char* name, const char* overload = "") {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+}
+
+c10::IValue call(const c10::OperatorHandle& h, torch::jit::Stack stack) {
+  h.callBoxed(&stack);
+  return std::move(stack.at(0));
+}
+
+struct Kernels {
+  c10::OperatorHandle conv_prepack = op("quantized::conv2d_prepack");
+  c10::OperatorHandle conv = op("quantized::conv2d", "new");
+  c10::OperatorHandle conv_relu = op("quantized::conv2d_relu", "new");
+  c10::OperatorHandle linear_prepack = op("quantized::linear_prepack");
+  c10::OperatorHandle linear = op("quantized::linear");
+  c10::OperatorHandle linear_relu = op("quantized::linear_relu");
+  c10::OperatorHandle linear_dynamic = op("quantized::linear_dynamic");
+  c10::OperatorHandle add = op("quantized::add");
+};
+
+const Kernels& kernels() {
+  static const Kernels k;
+  return k;
+}
+
+// `hwc_input`: the (C, H, W) map a linear layer's input was flattened from;
+// the weight's columns are then put in (h, w, c) order, to take the map's
+// channels-last bytes as they lie.
+torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
+  auto codes = l.codes.to(torch::kInt8);
+  if (hwc_input)
+    codes = codes.view({codes.size(0), (*hwc_input)[0], (*hwc_input)[1], (*hwc_input)[2]})
+                .permute({0, 2, 3, 1})
+                .reshape({codes.size(0), -1});
+  if (l.weight.per_channel())
+    return at::_make_per_channel_quantized_tensor(codes, l.weight.scale, l.weight.zero_point,
+                                                  l.weight.axis);
+  return at::_make_per_tensor_quantized_tensor(codes, l.weight.scale.item<double>(),
+                                               l.weight.zero_point.item<std::int64_t>());
+}
+
+// An absent bias is None to the kernels, not an undefined tensor.
+c10::IValue bias_of(const QLayer& l) {
+  return l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
+}
+
+torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
+
+torch::Tensor activate(torch::Tensor x, Activation a) {
+  if (a == Activation::relu) return torch::relu(x);
+  if (a == Activation::relu6) return at::hardtanh(x, 0.0, 6.0);
+  return x;
+}
+
+// In kKinds' order.
+enum class Kind { input, qconv, qlinear, qlinear_dynamic, qadd, float_layer, float_op, stateless };
+
+struct Step {
+  Kind kind;
+  Op op;
+  Attrs attrs;
+  std::vector<std::size_t> inputs;
+  c10::IValue packed;
+  c10::IValue packed_hwc;    // linear: weight columns in (h, w, c) order
+  bool flatten_hwc = false;  // flatten: may hand on a channels-last map as a view
+  bool requantize = false;   // static: quantize the output to (scale, zero_point)
+  double scale = 1.0;
+  std::int64_t zero_point = 0;
+  std::uint8_t qmin = 0, qmax = 255;         // the output grid's codes (7 bits: 0..127)
+  std::shared_ptr<torch::nn::Module> layer;  // float fallback
+};
+
+// What one batch's run reads and writes besides the step itself.
+struct Run {
+  const torch::Tensor& batch;
+  std::vector<torch::Tensor> values;  // per step
+  std::vector<bool> hwc;              // per step: a flatten's output in (h, w, c) order
+  bool parallel;                      // qlab's code kernels on OpenMP threads
+  bool reduce_range;
+  std::size_t current = 0;
+
+  const torch::Tensor& input(const Step& s, std::size_t k = 0) const {
+    return s.inputs.empty() ? batch : values[s.inputs[k]];
+  }
+  const c10::IValue& weight(const Step& s) const {
+    return hwc[s.inputs[0]] ? s.packed_hwc : s.packed;
+  }
+  torch::Tensor requantized(const Step& s, const torch::Tensor& y) const {
+    return s.requantize ? quantize_codes(y, s.scale, s.zero_point, parallel, s.qmin, s.qmax) : y;
+  }
+  // An engine's output, requantized onto all 256 codes, on the step's grid.
+  torch::Tensor on_grid(const Step& s, torch::Tensor y) const {
+    if (s.qmin > 0 || s.qmax < 255) clamp_codes_(y, s.qmin, s.qmax, parallel);
+    return y;
+  }
+};
+
+torch::Tensor run_input(const Step& s, Run& r) { return r.requantized(s, r.batch); }
+
+// A fused relu6 runs as relu: the output grid was calibrated on relu6
+// outputs, so its top (<= 6) saturates what relu6 would clip.
+torch::Tensor run_qconv(const Step& s, Run& r) {
+  const auto& k = kernels();
+  return r.on_grid(s, call(s.attrs.activation == Activation::none ? k.conv : k.conv_relu,
+                           {r.input(s), s.packed, s.scale, s.zero_point})
+                          .toTensor());
+}
+
+torch::Tensor run_qlinear(const Step& s, Run& r) {
+  const auto& k = kernels();
+  return r.on_grid(s, call(s.attrs.activation == Activation::none ? k.linear : k.linear_relu,
+                           {r.input(s), r.weight(s), s.scale, s.zero_point})
+                          .toTensor());
+}
+
+torch::Tensor run_qlinear_dynamic(const Step& s, Run& r) {
+  const auto y =
+      call(kernels().linear_dynamic, {as_float(r.input(s)), r.weight(s), r.reduce_range});
+  return activate(y.toTensor(), s.attrs.activation);
+}
+
+torch::Tensor run_qadd(const Step& s, Run& r) {
+  const auto &a = r.input(s), &b = r.input(s, 1);
+  if (a.is_quantized() && b.is_quantized())
+    return r.on_grid(s, call(kernels().add, {a, b, s.scale, s.zero_point}).toTensor());
+  return r.requantized(s, as_float(a) + as_float(b));
+}
+
+torch::Tensor run_float_layer(const Step& s, Run& r) {
+  const auto x = as_float(r.input(s));
+  const auto y = s.op == Op::conv2d
+                     ? std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(x)
+                     : std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(x);
+  return r.requantized(s, activate(y, s.attrs.activation));
+}
+
+torch::Tensor run_float_op(const Step& s, Run& r) {
+  const auto x = as_float(r.input(s));
+  torch::Tensor y;
+  if (s.op == Op::sigmoid)
+    y = torch::sigmoid(x);
+  else if (s.op == Op::reparameterize)
+    y = x + torch::randn_like(x) * torch::exp(0.5 * as_float(r.input(s, 1)));
+  else
+    y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(x);
+  return r.requantized(s, y);
+}
+
+torch::Tensor run_pool(const Step& s, const torch::Tensor& x, bool parallel) {
+  const auto& a = s.attrs;
+  if (s.op == Op::max_pool2d)
+    return torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1});
+  if (s.op == Op::avg_pool2d)
+    return x.is_quantized()
+               ? avg_pool_codes(x, {a.kernel, a.kernel}, {a.stride, a.stride}, parallel)
+               : torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
+  // Windows of equal size (an output that divides the input) are a plain
+  // average pooling; others take LibTorch's quantized kernel.
+  const std::int64_t o = a.output_size, h = x.size(2), w = x.size(3);
+  return x.is_quantized() && h % o == 0 && w % o == 0
+             ? avg_pool_codes(x, {h / o, w / o}, {h / o, w / o}, parallel)
+             : torch::adaptive_avg_pool2d(x, {o, o});
+}
+
+// Ops that keep their input's type: quantized in, quantized out.
+torch::Tensor run_stateless(const Step& s, Run& r) {
+  const torch::Tensor& x = r.input(s);
+  switch (s.op) {
+    case Op::relu:
+      return torch::relu(x);
+    case Op::relu6:
+      // QNNPACK's quantized hardtanh is wrong in LibTorch 1.13: clip in float.
+      return x.is_quantized() ? quantize_codes(at::hardtanh(x.dequantize(), 0.0, 6.0), x.q_scale(),
+                                               x.q_zero_point(), r.parallel)
+                              : at::hardtanh(x, 0.0, 6.0);
+    case Op::max_pool2d:
+    case Op::avg_pool2d:
+    case Op::adaptive_avg_pool2d:
+      return run_pool(s, x, r.parallel);
+    case Op::flatten:
+      if (s.flatten_hwc && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+        r.hwc[r.current] = true;
+        return x.permute({0, 2, 3, 1}).flatten(1);
+      }
+      return x.contiguous().flatten(1);
+    case Op::dropout:
+      return x;
+    case Op::add:  // no output qparams
+      return as_float(x) + as_float(r.input(s, 1));
+    default:
+      QLAB_CHECK(false, std::string("unhandled op ") + to_string(s.op));
+  }
+  return {};
+}
+
+// Per kind: the kernel reports name (given whether the step's input is
+// quantized), and how it runs.
+struct KindInfo {
+  std::string (*kernel)(const Step& s, bool quantized_input);
+  torch::Tensor (*run)(const Step& s, Run& r);
+};
+
+const char* fused(const Step& s, const char* plain, const char* relu) {
+  return s.attrs.activation == Activation::none ? plain : relu;
+}
+
+const KindInfo kKinds[] = {
+    {[](const Step& s, bool) -> std::string { return s.requantize ? "quantize" : "float input"; },
+     run_input},
+    {[](const Step& s, bool) -> std::string {
+       return fused(s, "quantized::conv2d", "quantized::conv2d_relu");
+     },
+     run_qconv},
+    {[](const Step& s, bool) -> std::string {
+       return fused(s, "quantized::linear", "quantized::linear_relu");
+     },
+     run_qlinear},
+    {[](const Step&, bool) -> std::string { return "quantized::linear_dynamic"; },
+     run_qlinear_dynamic},
+    {[](const Step&, bool) -> std::string { return "quantized::add"; }, run_qadd},
+    {[](const Step&, bool) -> std::string { return "float layer (dequantize, fp32, requantize)"; },
+     run_float_layer},
+    {[](const Step& s, bool) -> std::string {
+       return s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op";
+     },
+     run_float_op},
+    {[](const Step& s, bool in_q) -> std::string {
+       return !in_q           ? "fp32 op"
+              : s.flatten_hwc ? "quantized view in (h, w, c) order"
+                              : "quantized tensor op";
+     },
+     run_stateless},
+};
+
+static_assert(std::size(kKinds) == static_cast<std::size_t>(Kind::stateless) + 1,
+              "one kKinds entry per Kind, in order");
+
+const KindInfo& info_of(Kind k) { return kKinds[static_cast<std::size_t>(k)]; }
+
+class Int8Executable final : public Executable {
+ public:
+  Int8Executable(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info,
+                 bool reduce_range)
+      : model_(std::move(model)), info_(info), reduce_range_(reduce_range) {
+    at::globalContext().setQEngine(info_.engine);
+    const Graph& g = model_->graph();
+    std::map<std::string, std::size_t> index;
+    for (const auto& n : g.nodes()) {
+      Step s = plan(n);
+      for (const auto& in : n.inputs) s.inputs.push_back(index.at(in));
+      index[n.name] = steps_.size();
+      steps_.push_back(std::move(s));
+    }
+    plan_channels_last_flatten(g);
+    describe_steps(g);
+    auto outs = g.outputs();
+    if (outs.empty()) outs.push_back(g.nodes().back().name);
+    for (const auto& o : outs) outputs_.push_back(index.at(o));
+  }
+
+  std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
+    at::globalContext().setQEngine(info_.engine);
+    torch::NoGradGuard no_grad;
+    Run r{batch, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
+          info_.parallel_code_kernels, reduce_range_};
+    for (r.current = 0; r.current < steps_.size(); ++r.current) {
+      const Step& s = steps_[r.current];
+      r.values[r.current] = info_of(s.kind).run(s, r);
+    }
+    std::vector<torch::Tensor> out;
+    for (auto o : outputs_) out.push_back(as_float(r.values[o]));
+    return out;
+  }
+
+  Mode mode() const override { return Mode::int8; }
+  std::vector<std::string> lowered() const override { return lowered_; }
+  std::string describe() const override {
+    return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
+                       info_.name, model_->scheme,
+                       fallbacks_.empty()
+                           ? std::string()
+                           : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
+                       threads());
+  }
+
+ private:
+  // A node's step: its kind, its calibrated output grid, its packed weight.
+  Step plan(const Node& n) {
+    const bool is_static = model_->scheme == "static";
+    Step s;
+    s.op = n.op;
+    s.attrs = n.attrs;
+    if (auto it = model_->activations.find(n.name); is_static && it != model_->activations.end()) {
+      s.requantize = true;
+      s.scale = it->second.scale.item<double>();
+      s.zero_point = it->second.zero_point.item<std::int64_t>();
+      s.qmin = static_cast<std::uint8_t>(std::clamp<std::int64_t>(it->second.qmin, 0, 255));
+      s.qmax = static_cast<std::uint8_t>(std::clamp<std::int64_t>(it->second.qmax, 0, 255));
+    }
+    const auto layer = model_->layers.find(n.name);
+    const bool quantized = layer != model_->layers.end();
+    const auto& k = kernels();
+    if (n.op == Op::input) {
+      s.kind = Kind::input;
+    } else if (n.op == Op::conv2d && quantized && is_static) {
+      s.kind = Kind::qconv;
+      const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
+          padding{n.attrs.padding, n.attrs.padding}, dilation{1, 1};
+      s.packed = call(k.conv_prepack, {int8_weight(layer->second), bias_of(layer->second), stride,
+                                       padding, dilation, n.attrs.groups});
+    } else if (n.op == Op::linear && quantized) {
+      s.kind = is_static ? Kind::qlinear : Kind::qlinear_dynamic;
+      s.packed = call(k.linear_prepack, {int8_weight(layer->second), bias_of(layer->second)});
+    } else if (n.op == Op::conv2d || n.op == Op::linear) {
+      s.kind = Kind::float_layer;
+      fallbacks_.push_back(n.name);
+    } else if (n.op == Op::add && s.requantize) {
+      s.kind = Kind::qadd;
+    } else {
+      // Ops without int8 kernels run in float under either scheme; only the
+      // static scheme, which requantizes around them, lists them as fallbacks.
+      s.kind = has_int8_kernel(n.op) ? Kind::stateless : Kind::float_op;
+      if (s.kind == Kind::float_op && is_static) fallbacks_.push_back(n.name);
+    }
+    if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d)
+      s.layer = model_->float_module->layer(n.name);
+    return s;
+  }
+
+  // Flattening a channels-last map in PyTorch's (c, h, w) order copies it
+  // (0.59 MB per batch of 64 in MNIST CNN). Where every consumer of a flatten
+  // is an int8 linear layer, each also gets its weight with columns in
+  // (h, w, c) order, and the flatten becomes a view.
+  void plan_channels_last_flatten(const Graph& g) {
+    std::map<std::string, Shape> shapes;
+    for (const auto& st : g.stats()) shapes[st.name] = st.output;
+    std::vector<std::vector<std::size_t>> consumers(steps_.size());
+    for (std::size_t i = 0; i < steps_.size(); ++i)
+      for (auto in : steps_[i].inputs) consumers[in].push_back(i);
+    const auto& outs = g.outputs();
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const auto& node = g.nodes()[i];
+      if (node.op != Op::flatten || consumers[i].empty()) continue;
+      if (std::find(outs.begin(), outs.end(), node.name) != outs.end()) continue;
+      const Shape& map = shapes.at(node.inputs.at(0));
+      if (map.size() != 3 || map[1] * map[2] == 1) continue;
+      const bool all_int8_linear =
+          std::all_of(consumers[i].begin(), consumers[i].end(), [&](std::size_t c) {
+            return steps_[c].kind == Kind::qlinear || steps_[c].kind == Kind::qlinear_dynamic;
+          });
+      if (!all_int8_linear) continue;
+      steps_[i].flatten_hwc = true;
+      for (auto c : consumers[i]) {
+        const QLayer& layer = model_->layers.at(g.nodes()[c].name);
+        steps_[c].packed_hwc =
+            call(kernels().linear_prepack, {int8_weight(layer, &map), bias_of(layer)});
+      }
+    }
+  }
+
+  // What each node runs and produces, known before any data flows. Static
+  // conv, linear and add requantize to calibrated qparams; the stateless ops
+  // keep whatever their input is.
+  void describe_steps(const Graph& g) {
+    std::vector<bool> quantized_out(steps_.size(), false);
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      const bool in_q = !s.inputs.empty() && quantized_out[s.inputs[0]];
+      quantized_out[i] = s.requantize || (s.kind == Kind::stateless && in_q);
+      lowered_.push_back(fmt::format("{}: {} -> {}", g.nodes()[i].name,
+                                     info_of(s.kind).kernel(s, in_q),
+                                     quantized_out[i] ? "quint8" : "float"));
+    }
+  }
+
+  std::shared_ptr<const QuantizedModel> model_;
+  EngineInfo info_;
+  bool reduce_range_;  // dynamic: the activations' runtime grid
+  std::vector<Step> steps_;
+  std::vector<std::size_t> outputs_;
+  std::vector<std::string> fallbacks_;
+  std::vector<std::string> lowered_;
+};
+
+}  // namespace
+
+bool has_int8_kernel(Op op) {
+  return op != Op::batch_norm2d && op != Op::sigmoid && op != Op::reparameterize;
+}
+
+std::unique_ptr<Executable> int8_executable(std::shared_ptr<const QuantizedModel> model,
+                                            const EngineInfo& info, bool reduce_range) {
+  return std::make_unique<Int8Executable>(std::move(model), info, reduce_range);
+}
+
+}  // namespace qlab::int8
