@@ -28,6 +28,33 @@ TEST(CodeKernels, QuantizeGivesLibTorchsCodes) {
                            codes(at::quantize_per_tensor(flat, 0.02, 128, torch::kQUInt8))));
 }
 
+TEST(CodeKernels, NarrowGridsClampTheCodes) {
+  torch::manual_seed(2);
+  // A 7-bit grid inside the 8-bit codes, as reduce_range gives, and a 4-bit one.
+  for (auto [qmin, qmax] : {std::pair<int, int>{0, 127}, std::pair<int, int>{3, 18}}) {
+    for (auto shape : {std::vector<std::int64_t>{3, 5, 7, 9}, std::vector<std::int64_t>{13, 31}}) {
+      const auto x = torch::randn(shape) * 4;
+      const auto want =
+          codes(at::quantize_per_tensor(x, 0.03, 64, torch::kQUInt8)).clamp(qmin, qmax);
+      for (bool parallel : {false, true}) {
+        const auto u8min = static_cast<std::uint8_t>(qmin), u8max = static_cast<std::uint8_t>(qmax);
+        EXPECT_TRUE(torch::equal(codes(quantize_codes(x, 0.03, 64, parallel, u8min, u8max)), want));
+        for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+          if (shape.size() != 4 && format == at::MemoryFormat::ChannelsLast) continue;
+          auto q = at::quantize_per_tensor(x, 0.03, 64, torch::kQUInt8).contiguous(format);
+          clamp_codes_(q, u8min, u8max, parallel);
+          EXPECT_TRUE(torch::equal(codes(q), want)) << qmin << ".." << qmax;
+          EXPECT_TRUE(q.is_contiguous(format));
+        }
+      }
+    }
+  }
+  auto strided = at::quantize_per_tensor(torch::rand({4, 6}), 0.1, 0, torch::kQUInt8).t();
+  EXPECT_TRUE(strided.is_non_overlapping_and_dense());  // a transpose is still dense
+  auto sliced = at::quantize_per_tensor(torch::rand({4, 6}), 0.1, 0, torch::kQUInt8).slice(1, 0, 3);
+  EXPECT_THROW(clamp_codes_(sliced, 0, 127, false), c10::Error);
+}
+
 TEST(CodeKernels, AveragePoolingRoundsTheMeanCodeHalfToEven) {
   torch::manual_seed(1);
   // Few channels take the gathering loop, many the contiguous one.

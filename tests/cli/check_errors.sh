@@ -41,6 +41,10 @@ expect 1 "--save-quantized needs a [quantizer]" -- "$qlab" run --save-quantized 
 if "$qlab" plugins 2>/dev/null | grep -q 'fbgemm.*unavailable'; then
   expect 1 "backend 'fbgemm' is unavailable: this LibTorch" -- "$qlab" run "$work/fbgemm.toml"
 fi
+# The CPU check's override: a bad value is named, in a run and in the plugin list.
+printf '[model]\nname = "lenet"\n[backend]\nname = "onednn"\n' >"$work/onednn.toml"
+expect 1 "QLAB_INT8_PATH: 'sse2' is not one of vnni, avx2" -- env QLAB_INT8_PATH=sse2 "$qlab" run "$work/onednn.toml"
+expect 1 "QLAB_INT8_PATH: 'sse2' is not one of vnni, avx2" -- env QLAB_INT8_PATH=sse2 "$qlab" plugins
 expect 105 "does not exist" -- "$qlab" run "$work/missing.toml"
 expect 106 "A subcommand is required" -- "$qlab"
 
