@@ -59,8 +59,9 @@ std::string rows_csv(const std::vector<nlohmann::json>& rows);
 /// A report's rows.json: every row, each bulky value once. A model's
 /// printed graph goes under "graphs" by model name; a calibration entry is
 /// split into its weight and activation parts, and every array or object of
-/// 40 characters or more is written once under "shared" and named where it
-/// recurs ("shared/N"); calibration numbers keep 9 significant digits (float32
+/// 40 characters or more in calibration, config, environment, training and
+/// lowered is written once under "shared" and named where it recurs
+/// ("shared/N"); calibration numbers keep 9 significant digits (float32
 /// exactly); reconstruction samples, drawn as images, are summarised. One row
 /// per line, compact.
 std::string rows_json(const std::vector<nlohmann::json>& rows);

@@ -91,11 +91,16 @@ std::string rows_json(const std::vector<nlohmann::json>& rows) {
         shared.share(entry["activations"]);
       }
     }
+    // What a sweep's points have in common: a baseline's recipe and curve,
+    // the environment, the kernels a model lowers to.
+    for (const char* key : {"config", "environment", "training", "lowered"})
+      if (r.contains(key)) shared.share(r[key]);
     out_rows.push_back(r.dump());
   }
   return "{\"format\": \"qlab report rows 2: each model's printed graph under graphs; a "
-         "calibration entry as weight and activations parts; a value written once under "
-         "shared and named where it recurs as shared/N; calibration numbers to 9 significant "
+         "calibration entry as weight and activations parts; a value (of calibration, config, "
+         "environment, training, lowered) written once under shared and named where it recurs "
+         "as shared/N; calibration numbers to 9 significant "
          "digits; reconstruction samples drawn in plots/\",\n\"graphs\": " +
          graphs.dump() + ",\n\"shared\": [" + lines(shared.values()) + "],\n\"rows\": [" +
          lines(out_rows) + "]}\n";

@@ -1,5 +1,5 @@
 # made by qlab; run `gnuplot reconstructions.gp` here to redraw
-DATA = "reconstructions.dat"
+DATA = "reconstructions.pgm"
 set title "Test images, their reconstructions, and samples from the prior"
 set xlabel ""
 set ylabel ""
@@ -13,7 +13,7 @@ unset xtics
 set ytics ("test images" 14, "fp32" 42, "dynamic" 70, "static" 98, "samples (fp32)" 126) scale 0
 set yrange [167.5:-0.5]
 set xrange [-0.5:223.5]
-plot DATA matrix with image notitle
+plot DATA binary skip=15 array=(224,168) format='%uchar' with image notitle
 set terminal svg size 900,540 dynamic noenhanced background rgb 'white'
 set output "reconstructions.svg"
 replot
