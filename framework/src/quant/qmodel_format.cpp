@@ -87,6 +87,117 @@ void save_quantized(const std::string& path, const QuantizedModel& model) {
   write_atomically(path, serialize_quantized(model));
 }
 
+namespace {
+
+// The packed blobs of a quantized checkpoint.
+struct Blobs {
+  torch::Tensor codes, scales, zero_points, floats;
+};
+
+// Float parameters and buffers, in the order the header lists them.
+void read_floats(const std::string& path, const nlohmann::json& list, const torch::Tensor& floats,
+                 GraphModule& module) {
+  auto params = module->named_parameters();
+  auto buffers = module->named_buffers();
+  std::int64_t offset = 0;
+  for (const auto& f : list) {
+    const std::string name = f[0];
+    const auto shape = f[1].get<std::vector<std::int64_t>>();
+    torch::Tensor* dst = params.find(name) ? params.find(name) : buffers.find(name);
+    if (!dst)
+      throw Error(fmt::format("{}: checkpoint holds '{}', which the model lacks", path, name));
+    const auto n = dst->numel();
+    dst->copy_(floats.slice(0, offset, offset + n).view(shape));
+    offset += n;
+  }
+}
+
+// One layer's codes and weight grid; `scale_at`, `zp_at`: where its scales
+// and zero points start in their blobs, advanced past them.
+QLayer read_layer(const nlohmann::json& j, const Blobs& b, std::int64_t& scale_at,
+                  std::int64_t& zp_at) {
+  QLayer l;
+  l.weight.bits = j["bits"];
+  l.weight.symmetric = j["symmetric"];
+  l.weight.axis = j["axis"];
+  l.weight.qmin = j["qmin"];
+  l.weight.qmax = j["qmax"];
+  l.activation_bits = j["activation_bits"];
+  const auto shape = j["shape"].get<std::vector<std::int64_t>>();
+  const std::int64_t channels = j["channels"];
+  std::int64_t numel = 1;
+  for (auto d : shape) numel *= d;
+  const std::int64_t begin = j["code_offset"];
+  const std::int64_t bytes = (numel * l.weight.bits + 7) / 8;
+  l.codes =
+      unpack_codes(b.codes.slice(0, begin, begin + bytes), l.weight.bits, l.weight.qmin, numel)
+          .view(shape);
+  l.weight.scale = b.scales.slice(0, scale_at, scale_at + channels).to(torch::kFloat64);
+  scale_at += channels;
+  if (j.contains("fractional_zero_point")) {
+    l.weight.zero_point =
+        torch::full({channels}, j["fractional_zero_point"].get<double>(), torch::kFloat64);
+  } else if (l.weight.symmetric) {
+    l.weight.zero_point = torch::zeros({channels}, torch::kInt64);
+  } else {
+    l.weight.zero_point = b.zero_points.slice(0, zp_at, zp_at + channels).to(torch::kInt64);
+    zp_at += channels;
+  }
+  // The tracked range is not shipped; the dequantized weights stand for it.
+  const auto w = dequantize_codes(l.codes, l.weight);
+  const auto flat = l.weight.axis < 0 ? w.reshape({1, -1}) : w.reshape({shape[0], -1});
+  l.weight.min = flat.amin(1).to(torch::kFloat64);
+  l.weight.max = flat.amax(1).to(torch::kFloat64);
+  return l;
+}
+
+QParams read_activation(const nlohmann::json& j) {
+  QParams q;
+  q.bits = j["bits"];
+  q.symmetric = j["symmetric"];
+  q.qmin = j["qmin"];
+  q.qmax = j["qmax"];
+  q.scale = torch::tensor({j["scale"].get<double>()}, torch::kFloat64);
+  q.zero_point = torch::tensor({j["zero_point"].get<std::int64_t>()}, torch::kInt64);
+  q.min = torch::tensor({j["min"].get<double>()}, torch::kFloat64);
+  q.max = torch::tensor({j["max"].get<double>()}, torch::kFloat64);
+  return q;
+}
+
+// The model the checked header describes; throws whatever the archive or
+// the JSON library throws on a short or corrupt file.
+QuantizedModel read_model(const std::string& path, const nlohmann::json& meta,
+                          torch::serialize::InputArchive& archive, const Graph& fused) {
+  QuantizedModel m;
+  m.scheme = meta["scheme"];
+  m.float_layers = meta["float_layers"].get<std::map<std::string, std::string>>();
+  m.float_module = GraphModule(fused);
+  // Missing sections are empty (a model with no float tensors, say).
+  const nlohmann::json none = nlohmann::json::object(), no_list = nlohmann::json::array();
+  const auto section = [&](const char* key, const nlohmann::json& empty) -> const nlohmann::json& {
+    return meta.contains(key) ? meta.at(key) : empty;
+  };
+  Blobs b;
+  archive.read("codes", b.codes);
+  archive.read("scales", b.scales);
+  archive.read("zero_points", b.zero_points);
+  archive.read("floats", b.floats);
+  torch::NoGradGuard no_grad;
+  read_floats(path, section("floats", no_list), b.floats, m.float_module);
+  auto params = m.float_module->named_parameters();
+  std::int64_t scale_at = 0, zp_at = 0;
+  for (const auto& [name, j] : section("layers", none).items()) {
+    QLayer l = read_layer(j, b, scale_at, zp_at);
+    if (auto* bias = params.find(name + ".bias")) l.bias = bias->detach();
+    m.layers[name] = std::move(l);
+  }
+  for (const auto& [name, j] : section("activations", none).items())
+    m.activations[name] = read_activation(j);
+  return m;
+}
+
+}  // namespace
+
 QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
   torch::serialize::InputArchive archive;
   const auto meta = open_archive(path, archive);
@@ -101,82 +212,7 @@ QuantizedModel load_quantized(const std::string& path, const Graph& fused) {
     throw Error(fmt::format("{}: quantized checkpoint was written for another architecture", path));
   QuantizedModel m;
   try {
-    m.scheme = meta["scheme"];
-    m.float_layers = meta["float_layers"].get<std::map<std::string, std::string>>();
-    m.float_module = GraphModule(fused);
-    // Missing sections are empty (a model with no float tensors, say).
-    const nlohmann::json none = nlohmann::json::object(), no_list = nlohmann::json::array();
-    const auto& floats_meta = meta.contains("floats") ? meta.at("floats") : no_list;
-    const auto& layers_meta = meta.contains("layers") ? meta.at("layers") : none;
-    const auto& activations_meta = meta.contains("activations") ? meta.at("activations") : none;
-    torch::Tensor codes, scales, zero_points, floats;
-    archive.read("codes", codes);
-    archive.read("scales", scales);
-    archive.read("zero_points", zero_points);
-    archive.read("floats", floats);
-    torch::NoGradGuard no_grad;
-    auto params = m.float_module->named_parameters();
-    auto buffers = m.float_module->named_buffers();
-    std::int64_t offset = 0;
-    for (const auto& f : floats_meta) {
-      const std::string name = f[0];
-      const auto shape = f[1].get<std::vector<std::int64_t>>();
-      torch::Tensor* dst = params.find(name) ? params.find(name) : buffers.find(name);
-      if (!dst)
-        throw Error(fmt::format("{}: checkpoint holds '{}', which the model lacks", path, name));
-      const auto n = dst->numel();
-      dst->copy_(floats.slice(0, offset, offset + n).view(shape));
-      offset += n;
-    }
-    std::int64_t scale_at = 0, zp_at = 0;
-    for (const auto& [name, j] : layers_meta.items()) {
-      QLayer l;
-      l.weight.bits = j["bits"];
-      l.weight.symmetric = j["symmetric"];
-      l.weight.axis = j["axis"];
-      l.weight.qmin = j["qmin"];
-      l.weight.qmax = j["qmax"];
-      l.activation_bits = j["activation_bits"];
-      const auto shape = j["shape"].get<std::vector<std::int64_t>>();
-      const std::int64_t channels = j["channels"];
-      std::int64_t numel = 1;
-      for (auto d : shape) numel *= d;
-      const std::int64_t begin = j["code_offset"];
-      const std::int64_t bytes = (numel * l.weight.bits + 7) / 8;
-      l.codes =
-          unpack_codes(codes.slice(0, begin, begin + bytes), l.weight.bits, l.weight.qmin, numel)
-              .view(shape);
-      l.weight.scale = scales.slice(0, scale_at, scale_at + channels).to(torch::kFloat64);
-      scale_at += channels;
-      if (j.contains("fractional_zero_point")) {
-        l.weight.zero_point =
-            torch::full({channels}, j["fractional_zero_point"].get<double>(), torch::kFloat64);
-      } else if (l.weight.symmetric) {
-        l.weight.zero_point = torch::zeros({channels}, torch::kInt64);
-      } else {
-        l.weight.zero_point = zero_points.slice(0, zp_at, zp_at + channels).to(torch::kInt64);
-        zp_at += channels;
-      }
-      // The tracked range is not shipped; the dequantized weights stand for it.
-      const auto w = dequantize_codes(l.codes, l.weight);
-      const auto flat = l.weight.axis < 0 ? w.reshape({1, -1}) : w.reshape({shape[0], -1});
-      l.weight.min = flat.amin(1).to(torch::kFloat64);
-      l.weight.max = flat.amax(1).to(torch::kFloat64);
-      if (auto* b = params.find(name + ".bias")) l.bias = b->detach();
-      m.layers[name] = std::move(l);
-    }
-    for (const auto& [name, j] : activations_meta.items()) {
-      QParams q;
-      q.bits = j["bits"];
-      q.symmetric = j["symmetric"];
-      q.qmin = j["qmin"];
-      q.qmax = j["qmax"];
-      q.scale = torch::tensor({j["scale"].get<double>()}, torch::kFloat64);
-      q.zero_point = torch::tensor({j["zero_point"].get<std::int64_t>()}, torch::kInt64);
-      q.min = torch::tensor({j["min"].get<double>()}, torch::kFloat64);
-      q.max = torch::tensor({j["max"].get<double>()}, torch::kFloat64);
-      m.activations[name] = q;
-    }
+    m = read_model(path, meta, archive, fused);
   } catch (const c10::Error& e) {
     throw Error(fmt::format("{}: quantized checkpoint is incomplete: {}", path,
                             e.what_without_backtrace()));
