@@ -216,7 +216,10 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   if (!r.quantizer) return {row};
 
   // 5. Quantize, lower the quantized model, measure it.
-  const auto [qmodel, quantize_seconds] = quantize(registry, r, p, module, settings, log);
+  // Not a structured binding: C++17 lambdas cannot capture one.
+  const auto quantized = quantize(registry, r, p, module, settings, log);
+  const std::shared_ptr<const QuantizedModel> qmodel = quantized.first;
+  const double quantize_seconds = quantized.second;
   auto qexe = adopt(r.backend,
                     plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
   RunContext q_ctx(*r.model, qmodel->graph(), *qexe, p.data.test, metric_batch, qmodel.get(),
