@@ -137,7 +137,8 @@ exclude = true
 }
 
 TEST(ConfigList, ExperimentsSurviveATomlRoundTrip) {
-  // How `qlab sweep --isolate` hands a point to its child process.
+  // How `qlab sweep --isolate` hands a point to its child process. A name
+  // that starts with a newline is what multi-line TOML strings lose.
   const auto ex = parse_experiment(R"(
 [model]
 name = "lenet"
@@ -146,7 +147,8 @@ lr = 0.5
 epochs = 2
 [quantizer]
 name = "lsq"
-config = [{ op_types = ["linear"], quant_types = ["weight"], quant_bits = { weight = 4 } }]
+config = [{ op_types = ["linear"], quant_types = ["weight"], quant_bits = { weight = 4 } },
+          { op_names = ["\nfc1", "a\nb"], exclude = true }]
 [metrics]
 names = ["accuracy", "size"]
 )",

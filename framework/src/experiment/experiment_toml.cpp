@@ -98,8 +98,13 @@ std::string to_toml(const Experiment& ex) {
     for (const auto& [key, raw] : s->values) section[key] = to_json(raw.value);
     if (!section.empty()) root.insert(s->name, toml_table(section));
   }
+  // Only escaped "basic" strings: TOML drops a newline right after ''' or
+  // """, so toml++'s multi-line strings would read "\nx" back as "x".
+  constexpr auto flags =
+      toml::toml_formatter::default_flags &
+      ~(toml::format_flags::allow_multi_line_strings | toml::format_flags::allow_literal_strings);
   std::ostringstream out;
-  out << root;
+  out << toml::toml_formatter{root, flags};
   return out.str();
 }
 
