@@ -6,6 +6,10 @@ install(TARGETS qlab qlab_cli EXPORT qlabTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY framework/include/qlab DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The conformance suites, for out-of-tree plugins (built with the tests).
+if(TARGET qlab_conformance)
+  install(TARGETS qlab_conformance RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 install(EXPORT qlabTargets NAMESPACE qlab:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/qlab)
 
 configure_package_config_file(cmake/qlabConfig.cmake.in

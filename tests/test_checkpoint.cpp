@@ -31,7 +31,7 @@ TEST(Checkpoint, ALibTorchArchiveIsNeverParsed) {
   // std::runtime_error (others made it segfault). qlab's own format refuses
   // it at its first bytes.
   const std::string path =
-      std::string(QLAB_GOLDEN_DIR) + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
+      test::golden_dir() + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
   GraphModule m(tiny_graph());
   const std::string msg = test::error_of([&] { load_checkpoint(path, m); });
   EXPECT_NE(

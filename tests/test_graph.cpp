@@ -27,6 +27,24 @@ Graph lenet(Shape input = {1, 32, 32}) {
   return g;
 }
 
+// Every op has its row in the op table, in the enum's order, with the facts
+// the rest of qlab reads.
+TEST(Graph, EveryOpHasItsRowInTheOpTable) {
+  for (int i = 0; i <= static_cast<int>(Op::reparameterize); ++i) {
+    const Op op = static_cast<Op>(i);
+    const OpInfo& info = op_info(op);
+    EXPECT_EQ(info.op, op);
+    EXPECT_STREQ(to_string(op), info.name);
+    EXPECT_NE(info.forward, nullptr) << info.name;
+    EXPECT_NE(info.shape, nullptr) << info.name;
+    EXPECT_EQ(info.weighted, op == Op::conv2d || op == Op::linear) << info.name;
+    EXPECT_EQ(info.layer != nullptr, info.weighted || op == Op::batch_norm2d) << info.name;
+  }
+  EXPECT_EQ(op_info(Op::relu6).fuses_as, Activation::relu6);
+  EXPECT_FALSE(op_info(Op::max_pool2d).own_grid);
+  EXPECT_FALSE(op_info(Op::reparameterize).integer_kernel);
+}
+
 TEST(Graph, CountsParametersAndMacsByHand) {
   const Graph g = lenet();
   // conv 1->6: 6*1*25+6, conv 6->16: 16*6*25+16, conv 16->120: 120*16*25+120,

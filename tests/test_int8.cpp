@@ -257,7 +257,7 @@ TEST(Int8, StaticWithoutCalibrationExplainsWhy) {
 TEST(Int8, DynamicListsTheLayersLeftInFloat) {
   auto m = randomised(conv_relu(), 12);
   PtqSpec spec;
-  spec.scheme = "dynamic";
+  spec.scheme = Scheme::dynamic;
   spec.rules.op_types = {Op::linear};
   spec.rules.op_types_reason = "no dynamic conv kernels";
   spec.config = default_config_list(spec.rules, {8, 8, 0});

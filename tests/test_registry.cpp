@@ -8,7 +8,7 @@
 namespace qlab {
 namespace {
 
-const std::string kTestPlugins = QLAB_TEST_PLUGIN_DIR;
+const std::string kTestPlugins = test::test_plugin_dir();
 
 std::string so(const std::string& name) {
   return kTestPlugins + "/" + name + "/libqlab_" + (name == "wrong_kind" ? "model" : "metric") +
@@ -27,7 +27,7 @@ std::string load_error(Registry& r, const std::string& file) {
 
 TEST(Registry, LoadsTheInTreePlugins) {
   Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(test::build_plugin_dir());
   EXPECT_TRUE(r.problems().empty());
   EXPECT_EQ(r.names(PluginKind::model), (std::vector<std::string>{"lenet", "logreg", "mnist_cnn",
                                                                   "mobilenet_v2", "vae", "vgg16"}));
@@ -68,7 +68,7 @@ TEST(Registry, RefusesFilesThatAreNotPlugins) {
 
 TEST(Registry, RefusesDuplicateKindAndName) {
   Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(test::build_plugin_dir());
   const auto msg = load_error(r, so("duplicate"));
   EXPECT_NE(msg.find("metric plugin 'accuracy' is already loaded from"), std::string::npos) << msg;
   EXPECT_NE(msg.find("libqlab_metric_accuracy.so"), std::string::npos) << msg;
@@ -84,7 +84,7 @@ TEST(Registry, ReportsAThrowingFactoryAndAWrongKind) {
 
 TEST(Registry, ScanningAFolderCollectsRefusalsAndGoesOn) {
   Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(test::build_plugin_dir());
   r.load_dir(kTestPlugins + "/bad_api");
   r.load_dir(kTestPlugins + "/nowhere");
   EXPECT_EQ(r.problems().size(), 2u);
@@ -95,7 +95,7 @@ TEST(Registry, RefusesPluginsEveryUserCanWrite) {
   namespace fs = std::filesystem;
   test::TempDir dir;
   const fs::path copy = dir.path() / "libqlab_metric_accuracy.so";
-  fs::copy_file(fs::path(QLAB_BUILD_PLUGIN_DIR) / "libqlab_metric_accuracy.so", copy);
+  fs::copy_file(fs::path(test::build_plugin_dir()) / "libqlab_metric_accuracy.so", copy);
   fs::permissions(copy, fs::perms::others_write, fs::perm_options::add);
   Registry r;
   const std::string msg = test::error_of([&] { r.load_file(copy); });
@@ -112,7 +112,7 @@ TEST(Registry, RefusesPluginsEveryUserCanWrite) {
 
 TEST(Registry, UnknownNamesListWhatIsInstalled) {
   Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(test::build_plugin_dir());
   try {
     r.model("resnet");
     FAIL();
@@ -126,7 +126,7 @@ TEST(Registry, UnknownNamesListWhatIsInstalled) {
 
 TEST(Registry, PluginExceptionsAreTaggedWithPluginAndMethod) {
   Registry r;
-  r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+  r.load_dir(test::build_plugin_dir());
   const auto& rec = r.record(PluginKind::backend, "cpu");
   try {
     plugin_call(rec, "lower", []() -> int { throw std::runtime_error("boom"); });
@@ -136,11 +136,35 @@ TEST(Registry, PluginExceptionsAreTaggedWithPluginAndMethod) {
   }
 }
 
+// What the registry hands out is the plugin boundary: a model's loss (as a
+// quantizer's fine-tuning calls it) and a lowered executable's run are
+// tagged with their plugin and method like every other call.
+TEST(Registry, EveryCallIntoAPluginIsTagged) {
+  Registry r;
+  r.load_dir(test::build_plugin_dir());
+  auto model = r.model("lenet");
+  auto message = [](const std::function<void()>& fn) -> std::string {
+    try {
+      fn();
+    } catch (const PluginError& e) {
+      return e.what();
+    }
+    return "no PluginError";
+  };
+  const std::string loss = message([&] {
+    model->loss({torch::zeros({2, 10})}, torch::zeros({2, 1, 32, 32}), torch::tensor({1, 2, 3}));
+  });
+  EXPECT_EQ(loss.rfind("model plugin 'lenet' (loss): ", 0), 0u) << loss;
+  auto exe = r.backend("cpu")->lower(GraphModule(model->build({}, {"synthetic", {1, 32, 32}, 10})));
+  const std::string run = message([&] { exe->run(torch::zeros({2, 3, 5, 5})); });
+  EXPECT_EQ(run.rfind("backend plugin 'cpu' (run): ", 0), 0u) << run;
+}
+
 TEST(Registry, ObjectsKeepTheirLibraryLoaded) {
   std::shared_ptr<Model> model;
   {
     Registry r;
-    r.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    r.load_dir(test::build_plugin_dir());
     model = r.model("lenet");
   }
   // The registry is gone; the model's code must still be mapped.

@@ -23,7 +23,7 @@ std::string read(const std::string& path) {
 }
 
 std::vector<nlohmann::json> golden_rows() {
-  const auto doc = nlohmann::json::parse(read(QLAB_GOLDEN_DIR "/report_rows.json"));
+  const auto doc = nlohmann::json::parse(read(test::golden_dir() + "/report_rows.json"));
   return {doc["rows"].begin(), doc["rows"].end()};
 }
 
@@ -55,7 +55,7 @@ TEST(Report, MarkdownMatchesTheGoldenFile) {
   const std::string v = std::string("qlab ") + version() + " from";
   ASSERT_NE(md.find(v), std::string::npos);
   md.replace(md.find(v), v.size(), "qlab VERSION from");
-  const std::string golden = read(QLAB_GOLDEN_DIR "/report.md");
+  const std::string golden = read(test::golden_dir() + "/report.md");
   if (md != golden) write_file((dir.path().parent_path() / "qlab-report.md.actual").string(), md);
   EXPECT_EQ(md, golden) << "the new page is in "
                         << (dir.path().parent_path() / "qlab-report.md.actual");

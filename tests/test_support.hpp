@@ -18,6 +18,12 @@
 
 namespace qlab::test {
 
+/// This build's plugin folder, the test plugins' folder, tests/golden
+/// (test_paths.cpp).
+std::string build_plugin_dir();
+std::string test_plugin_dir();
+std::string golden_dir();
+
 /// A fresh folder under the system's temp folder, removed at scope exit.
 class TempDir {
  public:
@@ -46,7 +52,7 @@ inline void write_file(const std::string& path, const std::string& bytes) {
 inline const Registry& build_registry() {
   static const Registry r = [] {
     Registry reg;
-    reg.load_dir(QLAB_BUILD_PLUGIN_DIR);
+    reg.load_dir(build_plugin_dir());
     return reg;
   }();
   return r;

@@ -26,13 +26,10 @@ void add_plugins_command(CLI::App& app, int& exit_code) {
     for (const auto& r : registry.records()) {
       std::string status;
       if (r.kind == PluginKind::backend) {
-        // Through the plugin boundary: an exception from the plugin's code
-        // must not outlive its library.
         try {
           const auto backend = registry.backend(r.name);
-          const auto avail =
-              plugin_call(r, "availability", [&] { return backend->availability(); });
-          const auto engine = plugin_call(r, "constraints", [&] { return backend->constraints(); });
+          const auto avail = backend->availability();
+          const auto engine = backend->constraints();
           if (!avail.available)
             status = " [unavailable: " + avail.reason + "]";
           else if (!engine.int8_path.empty())

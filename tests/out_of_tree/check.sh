@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs qlab into a scratch prefix, builds tests/out_of_tree/metric against
 # it with find_package(qlab), and checks that the installed qlab loads it from
-# QLAB_PLUGIN_PATH and runs it in an experiment.
+# QLAB_PLUGIN_PATH, runs it in an experiment, and passes the installed
+# conformance suites.
 set -euo pipefail
 build_dir=$1
 work=$2
@@ -21,6 +22,12 @@ listing=$("$work/prefix/bin/qlab" plugins)
 echo "$listing"
 grep -Eq '^metric +samples ' <<<"$listing" || { echo "FAIL: the out-of-tree plugin is not listed"; exit 1; }
 grep -Eq '^model +lenet ' <<<"$listing" || { echo "FAIL: the installed in-tree plugins are not found"; exit 1; }
+
+# The installed conformance suites, on the out-of-tree plugin alone: one line.
+"$work/prefix/bin/qlab-conformance" --gtest_brief=1 >"$work/conformance.log" ||
+  { cat "$work/conformance.log"; echo "FAIL: the plugin fails qlab's conformance suites"; exit 1; }
+grep -q 'GetParam() = "samples"' <("$work/prefix/bin/qlab-conformance" --gtest_list_tests) ||
+  { echo "FAIL: qlab-conformance did not test the plugin"; exit 1; }
 
 cat >"$work/exp.toml" <<'TOML'
 [model]

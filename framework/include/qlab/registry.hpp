@@ -45,7 +45,11 @@ class Registry {
   std::vector<PluginRecord> records() const;
   const std::vector<std::string>& problems() const { return problems_; }
 
-  /// The named plugin; throws qlab::Error listing the available names.
+  /// The named plugin, behind the plugin boundary: the object returned keeps
+  /// the plugin's library loaded, and each of its methods (and those of the
+  /// executables a backend lowers) turns an exception thrown in plugin code
+  /// into a PluginError tagged with the plugin and the method. Throws
+  /// qlab::Error listing the available names.
   std::shared_ptr<Model> model(const std::string& name) const;
   std::shared_ptr<Quantizer> quantizer(const std::string& name) const;
   std::shared_ptr<Backend> backend(const std::string& name) const;
@@ -59,6 +63,9 @@ class Registry {
     std::shared_ptr<Plugin> object;  // owns its library too (see registry.cpp)
   };
   const Entry& find(PluginKind kind, const std::string& name) const;
+  /// `e`'s object as interface T, behind the plugin boundary (guarded.hpp).
+  template <class T>
+  static std::shared_ptr<T> guarded(const Entry& e);
   std::vector<Entry> entries_;
   std::vector<std::string> problems_;
 };
@@ -77,13 +84,6 @@ auto plugin_call(const PluginRecord& who, const char* method, F&& fn) -> decltyp
   } catch (...) {
     rethrow_from_plugin(who, method);
   }
-}
-
-/// Takes ownership of an object a plugin created, keeping `owner` (and so
-/// its library) alive for as long as the object lives.
-template <class T, class Owner>
-std::shared_ptr<T> adopt(std::shared_ptr<Owner> owner, std::unique_ptr<T> object) {
-  return std::shared_ptr<T>(object.release(), [owner = std::move(owner)](T* p) { delete p; });
 }
 
 }  // namespace qlab

@@ -54,7 +54,7 @@ struct Measured {
 };
 
 // Runs every metric on one lowered model.
-Measured measure(const Registry& registry, const std::vector<std::string>& metric_names,
+Measured measure(const std::vector<std::string>& metric_names,
                  const std::vector<std::shared_ptr<Metric>>& metrics, RunContext& ctx);
 
 }  // namespace qlab

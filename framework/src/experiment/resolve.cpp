@@ -44,9 +44,7 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   } catch (const Error& e) {
     throw Error(fmt::format("{}: [model] name: {}", at(ex.model, "name"), e.what()));
   }
-  r.model_rec = &registry.record(PluginKind::model, r.model_name);
-  r.model_opts = resolve(plugin_call(*r.model_rec, "options", [&] { return r.model->options(); }),
-                         ex.model, {"name"});
+  r.model_opts = resolve(r.model->options(), ex.model, {"name"});
 
   Schema data_schema = dataset_schema();
   data_schema.string("name", "fashion-mnist", "dataset",
@@ -55,9 +53,7 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   r.data_cfg = dataset_config(r.data_opts);
   r.data_cfg.name = r.data_opts.get<std::string>("name");
 
-  const TrainRecipe defaults =
-      plugin_call(*r.model_rec, "default_recipe", [&] { return r.model->default_recipe(); });
-  r.train_opts = resolve(recipe_schema(defaults), ex.train);
+  r.train_opts = resolve(recipe_schema(r.model->default_recipe()), ex.train);
   r.recipe = recipe_from(r.train_opts);
 
   r.quantizer_name = required_name(ex.quantizer, "none");
@@ -67,11 +63,10 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
     } catch (const Error& e) {
       throw Error(fmt::format("{}: [quantizer] name: {}", at(ex.quantizer, "name"), e.what()));
     }
-    const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
-    r.quantizer_opts = resolve(plugin_call(rec, "options", [&] { return r.quantizer->options(); }),
-                               ex.quantizer, {"name"});
+    r.quantizer_opts = resolve(r.quantizer->schema(), ex.quantizer, {"name"});
+    r.quantizer_rules = r.quantizer->caps().rules;
     try {
-      plugin_call(rec, "validate", [&] { r.quantizer->validate(r.quantizer_opts); });
+      r.quantizer_config = config_list_option(r.quantizer_opts, r.quantizer_rules);
     } catch (const Error& e) {
       throw Error(fmt::format("{}: {}", at(ex.quantizer, "config"), e.what()));
     }
@@ -87,12 +82,8 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   } catch (const Error& e) {
     throw Error(fmt::format("{}: [backend] name: {}", at(ex.backend, "name"), e.what()));
   }
-  r.backend_rec = &registry.record(PluginKind::backend, r.backend_name);
-  r.backend_opts =
-      resolve(plugin_call(*r.backend_rec, "options", [&] { return r.backend->options(); }),
-              ex.backend, {"name"});
-  r.availability =
-      plugin_call(*r.backend_rec, "availability", [&] { return r.backend->availability(); });
+  r.backend_opts = resolve(r.backend->options(), ex.backend, {"name"});
+  r.availability = r.backend->availability();
 
   r.metric_opts = resolve(metrics_schema(), ex.metrics);
   r.metric_names = r.metric_opts.get<std::vector<std::string>>("names");

@@ -13,16 +13,17 @@ namespace qlab {
 
 struct Resolved {
   std::string model_name;
+  // The plugins, behind the plugin boundary (Registry).
   std::shared_ptr<Model> model;
-  const PluginRecord* model_rec = nullptr;
   Options model_opts, data_opts, train_opts, quantizer_opts, backend_opts, metric_opts;
   DatasetConfig data_cfg;
   TrainRecipe recipe;
   std::string quantizer_name;
   std::shared_ptr<Quantizer> quantizer;
+  ConfigRules quantizer_rules;                ///< its caps().rules
+  std::vector<ConfigEntry> quantizer_config;  ///< its config list, parsed once, here
   std::string backend_name;
   std::shared_ptr<Backend> backend;
-  const PluginRecord* backend_rec = nullptr;
   Availability availability;
   std::vector<std::string> metric_names;
   std::vector<std::shared_ptr<Metric>> metrics;

@@ -52,6 +52,15 @@ nlohmann::json environment(const EngineConstraints& engine) {
   return env;
 }
 
+// A graph with an op the backend cannot run even in fp32 is refused here,
+// before the baseline is trained, not when it is lowered.
+void refuse_unsupported_ops(const Backend& backend, const std::string& name, const Graph& graph) {
+  for (const Node& n : graph.nodes())
+    if (n.op != Op::input && !backend.supports(n.op, Mode::fp32))
+      throw Error(fmt::format("backend '{}' cannot run {} ({}), even in fp32", name, n.name,
+                              to_string(n.op)));
+}
+
 // What the run works on once the sections are resolved: the backend set up,
 // the data loaded, the model's graph built.
 struct Prepared {
@@ -61,21 +70,18 @@ struct Prepared {
 };
 
 Prepared prepare(const Resolved& r, std::ostream& log) {
-  plugin_call(*r.backend_rec, "configure", [&] { r.backend->configure(r.backend_opts); });
+  r.backend->configure(r.backend_opts);
   Prepared p;
-  p.engine = plugin_call(*r.backend_rec, "constraints", [&] { return r.backend->constraints(); });
+  p.engine = r.backend->constraints();
   if (!p.engine.warning.empty()) log << "warning: " << p.engine.warning << "\n";
-  const Shape wanted = plugin_call(*r.model_rec, "input_shape", [&] {
-    return r.model->input_shape(native_shape(r.data_cfg), r.model_opts);
-  });
-  const bool normalize =
-      plugin_call(*r.model_rec, "normalize_inputs", [&] { return r.model->normalize_inputs(); });
-  p.data = load_dataset(r.data_cfg, wanted, normalize);
+  const Shape wanted = r.model->input_shape(native_shape(r.data_cfg), r.model_opts);
+  p.data = load_dataset(r.data_cfg, wanted, r.model->normalize_inputs());
   log << fmt::format("dataset {}: {} train / {} test samples from {}\n", p.data.name,
                      p.data.train.size(), p.data.test.size(), p.data.source);
   if (!p.data.fallback_reason.empty()) log << "note: " << p.data.fallback_reason << "\n";
   const DataInfo info{p.data.name, wanted, p.data.classes};
-  p.graph = plugin_call(*r.model_rec, "build", [&] { return r.model->build(r.model_opts, info); });
+  p.graph = r.model->build(r.model_opts, info);
+  refuse_unsupported_ops(*r.backend, r.backend_name, p.graph);
   log << fmt::format("model {}: {} parameters, {} MACs per sample\n", r.model_name,
                      p.graph.parameter_count(), p.graph.mac_count());
   return p;
@@ -147,21 +153,24 @@ void note_float_layers(const QuantizedModel& qmodel, ResultRow& row) {
 
 // The quantized model, made by the experiment's quantizer from the trained
 // float module; saved when asked. Returns it with its quantization time.
-std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(
-    const Registry& registry, const Resolved& r, const Prepared& p, GraphModule module,
-    const RunSettings& settings, std::ostream& log) {
+std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(const Resolved& r,
+                                                                  const Prepared& p,
+                                                                  GraphModule module,
+                                                                  const RunSettings& settings,
+                                                                  std::ostream& log) {
   QuantizeContext qctx;
   qctx.calibration = &p.data.train;
   qctx.batch_size = r.recipe.batch_size;
   qctx.engine = p.engine;
+  qctx.config = r.quantizer_config;
+  qctx.rules = r.quantizer_rules;
   qctx.model = r.model.get();
   qctx.recipe = r.recipe;
   qctx.training.device = r.backend->device();
   qctx.training.progress = settings.progress;
-  const auto& rec = registry.record(PluginKind::quantizer, r.quantizer_name);
   const auto start = std::chrono::steady_clock::now();
-  auto qmodel = std::make_shared<const QuantizedModel>(plugin_call(
-      rec, "quantize", [&] { return r.quantizer->quantize(module, r.quantizer_opts, qctx); }));
+  auto qmodel =
+      std::make_shared<const QuantizedModel>(r.quantizer->quantize(module, r.quantizer_opts, qctx));
   if (!settings.save_quantized.empty()) {
     save_quantized(settings.save_quantized, *qmodel);
     log << "wrote the quantized model to " << settings.save_quantized << "\n";
@@ -194,13 +203,11 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
 
   // 4. Lower the float model onto the backend and measure it.
   const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
-  auto exe = adopt(r.backend,
-                   plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(module); }));
+  const std::unique_ptr<Executable> exe = r.backend->lower(module);
   RunContext float_ctx(*r.model, p.graph, *exe, p.data.test, metric_batch, nullptr, module,
                        nullptr);
-  const Measured fp = measure(registry, r.metric_names, r.metrics, float_ctx);
-  const bool reconstructs =
-      plugin_call(*r.model_rec, "task", [&] { return r.model->task(); }) == Task::reconstruct;
+  const Measured fp = measure(r.metric_names, r.metrics, float_ctx);
+  const bool reconstructs = r.model->task() == Task::reconstruct;
   if (reconstructs) row.samples = reconstruction_samples(*exe, p.data.test, &module);
   row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
@@ -217,14 +224,13 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
 
   // 5. Quantize, lower the quantized model, measure it.
   // Not a structured binding: C++17 lambdas cannot capture one.
-  const auto quantized = quantize(registry, r, p, module, settings, log);
+  const auto quantized = quantize(r, p, module, settings, log);
   const std::shared_ptr<const QuantizedModel> qmodel = quantized.first;
   const double quantize_seconds = quantized.second;
-  auto qexe = adopt(r.backend,
-                    plugin_call(*r.backend_rec, "lower", [&] { return r.backend->lower(qmodel); }));
+  const std::unique_ptr<Executable> qexe = r.backend->lower(qmodel);
   RunContext q_ctx(*r.model, qmodel->graph(), *qexe, p.data.test, metric_batch, qmodel.get(),
                    qmodel->float_module, exe.get());
-  const Measured qm = measure(registry, r.metric_names, r.metrics, q_ctx);
+  const Measured qm = measure(r.metric_names, r.metrics, q_ctx);
   ResultRow qrow = row;
   qrow.quantizer = r.quantizer_name;
   qrow.mode = qm.mode;

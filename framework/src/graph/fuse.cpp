@@ -30,7 +30,7 @@ std::shared_ptr<T> layer_as(const GraphModule& m, const std::string& name) {
 std::map<std::string, FusionGroup> fusion_groups(const Graph& g) {
   std::map<std::string, FusionGroup> groups;
   for (const auto& n : g.nodes()) {
-    if (n.op != Op::conv2d && n.op != Op::linear) continue;
+    if (!op_info(n.op).weighted) continue;
     FusionGroup& group = groups[n.name];
     const Node* next = sole_consumer(g, n.name);
     if (n.op == Op::conv2d && next && next->op == Op::batch_norm2d) {
@@ -38,7 +38,7 @@ std::map<std::string, FusionGroup> fusion_groups(const Graph& g) {
       next = sole_consumer(g, next->name);
     }
     if (n.attrs.activation == Activation::none && next &&
-        (next->op == Op::relu || next->op == Op::relu6))
+        op_info(next->op).fuses_as != Activation::none)
       group.activation = next->name;
   }
   return groups;
@@ -63,8 +63,7 @@ GraphModule fuse(GraphModule trained) {
         produced_by[it->second.batch_norm] = n.name;
       }
       if (!it->second.activation.empty()) {
-        n.attrs.activation =
-            g.node(it->second.activation).op == Op::relu ? Activation::relu : Activation::relu6;
+        n.attrs.activation = op_info(g.node(it->second.activation).op).fuses_as;
         produced_by[it->second.activation] = n.name;
       }
     }

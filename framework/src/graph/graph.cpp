@@ -6,53 +6,7 @@
 
 namespace qlab {
 
-const char* to_string(Op op) {
-  switch (op) {
-    case Op::input:
-      return "input";
-    case Op::conv2d:
-      return "conv2d";
-    case Op::linear:
-      return "linear";
-    case Op::batch_norm2d:
-      return "batch_norm2d";
-    case Op::relu:
-      return "relu";
-    case Op::relu6:
-      return "relu6";
-    case Op::sigmoid:
-      return "sigmoid";
-    case Op::max_pool2d:
-      return "max_pool2d";
-    case Op::avg_pool2d:
-      return "avg_pool2d";
-    case Op::adaptive_avg_pool2d:
-      return "adaptive_avg_pool2d";
-    case Op::flatten:
-      return "flatten";
-    case Op::dropout:
-      return "dropout";
-    case Op::add:
-      return "add";
-    case Op::reparameterize:
-      return "reparameterize";
-  }
-  return "?";
-}
-
 namespace {
-
-std::size_t arity(Op op) {
-  switch (op) {
-    case Op::input:
-      return 0;
-    case Op::add:
-    case Op::reparameterize:
-      return 2;
-    default:
-      return 1;
-  }
-}
 
 Node make(const std::string& name, Op op, std::vector<std::string> inputs, Attrs attrs = {}) {
   Node n;
@@ -70,9 +24,10 @@ std::string Graph::append(Node node) {
     throw Error(fmt::format("graph {}: invalid node name '{}'", type_name_, node.name));
   if (index_.count(node.name))
     throw Error(fmt::format("graph {}: node '{}' defined twice", type_name_, node.name));
-  if (node.inputs.size() != arity(node.op))
+  if (node.inputs.size() != op_info(node.op).arity)
     throw Error(fmt::format("graph {}: node '{}' ({}) takes {} input(s), got {}", type_name_,
-                            node.name, to_string(node.op), arity(node.op), node.inputs.size()));
+                            node.name, to_string(node.op), op_info(node.op).arity,
+                            node.inputs.size()));
   for (const auto& in : node.inputs)
     if (!index_.count(in))
       throw Error(fmt::format("graph {}: node '{}' reads '{}', which is not an earlier node",
@@ -211,11 +166,6 @@ const Shape& Graph::input_shape() const {
 
 namespace {
 
-std::int64_t pooled(std::int64_t size, std::int64_t kernel, std::int64_t stride,
-                    std::int64_t padding) {
-  return (size + 2 * padding - kernel) / stride + 1;
-}
-
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 }  // namespace
@@ -227,78 +177,13 @@ std::vector<LayerStats> Graph::stats() const {
     LayerStats st;
     st.name = n.name;
     st.op = n.op;
-    const Shape in = n.inputs.empty() ? input_shape() : shapes.at(n.inputs[0]);
-    const auto& a = n.attrs;
-    auto bad = [&](const std::string& why) {
-      return Error(fmt::format("graph {}: node '{}' ({}) cannot take input of shape {}: {}",
-                               type_name_, n.name, to_string(n.op), shape_str(in), why));
-    };
-    auto need_chw = [&] {
-      if (in.size() != 3) throw bad("expected a {C, H, W} feature map");
-    };
-    switch (n.op) {
-      case Op::input:
-        st.output = in;
-        break;
-      case Op::conv2d: {
-        need_chw();
-        if (in[0] != a.in) throw bad(fmt::format("expected {} channels", a.in));
-        if (a.groups < 1 || a.in % a.groups || a.out % a.groups)
-          throw bad(fmt::format("channels not divisible by groups={}", a.groups));
-        const auto h = pooled(in[1], a.kernel, a.stride, a.padding);
-        const auto w = pooled(in[2], a.kernel, a.stride, a.padding);
-        if (h < 1 || w < 1) throw bad(fmt::format("a {0}x{0} kernel does not fit", a.kernel));
-        st.output = {a.out, h, w};
-        st.params = a.out * (a.in / a.groups) * a.kernel * a.kernel + (a.bias ? a.out : 0);
-        st.macs = a.out * (a.in / a.groups) * a.kernel * a.kernel * h * w;
-        break;
-      }
-      case Op::linear:
-        if (in.size() != 1 || in[0] != a.in)
-          throw bad(fmt::format("expected {} features (flatten first?)", a.in));
-        st.output = {a.out};
-        st.params = a.in * a.out + (a.bias ? a.out : 0);
-        st.macs = a.in * a.out;
-        break;
-      case Op::batch_norm2d:
-        need_chw();
-        if (in[0] != a.in) throw bad(fmt::format("expected {} channels", a.in));
-        st.output = in;
-        st.params = 2 * a.in;
-        break;
-      case Op::max_pool2d:
-      case Op::avg_pool2d: {
-        need_chw();
-        const auto h = pooled(in[1], a.kernel, a.stride, 0);
-        const auto w = pooled(in[2], a.kernel, a.stride, 0);
-        if (h < 1 || w < 1) throw bad(fmt::format("a {0}x{0} window does not fit", a.kernel));
-        st.output = {in[0], h, w};
-        break;
-      }
-      case Op::adaptive_avg_pool2d:
-        need_chw();
-        st.output = {in[0], a.output_size, a.output_size};
-        break;
-      case Op::flatten: {
-        std::int64_t f = 1;
-        for (auto d : in) f *= d;
-        st.output = {f};
-        break;
-      }
-      case Op::add:
-      case Op::reparameterize: {
-        const auto& other = shapes.at(n.inputs[1]);
-        if (other != in) throw bad("the second input has shape " + shape_str(other));
-        st.output = in;
-        break;
-      }
-      case Op::relu:
-      case Op::relu6:
-      case Op::sigmoid:
-      case Op::dropout:
-        st.output = in;
-        break;
-    }
+    std::vector<Shape> in;
+    if (n.inputs.empty()) in.push_back(input_shape());
+    for (const auto& i : n.inputs) in.push_back(shapes.at(i));
+    const std::string why = op_info(n.op).shape(n.attrs, in, st);
+    if (!why.empty())
+      throw Error(fmt::format("graph {}: node '{}' ({}) cannot take input of shape {}: {}",
+                              type_name_, n.name, to_string(n.op), shape_str(in[0]), why));
     shapes[n.name] = st.output;
     out.push_back(std::move(st));
   }

@@ -48,30 +48,9 @@ GraphModuleImpl::GraphModuleImpl(const Graph& graph) : graph_(graph) {
     s.op = n.op;
     s.attrs = n.attrs;
     for (const auto& in : n.inputs) s.inputs.push_back(index.at(in));
-    const auto& a = n.attrs;
-    switch (n.op) {
-      case Op::conv2d:
-        s.conv = attach(*this, n.name,
-                        torch::nn::Conv2d(torch::nn::Conv2dOptions(a.in, a.out, a.kernel)
-                                              .stride(a.stride)
-                                              .padding(a.padding)
-                                              .groups(a.groups)
-                                              .bias(a.bias)));
-        layers_[n.name] = s.conv.ptr();
-        break;
-      case Op::linear:
-        s.linear = attach(*this, n.name,
-                          torch::nn::Linear(torch::nn::LinearOptions(a.in, a.out).bias(a.bias)));
-        layers_[n.name] = s.linear.ptr();
-        break;
-      case Op::batch_norm2d:
-        s.bn = attach(*this, n.name,
-                      torch::nn::BatchNorm2d(
-                          torch::nn::BatchNorm2dOptions(a.in).eps(a.eps).momentum(a.momentum)));
-        layers_[n.name] = s.bn.ptr();
-        break;
-      default:
-        break;
+    if (const auto make = op_info(n.op).layer) {
+      s.layer = attach(*this, n.name, make(n.attrs));
+      layers_[n.name] = s.layer;
     }
     index[n.name] = steps_.size();
     steps_.push_back(std::move(s));
@@ -85,22 +64,6 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input) 
   return forward(input, nullptr);
 }
 
-namespace {
-
-torch::Tensor activate(torch::Tensor x, Activation a) {
-  switch (a) {
-    case Activation::none:
-      return x;
-    case Activation::relu:
-      return torch::relu(x);
-    case Activation::relu6:
-      return torch::hardtanh(x, 0.0, 6.0);
-  }
-  return x;
-}
-
-}  // namespace
-
 std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input,
                                                     const NodeHook& hook) {
   return forward(input, hook, nullptr);
@@ -109,62 +72,15 @@ std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input,
 std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input,
                                                     const NodeHook& hook,
                                                     const WeightHook& weights) {
-  namespace F = torch::nn::functional;
   std::vector<torch::Tensor> v(steps_.size());
   for (std::size_t i = 0; i < steps_.size(); ++i) {
-    Step& s = steps_[i];
-    const auto& a = s.attrs;
-    const torch::Tensor& x = s.inputs.empty() ? input : v[s.inputs[0]];
-    switch (s.op) {
-      case Op::input:
-        v[i] = input;
-        break;
-      case Op::conv2d:
-        v[i] = activate(
-            weights ? torch::conv2d(x, weights(i, s.conv->weight), s.conv->bias,
-                                    {a.stride, a.stride}, {a.padding, a.padding}, {1, 1}, a.groups)
-                    : s.conv->forward(x),
-            a.activation);
-        break;
-      case Op::linear:
-        v[i] = activate(weights ? torch::linear(x, weights(i, s.linear->weight), s.linear->bias)
-                                : s.linear->forward(x),
-                        a.activation);
-        break;
-      case Op::batch_norm2d:
-        v[i] = s.bn->forward(x);
-        break;
-      case Op::relu:
-        v[i] = torch::relu(x);
-        break;
-      case Op::relu6:
-        v[i] = torch::hardtanh(x, 0.0, 6.0);
-        break;
-      case Op::sigmoid:
-        v[i] = torch::sigmoid(x);
-        break;
-      case Op::max_pool2d:
-        v[i] = torch::max_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride}, {0, 0}, {1, 1});
-        break;
-      case Op::avg_pool2d:
-        v[i] = torch::avg_pool2d(x, {a.kernel, a.kernel}, {a.stride, a.stride});
-        break;
-      case Op::adaptive_avg_pool2d:
-        v[i] = torch::adaptive_avg_pool2d(x, {a.output_size, a.output_size});
-        break;
-      case Op::flatten:
-        v[i] = x.flatten(1);
-        break;
-      case Op::dropout:
-        v[i] = F::dropout(x, F::DropoutFuncOptions().p(a.p).training(is_training()));
-        break;
-      case Op::add:
-        v[i] = x + v[s.inputs[1]];
-        break;
-      case Op::reparameterize:
-        v[i] = x + torch::randn_like(x) * torch::exp(0.5 * v[s.inputs[1]]);
-        break;
-    }
+    const Step& s = steps_[i];
+    OpCall call{s.attrs, {}, s.layer.get(), {}, is_training()};
+    if (s.inputs.empty()) call.inputs.push_back(input);
+    for (auto in : s.inputs) call.inputs.push_back(v[in]);
+    if (weights && op_info(s.op).weighted)
+      call.weight = weights(i, s.layer->named_parameters(false)["weight"]);
+    v[i] = op_info(s.op).forward(call);
     if (hook) v[i] = hook(i, v[i]);
   }
   std::vector<torch::Tensor> out;

@@ -11,63 +11,9 @@
 namespace qlab {
 namespace {
 
-// A fused activation prints like PyTorch's intrinsic modules: ConvReLU2d, LinearReLU.
-const char* fused(const Attrs& a) {
-  switch (a.activation) {
-    case Activation::relu:
-      return "ReLU";
-    case Activation::relu6:
-      return "ReLU6";
-    case Activation::none:
-      break;
-  }
-  return "";
-}
-
 std::string layer_repr(const Node& n) {
-  const auto& a = n.attrs;
-  switch (n.op) {
-    case Op::conv2d: {
-      std::string s = fmt::format("Conv{}2d({}, {}, kernel_size=({}, {}), stride=({}, {})",
-                                  fused(a), a.in, a.out, a.kernel, a.kernel, a.stride, a.stride);
-      if (a.padding) s += fmt::format(", padding=({}, {})", a.padding, a.padding);
-      if (a.groups != 1) s += fmt::format(", groups={}", a.groups);
-      if (!a.bias) s += ", bias=False";
-      return s + ")";
-    }
-    case Op::linear:
-      return fmt::format("Linear{}(in_features={}, out_features={}, bias={})", fused(a), a.in,
-                         a.out, a.bias ? "True" : "False");
-    case Op::batch_norm2d:
-      return fmt::format(
-          "BatchNorm2d({}, eps={}, momentum={}, affine=True, "
-          "track_running_stats=True)",
-          a.in, a.eps == 1e-5 ? std::string("1e-05") : fmt::format("{}", a.eps), a.momentum);
-    case Op::relu:
-      return "ReLU()";
-    case Op::relu6:
-      return "ReLU6()";
-    case Op::sigmoid:
-      return "Sigmoid()";
-    case Op::max_pool2d:
-      return fmt::format(
-          "MaxPool2d(kernel_size={}, stride={}, padding=0, dilation=1, "
-          "ceil_mode=False)",
-          a.kernel, a.stride);
-    case Op::avg_pool2d:
-      return fmt::format("AvgPool2d(kernel_size={}, stride={}, padding=0)", a.kernel, a.stride);
-    case Op::adaptive_avg_pool2d:
-      return fmt::format("AdaptiveAvgPool2d(output_size=({0}, {0}))", a.output_size);
-    case Op::flatten:
-      return "Flatten(start_dim=1, end_dim=-1)";
-    case Op::dropout:
-      return fmt::format("Dropout(p={}, inplace=False)", a.p);
-    case Op::input:
-    case Op::add:
-    case Op::reparameterize:
-      break;
-  }
-  return to_string(n.op);
+  const auto& info = op_info(n.op);
+  return info.repr ? info.repr(n.attrs) : info.name;
 }
 
 struct Tree {

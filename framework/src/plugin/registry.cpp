@@ -3,6 +3,8 @@
 // file and both versions, anything built for another API or LibTorch.
 #include <qlab/registry.hpp>
 
+#include "plugin/guarded.hpp"
+
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -229,21 +231,21 @@ const PluginRecord& Registry::record(PluginKind kind, const std::string& name) c
 }
 
 template <class T>
-static std::shared_ptr<T> cast(const std::shared_ptr<Plugin>& p) {
-  return std::shared_ptr<T>(p, dynamic_cast<T*>(p.get()));
+std::shared_ptr<T> Registry::guarded(const Entry& e) {
+  return guard(std::shared_ptr<T>(e.object, dynamic_cast<T*>(e.object.get())), e.record);
 }
 
 std::shared_ptr<Model> Registry::model(const std::string& name) const {
-  return cast<Model>(find(PluginKind::model, name).object);
+  return guarded<Model>(find(PluginKind::model, name));
 }
 std::shared_ptr<Quantizer> Registry::quantizer(const std::string& name) const {
-  return cast<Quantizer>(find(PluginKind::quantizer, name).object);
+  return guarded<Quantizer>(find(PluginKind::quantizer, name));
 }
 std::shared_ptr<Backend> Registry::backend(const std::string& name) const {
-  return cast<Backend>(find(PluginKind::backend, name).object);
+  return guarded<Backend>(find(PluginKind::backend, name));
 }
 std::shared_ptr<Metric> Registry::metric(const std::string& name) const {
-  return cast<Metric>(find(PluginKind::metric, name).object);
+  return guarded<Metric>(find(PluginKind::metric, name));
 }
 
 void rethrow_from_plugin(const PluginRecord& who, const char* method) {

@@ -129,6 +129,19 @@ std::vector<ConfigEntry> default_config_list(const ConfigRules& rules, LayerBits
   return {e};
 }
 
+Schema& add_bit_options(Schema& s, const QuantizerCaps& caps) {
+  const auto& r = caps.rules;
+  std::vector<std::string> kinds;
+  for (Op op : r.op_types) kinds.emplace_back(to_string(op));
+  const std::string layers = fmt::format("{}", fmt::join(kinds, " and "));
+  return s.integer("weight_bits", caps.weight_bits, caps.weight_help, r.min_bits, r.max_bits)
+      .integer("activation_bits", caps.activation_bits, caps.activation_help,
+               caps.float_activations ? 0 : r.min_bits, r.max_bits)
+      .table_list("config", fmt::format("NNI-style list selecting {} layers and bits per {} "
+                                        "(default: every {} layer at weight_bits/activation_bits)",
+                                        layers, fmt::join(r.quant_types, "/"), layers));
+}
+
 std::vector<ConfigEntry> config_list_option(const Options& o, const ConfigRules& rules) {
   const auto list = o.get<TableList>("config");
   if (!list.entries.empty()) return parse_config_list(list.entries, "[quantizer] config", rules);
@@ -143,7 +156,7 @@ LayerSelection select_layers(const Graph& graph, const std::vector<ConfigEntry>&
   LayerSelection out;
   std::vector<const Node*> layers;
   for (const auto& n : graph.nodes()) {
-    if (n.op != Op::conv2d && n.op != Op::linear) continue;
+    if (!op_info(n.op).weighted) continue;
     if (rules.op_types.count(n.op))
       layers.push_back(&n);
     else

@@ -7,20 +7,19 @@
 
 namespace qlab {
 
-bool needs_output_qparams(Op op) {
-  switch (op) {
-    case Op::input:
-    case Op::conv2d:
-    case Op::linear:
-    case Op::add:
-    case Op::batch_norm2d:
-    case Op::sigmoid:
-    case Op::reparameterize:
-      return true;
-    default:
-      return false;
-  }
+PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
+  PtqSpec spec;
+  spec.scheme = scheme;
+  spec.rules = ctx.rules;
+  spec.config = ctx.config;
+  spec.per_channel = (!o.has("per_channel") || o.get<bool>("per_channel")) &&
+                     ctx.engine.per_channel_weights;
+  spec.batch_size = ctx.batch_size;
+  spec.reduce_range = ctx.engine.reduce_range;
+  return spec;
 }
+
+bool needs_output_qparams(Op op) { return op_info(op).own_grid; }
 
 std::string qparams_source(const Graph& g, std::string name) {
   while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
@@ -66,9 +65,7 @@ QLayer quantize_weight(const torch::Tensor& w, const torch::Tensor& b, int bits,
 
 QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                                       const Dataset& calibration) {
-  if (spec.scheme != "static" && spec.scheme != "dynamic")
-    throw Error(fmt::format("unknown quantization scheme '{}'", spec.scheme));
-  if (spec.scheme == "static" && spec.calibration_batches <= 0)
+  if (spec.scheme == Scheme::static_ && spec.calibration_batches <= 0)
     throw Error(
         "[quantizer] calibration_batches = 0: static quantization fixes every activation's "
         "scale and zero point from calibration data, so with no calibration batch every "
@@ -84,13 +81,13 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
       throw Error(
           fmt::format("{}: layer '{}' has no weight bits; {} quantization quantizes weights "
                       "(add \"weight\" to its quant_types)",
-                      spec.config_key, name, spec.scheme));
+                      spec.config_key, name, to_string(spec.scheme)));
     q.layers[name] = quantize_weight(layer_parameter(q.float_module, name, "weight"),
                                      layer_parameter(q.float_module, name, "bias"), bits.weight,
                                      spec.per_channel);
     q.layers[name].activation_bits = bits.input;
   }
-  if (spec.scheme == "dynamic") return q;
+  if (spec.scheme == Scheme::dynamic) return q;
 
   // Calibrate on the float fused model, as PyTorch's observers do.
   const auto sites = activation_sites(g, selection);

@@ -30,17 +30,14 @@ FakeQuantFactory qat_fake_quant(bool per_channel, bool reduce_range) {
 Schema& add_finetune_options(Schema& s) {
   return s.integer("epochs", 1, "fine-tuning epochs with fake quantization", 1, 1000)
       .number("lr_factor", 0.1, "fine-tuning lr as a multiple of the baseline recipe's lr", 1e-6,
-              10.0)
-      .table_list("config",
-                  "NNI-style list selecting layers and bits per weight/input/output "
-                  "(default: every conv2d and linear at weight_bits/activation_bits)");
+              10.0);
 }
 
-QatSpec finetune_spec(const std::string& name, const Options& o, const ConfigRules& rules) {
+QatSpec finetune_spec(const std::string& name, const Options& o, const QuantizeContext& ctx) {
   QatSpec spec;
   spec.name = name;
-  spec.rules = rules;
-  spec.config = config_list_option(o, rules);
+  spec.rules = ctx.rules;
+  spec.config = ctx.config;
   spec.epochs = o.get<std::int64_t>("epochs");
   spec.lr_factor = o.get<double>("lr_factor");
   return spec;
@@ -130,7 +127,7 @@ QuantizedModel quantization_aware_training(GraphModule trained, const QatSpec& s
   module->eval();
 
   QuantizedModel q;
-  q.scheme = "static";
+  q.scheme = Scheme::static_;
   q.float_module = fuse(module);
   q.float_layers = selection.float_layers;
   for (const auto& [name, bits] : selection.layers) {

@@ -14,11 +14,13 @@ const QParams* qparams_reaching(const QuantizedModel& m, const std::string& name
 
 }  // namespace
 
+const char* to_string(Scheme scheme) { return scheme == Scheme::dynamic ? "dynamic" : "static"; }
+
 bool QuantizedModel::int8() const {
   for (const auto& [name, l] : layers) {
     // A grid without a zero level (DoReFa's) has no integer zero point.
     if (l.weight.bits != 8 || l.weight.zero_point.is_floating_point()) return false;
-    if (scheme == "dynamic") {
+    if (scheme == Scheme::dynamic) {
       if (l.activation_bits != 8) return false;
       continue;
     }
@@ -39,10 +41,10 @@ nlohmann::json QuantizedModel::calibration_config() const {
     j["weight_scale"] = w["scale"];
     j["weight_zero_point"] = w["zero_point"];
     j["weight_per_channel"] = l.weight.per_channel();
-    if (scheme == "dynamic" && l.activation_bits > 0) {
+    if (scheme == Scheme::dynamic && l.activation_bits > 0) {
       j["input_bits"] = l.activation_bits;
       j["input_quantization"] = "per batch, at run time";
-    } else if (const auto* in = scheme == "dynamic"
+    } else if (const auto* in = scheme == Scheme::dynamic
                                     ? nullptr
                                     : qparams_reaching(*this, graph().node(name).inputs.at(0))) {
       const auto a = in->to_json();

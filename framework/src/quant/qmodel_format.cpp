@@ -30,7 +30,7 @@ constexpr int kQuantizedFormat = 2;
 
 std::string serialize_quantized(const QuantizedModel& m) {
   nlohmann::json meta = {{"format", kQuantizedFormat},
-                         {"scheme", m.scheme},
+                         {"scheme", to_string(m.scheme)},
                          {"graph", stable_hash(m.graph().signature())},
                          {"float_layers", m.float_layers}};
   std::vector<torch::Tensor> codes, scales, zero_points, floats;
@@ -169,7 +169,11 @@ QParams read_activation(const nlohmann::json& j) {
 QuantizedModel read_model(const std::string& path, const nlohmann::json& meta,
                           torch::serialize::InputArchive& archive, const Graph& fused) {
   QuantizedModel m;
-  m.scheme = meta["scheme"];
+  const std::string scheme = meta["scheme"];
+  if (scheme != "static" && scheme != "dynamic")
+    throw Error(
+        fmt::format("{}: unknown quantization scheme '{}' (static or dynamic)", path, scheme));
+  m.scheme = scheme == "dynamic" ? Scheme::dynamic : Scheme::static_;
   m.float_layers = meta["float_layers"].get<std::map<std::string, std::string>>();
   m.float_module = GraphModule(fused);
   // Missing sections are empty (a model with no float tensors, say).

@@ -16,7 +16,7 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
   std::vector<int> per_batch_bits(nodes.size(), 0);
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < nodes.size(); ++i) index[nodes[i].name] = i;
-  if (m.scheme == "static") {
+  if (m.scheme == Scheme::static_) {
     for (std::size_t i = 0; i < nodes.size(); ++i)
       if (auto it = m.activations.find(nodes[i].name); it != m.activations.end())
         fixed[i] = &it->second;

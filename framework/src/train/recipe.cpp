@@ -2,6 +2,18 @@
 
 namespace qlab {
 
+TrainRecipe cifar_recipe() {
+  TrainRecipe r;
+  r.optimizer = "sgd";
+  r.lr = 0.05;
+  r.momentum = 0.9;
+  r.weight_decay = 5e-4;
+  r.schedule = "cosine";
+  r.batch_size = 128;
+  r.epochs = 10;
+  return r;
+}
+
 Schema recipe_schema(const TrainRecipe& d) {
   Schema s;
   s.string("optimizer", d.optimizer, "sgd, adam or adadelta", {"sgd", "adam", "adadelta"})

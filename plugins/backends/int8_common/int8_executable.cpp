@@ -157,24 +157,12 @@ torch::Tensor run_qadd(const Step& s, Run& r) {
   return r.requantized(s, as_float(a) + as_float(b));
 }
 
-torch::Tensor run_float_layer(const Step& s, Run& r) {
-  const auto x = as_float(r.input(s));
-  const auto y = s.op == Op::conv2d
-                     ? std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(s.layer)->forward(x)
-                     : std::dynamic_pointer_cast<torch::nn::LinearImpl>(s.layer)->forward(x);
-  return r.requantized(s, activate(y, s.attrs.activation));
-}
-
-torch::Tensor run_float_op(const Step& s, Run& r) {
-  const auto x = as_float(r.input(s));
-  torch::Tensor y;
-  if (s.op == Op::sigmoid)
-    y = torch::sigmoid(x);
-  else if (s.op == Op::reparameterize)
-    y = x + torch::randn_like(x) * torch::exp(0.5 * as_float(r.input(s, 1)));
-  else
-    y = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(s.layer)->forward(x);
-  return r.requantized(s, y);
+// A layer left float, or an op without an integer kernel: its float
+// computation from the op table, between a dequantize and a quantize.
+torch::Tensor run_in_float(const Step& s, Run& r) {
+  OpCall call{s.attrs, {}, s.layer.get()};
+  for (std::size_t k = 0; k < s.inputs.size(); ++k) call.inputs.push_back(as_float(r.input(s, k)));
+  return r.requantized(s, op_info(s.op).forward(call));
 }
 
 torch::Tensor run_pool(const Step& s, const torch::Tensor& x, bool parallel) {
@@ -250,11 +238,11 @@ const KindInfo kKinds[] = {
      run_qlinear_dynamic},
     {[](const Step&, bool) -> std::string { return "quantized::add"; }, run_qadd},
     {[](const Step&, bool) -> std::string { return "float layer (dequantize, fp32, requantize)"; },
-     run_float_layer},
+     run_in_float},
     {[](const Step& s, bool) -> std::string {
        return s.requantize ? "float op (dequantize, fp32, requantize)" : "fp32 op";
      },
-     run_float_op},
+     run_in_float},
     {[](const Step& s, bool in_q) -> std::string {
        return !in_q           ? "fp32 op"
               : s.flatten_hwc ? "quantized view in (h, w, c) order"
@@ -307,7 +295,7 @@ class Int8Executable final : public Executable {
   std::vector<std::string> lowered() const override { return lowered_; }
   std::string describe() const override {
     return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
-                       info_.name, model_->scheme,
+                       info_.name, to_string(model_->scheme),
                        fallbacks_.empty()
                            ? std::string()
                            : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
@@ -317,7 +305,7 @@ class Int8Executable final : public Executable {
  private:
   // A node's step: its kind, its calibrated output grid, its packed weight.
   Step plan(const Node& n) {
-    const bool is_static = model_->scheme == "static";
+    const bool is_static = model_->scheme == Scheme::static_;
     Step s;
     s.op = n.op;
     s.attrs = n.attrs;
@@ -342,7 +330,7 @@ class Int8Executable final : public Executable {
     } else if (n.op == Op::linear && quantized) {
       s.kind = is_static ? Kind::qlinear : Kind::qlinear_dynamic;
       s.packed = call(k.linear_prepack, {int8_weight(layer->second), bias_of(layer->second)});
-    } else if (n.op == Op::conv2d || n.op == Op::linear) {
+    } else if (op_info(n.op).weighted) {
       s.kind = Kind::float_layer;
       fallbacks_.push_back(n.name);
     } else if (n.op == Op::add && s.requantize) {
@@ -353,7 +341,7 @@ class Int8Executable final : public Executable {
       s.kind = has_int8_kernel(n.op) ? Kind::stateless : Kind::float_op;
       if (s.kind == Kind::float_op && is_static) fallbacks_.push_back(n.name);
     }
-    if (s.kind == Kind::float_layer || n.op == Op::batch_norm2d)
+    if (s.kind == Kind::float_layer || s.kind == Kind::float_op)
       s.layer = model_->float_module->layer(n.name);
     return s;
   }
@@ -415,9 +403,7 @@ class Int8Executable final : public Executable {
 
 }  // namespace
 
-bool has_int8_kernel(Op op) {
-  return op != Op::batch_norm2d && op != Op::sigmoid && op != Op::reparameterize;
-}
+bool has_int8_kernel(Op op) { return op_info(op).integer_kernel; }
 
 std::unique_ptr<Executable> int8_executable(std::shared_ptr<const QuantizedModel> model,
                                             const EngineInfo& info, bool reduce_range) {

@@ -25,17 +25,7 @@ class MobileNetV2 final : public qlab::Model {
     return s;
   }
 
-  qlab::TrainRecipe default_recipe() const override {
-    qlab::TrainRecipe r;
-    r.optimizer = "sgd";
-    r.lr = 0.05;
-    r.momentum = 0.9;
-    r.weight_decay = 5e-4;
-    r.schedule = "cosine";
-    r.batch_size = 128;
-    r.epochs = 10;
-    return r;
-  }
+  qlab::TrainRecipe default_recipe() const override { return qlab::cifar_recipe(); }
 
   qlab::Shape input_shape(const qlab::Shape& dataset, const qlab::Options&) const override {
     (void)dataset;

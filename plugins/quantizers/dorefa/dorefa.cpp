@@ -8,19 +8,23 @@ namespace {
 
 class Dorefa final : public qlab::Quantizer {
  public:
-  qlab::Schema options() const override {
-    qlab::Schema s;
-    s.integer("weight_bits", 4, "bits of weights (1: sign(w)·mean|w|)", 1, 16)
-        .integer("activation_bits", 0,
-                 "bits of layer inputs and outputs, clipped to [0, 1] (0: float)", 0, 16)
-        .boolean(
-            "keep_scale", true,
-            "multiply each layer's [-1, 1] weights by its float max |w| (false: the paper's bare "
-            "[-1, 1], for models whose batch norm absorbs the scale)");
-    return qlab::add_finetune_options(s);
+  qlab::QuantizerCaps caps() const override {
+    qlab::QuantizerCaps c;
+    c.weight_bits = 4;
+    c.activation_bits = 0;
+    c.float_activations = true;
+    c.weight_help = "bits of weights (1: sign(w)·mean|w|)";
+    c.activation_help = "bits of layer inputs and outputs, clipped to [0, 1] (0: float)";
+    return c;
   }
 
-  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+  qlab::Schema options() const override {
+    qlab::Schema s;
+    s.boolean("keep_scale", true,
+              "multiply each layer's [-1, 1] weights by its float max |w| (false: the paper's bare "
+              "[-1, 1], for models whose batch norm absorbs the scale)");
+    return qlab::add_finetune_options(s);
+  }
 
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
@@ -30,8 +34,8 @@ class Dorefa final : public qlab::Quantizer {
       return qlab::dorefa_weight_quant(bits, w, keep_scale);
     };
     make.activation = [](int bits) { return qlab::dorefa_activation_quant(bits); };
-    auto q = qlab::quantization_aware_training(
-        std::move(trained), qlab::finetune_spec("dorefa", o, rules()), make, ctx);
+    auto q = qlab::quantization_aware_training(std::move(trained),
+                                               qlab::finetune_spec("dorefa", o, ctx), make, ctx);
     for (const auto& [name, layer] : q.layers)
       if (layer.weight.bits == 8) {
         q.notes.push_back(
@@ -41,9 +45,6 @@ class Dorefa final : public qlab::Quantizer {
       }
     return q;
   }
-
- private:
-  static qlab::ConfigRules rules() { return {}; }
 };
 
 }  // namespace

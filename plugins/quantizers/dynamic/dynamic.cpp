@@ -8,38 +8,26 @@ namespace {
 
 class Dynamic final : public qlab::Quantizer {
  public:
+  qlab::QuantizerCaps caps() const override {
+    qlab::QuantizerCaps c;
+    c.rules.op_types = {qlab::Op::linear};
+    c.rules.quant_types = {"weight", "input"};
+    c.rules.op_types_reason = "dynamic quantization has int8 kernels for linear layers only";
+    c.activation_help = "bits of the per-batch activation quantization (1: two levels)";
+    return c;
+  }
+
   qlab::Schema options() const override {
     qlab::Schema s;
-    s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
-        .integer("activation_bits", 8,
-                 "bits of the per-batch activation quantization (1: two levels)", 1, 16)
-        .boolean("per_channel", true, "one weight scale per output channel")
-        .table_list("config",
-                    "NNI-style list selecting linear layers and bits per weight/input "
-                    "(default: every linear layer at weight_bits/activation_bits)");
+    s.boolean("per_channel", true, "one weight scale per output channel");
     return s;
   }
 
-  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
-
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
-    qlab::PtqSpec spec;
-    spec.scheme = "dynamic";
-    spec.rules = rules();
-    spec.config = qlab::config_list_option(o, spec.rules);
-    spec.per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
-    spec.reduce_range = ctx.engine.reduce_range;
-    return qlab::post_training_quantize(std::move(trained), spec, *ctx.calibration);
-  }
-
- private:
-  static qlab::ConfigRules rules() {
-    qlab::ConfigRules r;
-    r.op_types = {qlab::Op::linear};
-    r.quant_types = {"weight", "input"};
-    r.op_types_reason = "dynamic quantization has int8 kernels for linear layers only";
-    return r;
+    return qlab::post_training_quantize(std::move(trained),
+                                        qlab::ptq_spec(qlab::Scheme::dynamic, o, ctx),
+                                        *ctx.calibration);
   }
 };
 

@@ -8,14 +8,19 @@ namespace {
 
 class Lsq final : public qlab::Quantizer {
  public:
-  qlab::Schema options() const override {
-    qlab::Schema s;
-    s.integer("weight_bits", 4, "bits of weights", 2, 8)
-        .integer("activation_bits", 4, "bits of layer inputs and outputs", 2, 8);
-    return qlab::add_finetune_options(s);
+  qlab::QuantizerCaps caps() const override {
+    qlab::QuantizerCaps c;
+    c.rules.min_bits = 2;
+    c.rules.max_bits = 8;
+    c.weight_bits = c.activation_bits = 4;
+    c.weight_help = "bits of weights";
+    return c;
   }
 
-  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
+  qlab::Schema options() const override {
+    qlab::Schema s;
+    return qlab::add_finetune_options(s);
+  }
 
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
@@ -24,16 +29,8 @@ class Lsq final : public qlab::Quantizer {
     make.activation = [reduce = ctx.engine.reduce_range](int bits) {
       return qlab::lsq_activation(bits, reduce);
     };
-    return qlab::quantization_aware_training(std::move(trained),
-                                             qlab::finetune_spec("lsq", o, rules()), make, ctx);
-  }
-
- private:
-  static qlab::ConfigRules rules() {
-    qlab::ConfigRules r;
-    r.min_bits = 2;
-    r.max_bits = 8;
-    return r;
+    return qlab::quantization_aware_training(std::move(trained), qlab::finetune_spec("lsq", o, ctx),
+                                             make, ctx);
   }
 };
 

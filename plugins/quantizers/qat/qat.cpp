@@ -8,11 +8,11 @@ namespace {
 
 class Qat final : public qlab::Quantizer {
  public:
+  qlab::QuantizerCaps caps() const override { return {}; }
+
   qlab::Schema options() const override {
     qlab::Schema s;
-    s.integer("weight_bits", 8, "bits of weights (1: binary)", 1, 16)
-        .integer("activation_bits", 8, "bits of layer inputs and outputs", 1, 16)
-        .boolean("per_channel", true, "one weight scale per output channel")
+    s.boolean("per_channel", true, "one weight scale per output channel")
         .integer("freeze_observers_after", -1,
                  "epochs after which activation ranges stop moving (-1: never)", -1, 1000)
         .integer("freeze_bn_after", -1,
@@ -20,20 +20,15 @@ class Qat final : public qlab::Quantizer {
     return qlab::add_finetune_options(s);
   }
 
-  void validate(const qlab::Options& o) const override { qlab::config_list_option(o, rules()); }
-
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
-    auto spec = qlab::finetune_spec("qat", o, rules());
+    auto spec = qlab::finetune_spec("qat", o, ctx);
     spec.freeze_observers_after = o.get<std::int64_t>("freeze_observers_after");
     spec.freeze_bn_after = o.get<std::int64_t>("freeze_bn_after");
     const bool per_channel = o.get<bool>("per_channel") && ctx.engine.per_channel_weights;
     return qlab::quantization_aware_training(
         std::move(trained), spec, qlab::qat_fake_quant(per_channel, ctx.engine.reduce_range), ctx);
   }
-
- private:
-  static qlab::ConfigRules rules() { return {}; }
 };
 
 }  // namespace

@@ -74,6 +74,47 @@ struct LayerStats {
   std::int64_t macs = 0;  ///< multiply-accumulates for one sample
 };
 
+/// What an op's float computation is given.
+struct OpCall {
+  const Attrs& attrs;
+  std::vector<torch::Tensor> inputs;
+  torch::nn::Module* layer = nullptr;  ///< conv2d, linear, batch_norm2d: the op's parameters
+  torch::Tensor weight;                ///< conv2d, linear: used instead of the layer's when defined
+  bool training = false;               ///< dropout
+};
+
+/// Everything qlab knows of one op: one row of the op table (graph/ops.cpp),
+/// which the graph, its printer and module, the quantizers and the backends
+/// read instead of switching on the op.
+struct OpInfo {
+  Op op;
+  const char* name;   ///< as configs, errors and reports spell it
+  std::size_t arity;  ///< inputs it takes
+  /// Fills `out` (output shape of one sample, parameters, MACs) from the
+  /// input shapes; returns why they do not fit, or "" when they do.
+  std::string (*shape)(const Attrs& a, const std::vector<Shape>& in, LayerStats& out);
+  /// Its PyTorch module's repr in print(model); null for ops forward() calls.
+  std::string (*repr)(const Attrs& a);
+  /// The PyTorch module holding its parameters; null for ops without any.
+  std::shared_ptr<torch::nn::Module> (*layer)(const Attrs& a);
+  /// Its float computation: GraphModule::forward's, and what a backend runs
+  /// for an op it has no kernel for.
+  torch::Tensor (*forward)(const OpCall& call);
+  /// conv2d, linear: a weight quantizers quantize and into which fusion
+  /// folds batch norm and activations.
+  bool weighted;
+  /// Whether its output needs quantization parameters of its own; false
+  /// when the output lies on its input's grid (ReLU, pooling, flatten).
+  bool own_grid;
+  /// Whether int8 backends compute it in integers; others run it in float
+  /// between a dequantize and a quantize.
+  bool integer_kernel;
+  /// The activation it becomes when fused into a preceding conv2d/linear.
+  Activation fuses_as;
+};
+
+const OpInfo& op_info(Op op);
+
 class Graph {
  public:
   explicit Graph(std::string type_name = "Model") : type_name_(std::move(type_name)) {}
@@ -160,9 +201,7 @@ class GraphModuleImpl : public torch::nn::Module {
     Op op;
     std::vector<std::size_t> inputs;
     Attrs attrs;
-    torch::nn::Conv2d conv{nullptr};
-    torch::nn::Linear linear{nullptr};
-    torch::nn::BatchNorm2d bn{nullptr};
+    std::shared_ptr<torch::nn::Module> layer;  ///< null for ops without parameters
   };
   Graph graph_;
   std::vector<Step> steps_;

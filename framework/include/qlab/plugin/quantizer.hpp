@@ -6,6 +6,7 @@
 #include <qlab/plugin/options.hpp>
 #include <qlab/plugin/plugin.hpp>
 #include <qlab/plugin/trainer.hpp>
+#include <qlab/quant/config_list.hpp>
 #include <qlab/quant/qmodel.hpp>
 
 namespace qlab {
@@ -27,6 +28,11 @@ struct QuantizeContext {
   const Dataset* calibration = nullptr;  ///< the training split
   std::int64_t batch_size = 64;          ///< the recipe's batch size
   EngineConstraints engine;
+  /// The layers to quantize and their bits: the `config` list, checked
+  /// against the quantizer's caps() when the experiment was resolved, or
+  /// the one-entry list its weight_bits and activation_bits mean.
+  std::vector<ConfigEntry> config;
+  ConfigRules rules;  ///< caps().rules, which select_layers() needs again
   /// For training-aware quantizers: the model (its loss), the baseline's
   /// recipe (fine-tuning starts from it), and where and how to train.
   const Model* model = nullptr;
@@ -36,15 +42,21 @@ struct QuantizeContext {
 
 class Quantizer : public Plugin {
  public:
-  /// Options the quantizer accepts in `[quantizer]` (besides `name`).
-  virtual Schema options() const = 0;
-  /// Checks what the schema cannot (a config list's entries) before any
-  /// training starts; throws qlab::Error saying what is wrong.
-  virtual void validate(const Options& opts) const { (void)opts; }
+  /// What it can quantize: layer kinds, tensors, bit range, defaults.
+  virtual QuantizerCaps caps() const = 0;
+  /// Options it accepts in `[quantizer]` besides `name` and the bit options
+  /// caps() implies (see schema()).
+  virtual Schema options() const { return {}; }
   /// Quantizes a trained float model (not modified); throws qlab::Error for
   /// settings that cannot work, saying why.
   virtual QuantizedModel quantize(GraphModule trained, const Options& opts,
                                   const QuantizeContext& ctx) const = 0;
+
+  /// Every option of `[quantizer]`: options() and the bit options of caps().
+  Schema schema() const {
+    Schema s = options();
+    return add_bit_options(s, caps());
+  }
 };
 
 }  // namespace qlab

@@ -21,6 +21,11 @@ struct TrainRecipe {
   std::int64_t seed = 1;
 };
 
+/// The usual CIFAR recipe of the VGG and MobileNet papers' code: SGD with
+/// momentum 0.9 and weight decay 5e-4, lr 0.05 on a cosine schedule, batches
+/// of 128, 10 epochs.
+TrainRecipe cifar_recipe();
+
 /// The `[train]` schema whose defaults are `defaults`.
 Schema recipe_schema(const TrainRecipe& defaults);
 TrainRecipe recipe_from(const Options& options);

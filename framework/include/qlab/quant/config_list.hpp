@@ -53,6 +53,22 @@ struct ConfigRules {
   std::string op_types_reason = "this quantizer does not quantize it";
 };
 
+/// What a quantizer can quantize, declared once per quantizer: the host
+/// makes the bit options of its schema (weight_bits, activation_bits,
+/// config) and checks its config list from this, before any training.
+struct QuantizerCaps {
+  ConfigRules rules;
+  int weight_bits = 8;      ///< weight_bits' default
+  int activation_bits = 8;  ///< activation_bits' default
+  /// activation_bits may be 0, leaving activations float.
+  bool float_activations = false;
+  std::string weight_help = "bits of weights (1: binary)";
+  std::string activation_help = "bits of layer inputs and outputs";
+};
+
+/// Adds weight_bits, activation_bits and config to `schema`, as `caps` says.
+Schema& add_bit_options(Schema& schema, const QuantizerCaps& caps);
+
 /// Parses a config list (a JSON array of tables); every error names `where`
 /// (the key, e.g. "[quantizer] config") and the entry's 1-based index.
 std::vector<ConfigEntry> parse_config_list(const nlohmann::json& list, const std::string& where,

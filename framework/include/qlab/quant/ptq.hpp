@@ -2,13 +2,14 @@
 // Post-training quantization, the shared machinery of the `dynamic` and
 // `static` quantizer plugins: fuse, quantize weights, calibrate activations.
 #include <qlab/plugin/data.hpp>
+#include <qlab/plugin/quantizer.hpp>
 #include <qlab/quant/config_list.hpp>
 #include <qlab/quant/qmodel.hpp>
 
 namespace qlab {
 
 struct PtqSpec {
-  std::string scheme = "static";  ///< static | dynamic
+  Scheme scheme = Scheme::static_;
   /// Which layers, which of their tensors, how many bits (config_list.hpp).
   std::vector<ConfigEntry> config = default_config_list({}, {8, 8, 8});
   ConfigRules rules;
@@ -20,6 +21,11 @@ struct PtqSpec {
   std::int64_t batch_size = 64;
   bool reduce_range = false;  ///< the engine needs 7-bit activations (applied at 8 bits)
 };
+
+/// A spec from what every post-training quantizer is given: the context's
+/// config list, rules and engine constraints, the recipe's batch size, and
+/// the `per_channel` option where the quantizer has one.
+PtqSpec ptq_spec(Scheme scheme, const Options& options, const QuantizeContext& ctx);
 
 /// Whether the int8 form of `op` takes fresh output qparams; relu, pooling,
 /// flatten and dropout keep their input's, as PyTorch's quantized ops do.

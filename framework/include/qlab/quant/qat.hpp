@@ -33,12 +33,10 @@ struct FakeQuantFactory {
 /// moving-average activation ranges (reduce_range at 8 bits if asked).
 FakeQuantFactory qat_fake_quant(bool per_channel, bool reduce_range);
 
-/// Adds the options every training-aware quantizer shares: epochs,
-/// lr_factor and the config list.
+/// Adds the options every training-aware quantizer shares: epochs and lr_factor.
 Schema& add_finetune_options(Schema& schema);
-/// A QatSpec from those options and `rules`; the config list, when empty,
-/// is the one weight_bits and activation_bits mean.
-QatSpec finetune_spec(const std::string& name, const Options& options, const ConfigRules& rules);
+/// A QatSpec from those options and the context's config list and rules.
+QatSpec finetune_spec(const std::string& name, const Options& options, const QuantizeContext& ctx);
 
 /// Fine-tunes a copy of `trained` with fake quantization and converts it.
 /// A conv followed by batch norm trains on the folded weight (rescaled

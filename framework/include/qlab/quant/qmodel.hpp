@@ -20,8 +20,14 @@ struct QLayer {
   int activation_bits = 8;  ///< dynamic: bits of the per-batch input quantization (0: none)
 };
 
+/// When activations get their qparams: fixed once by calibration (static),
+/// or computed from each batch at run time (dynamic). `static` is a keyword.
+enum class Scheme { static_, dynamic };
+/// "static" or "dynamic", as checkpoints and reports spell it.
+const char* to_string(Scheme scheme);
+
 struct QuantizedModel {
-  std::string scheme;                 ///< "dynamic" (activations quantized per batch) or "static"
+  Scheme scheme = Scheme::static_;
   GraphModule float_module{nullptr};  ///< the fused float model; its graph is the one lowered
   std::map<std::string, QLayer> layers;             ///< quantized conv2d/linear nodes by name
   std::map<std::string, QParams> activations;       ///< static: qparams of node outputs
