@@ -55,9 +55,10 @@ qlab.report{
   name = "seed003_mobilenet_v2_bits",
   title = "MobileNetV2: weight bits x activation bits",
   intro = ("MobileNetV2 (width %.2f) trained %d epochs on %s, then quantized after training with "
-           .. "per-channel weights and calibrated activations. W8A8 runs on oneDNN int8 kernels; "
-           .. "every other pair is simulated with fake quantization, so its size is real "
-           .. "(bit-packed weights) but its speed is not. The baseline reaches %.2f%%.\n\n%s")
+           .. "per-channel weights and calibrated activations. Every pair of at most 8 bits runs on "
+           .. "oneDNN int8 kernels (a b-bit grid is a subset of the 8-bit one); pairs with 16 bits "
+           .. "are simulated with fake quantization, so their size is real (bit-packed weights) but "
+           .. "their speed is not. The baseline reaches %.2f%%.\n\n%s")
           :format(args.width, args.epochs, fp32.dataset, fp32.metrics.accuracy, choice),
   rows = rows,
   plots = {

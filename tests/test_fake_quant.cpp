@@ -156,7 +156,7 @@ TEST(Qat, ConvertedInt8ModelMatchesItsFakeQuantTwin) {
   EXPECT_EQ(exe->lowered(), backend->lower(st)->lowered());
 }
 
-TEST(Qat, LsqAtFourBitsStaysSimulatedAndLearnsItsSteps) {
+TEST(Qat, LsqAtFourBitsLearnsItsStepsAndEmbedsInInt8) {
   test::TinyModel model;
   const Graph g = model.build({}, {"tiny", {1, 8, 8}, 3});
   torch::manual_seed(1);
@@ -179,7 +179,8 @@ TEST(Qat, LsqAtFourBitsStaysSimulatedAndLearnsItsSteps) {
     return probe->parameters()[0].item<double>();
   }();
   const auto q = quantization_aware_training(m, spec, make, ctx);
-  EXPECT_FALSE(q.int8());
+  EXPECT_TRUE(q.int8());  // 4-bit codes are int8 codes
+  EXPECT_EQ(q.widths(), "W4A4 x2");
   EXPECT_EQ(q.layers.at("features.0").weight.bits, 4);
   EXPECT_NE(first_step.item<double>(), initial);  // the step was trained
   EXPECT_DOUBLE_EQ(q.layers.at("features.0").weight.scale.item<double>(),

@@ -1,5 +1,6 @@
 // Post-training quantization end to end: fusion, calibration, int8 kernels
 // against their fp32 twins, lowering, checkpoints, and the user errors.
+#include "int8_cases.hpp"
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
@@ -32,99 +33,16 @@ constexpr double kFusedVsUnfused = 1e-5;
 // layer; this bounds the whole MobileNetV2 (width 0.25) against float.
 constexpr double kDeepModelVsFp32 = 0.25;
 
-double normalised_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).norm() / b.norm().clamp_min(1e-12)).item<double>();
-}
-
 const Registry& registry() { return test::build_registry(); }
 
-// Random weights, batch-norm statistics that are not the identity.
-GraphModule randomised(const Graph& g, std::uint64_t seed) {
-  torch::manual_seed(seed);
-  GraphModule m(g);
-  torch::NoGradGuard no_grad;
-  for (auto& b : m->named_buffers()) {
-    if (b.key().find("running_mean") != std::string::npos) b.value().uniform_(-0.5, 0.5);
-    if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
-  }
-  for (auto& p : m->named_parameters())
-    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
-  m->eval();
-  return m;
-}
-
-struct Case {
-  const char* name;
-  Graph (*build)();
-};
-
-Graph conv_relu() {
-  Graph g("ConvReLU");
-  auto x = g.input("input", {3, 12, 12});
-  x = g.conv2d("conv", x, 3, 8, 3, 1, 1);
-  x = g.relu("relu", x);
-  x = g.max_pool2d("pool", x, 2, 2);
-  g.set_outputs({g.flatten("flatten", x)});
-  return g;
-}
-
-Graph conv_bn_relu6_strided() {
-  Graph g("ConvBN");
-  auto x = g.input("input", {4, 12, 12});
-  x = g.conv2d("conv", x, 4, 8, 3, 2, 1, 1, false);
-  x = g.batch_norm2d("bn", x, 8);
-  x = g.relu6("act", x);
-  g.set_outputs({g.adaptive_avg_pool2d("pool", x, 1)});
-  return g;
-}
-
-Graph residual() {
-  Graph g("Residual");
-  auto x = g.input("input", {8, 8, 8});
-  auto y = g.conv2d("a", x, 8, 8, 3, 1, 1);
-  y = g.relu("a_relu", y);
-  y = g.conv2d("b", y, 8, 8, 1);
-  auto s = g.add("add", x, y);
-  s = g.avg_pool2d("pool", s, 2, 2);
-  g.set_outputs({s});
-  return g;
-}
-
-Graph mlp() {
-  Graph g("MLP");
-  auto x = g.input("input", {32});
-  x = g.linear("fc1", x, 32, 64);
-  x = g.relu("relu", x);
-  g.set_outputs({g.linear("fc2", x, 64, 10)});
-  return g;
-}
-
-// A flatten between a channels-last map and a linear layer: the executable
-// may hand the map on in (h, w, c) order to a weight permuted to match.
-Graph conv_flatten_linear() {
-  Graph g("ConvFlattenLinear");
-  auto x = g.input("input", {3, 10, 10});
-  x = g.conv2d("conv", x, 3, 8, 3);
-  x = g.relu("relu", x);
-  x = g.max_pool2d("pool", x, 2, 2);
-  x = g.flatten("flatten", x);
-  g.set_outputs({g.linear("fc", x, 8 * 4 * 4, 10)});
-  return g;
-}
-
-const Case kCases[] = {{"conv_relu", conv_relu},
-                       {"conv_flatten_linear", conv_flatten_linear},
-                       {"conv_bn_relu6_strided", conv_bn_relu6_strided},
-                       {"residual", residual},
-                       {"mlp", mlp}};
-
-Dataset calibration_for(const Graph& g, std::uint64_t seed) {
-  Shape shape{256};
-  const auto& in = g.input_shape();
-  shape.insert(shape.end(), in.begin(), in.end());
-  auto gen = at::detail::createCPUGenerator(seed);
-  return {torch::randn(shape, gen), torch::zeros({256}, torch::kInt64)};
-}
+using test::calibration_for;
+using test::conv_bn_relu6_strided;
+using test::conv_relu;
+using test::kCases;
+using test::mlp;
+using test::normalised_error;
+using test::randomised;
+using test::residual;
 
 TEST(Fusion, FoldedBatchNormEqualsUnfused) {
   for (const auto& c : kCases) {
@@ -222,18 +140,30 @@ TEST(Int8, MobileNetV2RunsFusedBlocksAndQuantizedResidualAdds) {
   EXPECT_LT(normalised_error(exe->run(x)[0], m->forward(x)[0]), kDeepModelVsFp32);
 }
 
-TEST(Int8, SubEightBitModelsAreSimulatedAndSayWhy) {
+TEST(Int8, WiderThanEightBitsIsSimulatedAndSaysWhyPerLayer) {
   auto m = randomised(mlp(), 8);
   PtqSpec spec;
   spec.config = default_config_list({}, {4, 8, 8});
+  spec.config.push_back(spec.config.front());
+  spec.config.back().op_types.clear();
+  spec.config.back().op_names = {"fc2"};
+  spec.config.back().bits = {12, 8, 8};
   spec.calibration_batches = 2;
   auto q = std::make_shared<const QuantizedModel>(
       post_training_quantize(m, spec, calibration_for(m->graph(), 9)));
   EXPECT_FALSE(q->int8());
+  EXPECT_EQ(q->int8_blockers().size(), 1u);
   auto exe = registry().backend("onednn")->lower(q);
   EXPECT_EQ(exe->mode(), Mode::simulated);
-  EXPECT_NE(exe->describe().find("8-bit weights and activations only"), std::string::npos);
-  // 4-bit weights ship bit-packed: about half the bytes of 8-bit ones.
+  EXPECT_NE(exe->describe().find("12-bit weights do not fit int8 codes (fc2)"), std::string::npos)
+      << exe->describe();
+  // 4-bit weights ship bit-packed, about half the bytes of 8-bit ones, and
+  // run on int8 kernels.
+  spec.config.pop_back();
+  q = std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, calibration_for(m->graph(), 9)));
+  EXPECT_EQ(registry().backend("onednn")->lower(q)->mode(), Mode::int8);
+  EXPECT_EQ(q->widths(), "W4A8 x2");
   PtqSpec eight = spec;
   eight.config = default_config_list({}, {8, 8, 8});
   const auto q8 = post_training_quantize(m, eight, calibration_for(m->graph(), 9));

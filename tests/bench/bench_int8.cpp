@@ -11,6 +11,7 @@
 #include <qlab/runtime.hpp>
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <functional>
 
@@ -79,10 +80,21 @@ QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dat
   return quantization_aware_training(std::move(m), spec, make, ctx);
 }
 
-// fp32: `backend` is "cpu"; int8: the engine's backend, static 8-bit, or
-// QAT when `qat_of` names the model.
-void run(benchmark::State& state, Graph graph, const std::string& backend_name, bool int8,
-         const std::string& qat_of = "") {
+// What one benchmark runs: fp32 (`backend` "cpu", not quantized), or a
+// static model of `bits`-bit weights and activations (QAT when `qat_of`
+// names the model) on the backend's int8 kernels, or `simulated` in float.
+struct Target {
+  std::string backend;
+  bool quantized = false;
+  int bits = 8;
+  bool simulated = false;
+  std::string qat_of;
+};
+
+void run(benchmark::State& state, Graph graph, const Target& t) {
+  const std::string& backend_name = t.backend;
+  const bool int8 = t.quantized;
+  const std::string& qat_of = t.qat_of;
   auto backend = registry().backend(backend_name);
   if (!backend->availability().available) {
     state.SkipWithError(backend->availability().reason.c_str());
@@ -97,10 +109,12 @@ void run(benchmark::State& state, Graph graph, const std::string& backend_name, 
     PtqSpec spec;
     spec.calibration_batches = 4;
     spec.reduce_range = backend->constraints().reduce_range;
+    spec.config = default_config_list({}, {t.bits, t.bits, t.bits});
     const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
-    exe = backend->lower(std::make_shared<const QuantizedModel>(
+    auto q = std::make_shared<const QuantizedModel>(
         qat_of.empty() ? post_training_quantize(m, spec, calib)
-                       : qat_model(m, qat_of, calib, spec.reduce_range)));
+                       : qat_model(m, qat_of, calib, spec.reduce_range));
+    exe = t.simulated ? simulated_executable(q, "benchmark") : backend->lower(q);
   } else {
     exe = backend->lower(m);
   }
@@ -162,23 +176,27 @@ void register_all() {
     subjects.push_back({std::string("layer/") + k, single(k)});
   for (const char* name : {"lenet", "mnist_cnn"})
     subjects.push_back({std::string("model/") + name, model(name)});
-  for (const auto& s : subjects)
-    for (const auto& [backend, int8] : targets) {
-      const std::string name = s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32"));
-      benchmark::RegisterBenchmark(name.c_str(), [g = s.graph, b = backend, q = int8](
-                                                     benchmark::State& st) { run(st, g, b, q); })
-          ->Arg(64)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-    }
-  for (const char* name : {"lenet", "mnist_cnn"})
-    benchmark::RegisterBenchmark((std::string("model/") + name + "/int8_onednn_qat").c_str(),
-                                 [g = model(name), n = std::string(name)](benchmark::State& st) {
-                                   run(st, g, "onednn", true, n);
-                                 })
+  auto add = [](const std::string& name, const Graph& g, const Target& t) {
+    benchmark::RegisterBenchmark(name.c_str(), [g, t](benchmark::State& st) { run(st, g, t); })
         ->Arg(64)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+  };
+  for (const auto& s : subjects)
+    for (const auto& [backend, int8] : targets)
+      add(s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32")), s.graph,
+          {backend, int8, 8, false, ""});
+  for (const char* name : {"lenet", "mnist_cnn"})
+    add(std::string("model/") + name + "/int8_onednn_qat", model(name),
+        {"onednn", true, 8, false, name});
+  // Below 8 bits: the same int8 kernels on b-bit codes, against the
+  // fake-quant simulation that ran these widths before.
+  for (const auto& s : subjects)
+    for (int bits : {4, 2, 1})
+      for (bool simulated : {false, true})
+        add(fmt::format("{}/w{}a{}_{}", s.name, bits, bits,
+                        simulated ? "simulated" : "int8_onednn"),
+            s.graph, {"onednn", true, bits, simulated, ""});
 }
 
 }  // namespace

@@ -245,6 +245,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   qrow.environment["executable"] = qm.executable;
   qrow.lowered = qexe->lowered();
   qrow.notes = {"runs on: " + qm.executable};
+  if (qm.mode == Mode::int8) qrow.notes.push_back(qmodel->widths() + " on int8 kernels");
   if (!p.engine.warning.empty()) qrow.notes.push_back("warning: " + p.engine.warning);
   for (const auto& note : qmodel->notes) qrow.notes.push_back(note);
   note_not_applicable(qm, qrow);

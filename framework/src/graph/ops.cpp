@@ -233,38 +233,38 @@ torch::Tensor reparameterize_forward(const OpCall& c) {
   return c.inputs[0] + torch::randn_like(c.inputs[0]) * torch::exp(0.5 * c.inputs[1]);
 }
 
-// op, name, arity, shape, repr, layer, forward, weighted, own grid, integer
-// kernel, fused as.
+// op, name, arity, shape, repr, layer, forward, weighted, own grid, rounds
+// to its input's grid, integer kernel, fused as.
 const std::array<OpInfo, static_cast<std::size_t>(Op::reparameterize) + 1> kOps{{
-    {Op::input, "input", 0, same_shape, nullptr, nullptr, input_forward, false, true, true,
+    {Op::input, "input", 0, same_shape, nullptr, nullptr, input_forward, false, true, false, true,
      Activation::none},
     {Op::conv2d, "conv2d", 1, conv2d_shape, conv2d_repr, conv2d_layer, conv2d_forward, true, true,
-     true, Activation::none},
+     false, true, Activation::none},
     {Op::linear, "linear", 1, linear_shape, linear_repr, linear_layer, linear_forward, true, true,
-     true, Activation::none},
+     false, true, Activation::none},
     {Op::batch_norm2d, "batch_norm2d", 1, batch_norm_shape, batch_norm_repr, batch_norm_layer,
-     batch_norm_forward, false, true, false, Activation::none},
+     batch_norm_forward, false, true, false, false, Activation::none},
     {Op::relu, "relu", 1, same_shape, [](const Attrs&) -> std::string { return "ReLU()"; }, nullptr,
-     relu_forward, false, false, true, Activation::relu},
+     relu_forward, false, false, false, true, Activation::relu},
     {Op::relu6, "relu6", 1, same_shape, [](const Attrs&) -> std::string { return "ReLU6()"; },
-     nullptr, relu6_forward, false, false, true, Activation::relu6},
+     nullptr, relu6_forward, false, false, false, true, Activation::relu6},
     {Op::sigmoid, "sigmoid", 1, same_shape, [](const Attrs&) -> std::string { return "Sigmoid()"; },
-     nullptr, sigmoid_forward, false, true, false, Activation::none},
+     nullptr, sigmoid_forward, false, true, false, false, Activation::none},
     {Op::max_pool2d, "max_pool2d", 1, pool_shape, max_pool_repr, nullptr, max_pool_forward, false,
-     false, true, Activation::none},
+     false, false, true, Activation::none},
     {Op::avg_pool2d, "avg_pool2d", 1, pool_shape, avg_pool_repr, nullptr, avg_pool_forward, false,
-     false, true, Activation::none},
+     false, true, true, Activation::none},
     {Op::adaptive_avg_pool2d, "adaptive_avg_pool2d", 1, adaptive_pool_shape, adaptive_pool_repr,
-     nullptr, adaptive_pool_forward, false, false, true, Activation::none},
+     nullptr, adaptive_pool_forward, false, false, true, true, Activation::none},
     {Op::flatten, "flatten", 1, flatten_shape,
      [](const Attrs&) -> std::string { return "Flatten(start_dim=1, end_dim=-1)"; }, nullptr,
-     flatten_forward, false, false, true, Activation::none},
+     flatten_forward, false, false, false, true, Activation::none},
     {Op::dropout, "dropout", 1, same_shape, dropout_repr, nullptr, dropout_forward, false, false,
-     true, Activation::none},
-    {Op::add, "add", 2, both_same_shape, nullptr, nullptr, add_forward, false, true, true,
+     false, true, Activation::none},
+    {Op::add, "add", 2, both_same_shape, nullptr, nullptr, add_forward, false, true, false, true,
      Activation::none},
     {Op::reparameterize, "reparameterize", 2, both_same_shape, nullptr, nullptr,
-     reparameterize_forward, false, true, false, Activation::none},
+     reparameterize_forward, false, true, false, false, Activation::none},
 }};
 
 }  // namespace

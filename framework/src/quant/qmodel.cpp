@@ -3,6 +3,9 @@
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/qmodel.hpp>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 namespace qlab {
 namespace {
 
@@ -12,24 +15,72 @@ const QParams* qparams_reaching(const QuantizedModel& m, const std::string& name
   return it == m.activations.end() ? nullptr : &it->second;
 }
 
+// Why weight grid `p` has no int8 codes of one scale, or "" when it has.
+std::string weight_misfit(const QParams& p) {
+  if (p.binary()) return "";
+  if (p.zero_point.is_floating_point())  // DoReFa: q - 1/2 is (2q + 1) half steps
+    return p.bits <= 7 ? ""
+                       : fmt::format("{}-bit DoReFa weights: {} half-step levels need {}-bit codes",
+                                     p.bits, 1 << p.bits, p.bits + 1);
+  if (p.qmin < -128 || p.qmax > 127 || p.zero_point.ne(0).any().item<bool>())
+    return fmt::format("{}-bit weights do not fit int8 codes", p.bits);
+  return "";
+}
+
+// Why activation grid `p` has no uint8 codes of one scale, or "" when it has.
+std::string activation_misfit(const QParams& p) {
+  if (p.zero_point.is_floating_point() || p.qmax - p.qmin > 255)
+    return fmt::format("{}-bit activations do not fit uint8 codes", p.bits);
+  return "";
+}
+
+// Why quantized layer `name` cannot run on int8 kernels, or "".
+std::string layer_misfit(const QuantizedModel& m, const std::string& name, const QLayer& l) {
+  if (auto why = weight_misfit(l.weight); !why.empty()) return why;
+  if (m.scheme == Scheme::dynamic) {
+    if (l.activation_bits == 8) return "";
+    return l.activation_bits == 0
+               ? "its input stays float (weights only)"
+               : fmt::format("dynamic int8 kernels quantize each batch to 8 bits, not {}",
+                             l.activation_bits);
+  }
+  if (!qparams_reaching(m, m.graph().node(name).inputs.at(0)))
+    return "its input stays float (weights only)";
+  if (!m.activations.count(name)) return "its output stays float";
+  return "";
+}
+
 }  // namespace
 
 const char* to_string(Scheme scheme) { return scheme == Scheme::dynamic ? "dynamic" : "static"; }
 
-bool QuantizedModel::int8() const {
-  for (const auto& [name, l] : layers) {
-    // A grid without a zero level (DoReFa's) has no integer zero point.
-    if (l.weight.bits != 8 || l.weight.zero_point.is_floating_point()) return false;
-    if (scheme == Scheme::dynamic) {
-      if (l.activation_bits != 8) return false;
-      continue;
-    }
-    const QParams* in = qparams_reaching(*this, graph().node(name).inputs.at(0));
-    if (!in || !activations.count(name)) return false;
-  }
+std::map<std::string, std::string> QuantizedModel::int8_blockers() const {
+  std::map<std::string, std::string> why;
+  for (const auto& [name, l] : layers)
+    if (auto w = layer_misfit(*this, name, l); !w.empty()) why[name] = w;
   for (const auto& [name, a] : activations)
-    if (a.bits != 8) return false;
-  return !layers.empty();
+    if (auto w = activation_misfit(a); !w.empty()) why.emplace(name, w);
+  return why;
+}
+
+bool QuantizedModel::int8() const { return !layers.empty() && int8_blockers().empty(); }
+
+std::string QuantizedModel::widths() const {
+  std::map<std::string, int> count;
+  for (const auto& [name, l] : layers) {
+    int a = l.activation_bits;
+    if (scheme == Scheme::static_) {
+      const QParams* in = qparams_reaching(*this, graph().node(name).inputs.at(0));
+      a = in ? in->bits : 0;
+    }
+    ++count[fmt::format("W{}A{}", l.weight.bits, a > 0 ? std::to_string(a) : "fp")];
+  }
+  std::vector<std::pair<int, std::string>> order;  // most layers first
+  for (const auto& [w, n] : count) order.emplace_back(-n, w);
+  std::sort(order.begin(), order.end());
+  std::vector<std::string> parts;
+  for (const auto& [n, w] : order) parts.push_back(fmt::format("{} x{}", w, -n));
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 nlohmann::json QuantizedModel::calibration_config() const {

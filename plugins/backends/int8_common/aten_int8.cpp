@@ -67,6 +67,26 @@ EngineConstraints AtenInt8Backend::constraints() const {
   return engine_constraints(info_.engine, path, range_);
 }
 
+namespace {
+
+// The reasons a model stays simulated, each with the layers it holds back:
+// "16-bit weights do not fit int8 codes (features.0, features.1, fc and 2 more)".
+std::string why_simulated(const std::map<std::string, std::string>& blockers) {
+  std::map<std::string, std::vector<std::string>> by_reason;
+  for (const auto& [name, reason] : blockers) by_reason[reason].push_back(name);
+  std::vector<std::string> parts;
+  for (const auto& [reason, names] : by_reason) {
+    constexpr std::size_t kShown = 3;
+    std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), kShown));
+    parts.push_back(fmt::format(
+        "{} ({}{})", reason, fmt::join(shown, ", "),
+        names.size() > kShown ? fmt::format(" and {} more", names.size() - kShown) : ""));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+}  // namespace
+
 std::unique_ptr<Executable> AtenInt8Backend::lower(GraphModule module) const {
   return float_executable(std::move(module));
 }
@@ -74,8 +94,9 @@ std::unique_ptr<Executable> AtenInt8Backend::lower(GraphModule module) const {
 std::unique_ptr<Executable> AtenInt8Backend::lower(
     std::shared_ptr<const QuantizedModel> model) const {
   require_available();
-  if (!model->int8())
-    return simulated_executable(model, "int8 kernels take 8-bit weights and activations only");
+  if (model->layers.empty()) return simulated_executable(model, "no layer is quantized");
+  const auto blockers = model->int8_blockers();
+  if (!blockers.empty()) return simulated_executable(model, why_simulated(blockers));
   return int8_executable(std::move(model), info_, constraints().reduce_range);
 }
 

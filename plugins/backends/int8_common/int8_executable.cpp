@@ -54,20 +54,32 @@ const Kernels& kernels() {
   return k;
 }
 
-// `hwc_input`: the (C, H, W) map a linear layer's input was flattened from;
-// the weight's columns are then put in (h, w, c) order, to take the map's
-// channels-last bytes as they lie.
+// The layer's weight as int8 codes of one scale, zero point 0: a b-bit
+// grid's codes as they are; binary codes {0, 1} (-a, +a) as {-1, +1} at scale
+// a; DoReFa's half-step codes q (value (q + 1/2) s) as the odd 2q + 1 at
+// scale s / 2. `hwc_input`: the (C, H, W) map a linear layer's input was
+// flattened from; the weight's columns are then put in (h, w, c) order, to
+// take the map's channels-last bytes as they lie.
 torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
-  auto codes = l.codes.to(torch::kInt8);
+  const QParams& p = l.weight;
+  torch::Tensor codes = l.codes, scale = p.scale;
+  if (p.binary()) {
+    codes = codes * 2 - 1;
+  } else if (p.zero_point.is_floating_point()) {
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(codes.dim()), 1);
+    if (p.per_channel()) shape[static_cast<std::size_t>(p.axis)] = -1;
+    codes = (codes.to(torch::kFloat64) - p.zero_point.view(shape)).mul(2).round();
+    scale = scale / 2;
+  }
+  codes = codes.to(torch::kInt8);
   if (hwc_input)
     codes = codes.view({codes.size(0), (*hwc_input)[0], (*hwc_input)[1], (*hwc_input)[2]})
                 .permute({0, 2, 3, 1})
                 .reshape({codes.size(0), -1});
-  if (l.weight.per_channel())
-    return at::_make_per_channel_quantized_tensor(codes, l.weight.scale, l.weight.zero_point,
-                                                  l.weight.axis);
-  return at::_make_per_tensor_quantized_tensor(codes, l.weight.scale.item<double>(),
-                                               l.weight.zero_point.item<std::int64_t>());
+  if (p.per_channel())
+    return at::_make_per_channel_quantized_tensor(codes, scale,
+                                                  torch::zeros_like(scale, torch::kInt64), p.axis);
+  return at::_make_per_tensor_quantized_tensor(codes, scale.item<double>(), 0);
 }
 
 // An absent bias is None to the kernels, not an undefined tensor.
@@ -294,8 +306,8 @@ class Int8Executable final : public Executable {
   Mode mode() const override { return Mode::int8; }
   std::vector<std::string> lowered() const override { return lowered_; }
   std::string describe() const override {
-    return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization{}), {} threads",
-                       info_.name, to_string(model_->scheme),
+    return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization, {}{}), {} threads",
+                       info_.name, to_string(model_->scheme), model_->widths(),
                        fallbacks_.empty()
                            ? std::string()
                            : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
@@ -310,11 +322,14 @@ class Int8Executable final : public Executable {
     s.op = n.op;
     s.attrs = n.attrs;
     if (auto it = model_->activations.find(n.name); is_static && it != model_->activations.end()) {
+      // A b-bit grid [qmin, qmax] is the uint8 codes [0, qmax - qmin], its
+      // zero point shifted alike; outputs are clamped to those codes.
+      const QParams& a = it->second;
       s.requantize = true;
-      s.scale = it->second.scale.item<double>();
-      s.zero_point = it->second.zero_point.item<std::int64_t>();
-      s.qmin = static_cast<std::uint8_t>(std::clamp<std::int64_t>(it->second.qmin, 0, 255));
-      s.qmax = static_cast<std::uint8_t>(std::clamp<std::int64_t>(it->second.qmax, 0, 255));
+      s.scale = a.scale.item<double>();
+      s.zero_point = a.zero_point.item<std::int64_t>() - a.qmin;
+      s.qmin = 0;
+      s.qmax = static_cast<std::uint8_t>(a.qmax - a.qmin);
     }
     const auto layer = model_->layers.find(n.name);
     const bool quantized = layer != model_->layers.end();

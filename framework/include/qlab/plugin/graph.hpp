@@ -106,6 +106,9 @@ struct OpInfo {
   /// Whether its output needs quantization parameters of its own; false
   /// when the output lies on its input's grid (ReLU, pooling, flatten).
   bool own_grid;
+  /// Whether its output, on a quantized input, falls between the input's
+  /// codes (average pooling) and is rounded back onto them, as int8 kernels do.
+  bool rounds_to_input_grid;
   /// Whether int8 backends compute it in integers; others run it in float
   /// between a dequantize and a quantize.
   bool integer_kernel;

@@ -28,8 +28,8 @@ const char* to_string(Scheme scheme);
 
 struct QuantizedModel {
   Scheme scheme = Scheme::static_;
-  GraphModule float_module{nullptr};  ///< the fused float model; its graph is the one lowered
-  std::map<std::string, QLayer> layers;             ///< quantized conv2d/linear nodes by name
+  GraphModule float_module{nullptr};     ///< the fused float model; its graph is the one lowered
+  std::map<std::string, QLayer> layers;  ///< quantized conv2d/linear nodes by name
   std::map<std::string, QParams> activations;       ///< static: qparams of node outputs
   std::map<std::string, std::string> float_layers;  ///< conv2d/linear left in float -> why
   /// Training-aware quantizers: the fine-tuning epochs (as result rows hold
@@ -40,10 +40,21 @@ struct QuantizedModel {
   std::vector<std::string> notes;
 
   const Graph& graph() const { return float_module->graph(); }
-  /// True when every quantized layer has 8-bit weights, 8-bit input and (static)
-  /// 8-bit output: the model can run on int8 kernels. Otherwise it can only be
-  /// simulated with fake quantization.
+  /// Why the model cannot run on int8 kernels, per layer or activation
+  /// (empty: it can). Every uniform grid of 1 to 8 bits embeds in int8
+  /// exactly: b-bit codes are int8 codes of the same scale, binary weights
+  /// {-a, +a} are the codes {-1, +1}, and DoReFa's half-step grid is the odd
+  /// codes at half the scale (up to 7 bits). What is left simulated: grids
+  /// wider than 8 bits, 8-bit DoReFa weights, a quantized layer whose input
+  /// or output stays float, and dynamic activations of other than 8 bits
+  /// (LibTorch's dynamic kernels quantize each batch to 8).
+  std::map<std::string, std::string> int8_blockers() const;
+  /// Whether it has quantized layers and int8_blockers() is empty.
   bool int8() const;
+  /// The weight and activation bits of its quantized layers, counted:
+  /// "W4A4 x5", or "W8A8 x3, W2A8 x1" for a mixed list (A: a layer's input;
+  /// for dynamic quantization, the per-batch bits).
+  std::string widths() const;
   /// Per-layer weight and activation bits, scale, zero point and tracked
   /// range: seed 001's calibration_config table.
   nlohmann::json calibration_config() const;

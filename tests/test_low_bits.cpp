@@ -1,0 +1,171 @@
+// Low bits on int8 kernels: a b-bit uniform grid (b <= 8) is a subset of
+// the int8 grid of the same scale, so the int8 kernels compute such a model
+// exactly. Each test compares the int8-kernel outputs with the model's
+// fake-quant twin (simulate()) at every width, for every layer kind and
+// every quantizer: the codes are equal.
+#include "int8_cases.hpp"
+#include "test_support.hpp"
+
+#include <qlab/quant/ptq.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace qlab {
+namespace {
+
+using test::calibration_for;
+using test::kCases;
+using test::normalised_error;
+using test::randomised;
+
+const Registry& registry() { return test::build_registry(); }
+
+constexpr int kWidths[] = {1, 2, 3, 4, 6, 8};
+
+// int8 kernels against the engine's fake-quant twin: equal codes at every
+// width, measured on this machine's onednn (VNNI, and AVX2 through
+// ONEDNN_MAX_CPU_ISA) and qnnpack. The bound leaves room for float summation
+// order in the twin alone: one flipped code costs at least 1e-4 here.
+constexpr double kTwinEqual = 1e-6;
+// The engine's twin. QNNPACK (as FBGEMM) adds each bias as int32 at the scale
+// s_in * s_w before requantizing, which at b bits moves it by up to half of
+// a step that is only about 2^-b of an output code; oneDNN adds it in float.
+// The twin of an engine that rounds the bias rounds it too.
+torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x, bool int32_bias) {
+  GraphModule m = q.dequantized_module();
+  if (int32_bias) {
+    torch::NoGradGuard no_grad;
+    auto params = m->named_parameters();
+    for (const auto& [name, l] : q.layers) {
+      auto* bias = params.find(name + ".bias");
+      const auto in =
+          q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
+      if (!bias || in == q.activations.end()) continue;
+      // The int8 weight's scale: binary alpha, half a DoReFa step, or the grid's.
+      const auto w = l.weight.zero_point.is_floating_point() ? l.weight.scale / 2 : l.weight.scale;
+      const auto step = (w * in->second.scale).to(torch::kFloat32);
+      bias->copy_((*bias / step).round() * step);
+    }
+  }
+  return simulate(q, m, x)[0];
+}
+
+bool rounds_bias(const std::string& engine) { return engine != "onednn"; }
+
+LayerBits every(int bits) { return {bits, bits, bits}; }
+
+class Int8LowBits : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::shared_ptr<Backend> backend() const {
+    auto b = registry().backend(GetParam());
+    if (b->availability().available)
+      b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
+    return b;
+  }
+};
+
+// Static post-training quantization of every layer kind at every width runs
+// on int8 kernels and agrees with its twin.
+TEST_P(Int8LowBits, EveryLayerKindAtEveryWidthMatchesItsTwin) {
+  const auto b = backend();
+  if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
+  const EngineConstraints engine = b->constraints();
+  for (const auto& c : kCases)
+    for (int bits : kWidths) {
+      auto m = randomised(c.build(), 30);
+      PtqSpec spec;
+      spec.config = default_config_list({}, every(bits));
+      spec.calibration_batches = 4;
+      spec.per_channel = engine.per_channel_weights;
+      spec.reduce_range = engine.reduce_range;
+      auto q = std::make_shared<const QuantizedModel>(
+          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+      auto exe = b->lower(q);
+      ASSERT_EQ(exe->mode(), Mode::int8) << c.name << " at " << bits << " bits";
+      const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 32);
+      const double err = normalised_error(exe->run(x)[0], twin(*q, x, rounds_bias(GetParam())));
+      EXPECT_LT(err, kTwinEqual) << c.name << " at " << bits << " bits";
+      std::printf("W%dA%d %-22s on %s (%s): %.2e against the twin\n", bits, bits, c.name,
+                  GetParam().c_str(), engine.int8_path.c_str(), err);
+    }
+}
+
+// What each quantizer made, trained for one epoch on the tiny model, at
+// weight and activation width `bits`, lowered on the backend.
+struct Made {
+  std::shared_ptr<const QuantizedModel> model;
+  std::unique_ptr<Executable> exe;
+};
+
+Made quantize_tiny(const std::string& quantizer_name, int bits, const Backend& backend,
+                   const std::vector<std::pair<std::string, Value>>& extra = {}) {
+  auto quantizer = registry().quantizer(quantizer_name);
+  RawSection raw{"quantizer", {}, {}};
+  raw.values["weight_bits"] = {std::int64_t{bits}, {}};
+  raw.values["activation_bits"] = {std::int64_t{bits}, {}};
+  for (const auto& [k, v] : extra) raw.values[k] = {v, {}};
+  const Options opts = resolve(quantizer->schema(), raw);
+  test::TinyModel model;
+  torch::manual_seed(40 + bits);
+  GraphModule m(model.build({}, {"tiny", {1, 8, 8}, 3}));
+  const Dataset data = test::tiny_dataset(192, 41);
+  QuantizeContext ctx = test::training_context(model, data);
+  ctx.engine = backend.constraints();
+  ctx.rules = quantizer->caps().rules;
+  ctx.config = config_list_option(opts, ctx.rules);
+  ctx.recipe.epochs = 1;
+  auto q = std::make_shared<const QuantizedModel>(quantizer->quantize(m, opts, ctx));
+  auto exe = backend.lower(q);
+  return {q, std::move(exe)};
+}
+
+// Every quantizer at every width it takes runs on int8 kernels as its twin;
+// only 8-bit DoReFa weights (256 half-step levels, 9-bit codes) stay simulated.
+TEST_P(Int8LowBits, EveryQuantizerAtEveryWidthMatchesItsTwin) {
+  const auto b = backend();
+  if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
+  const auto x = test::tiny_dataset(64, 42).images;
+  for (const char* name : {"static", "qat", "lsq", "dorefa"})
+    for (int bits : kWidths) {
+      if (std::string(name) == "lsq" && bits < 2) continue;  // LSQ takes 2 to 8 bits
+      const Made made = quantize_tiny(name, bits, *b);
+      if (std::string(name) == "dorefa" && bits == 8) {
+        EXPECT_EQ(made.exe->mode(), Mode::simulated);
+        EXPECT_NE(made.exe->describe().find("8-bit DoReFa weights"), std::string::npos)
+            << made.exe->describe();
+        continue;
+      }
+      ASSERT_EQ(made.exe->mode(), Mode::int8)
+          << name << " at " << bits << " bits: " << made.exe->describe();
+      EXPECT_EQ(made.model->widths(), fmt::format("W{0}A{0} x2", bits));
+      const auto& q = *made.model;
+      const double err = normalised_error(made.exe->run(x)[0], twin(q, x, rounds_bias(GetParam())));
+      EXPECT_LT(err, kTwinEqual) << name << " at " << bits << " bits";
+      std::printf("W%dA%d %-7s on %s: %.2e against the twin\n", bits, bits, name,
+                  GetParam().c_str(), err);
+    }
+}
+
+// An NNI-style list mixing widths per layer runs on int8 kernels too.
+TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
+  const auto b = backend();
+  if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
+  const auto list = nlohmann::json::parse(R"([
+    {"op_types": ["conv2d"], "quant_types": ["weight", "input", "output"],
+     "quant_bits": {"weight": 2, "input": 4, "output": 4}},
+    {"op_names": ["classifier.1"], "quant_types": ["weight", "output"],
+     "quant_bits": {"weight": 8, "output": 8}}])");
+  const Made made = quantize_tiny("static", 8, *b, {{"config", TableList{list}}});
+  ASSERT_EQ(made.exe->mode(), Mode::int8) << made.exe->describe();
+  EXPECT_EQ(made.model->widths(), "W2A4 x1, W8A4 x1");
+  const auto x = test::tiny_dataset(64, 43).images;
+  const auto& q = *made.model;
+  EXPECT_LT(normalised_error(made.exe->run(x)[0], twin(q, x, rounds_bias(GetParam()))), kTwinEqual);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits, ::testing::Values("onednn", "qnnpack"));
+
+}  // namespace
+}  // namespace qlab
