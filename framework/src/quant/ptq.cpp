@@ -12,8 +12,8 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   spec.scheme = scheme;
   spec.rules = ctx.rules;
   spec.config = ctx.config;
-  spec.per_channel = (!o.has("per_channel") || o.get<bool>("per_channel")) &&
-                     ctx.engine.per_channel_weights;
+  spec.per_channel =
+      (!o.has("per_channel") || o.get<bool>("per_channel")) && ctx.engine.per_channel_weights;
   spec.batch_size = ctx.batch_size;
   spec.reduce_range = ctx.engine.reduce_range;
   return spec;

@@ -25,9 +25,8 @@ class Dynamic final : public qlab::Quantizer {
 
   qlab::QuantizedModel quantize(qlab::GraphModule trained, const qlab::Options& o,
                                 const qlab::QuantizeContext& ctx) const override {
-    return qlab::post_training_quantize(std::move(trained),
-                                        qlab::ptq_spec(qlab::Scheme::dynamic, o, ctx),
-                                        *ctx.calibration);
+    return qlab::post_training_quantize(
+        std::move(trained), qlab::ptq_spec(qlab::Scheme::dynamic, o, ctx), *ctx.calibration);
   }
 };
 
