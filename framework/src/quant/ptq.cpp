@@ -19,10 +19,8 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   return spec;
 }
 
-bool needs_output_qparams(Op op) { return op_info(op).own_grid; }
-
 std::string qparams_source(const Graph& g, std::string name) {
-  while (!needs_output_qparams(g.node(name).op)) name = g.node(name).inputs.at(0);
+  while (!op_info(g.node(name).op).own_grid) name = g.node(name).inputs.at(0);
   return name;
 }
 

@@ -27,12 +27,9 @@ struct PtqSpec {
 /// the `per_channel` option where the quantizer has one.
 PtqSpec ptq_spec(Scheme scheme, const Options& options, const QuantizeContext& ctx);
 
-/// Whether the int8 form of `op` takes fresh output qparams; relu, pooling,
-/// flatten and dropout keep their input's, as PyTorch's quantized ops do.
-bool needs_output_qparams(Op op);
-
 /// The node whose output qparams `name`'s output carries: `name` itself, or
-/// the node before a chain of ops that keep their input's qparams.
+/// the node before a chain of ops that keep their input's qparams (op_info's
+/// `own_grid` false: relu, pooling, flatten, dropout, as in PyTorch).
 std::string qparams_source(const Graph& graph, std::string name);
 
 /// The nodes of a fused graph whose outputs are quantized, with their bits:
