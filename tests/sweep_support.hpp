@@ -30,7 +30,7 @@ struct FakeRunner {
   std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
   PointRunner runner() const {
     auto counter = calls;
-    return [counter](const Experiment& ex) {
+    return [counter](const Experiment& ex, const ExperimentPlan&) {
       ++*counter;
       const auto bits = option_or(ex, "weight_bits", 8);
       if (bits == 3) throw Error("[train] loss became NaN at epoch 1");

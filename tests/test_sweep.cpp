@@ -193,9 +193,9 @@ TEST(Sweeper, ResumesAfterSigkillWithoutLosingOrDuplicatingPoints) {
   if (child == 0) {
     ResultStore store(db);
     FakeRunner fake;
-    auto slow = [inner = fake.runner()](const Experiment& ex) {
+    auto slow = [inner = fake.runner()](const Experiment& ex, const ExperimentPlan& plan) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      return inner(ex);
+      return inner(ex, plan);
     };
     std::ostringstream log;
     Sweeper(registry, store, slow, log).run(points, {});

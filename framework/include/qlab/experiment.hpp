@@ -4,8 +4,10 @@
 #include <qlab/plugin/options.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/result.hpp>
+#include <qlab/shared_work.hpp>
 
 #include <iosfwd>
+#include <memory>
 #include <string>
 
 namespace qlab {
@@ -24,10 +26,14 @@ std::string to_toml(const Experiment& experiment);
 
 /// What identifies a sweep point: the resolved options of every section
 /// (defaults filled in, plugin names included) and their hash.
+struct Resolved;
+
 struct ExperimentPlan {
   nlohmann::json config;
   std::string hash;
   std::string unavailable;  ///< why the backend cannot run here; empty if it can
+  /// The checked sections and their plugins, which run_experiment starts from.
+  std::shared_ptr<Resolved> resolved;
 };
 
 /// Validates like run_experiment, without loading data or training.
@@ -38,11 +44,18 @@ struct RunSettings {
   bool use_cache = true;
   bool progress = true;
   std::string save_quantized;  ///< if set, write the quantized model here
+  /// Set by a sweep: data, baselines, fp32 measurements and calibrations its
+  /// points share (shared_work.hpp). Null: the run does everything itself.
+  std::shared_ptr<SharedWork> shared;
 };
 
 /// Runs the experiment: float baseline (trained or from the cache), then the
 /// backend and metrics. Messages go to `log`.
 std::vector<ResultRow> run_experiment(const Experiment& experiment, const Registry& registry,
+                                      const RunSettings& settings, std::ostream& log);
+/// The same from a plan of `experiment`, which is not resolved again (a
+/// sweep plans every point before it runs one). A plan runs once.
+std::vector<ResultRow> run_experiment(const Experiment& experiment, const ExperimentPlan& plan,
                                       const RunSettings& settings, std::ostream& log);
 
 }  // namespace qlab

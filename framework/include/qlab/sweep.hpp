@@ -53,7 +53,8 @@ struct SweepSettings {
 
 /// Runs one point; the default runs run_experiment. Tests inject their own.
 /// Runs one point; returns its result rows as stored (to_json of each).
-using PointRunner = std::function<std::vector<nlohmann::json>(const Experiment&)>;
+using PointRunner =
+    std::function<std::vector<nlohmann::json>(const Experiment&, const ExperimentPlan&)>;
 
 /// Runs a validated point through `runner` and returns its record, unsaved:
 /// ok with its rows, failed with the exception's message, or skipped when
@@ -62,7 +63,7 @@ PointRecord run_point(const SweepPoint& point, const ExperimentPlan& plan, const
                       const PointRunner& runner);
 
 /// Runs each point in this process, with run_experiment.
-PointRunner in_process_runner(const Registry& registry, RunSettings settings, std::ostream& log);
+PointRunner in_process_runner(RunSettings settings, std::ostream& log);
 
 /// Runs each point in a child `qlab run` process (`qlab` is that
 /// executable), so that a crash (a segfault, an abort, the kernel's OOM

@@ -7,7 +7,7 @@ const std::vector<torch::Tensor>& RunContext::test_outputs() {
     // Seeded, so that a stochastic model (a VAE samples its latent code)
     // sees the same noise in every row: rows compare like with like.
     torch::manual_seed(0);
-    constexpr std::int64_t kChunk = 1000;
+    const std::int64_t kChunk = batch_;
     std::vector<std::vector<torch::Tensor>> parts;
     for (std::int64_t i = 0; i < test_.size(); i += kChunk) {
       auto out = exe_.run(test_.images.slice(0, i, std::min(test_.size(), i + kChunk)));

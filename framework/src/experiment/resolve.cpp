@@ -105,13 +105,14 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
 }
 
 ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& registry) {
-  Resolved r = resolve_experiment(experiment, registry);
+  auto r = std::make_shared<Resolved>(resolve_experiment(experiment, registry));
   ExperimentPlan plan;
-  plan.hash = stable_hash(r.config.dump());
-  plan.config = std::move(r.config);
-  if (!r.availability.available)
+  plan.hash = stable_hash(r->config.dump());
+  plan.config = r->config;
+  if (!r->availability.available)
     plan.unavailable =
-        fmt::format("backend '{}' is unavailable: {}", r.backend_name, r.availability.reason);
+        fmt::format("backend '{}' is unavailable: {}", r->backend_name, r->availability.reason);
+  plan.resolved = std::move(r);
   return plan;
 }
 

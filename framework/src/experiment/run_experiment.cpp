@@ -12,8 +12,11 @@
 #include <qlab/samples.hpp>
 #include <qlab/version.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "experiment/measure.hpp"
 #include "experiment/resolve.hpp"
+#include "experiment/shared_work.hpp"
 #include "experiment/stable_hash.hpp"
 
 #include <fmt/format.h>
@@ -66,19 +69,42 @@ void refuse_unsupported_ops(const Backend& backend, const std::string& name, con
 struct Prepared {
   EngineConstraints engine;
   DataSplits data;
+  std::string data_key;  ///< what the data depends on
   Graph graph;
 };
 
-Prepared prepare(const Resolved& r, std::ostream& log) {
+// The dataset, loaded or (in a sweep) shared with an earlier point. Shared
+// tensors are never written to: every consumer slices or copies them.
+DataSplits dataset(const Resolved& r, const Shape& wanted, const std::string& key,
+                   SharedWork* shared, std::ostream& log) {
+  if (shared) {
+    for (const auto& [k, data] : shared->state().datasets)
+      if (k == key) return data;
+  }
+  DataSplits data = load_dataset(r.data_cfg, wanted, r.model->normalize_inputs());
+  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", data.name,
+                     data.train.size(), data.test.size(), data.source);
+  if (!data.fallback_reason.empty()) log << "note: " << data.fallback_reason << "\n";
+  if (shared) {
+    auto& kept = shared->state().datasets;
+    kept.emplace_back(key, data);
+    if (kept.size() > SharedWork::State::kDatasetsKept) kept.pop_front();
+    ++shared->state().counts.datasets_loaded;
+  }
+  return data;
+}
+
+Prepared prepare(const Resolved& r, SharedWork* shared, std::ostream& log) {
   r.backend->configure(r.backend_opts);
   Prepared p;
   p.engine = r.backend->constraints();
   if (!p.engine.warning.empty()) log << "warning: " << p.engine.warning << "\n";
   const Shape wanted = r.model->input_shape(native_shape(r.data_cfg), r.model_opts);
-  p.data = load_dataset(r.data_cfg, wanted, r.model->normalize_inputs());
-  log << fmt::format("dataset {}: {} train / {} test samples from {}\n", p.data.name,
-                     p.data.train.size(), p.data.test.size(), p.data.source);
-  if (!p.data.fallback_reason.empty()) log << "note: " << p.data.fallback_reason << "\n";
+  p.data_key = stable_hash(nlohmann::json{{"dataset", r.config["dataset"]},
+                                          {"shape", wanted},
+                                          {"normalize", r.model->normalize_inputs()}}
+                               .dump());
+  p.data = dataset(r, wanted, p.data_key, shared, log);
   const DataInfo info{p.data.name, wanted, p.data.classes};
   p.graph = r.model->build(r.model_opts, info);
   refuse_unsupported_ops(*r.backend, r.backend_name, p.graph);
@@ -87,19 +113,23 @@ Prepared prepare(const Resolved& r, std::ostream& log) {
   return p;
 }
 
+// Everything a float baseline's training depends on; its hash names it.
+nlohmann::json baseline_identity(const Prepared& p, const nlohmann::json& config) {
+  return {{"model", config["model"]},
+          {"dataset", config["dataset"]},
+          {"train", config["train"]},
+          {"graph", p.graph.signature()},
+          {"torch", kTorchVersion},
+          {"data_used", p.data.name},
+          {"checkpoint_format", kCheckpointFormat}};
+}
+
 // The float baseline in `module`, from the cache when everything that
 // determines it is there, else trained and cached. Fills the row's training
 // curve and notes; returns the training time.
-double float_baseline(GraphModule& module, const Resolved& r, const Prepared& p,
-                      const nlohmann::json& config, const RunSettings& settings, ResultRow& row) {
-  const nlohmann::json identity = {{"model", config["model"]},
-                                   {"dataset", config["dataset"]},
-                                   {"train", config["train"]},
-                                   {"graph", p.graph.signature()},
-                                   {"torch", kTorchVersion},
-                                   {"data_used", p.data.name},
-                                   {"checkpoint_format", kCheckpointFormat}};
-  const std::string key = stable_hash(identity.dump());
+double float_baseline(GraphModule& module, const Resolved& r, const Dataset& train_set,
+                      const nlohmann::json& identity, const std::string& key,
+                      const RunSettings& settings, ResultRow& row) {
   const fs::path cache(settings.cache_dir);
   const std::string ckpt = (cache / fmt::format("{}-{}.pt", r.model_name, key)).string();
   if (settings.use_cache && fs::exists(ckpt)) {
@@ -116,7 +146,7 @@ double float_baseline(GraphModule& module, const Resolved& r, const Prepared& p,
   // NaN after some good epochs, loses at most the epoch in progress.
   ts.resume_path = (cache / fmt::format("{}-{}.resume.pt", r.model_name, key)).string();
   if (!settings.use_cache) fs::remove(ts.resume_path);
-  const TrainReport rep = train(module, *r.model, p.data.train, r.recipe, ts);
+  const TrainReport rep = train(module, *r.model, train_set, r.recipe, ts);
   if (!rep.resumed.empty())
     row.notes.push_back(
         fmt::format("float baseline training resumed from {} at {}", ts.resume_path, rep.resumed));
@@ -131,6 +161,35 @@ double float_baseline(GraphModule& module, const Resolved& r, const Prepared& p,
   row.notes.push_back(
       fmt::format("float baseline trained in {:.1f} s, cached as {}", rep.seconds, ckpt));
   return rep.seconds;
+}
+
+// float_baseline, or (in a sweep) a copy of the baseline an earlier point
+// made: its tensors, training curve, notes and training time.
+double shared_baseline(GraphModule& module, const Resolved& r, const Dataset& train_set,
+                       const nlohmann::json& identity, const std::string& key,
+                       const RunSettings& settings, ResultRow& row) {
+  SharedWork* shared = settings.shared.get();
+  if (shared) {
+    auto it = shared->state().baselines.find(key);
+    if (it != shared->state().baselines.end()) {
+      module = clone_module(it->second.module);
+      row.training = it->second.training;
+      row.notes.insert(row.notes.end(), it->second.notes.begin(), it->second.notes.end());
+      return it->second.train_seconds;
+    }
+  }
+  const std::size_t notes_before = row.notes.size();
+  const double seconds = float_baseline(module, r, train_set, identity, key, settings, row);
+  if (shared) {
+    SharedBaseline b;
+    b.module = clone_module(module);
+    b.training = row.training;
+    b.train_seconds = seconds;
+    b.notes.assign(row.notes.begin() + static_cast<std::ptrdiff_t>(notes_before), row.notes.end());
+    shared->state().baselines.emplace(key, std::move(b));
+    ++shared->state().counts.baselines_made;
+  }
+  return seconds;
 }
 
 void note_not_applicable(const Measured& m, ResultRow& row) {
@@ -151,11 +210,45 @@ void note_float_layers(const QuantizedModel& qmodel, ResultRow& row) {
   row.notes.push_back("layers left in float: " + list);
 }
 
+// The fp32 model's metrics (and reconstructions), measured, or (in a sweep)
+// those an earlier point measured on the same data, baseline, backend and
+// metrics. The random generator is left as measuring left it, so that what
+// follows (a training-aware quantizer) draws the same numbers either way.
+SharedFp32 fp32_measurement(const Resolved& r, const Prepared& p, const std::string& baseline,
+                            Executable& exe, GraphModule module, SharedWork* shared) {
+  const std::string key = stable_hash(nlohmann::json{{"baseline", baseline},
+                                                     {"data", p.data_key},
+                                                     {"backend", r.config["backend"]},
+                                                     {"metrics", r.config["metrics"]}}
+                                          .dump());
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  if (shared) {
+    auto it = shared->state().fp32.find(key);
+    if (it != shared->state().fp32.end()) {
+      generator.set_state(it->second.rng_state);
+      return it->second;
+    }
+  }
+  const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
+  RunContext ctx(*r.model, p.graph, exe, p.data.test, metric_batch, nullptr, module, nullptr);
+  SharedFp32 fp;
+  fp.measured = measure(r.metric_names, r.metrics, ctx);
+  if (r.model->task() == Task::reconstruct)
+    fp.samples = reconstruction_samples(exe, p.data.test, &module);
+  fp.rng_state = generator.get_state();
+  if (shared) {
+    shared->state().fp32.emplace(key, fp);
+    ++shared->state().counts.fp32_measured;
+  }
+  return fp;
+}
+
 // The quantized model, made by the experiment's quantizer from the trained
 // float module; saved when asked. Returns it with its quantization time.
 std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(const Resolved& r,
                                                                   const Prepared& p,
                                                                   GraphModule module,
+                                                                  const std::string& baseline,
                                                                   const RunSettings& settings,
                                                                   std::ostream& log) {
   QuantizeContext qctx;
@@ -168,6 +261,10 @@ std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(const Resolved
   qctx.recipe = r.recipe;
   qctx.training.device = r.backend->device();
   qctx.training.progress = settings.progress;
+  if (settings.shared) {
+    qctx.calibration_cache = &settings.shared->state().calibration;
+    qctx.model_id = baseline + "|" + p.data_key;
+  }
   const auto start = std::chrono::steady_clock::now();
   auto qmodel =
       std::make_shared<const QuantizedModel>(r.quantizer->quantize(module, r.quantizer_opts, qctx));
@@ -183,7 +280,13 @@ std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(const Resolved
 std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
                                       const RunSettings& settings, std::ostream& log) {
   // 1. Resolve every section against its schema before any work is done.
-  Resolved r = resolve_experiment(ex, registry);
+  return run_experiment(ex, plan_experiment(ex, registry), settings, log);
+}
+
+std::vector<ResultRow> run_experiment(const Experiment& ex, const ExperimentPlan& plan,
+                                      const RunSettings& settings, std::ostream& log) {
+  QLAB_CHECK(plan.resolved, "run_experiment: the plan has no resolution");
+  const Resolved& r = *plan.resolved;
   if (!r.availability.available)
     throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
                             at(ex.backend, "name"), r.backend_name, r.availability.reason));
@@ -191,24 +294,25 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
     throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
 
   // 2. Backend, data and graph; 3. the float baseline.
-  const Prepared p = prepare(r, log);
+  const Prepared p = prepare(r, settings.shared.get(), log);
   seed_everything(r.recipe.seed);
   GraphModule module(p.graph);
   nlohmann::json config = r.config;
   config["quantizer"] = {{"name", "none"}};
   ResultRow row;
   if (!p.data.fallback_reason.empty()) row.notes.push_back(p.data.fallback_reason);
-  const double train_seconds = float_baseline(module, r, p, config, settings, row);
+  const nlohmann::json identity = baseline_identity(p, config);
+  const std::string baseline = stable_hash(identity.dump());
+  const double train_seconds =
+      shared_baseline(module, r, p.data.train, identity, baseline, settings, row);
   module->eval();
 
   // 4. Lower the float model onto the backend and measure it.
-  const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
   const std::unique_ptr<Executable> exe = r.backend->lower(module);
-  RunContext float_ctx(*r.model, p.graph, *exe, p.data.test, metric_batch, nullptr, module,
-                       nullptr);
-  const Measured fp = measure(r.metric_names, r.metrics, float_ctx);
-  const bool reconstructs = r.model->task() == Task::reconstruct;
-  if (reconstructs) row.samples = reconstruction_samples(*exe, p.data.test, &module);
+  const SharedFp32 float_run =
+      fp32_measurement(r, p, baseline, *exe, module, settings.shared.get());
+  const Measured& fp = float_run.measured;
+  row.samples = float_run.samples;
   row.metrics = fp.metrics;
   row.metrics["train_seconds"] = train_seconds;
   row.model = r.model_name;
@@ -224,10 +328,11 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
 
   // 5. Quantize, lower the quantized model, measure it.
   // Not a structured binding: C++17 lambdas cannot capture one.
-  const auto quantized = quantize(r, p, module, settings, log);
+  const auto quantized = quantize(r, p, module, baseline, settings, log);
   const std::shared_ptr<const QuantizedModel> qmodel = quantized.first;
   const double quantize_seconds = quantized.second;
   const std::unique_ptr<Executable> qexe = r.backend->lower(qmodel);
+  const std::int64_t metric_batch = r.metric_opts.get<std::int64_t>("batch_size");
   RunContext q_ctx(*r.model, qmodel->graph(), *qexe, p.data.test, metric_batch, qmodel.get(),
                    qmodel->float_module, exe.get());
   const Measured qm = measure(r.metric_names, r.metrics, q_ctx);
@@ -239,7 +344,7 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& regi
   // Training-aware quantizers: their fine-tuning is this row's training.
   qrow.training = qmodel->training;
   if (qmodel->train_seconds > 0) qrow.metrics["train_seconds"] = qmodel->train_seconds;
-  if (reconstructs) qrow.samples = reconstruction_samples(*qexe, p.data.test, nullptr);
+  if (r.model->task() == Task::reconstruct) qrow.samples = reconstruction_samples(*qexe, p.data.test, nullptr);
   qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
   qrow.environment["executable"] = qm.executable;

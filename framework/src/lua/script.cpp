@@ -253,7 +253,7 @@ Sweeper sweeper(Script& s, bool isolate) {
         exe.empty() ? std::filesystem::read_symlink("/proc/self/exe").string() : exe,
         s.settings().run, s.log());
   } else if (!runner) {
-    runner = in_process_runner(s.registry(), s.settings().run, s.log());
+    runner = in_process_runner(s.settings().run, s.log());
   }
   return Sweeper(s.registry(), s.store(), std::move(runner), s.log());
 }

@@ -7,6 +7,44 @@
 
 namespace qlab {
 
+namespace {
+
+// Calibrates on the float fused model, as PyTorch's observers do: the
+// observers see float values, so what they learn does not depend on bits.
+CalibratedObservers calibrate(GraphModule fused, const std::map<std::string, int>& sites,
+                              const PtqSpec& spec, const Dataset& calibration) {
+  const Graph& g = fused->graph();
+  std::vector<std::unique_ptr<Observer>> observers(g.nodes().size());
+  for (std::size_t i = 0; i < g.nodes().size(); ++i)
+    if (sites.count(g.nodes()[i].name))
+      observers[i] = make_observer(spec.observer, -1, spec.percentile);
+  const std::int64_t n = calibration.size();
+  if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
+  auto gen = at::detail::createCPUGenerator(4242);
+  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  torch::NoGradGuard no_grad;
+  for (std::int64_t b = 0; b < spec.calibration_batches && b * spec.batch_size < n; ++b) {
+    const auto idx = order.slice(0, b * spec.batch_size, std::min(n, (b + 1) * spec.batch_size));
+    fused->forward(calibration.images.index_select(0, idx),
+                   [&](std::size_t i, const torch::Tensor& v) {
+                     if (observers[i]) observers[i]->observe(v);
+                     return v;
+                   });
+  }
+  return {std::make_move_iterator(observers.begin()), std::make_move_iterator(observers.end())};
+}
+
+// Everything calibration depends on besides the bits: the float model and
+// its data (model_id), the observer, the sample, and which outputs it sees.
+std::string calibration_key(const PtqSpec& spec, const std::map<std::string, int>& sites) {
+  std::string key = fmt::format("{}|{}|{}|{}|{}|", spec.model_id, spec.observer, spec.percentile,
+                                spec.calibration_batches, spec.batch_size);
+  for (const auto& [name, bits] : sites) key += name + ",";
+  return key;
+}
+
+}  // namespace
+
 PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   PtqSpec spec;
   spec.scheme = scheme;
@@ -16,6 +54,8 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
       (!o.has("per_channel") || o.get<bool>("per_channel")) && ctx.engine.per_channel_weights;
   spec.batch_size = ctx.batch_size;
   spec.reduce_range = ctx.engine.reduce_range;
+  spec.cache = ctx.calibration_cache;
+  spec.model_id = ctx.model_id;
   return spec;
 }
 
@@ -87,30 +127,18 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   }
   if (spec.scheme == Scheme::dynamic) return q;
 
-  // Calibrate on the float fused model, as PyTorch's observers do.
   const auto sites = activation_sites(g, selection);
-  std::vector<std::unique_ptr<Observer>> observers(g.nodes().size());
+  const auto observe = [&] { return calibrate(q.float_module, sites, spec, calibration); };
+  std::shared_ptr<const CalibratedObservers> observed;
+  if (spec.cache && !spec.model_id.empty())
+    observed = spec.cache->get(calibration_key(spec, sites), observe);
+  else
+    observed = std::make_shared<const CalibratedObservers>(observe());
   for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (sites.count(g.nodes()[i].name))
-      observers[i] = make_observer(spec.observer, -1, spec.percentile);
-  const std::int64_t n = calibration.size();
-  if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
-  auto gen = at::detail::createCPUGenerator(4242);
-  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
-  torch::NoGradGuard no_grad;
-  for (std::int64_t b = 0; b < spec.calibration_batches && b * spec.batch_size < n; ++b) {
-    const auto idx = order.slice(0, b * spec.batch_size, std::min(n, (b + 1) * spec.batch_size));
-    q.float_module->forward(calibration.images.index_select(0, idx),
-                            [&](std::size_t i, const torch::Tensor& v) {
-                              if (observers[i]) observers[i]->observe(v);
-                              return v;
-                            });
-  }
-  for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (observers[i]) {
+    if (const auto& obs = (*observed)[i]) {
       const int bits = sites.at(g.nodes()[i].name);
       q.activations[g.nodes()[i].name] =
-          observers[i]->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
+          obs->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
     }
   return q;
 }

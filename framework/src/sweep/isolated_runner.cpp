@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,7 +56,8 @@ std::string child_line(const std::string& stderr_tail, const std::string& tag) {
 }  // namespace
 
 PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream& log) {
-  return [qlab = std::move(qlab), settings = std::move(settings), &log](const Experiment& ex) {
+  return [qlab = std::move(qlab), settings = std::move(settings), &log](const Experiment& ex,
+                                                                        const ExperimentPlan&) {
     TempDir dir;
     const std::string toml = (dir.path() / "point.toml").string();
     const std::string json = (dir.path() / "rows.json").string();
@@ -65,6 +67,7 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
     if (!settings.progress) args.push_back("--quiet");
     args.push_back(toml);
     // Forward the child's progress and messages; keep the tail for its error.
+    const auto start = std::chrono::steady_clock::now();
     std::string tail;
     const ChildExit exit =
         run_child(args, /*discard_stdout=*/true, [&](const char* data, std::size_t size) {
@@ -88,6 +91,12 @@ PointRunner isolated_runner(std::string qlab, RunSettings settings, std::ostream
                       ? fmt::format("the point's process exited with status {}", exit.code)
                       : message);
     }
+    // What isolation costs: the child loads the data and the baseline and
+    // measures fp32 itself, where an in-process sweep shares them.
+    log << fmt::format(
+        "isolated point: {:.1f} s in its own process, which loaded its data and baseline and "
+        "measured fp32 anew (an in-process sweep shares them)\n",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     std::ifstream in(json);
     const auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (!doc.is_object() || !doc.contains("rows"))

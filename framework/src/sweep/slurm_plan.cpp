@@ -130,7 +130,7 @@ PointRecord run_planned_point(const SlurmPlan& plan, std::size_t index, const Re
         plan.path, index, p.label, resolved.hash, p.hash));
   log << fmt::format("point {} of {}: {} ({})\n", index, plan.points.size(), p.label, p.hash);
   PointRecord rec = run_point(point, resolved, p.sweeps.empty() ? "" : p.sweeps.front(),
-                              in_process_runner(registry, settings, log));
+                              in_process_runner(settings, log));
   rec.label = p.label;
   const std::string shard = write_shard(plan.shards_dir, rec, p.sweeps);
   log << fmt::format("point {} {}{}; wrote {}\n", p.label, to_string(rec.status),

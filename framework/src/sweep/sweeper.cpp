@@ -129,9 +129,12 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points,
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::size_t left = points.size() - i;
-    log_ << fmt::format("[{} {}/{}] {} | {} stored, {} run | elapsed {}{}\n", settings.name, i + 1,
-                        points.size(), points[i].label(), stored, ran, format_duration(elapsed),
-                        ran ? " | ETA " + format_duration(run_seconds / ran * left) : "");
+    log_ << fmt::format("[{} {}/{}] {} | {} stored, {} run | elapsed {}", settings.name, i + 1,
+                        points.size(), points[i].label(), stored, ran, format_duration(elapsed));
+    if (ran)
+      log_ << fmt::format(" | {:.2f} points/s | ETA {}", ran / run_seconds,
+                          format_duration(run_seconds / ran * left));
+    log_ << "\n";
     log_.flush();
     out.push_back(run_one(points[i], plans[i], settings));
     run_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -148,10 +151,11 @@ std::vector<PointRecord> Sweeper::run(const std::vector<SweepPoint>& points,
   return out;
 }
 
-PointRunner in_process_runner(const Registry& registry, RunSettings settings, std::ostream& log) {
-  return [&registry, settings = std::move(settings), &log](const Experiment& ex) {
+PointRunner in_process_runner(RunSettings settings, std::ostream& log) {
+  if (!settings.shared) settings.shared = std::make_shared<SharedWork>();
+  return [settings = std::move(settings), &log](const Experiment& ex, const ExperimentPlan& plan) {
     std::vector<nlohmann::json> rows;
-    for (const auto& row : run_experiment(ex, registry, settings, log))
+    for (const auto& row : run_experiment(ex, plan, settings, log))
       rows.push_back(to_json(row));
     return rows;
   };
@@ -173,7 +177,7 @@ PointRecord run_point(const SweepPoint& point, const ExperimentPlan& plan, const
     rec.message = plan.unavailable;
   } else {
     try {
-      rec.rows = runner(point.experiment);
+      rec.rows = runner(point.experiment, plan);
     } catch (const Interrupted&) {
       throw;  // the user stopped the sweep; this point did not fail
     } catch (const c10::Error& e) {

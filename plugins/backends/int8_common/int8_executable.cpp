@@ -172,7 +172,7 @@ torch::Tensor run_qadd(const Step& s, Run& r) {
 // A layer left float, or an op without an integer kernel: its float
 // computation from the op table, between a dequantize and a quantize.
 torch::Tensor run_in_float(const Step& s, Run& r) {
-  OpCall call{s.attrs, {}, s.layer.get()};
+  OpCall call{s.attrs, {}, s.layer.get(), {}, false};
   for (std::size_t k = 0; k < s.inputs.size(); ++k) call.inputs.push_back(as_float(r.input(s, k)));
   return r.requantized(s, op_info(s.op).forward(call));
 }

@@ -11,6 +11,8 @@
 
 namespace qlab {
 
+class CalibrationCache;
+
 /// What the chosen backend's int8 kernels require of quantized tensors.
 struct EngineConstraints {
   bool reduce_range = false;        ///< 8-bit activations on 7 bits (16-bit pair sums)
@@ -38,6 +40,11 @@ struct QuantizeContext {
   const Model* model = nullptr;
   TrainRecipe recipe;
   TrainSettings training;
+  /// Set by a sweep (null otherwise): calibration statistics shared by its
+  /// points, under `model_id`, which names the trained float model and the
+  /// calibration data (post_training_quantize uses both).
+  CalibrationCache* calibration_cache = nullptr;
+  std::string model_id;
 };
 
 class Quantizer : public Plugin {

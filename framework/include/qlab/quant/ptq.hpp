@@ -3,6 +3,7 @@
 // `static` quantizer plugins: fuse, quantize weights, calibrate activations.
 #include <qlab/plugin/data.hpp>
 #include <qlab/plugin/quantizer.hpp>
+#include <qlab/quant/calibration_cache.hpp>
 #include <qlab/quant/config_list.hpp>
 #include <qlab/quant/qmodel.hpp>
 
@@ -20,6 +21,10 @@ struct PtqSpec {
   std::int64_t calibration_batches = 32;
   std::int64_t batch_size = 64;
   bool reduce_range = false;  ///< the engine needs 7-bit activations (applied at 8 bits)
+  /// Where calibrated observers are shared, and the float model's identity
+  /// there (QuantizeContext's); no sharing when either is unset.
+  CalibrationCache* cache = nullptr;
+  std::string model_id;
 };
 
 /// A spec from what every post-training quantizer is given: the context's
