@@ -10,6 +10,7 @@ namespace qlab {
 /// pool of busy-waiting threads; on top of LibTorch's OpenMP pool that
 /// oversubscribes the cores and makes fp32 timings slow and noisy. LibTorch
 /// already parallelises around each BLAS call, so BLAS needs no pool.
+/// It also has the C allocator keep freed memory for reuse (runtime.cpp).
 void set_threads(int threads);
 int threads();
 /// Threads of the BLAS pool after set_threads (-1 when the BLAS has no query).

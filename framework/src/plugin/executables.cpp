@@ -28,9 +28,17 @@ class Simulated final : public Executable {
   std::string reason_;
 };
 
+// Its own copy of the module, with 4-D weights channels-last: LibTorch
+// then runs oneDNN's convolutions in their native layout, without
+// reordering weights and activations at every call (MNIST CNN's batch of
+// 64: 15 -> 8.6 ms in PyTorch on the same LibTorch).
 class Float final : public Executable {
  public:
-  explicit Float(GraphModule module) : module_(std::move(module)) { module_->eval(); }
+  explicit Float(const GraphModule& module) : module_(clone_module(module)) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : module_->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
     torch::NoGradGuard no_grad;
     return module_->forward(batch);
@@ -47,7 +55,7 @@ class Float final : public Executable {
 }  // namespace
 
 std::unique_ptr<Executable> float_executable(GraphModule module) {
-  return std::make_unique<Float>(std::move(module));
+  return std::make_unique<Float>(module);
 }
 
 std::unique_ptr<Executable> simulated_executable(std::shared_ptr<const QuantizedModel> model,
