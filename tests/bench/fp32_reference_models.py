@@ -9,12 +9,12 @@ writes DIR/lenet.onnx and DIR/mnist_cnn.onnx (batch 64, random weights:
 latency does not depend on them) and prints PyTorch's latency per batch.
 """
 import argparse
-import time
 
 import torch
 import torch.nn as nn
 
 from lenet_epoch_reference import LeNet
+from mnist_cnn_int8_reference import median_ms
 
 BATCH = 64
 
@@ -32,18 +32,6 @@ class MnistCnn(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
-def median_ms(model, x, runs=200):
-    with torch.no_grad():
-        for _ in range(20):
-            model(x)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2] * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -56,7 +44,7 @@ def main():
         x = torch.randn(BATCH, 1, size, size)
         torch.onnx.export(model, x, f"{args.out}/{name}.onnx", input_names=["input"],
                           output_names=["output"], opset_version=13)
-        print(f"{name}: PyTorch (Python, {args.threads} threads) {median_ms(model, x):.3f} ms")
+        print(f"{name}: PyTorch (Python, {args.threads} threads) {median_ms(model, x, 200):.3f} ms")
 
 
 if __name__ == "__main__":
