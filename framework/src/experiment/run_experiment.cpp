@@ -216,11 +216,11 @@ void note_float_layers(const QuantizedModel& qmodel, ResultRow& row) {
 // follows (a training-aware quantizer) draws the same numbers either way.
 SharedFp32 fp32_measurement(const Resolved& r, const Prepared& p, const std::string& baseline,
                             Executable& exe, GraphModule module, SharedWork* shared) {
-  const std::string key = stable_hash(nlohmann::json{{"baseline", baseline},
-                                                     {"data", p.data_key},
-                                                     {"backend", r.config["backend"]},
-                                                     {"metrics", r.config["metrics"]}}
-                                          .dump());
+  const std::string key = stable_hash(nlohmann::json{
+      {"baseline", baseline},
+      {"data", p.data_key},
+      {"backend", r.config["backend"]},
+      {"metrics", r.config["metrics"]}}.dump());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   if (shared) {
     auto it = shared->state().fp32.find(key);
@@ -245,12 +245,9 @@ SharedFp32 fp32_measurement(const Resolved& r, const Prepared& p, const std::str
 
 // The quantized model, made by the experiment's quantizer from the trained
 // float module; saved when asked. Returns it with its quantization time.
-std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(const Resolved& r,
-                                                                  const Prepared& p,
-                                                                  GraphModule module,
-                                                                  const std::string& baseline,
-                                                                  const RunSettings& settings,
-                                                                  std::ostream& log) {
+std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(
+    const Resolved& r, const Prepared& p, GraphModule module, const std::string& baseline,
+    const RunSettings& settings, std::ostream& log) {
   QuantizeContext qctx;
   qctx.calibration = &p.data.train;
   qctx.batch_size = r.recipe.batch_size;
@@ -344,7 +341,8 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const ExperimentPlan
   // Training-aware quantizers: their fine-tuning is this row's training.
   qrow.training = qmodel->training;
   if (qmodel->train_seconds > 0) qrow.metrics["train_seconds"] = qmodel->train_seconds;
-  if (r.model->task() == Task::reconstruct) qrow.samples = reconstruction_samples(*qexe, p.data.test, nullptr);
+  if (r.model->task() == Task::reconstruct)
+    qrow.samples = reconstruction_samples(*qexe, p.data.test, nullptr);
   qrow.config["quantizer"] = r.config["quantizer"];
   qrow.calibration = qmodel->calibration_config();
   qrow.environment["executable"] = qm.executable;

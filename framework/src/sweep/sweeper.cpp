@@ -155,8 +155,7 @@ PointRunner in_process_runner(RunSettings settings, std::ostream& log) {
   if (!settings.shared) settings.shared = std::make_shared<SharedWork>();
   return [settings = std::move(settings), &log](const Experiment& ex, const ExperimentPlan& plan) {
     std::vector<nlohmann::json> rows;
-    for (const auto& row : run_experiment(ex, plan, settings, log))
-      rows.push_back(to_json(row));
+    for (const auto& row : run_experiment(ex, plan, settings, log)) rows.push_back(to_json(row));
     return rows;
   };
 }
