@@ -51,8 +51,9 @@ struct SweepSettings {
   PointDeferrer defer;
 };
 
-/// Runs one point; the default runs run_experiment. Tests inject their own.
-/// Runs one point; returns its result rows as stored (to_json of each).
+/// Runs one point from its plan (resolved once, by the sweeper) and returns
+/// its result rows as stored (to_json of each). The default runs
+/// run_experiment; tests inject their own.
 using PointRunner =
     std::function<std::vector<nlohmann::json>(const Experiment&, const ExperimentPlan&)>;
 
