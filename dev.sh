@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
   cmake ninja-build g++ ccache pkg-config zlib1g-dev
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libdnnl-dev
   libboost-dev libboost-filesystem-dev libtomlplusplus-dev liblua5.4-dev
   libgtest-dev libbenchmark-dev libsqlite3-dev gnuplot-nox
   libcli11-dev libfmt-dev nlohmann-json3-dev

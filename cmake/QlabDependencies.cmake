@@ -11,3 +11,17 @@ find_package(Threads REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)
+# oneDNN (libdnnl-dev) runs the fp32 baseline on prepacked primitives; without
+# it the baseline runs on LibTorch's CPU kernels, and says so.
+# Found by hand: Debian's dnnl-config.cmake insists on OpenCL, which the CPU
+# engine does not use.
+find_path(DNNL_INCLUDE_DIR dnnl.hpp)
+find_library(DNNL_LIBRARY NAMES dnnl)
+if(DNNL_INCLUDE_DIR AND DNNL_LIBRARY)
+  add_library(qlab_dnnl INTERFACE)
+  target_include_directories(qlab_dnnl INTERFACE ${DNNL_INCLUDE_DIR})
+  target_link_libraries(qlab_dnnl INTERFACE ${DNNL_LIBRARY})
+  message(STATUS "oneDNN for the fp32 baseline: ${DNNL_LIBRARY}")
+else()
+  message(STATUS "oneDNN not found (libdnnl-dev): the fp32 baseline runs on LibTorch's kernels")
+endif()

@@ -80,7 +80,8 @@ QuantizedModel qat_model(GraphModule m, const std::string& model_name, const Dat
   return quantization_aware_training(std::move(m), spec, make, ctx);
 }
 
-// What one benchmark runs: fp32 (`backend` "cpu", not quantized), or a
+// What one benchmark runs: fp32 (`backend` "cpu", not quantized; on
+// LibTorch's kernels op by op when `libtorch_fp32`), or a
 // static model of `bits`-bit weights and activations (QAT when `qat_of`
 // names the model) on the backend's int8 kernels, or `simulated` in float.
 struct Target {
@@ -89,6 +90,7 @@ struct Target {
   int bits = 8;
   bool simulated = false;
   std::string qat_of;
+  bool libtorch_fp32 = false;
 };
 
 void run(benchmark::State& state, Graph graph, const Target& t) {
@@ -116,7 +118,7 @@ void run(benchmark::State& state, Graph graph, const Target& t) {
                        : qat_model(m, qat_of, calib, spec.reduce_range));
     exe = t.simulated ? simulated_executable(q, "benchmark") : backend->lower(q);
   } else {
-    exe = backend->lower(m);
+    exe = t.libtorch_fp32 ? float_executable(m, FloatKernels::libtorch) : backend->lower(m);
   }
   const auto x = batch_for(graph, state.range(0));
   for (int i = 0; i < 3; ++i) exe->run(x);
@@ -186,6 +188,8 @@ void register_all() {
     for (const auto& [backend, int8] : targets)
       add(s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32")), s.graph,
           {backend, int8, 8, false, ""});
+  for (const auto& s : subjects)
+    add(s.name + "/fp32_libtorch", s.graph, {"cpu", false, 8, false, "", true});
   for (const char* name : {"lenet", "mnist_cnn"})
     add(std::string("model/") + name + "/int8_onednn_qat", model(name),
         {"onednn", true, 8, false, name});

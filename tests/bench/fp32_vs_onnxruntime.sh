@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # qlab's fp32 LeNet and MNIST CNN against ONNX Runtime's CPU provider and
 # PyTorch's Python frontend, batch 64, the same threads, in one run on this
-# machine. Prints each latency and qlab's ratio to ONNX Runtime.
+# machine. Prints each latency and qlab's ratio to ONNX Runtime, for qlab's
+# fp32 executable (oneDNN primitives) and for LibTorch's kernels op by op.
 #
 #   ./dev.sh test        # once: builds qlab_bench among the tests
 #   bash tests/bench/fp32_vs_onnxruntime.sh
@@ -34,9 +35,11 @@ for m in lenet mnist_cnn; do
     "$models/$m.onnx" "${shape[$m]}" "$threads" | cut -d' ' -f1)
   echo "$m: ONNX Runtime $(NODE_PATH="$ort/node_modules" node -p "require('onnxruntime-node/package.json').version") ${ort_ms[$m]} ms"
 done
-"$bench" --benchmark_filter='^model/(lenet|mnist_cnn)/fp32/' \
+"$bench" --benchmark_filter='^model/(lenet|mnist_cnn)/fp32' \
   --benchmark_min_time=0.5 --benchmark_format=csv 2>/dev/null >"$models/qlab.csv"
 for m in lenet mnist_cnn; do
   ms=$(grep "model/$m/fp32/" "$models/qlab.csv" | cut -d, -f3)
+  lt=$(grep "model/$m/fp32_libtorch/" "$models/qlab.csv" | cut -d, -f3)
+  echo "$m: qlab fp32 on LibTorch's kernels $lt ms, $(python3 -c "print(f'{$lt / ${ort_ms[$m]}:.2f}')")x ONNX Runtime's latency"
   echo "$m: qlab fp32 $ms ms, $(python3 -c "print(f'{$ms / ${ort_ms[$m]}:.2f}')")x ONNX Runtime's latency"
 done

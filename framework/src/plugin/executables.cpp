@@ -1,6 +1,8 @@
 #include <qlab/plugin/backend.hpp>
 #include <qlab/runtime.hpp>
 
+#include "plugin/onednn_float.hpp"
+
 #include <fmt/format.h>
 
 namespace qlab {
@@ -28,14 +30,16 @@ class Simulated final : public Executable {
   std::string reason_;
 };
 
-// Its own copy of the module, with 4-D weights channels-last: LibTorch
-// then runs oneDNN's convolutions in their native layout, without
-// reordering weights and activations at every call (MNIST CNN's batch of
-// 64: 15 -> 8.6 ms in PyTorch on the same LibTorch).
+// LibTorch's kernels op by op, on its own copy of the module with 4-D
+// weights channels-last: LibTorch then runs oneDNN's convolutions in their
+// native layout, without reordering weights and activations at every call
+// (MNIST CNN's batch of 64: 15 -> 8.6 ms in PyTorch on the same LibTorch).
 class Float final : public Executable {
  public:
-  explicit Float(const GraphModule& module) : module_(clone_module(module)) {
+  Float(const GraphModule& module, std::string why_not_onednn)
+      : module_(clone_module(module)), why_not_onednn_(std::move(why_not_onednn)) {
     torch::NoGradGuard no_grad;
+    module_->eval();
     for (auto& p : module_->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
   }
@@ -45,17 +49,22 @@ class Float final : public Executable {
   }
   Mode mode() const override { return Mode::fp32; }
   std::string describe() const override {
-    return fmt::format("fp32 on LibTorch CPU kernels, {} threads", threads());
+    return fmt::format("fp32 on LibTorch CPU kernels, {} threads{}", threads(),
+                       why_not_onednn_.empty() ? "" : " (" + why_not_onednn_ + ")");
   }
 
  private:
   GraphModule module_;
+  std::string why_not_onednn_;
 };
 
 }  // namespace
 
-std::unique_ptr<Executable> float_executable(GraphModule module) {
-  return std::make_unique<Float>(module);
+std::unique_ptr<Executable> float_executable(GraphModule module, FloatKernels kernels) {
+  std::string why;
+  if (kernels == FloatKernels::best)
+    if (auto exe = onednn_float_executable(module, why)) return exe;
+  return std::make_unique<Float>(module, why);
 }
 
 std::unique_ptr<Executable> simulated_executable(std::shared_ptr<const QuantizedModel> model,

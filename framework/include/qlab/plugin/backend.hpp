@@ -58,9 +58,17 @@ class Backend : public Plugin {
   virtual std::unique_ptr<Executable> lower(std::shared_ptr<const QuantizedModel> model) const = 0;
 };
 
-/// A float module run by LibTorch's CPU kernels (mode fp32): the reference
-/// every backend's fp32 path uses.
-std::unique_ptr<Executable> float_executable(GraphModule module);
+/// Which kernels run a float module on the CPU.
+enum class FloatKernels {
+  best,  ///< oneDNN primitives where the build has oneDNN and they lower the graph, else LibTorch
+  libtorch,  ///< LibTorch's CPU kernels, op by op, as GraphModule::forward runs them
+};
+
+/// A float module in eval mode on the CPU (mode fp32): the reference every
+/// backend's fp32 path uses. Its describe() names the kernels, and why
+/// LibTorch's where `best` could not use oneDNN.
+std::unique_ptr<Executable> float_executable(GraphModule module,
+                                             FloatKernels kernels = FloatKernels::best);
 
 /// A quantized model run in float with fake quantization: how every backend
 /// runs bit widths it has no kernels for. Its mode is `simulated`, and its
