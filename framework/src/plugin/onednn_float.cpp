@@ -8,6 +8,8 @@
 #ifdef QLAB_HAVE_DNNL
 #include <dnnl.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <unordered_map>
 #endif
@@ -43,10 +45,17 @@ struct Step {
   std::unordered_map<int, memory> args;
 };
 
-// The primitives for one batch size, with their memories and prepacked weights.
+// The primitives for one batch size, with their prepacked weights.
+// Activations and primitives' scratchpads live in one buffer allocated for
+// each run, not held between runs: the memory metric then sees them as it
+// sees LibTorch's temporaries, and an idle executable holds only weights.
 struct Plan {
   memory input;  // the caller's batch; its handle is set at every run
   std::vector<Step> steps;
+  std::vector<std::pair<memory, std::size_t> > activations;  // with their offsets in the buffer
+  std::vector<memory> scratchpads;                           // all at `scratchpad_offset`
+  std::size_t activation_bytes = 0;
+  std::size_t scratchpad_bytes = 0;
   struct Output {
     dnnl::reorder to_plain;
     memory::desc plain;
@@ -149,10 +158,35 @@ class PlanBuilder {
 
   const Value& input(const Node& n, std::size_t i) const { return values_.at(n.inputs.at(i)); }
 
+  // An activation's memory, placed in the per-run buffer.
+  memory activation(const memory::desc& md) {
+    constexpr std::size_t kAlign = 64;
+    memory m(md, engine_, DNNL_MEMORY_NONE);
+    const std::size_t offset = (plan_->activation_bytes + kAlign - 1) / kAlign * kAlign;
+    plan_->activations.emplace_back(m, offset);
+    plan_->activation_bytes = offset + md.get_size();
+    return m;
+  }
+
+  // The primitive's scratchpad: every step's shares one region.
+  void add_scratchpad(const memory::desc& md, std::unordered_map<int, memory>& args) {
+    if (md.get_size() == 0) return;
+    memory m(md, engine_, DNNL_MEMORY_NONE);
+    plan_->scratchpads.push_back(m);
+    plan_->scratchpad_bytes = std::max(plan_->scratchpad_bytes, md.get_size());
+    args[DNNL_ARG_SCRATCHPAD] = m;
+  }
+
+  static dnnl::primitive_attr user_scratchpad() {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  }
+
   // `v`'s memory in layout `want`, through a reorder step when it differs.
   memory in_layout(const Value& v, const memory::desc& want) {
     if (v.mem.get_desc() == want) return v.mem;
-    memory out(want, engine_);
+    memory out = activation(want);
     plan_->steps.push_back(
         {dnnl::reorder(v.mem, out), {{DNNL_ARG_FROM, v.mem}, {DNNL_ARG_TO, out}}});
     return out;
@@ -168,9 +202,11 @@ class PlanBuilder {
     return out;
   }
 
-  void add_step(const Node& n, dnnl::primitive p, std::unordered_map<int, memory> args,
+  template <class Primitive, class PrimitiveDesc>
+  void add_step(const Node& n, const PrimitiveDesc& pd, std::unordered_map<int, memory> args,
                 const memory& dst, const std::string& what) {
-    plan_->steps.push_back({std::move(p), std::move(args)});
+    add_scratchpad(pd.scratchpad_desc(), args);
+    plan_->steps.push_back({Primitive(pd), std::move(args)});
     values_[n.name] = {dst, false};
     plan_->lowered.push_back(fmt::format("{}: oneDNN {}", n.name, what));
   }
@@ -192,7 +228,7 @@ class PlanBuilder {
     const memory::desc any_src(src_dims, kF32, Tag::any), any_w(w_dims, kF32, Tag::any),
         any_dst(dst_dims, kF32, Tag::any), bias_md({a.out}, kF32, Tag::x);
     const Dims stride{a.stride, a.stride}, pad{a.padding, a.padding};
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(activation_post_ops(a.activation));
     const auto pd_for = [&](dnnl::algorithm alg) {
       const auto desc = layer.bias.defined()
@@ -217,10 +253,11 @@ class PlanBuilder {
         {DNNL_ARG_WEIGHTS, packed(layer.weight, w_dims, w_tag, pd.weights_desc())}};
     if (layer.bias.defined())
       args[DNNL_ARG_BIAS] = packed(layer.bias, {a.out}, Tag::x, pd.bias_desc());
-    memory dst(pd.dst_desc(), engine_);
+    memory dst = activation(pd.dst_desc());
     args[DNNL_ARG_DST] = dst;
-    add_step(n, dnnl::convolution_forward(pd), std::move(args), dst,
-             fmt::format("convolution {}{}", pd.impl_info_str(), activation_suffix(a.activation)));
+    add_step<dnnl::convolution_forward>(
+        n, pd, std::move(args), dst,
+        fmt::format("convolution {}{}", pd.impl_info_str(), activation_suffix(a.activation)));
   }
 
   void linear(const Node& n) {
@@ -237,7 +274,7 @@ class PlanBuilder {
     const Tag w_tag = spatial ? Tag::oihw : Tag::oi;
     const memory::desc any_w(w_dims, kF32, Tag::any), dst_md({src_dims[0], a.out}, kF32, Tag::nc),
         bias_md({a.out}, kF32, Tag::x);
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(activation_post_ops(a.activation));
     const auto pd_for = [&](const memory::desc& src) {
       const auto desc =
@@ -258,20 +295,22 @@ class PlanBuilder {
         {DNNL_ARG_WEIGHTS, packed(layer.weight, w_dims, w_tag, pd.weights_desc())}};
     if (layer.bias.defined())
       args[DNNL_ARG_BIAS] = packed(layer.bias, {a.out}, Tag::x, pd.bias_desc());
-    memory dst(pd.dst_desc(), engine_);
+    memory dst = activation(pd.dst_desc());
     args[DNNL_ARG_DST] = dst;
-    add_step(
-        n, dnnl::inner_product_forward(pd), std::move(args), dst,
+    add_step<dnnl::inner_product_forward>(
+        n, pd, std::move(args), dst,
         fmt::format("inner product {}{}", pd.impl_info_str(), activation_suffix(a.activation)));
   }
 
   void eltwise(const Node& n, dnnl::algorithm alg, float alpha, float beta) {
     const Value& x = input(n, 0);
     const dnnl::eltwise_forward::primitive_desc pd(
-        dnnl::eltwise_forward::desc(kInference, alg, x.mem.get_desc(), alpha, beta), engine_);
-    memory dst(pd.dst_desc(), engine_);
-    add_step(n, dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, x.mem}, {DNNL_ARG_DST, dst}}, dst,
-             fmt::format("eltwise {} {}", to_string(n.op), pd.impl_info_str()));
+        dnnl::eltwise_forward::desc(kInference, alg, x.mem.get_desc(), alpha, beta),
+        user_scratchpad(), engine_);
+    memory dst = activation(pd.dst_desc());
+    add_step<dnnl::eltwise_forward>(
+        n, pd, {{DNNL_ARG_SRC, x.mem}, {DNNL_ARG_DST, dst}}, dst,
+        fmt::format("eltwise {} {}", to_string(n.op), pd.impl_info_str()));
     values_[n.name].flattened = x.flattened;
   }
 
@@ -287,10 +326,11 @@ class PlanBuilder {
     const dnnl::pooling_forward::primitive_desc pd(
         dnnl::pooling_forward::desc(kInference, alg, src, memory::desc(dst_dims, kF32, Tag::any),
                                     {stride, stride}, {kernel, kernel}, {0, 0}, pad_r),
-        engine_);
-    memory dst(pd.dst_desc(), engine_);
-    add_step(n, dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, x.mem}, {DNNL_ARG_DST, dst}}, dst,
-             fmt::format("pooling {} {}", to_string(n.op), pd.impl_info_str()));
+        user_scratchpad(), engine_);
+    memory dst = activation(pd.dst_desc());
+    add_step<dnnl::pooling_forward>(
+        n, pd, {{DNNL_ARG_SRC, x.mem}, {DNNL_ARG_DST, dst}}, dst,
+        fmt::format("pooling {} {}", to_string(n.op), pd.impl_info_str()));
   }
 
   void add(const Node& n) {
@@ -299,11 +339,11 @@ class PlanBuilder {
     if (a.flattened != b.flattened) throw Unsupported("adding a flattened and a spatial map");
     const auto md = a.mem.get_desc();
     const dnnl::binary::primitive_desc pd(
-        dnnl::binary::desc(dnnl::algorithm::binary_add, md, md, md), engine_);
-    memory dst(pd.dst_desc(), engine_);
-    add_step(n, dnnl::binary(pd),
-             {{DNNL_ARG_SRC_0, a.mem}, {DNNL_ARG_SRC_1, in_layout(b, md)}, {DNNL_ARG_DST, dst}},
-             dst, fmt::format("binary add {}", pd.impl_info_str()));
+        dnnl::binary::desc(dnnl::algorithm::binary_add, md, md, md), user_scratchpad(), engine_);
+    memory dst = activation(pd.dst_desc());
+    add_step<dnnl::binary>(
+        n, pd, {{DNNL_ARG_SRC_0, a.mem}, {DNNL_ARG_SRC_1, in_layout(b, md)}, {DNNL_ARG_DST, dst}},
+        dst, fmt::format("binary add {}", pd.impl_info_str()));
     values_[n.name].flattened = a.flattened;
   }
 
@@ -324,6 +364,14 @@ class OneDnnFloat final : public Executable {
     const auto x = batch.to(torch::kCPU, torch::kFloat).contiguous();
     Plan& plan = plan_for(x.sizes().vec());
     plan.input.set_data_handle(x.data_ptr());
+    const std::size_t scratchpad_offset = (plan.activation_bytes + 63) / 64 * 64;
+    const std::unique_ptr<void, decltype(&std::free)> buffer(
+        std::aligned_alloc(64, (scratchpad_offset + plan.scratchpad_bytes + 63) / 64 * 64 + 64),
+        &std::free);
+    if (!buffer) throw std::bad_alloc();
+    auto* base = static_cast<char*>(buffer.get());
+    for (auto& [m, offset] : plan.activations) m.set_data_handle(base + offset);
+    for (auto& m : plan.scratchpads) m.set_data_handle(base + scratchpad_offset);
     for (auto& step : plan.steps) step.primitive.execute(stream_, step.args);
     std::vector<torch::Tensor> outputs;
     for (auto& out : plan.outputs) {
@@ -344,8 +392,9 @@ class OneDnnFloat final : public Executable {
         v->major, v->minor, v->patch, threads());
   }
   std::vector<std::string> lowered() const override {
+    // The largest batch's: implementations can differ with the batch size.
     if (plans_.empty()) return {describe()};
-    return plans_.begin()->second.lowered;
+    return plans_.rbegin()->second.lowered;
   }
 
   // Builds the plan of the graph's own input shape at batch 1, so that an
