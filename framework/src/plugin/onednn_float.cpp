@@ -9,8 +9,12 @@
 #include <dnnl.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #endif
 
@@ -46,15 +50,14 @@ struct Step {
 };
 
 // The primitives for one batch size, with their prepacked weights.
-// Activations and primitives' scratchpads live in one buffer allocated for
-// each run, not held between runs: the memory metric then sees them as it
-// sees LibTorch's temporaries, and an idle executable holds only weights.
+// Activations and primitives' scratchpads are allocated for each run, not
+// held between runs: the memory metric then sees them as it sees LibTorch's
+// temporaries, and an idle executable holds only weights.
 struct Plan {
   memory input;  // the caller's batch; its handle is set at every run
   std::vector<Step> steps;
-  std::vector<std::pair<memory, std::size_t> > activations;  // with their offsets in the buffer
-  std::vector<memory> scratchpads;                           // all at `scratchpad_offset`
-  std::size_t activation_bytes = 0;
+  std::vector<memory> activations;
+  std::vector<memory> scratchpads;  // all in one region: steps run one at a time
   std::size_t scratchpad_bytes = 0;
   struct Output {
     dnnl::reorder to_plain;
@@ -158,13 +161,10 @@ class PlanBuilder {
 
   const Value& input(const Node& n, std::size_t i) const { return values_.at(n.inputs.at(i)); }
 
-  // An activation's memory, placed in the per-run buffer.
+  // An activation's memory; its buffer is set at every run.
   memory activation(const memory::desc& md) {
-    constexpr std::size_t kAlign = 64;
     memory m(md, engine_, DNNL_MEMORY_NONE);
-    const std::size_t offset = (plan_->activation_bytes + kAlign - 1) / kAlign * kAlign;
-    plan_->activations.emplace_back(m, offset);
-    plan_->activation_bytes = offset + md.get_size();
+    plan_->activations.push_back(m);
     return m;
   }
 
@@ -211,6 +211,47 @@ class PlanBuilder {
     plan_->lowered.push_back(fmt::format("{}: oneDNN {}", n.name, what));
   }
 
+  // Seconds one run of `pd` takes on scratch data (best of three), with the
+  // reorder its source needs from `src`.
+  double seconds(const dnnl::convolution_forward::primitive_desc& pd, const memory::desc& src) {
+    std::unordered_map<int, memory> args;
+    for (int arg :
+         {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD}) {
+      const auto md = pd.query_md(dnnl::query::exec_arg_md, arg);
+      if (md.get_size() == 0) continue;
+      memory m(md, engine_);
+      std::memset(m.get_data_handle(), 0, md.get_size());
+      args[arg] = m;
+    }
+    const dnnl::convolution_forward primitive(pd);
+    std::optional<dnnl::reorder> reorder;
+    memory from(src, engine_);
+    if (src != pd.src_desc()) reorder = dnnl::reorder(from, args[DNNL_ARG_SRC]);
+    double best = std::numeric_limits<double>::infinity();
+    for (int i = 0; i < 3; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      if (reorder) reorder->execute(stream_, from, args[DNNL_ARG_SRC]);
+      primitive.execute(stream_, args);
+      stream_.wait();
+      best = std::min(
+          best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  }
+
+  dnnl::convolution_forward::primitive_desc fastest(
+      const std::vector<dnnl::convolution_forward::primitive_desc>& candidates,
+      const memory::desc& src) {
+    std::size_t best = 0;
+    double best_seconds = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      if (const double t = seconds(candidates[i], src); t < best_seconds) {
+        best = i;
+        best_seconds = t;
+      }
+    return candidates[best];
+  }
+
   void conv(const Node& n) {
     const Attrs& a = n.attrs;
     const Value& x = input(n, 0);
@@ -225,29 +266,34 @@ class PlanBuilder {
                             ? Dims{a.out, a.in, a.kernel, a.kernel}
                             : Dims{a.groups, a.out / a.groups, a.in / a.groups, a.kernel, a.kernel};
     const Tag w_tag = a.groups == 1 ? Tag::oihw : Tag::goihw;
-    const memory::desc any_src(src_dims, kF32, Tag::any), any_w(w_dims, kF32, Tag::any),
-        any_dst(dst_dims, kF32, Tag::any), bias_md({a.out}, kF32, Tag::x);
+    const memory::desc any_w(w_dims, kF32, Tag::any), bias_md({a.out}, kF32, Tag::x);
     const Dims stride{a.stride, a.stride}, pad{a.padding, a.padding};
     dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(activation_post_ops(a.activation));
-    const auto pd_for = [&](dnnl::algorithm alg) {
-      const auto desc = layer.bias.defined()
-                            ? dnnl::convolution_forward::desc(kInference, alg, any_src, any_w,
-                                                              bias_md, any_dst, stride, pad, pad)
-                            : dnnl::convolution_forward::desc(kInference, alg, any_src, any_w,
-                                                              any_dst, stride, pad, pad);
+    const auto pd_for = [&](dnnl::algorithm alg, Tag layout) {
+      const memory::desc src(src_dims, kF32, layout), dst(dst_dims, kF32, layout);
+      const auto desc =
+          layer.bias.defined()
+              ? dnnl::convolution_forward::desc(kInference, alg, src, any_w, bias_md, dst, stride,
+                                                pad, pad)
+              : dnnl::convolution_forward::desc(kInference, alg, src, any_w, dst, stride, pad, pad);
       return dnnl::convolution_forward::primitive_desc(desc, attr, engine_);
     };
-    // Winograd F(4x4, 3x3) where this CPU has it (AVX-512): 2.25x fewer
-    // multiplications for dense 3x3 stride-1 convolutions, at a rounding
-    // error the tests bound. It pays where the conv is compute-bound: MNIST
-    // CNN's 32->64 conv 7.1 -> 3.0 ms here, its 1->32 conv 0.7 -> 1.5 ms.
-    dnnl::convolution_forward::primitive_desc pd;
-    if (a.kernel == 3 && a.stride == 1 && a.groups == 1 && a.in >= 16) try {
-        pd = pd_for(dnnl::algorithm::convolution_winograd);
+    // Which implementation is fastest depends on the shape and the CPU: on
+    // this AMD EPYC, VGG16's 64->64 conv at 32x32 took 49 ms in the layout
+    // oneDNN picks for itself and 13 ms channels-last, and Winograd
+    // F(4x4,3x3) (AVX-512 only) halves MNIST CNN's 32->64 conv but doubles
+    // its 1->32 one. So the candidates are timed on the plan's own shape,
+    // as cuDNN's benchmark mode does, and the fastest kept. Winograd rounds
+    // differently from direct convolution; the tests bound the difference.
+    std::vector<dnnl::convolution_forward::primitive_desc> candidates{
+        pd_for(dnnl::algorithm::convolution_direct, Tag::any),
+        pd_for(dnnl::algorithm::convolution_direct, Tag::nhwc)};
+    if (a.kernel == 3 && a.stride == 1 && a.groups == 1) try {
+        candidates.push_back(pd_for(dnnl::algorithm::convolution_winograd, Tag::any));
       } catch (const dnnl::error&) {
       }
-    if (!pd) pd = pd_for(dnnl::algorithm::convolution_direct);
+    const auto pd = fastest(candidates, x.mem.get_desc());
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, in_layout(x, pd.src_desc())},
         {DNNL_ARG_WEIGHTS, packed(layer.weight, w_dims, w_tag, pd.weights_desc())}};
@@ -364,14 +410,21 @@ class OneDnnFloat final : public Executable {
     const auto x = batch.to(torch::kCPU, torch::kFloat).contiguous();
     Plan& plan = plan_for(x.sizes().vec());
     plan.input.set_data_handle(x.data_ptr());
-    const std::size_t scratchpad_offset = (plan.activation_bytes + 63) / 64 * 64;
-    const std::unique_ptr<void, decltype(&std::free)> buffer(
-        std::aligned_alloc(64, (scratchpad_offset + plan.scratchpad_bytes + 63) / 64 * 64 + 64),
-        &std::free);
-    if (!buffer) throw std::bad_alloc();
-    auto* base = static_cast<char*>(buffer.get());
-    for (auto& [m, offset] : plan.activations) m.set_data_handle(base + offset);
-    for (auto& m : plan.scratchpads) m.set_data_handle(base + scratchpad_offset);
+    // One allocation per activation, not one buffer for all: glibc serves
+    // blocks under 32 MiB from its heap, which keeps freed ones for reuse
+    // (set_threads), and maps larger ones afresh, faulting their pages in
+    // at every run (VGG16's activations at batch 64 total more).
+    std::vector<std::unique_ptr<void, decltype(&std::free)> > buffers;
+    const auto allocate = [&](std::size_t bytes) {
+      buffers.emplace_back(std::aligned_alloc(64, (bytes + 63) / 64 * 64), &std::free);
+      if (!buffers.back()) throw std::bad_alloc();
+      return buffers.back().get();
+    };
+    for (auto& m : plan.activations) m.set_data_handle(allocate(m.get_desc().get_size()));
+    if (plan.scratchpad_bytes > 0) {
+      void* scratchpad = allocate(plan.scratchpad_bytes);
+      for (auto& m : plan.scratchpads) m.set_data_handle(scratchpad);
+    }
     for (auto& step : plan.steps) step.primitive.execute(stream_, step.args);
     std::vector<torch::Tensor> outputs;
     for (auto& out : plan.outputs) {
