@@ -211,6 +211,23 @@ class PlanBuilder {
     plan_->lowered.push_back(fmt::format("{}: oneDNN {}", n.name, what));
   }
 
+  // A conv or linear step: its source reordered if need be, its weight and
+  // bias packed into the layouts `pd` chose.
+  template <class Primitive, class PrimitiveDesc>
+  void add_weighted(const Node& n, const Value& x, const PrimitiveDesc& pd,
+                    const torch::Tensor& weight, const torch::Tensor& bias, const Dims& w_dims,
+                    Tag w_tag, const char* kind) {
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, in_layout(x, pd.src_desc())},
+        {DNNL_ARG_WEIGHTS, packed(weight, w_dims, w_tag, pd.weights_desc())}};
+    if (bias.defined()) args[DNNL_ARG_BIAS] = packed(bias, {n.attrs.out}, Tag::x, pd.bias_desc());
+    memory dst = activation(pd.dst_desc());
+    args[DNNL_ARG_DST] = dst;
+    add_step<Primitive>(
+        n, pd, std::move(args), dst,
+        fmt::format("{} {}{}", kind, pd.impl_info_str(), activation_suffix(n.attrs.activation)));
+  }
+
   // Seconds one run of `pd` takes on scratch data (best of three), with the
   // reorder its source needs from `src`.
   double seconds(const dnnl::convolution_forward::primitive_desc& pd, const memory::desc& src) {
@@ -293,17 +310,8 @@ class PlanBuilder {
         candidates.push_back(pd_for(dnnl::algorithm::convolution_winograd, Tag::any));
       } catch (const dnnl::error&) {
       }
-    const auto pd = fastest(candidates, x.mem.get_desc());
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, in_layout(x, pd.src_desc())},
-        {DNNL_ARG_WEIGHTS, packed(layer.weight, w_dims, w_tag, pd.weights_desc())}};
-    if (layer.bias.defined())
-      args[DNNL_ARG_BIAS] = packed(layer.bias, {a.out}, Tag::x, pd.bias_desc());
-    memory dst = activation(pd.dst_desc());
-    args[DNNL_ARG_DST] = dst;
-    add_step<dnnl::convolution_forward>(
-        n, pd, std::move(args), dst,
-        fmt::format("convolution {}{}", pd.impl_info_str(), activation_suffix(a.activation)));
+    add_weighted<dnnl::convolution_forward>(n, x, fastest(candidates, x.mem.get_desc()),
+                                            layer.weight, layer.bias, w_dims, w_tag, "convolution");
   }
 
   void linear(const Node& n) {
@@ -336,16 +344,8 @@ class PlanBuilder {
     } catch (const dnnl::error&) {
       pd = pd_for(memory::desc(src_dims, kF32, Tag::any));
     }
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, in_layout(x, pd.src_desc())},
-        {DNNL_ARG_WEIGHTS, packed(layer.weight, w_dims, w_tag, pd.weights_desc())}};
-    if (layer.bias.defined())
-      args[DNNL_ARG_BIAS] = packed(layer.bias, {a.out}, Tag::x, pd.bias_desc());
-    memory dst = activation(pd.dst_desc());
-    args[DNNL_ARG_DST] = dst;
-    add_step<dnnl::inner_product_forward>(
-        n, pd, std::move(args), dst,
-        fmt::format("inner product {}{}", pd.impl_info_str(), activation_suffix(a.activation)));
+    add_weighted<dnnl::inner_product_forward>(n, x, pd, layer.weight, layer.bias, w_dims, w_tag,
+                                              "inner product");
   }
 
   void eltwise(const Node& n, dnnl::algorithm alg, float alpha, float beta) {
