@@ -2,9 +2,6 @@
 #include <qlab/quant/passes.hpp>
 
 namespace qlab {
-namespace {
-
-// The node that alone reads `name`, if it has exactly one reader and is no output.
 const Node* sole_consumer(const Graph& g, const std::string& name) {
   const Node* found = nullptr;
   for (const auto& n : g.nodes())
@@ -17,6 +14,8 @@ const Node* sole_consumer(const Graph& g, const std::string& name) {
     if (o == name) return nullptr;
   return found;
 }
+
+namespace {
 
 template <class T>
 std::shared_ptr<T> layer_as(const GraphModule& m, const std::string& name) {

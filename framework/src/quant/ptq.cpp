@@ -1,6 +1,7 @@
 #include <qlab/error.hpp>
 #include <qlab/quant/passes.hpp>
 #include <qlab/quant/ptq.hpp>
+#include <qlab/quant/ptq_methods.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -35,12 +36,25 @@ CalibratedObservers calibrate(GraphModule fused, const std::map<std::string, int
 }
 
 // Everything calibration depends on besides the bits: the float model and
-// its data (model_id), the observer, the sample, and which outputs it sees.
+// its data (model_id) and whether it was equalized, the observer, the
+// sample, and which outputs it sees.
 std::string calibration_key(const PtqSpec& spec, const std::map<std::string, int>& sites) {
-  std::string key = fmt::format("{}|{}|{}|{}|{}|", spec.model_id, spec.observer, spec.percentile,
-                                spec.calibration_batches, spec.batch_size);
+  std::string key = fmt::format("{}|{}|{}|{}|{}|{}|", spec.model_id, spec.observer, spec.percentile,
+                                spec.calibration_batches, spec.batch_size, spec.equalize);
   for (const auto& [name, bits] : sites) key += name + ",";
   return key;
+}
+
+// Bias correction comes after calibration: it depends on the weight bits,
+// and calibration, shared across bit widths, must not.
+QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& calibration) {
+  if (!spec.bias_correction) return q;
+  const std::int64_t batches = std::max<std::int64_t>(1, spec.calibration_batches);
+  const auto left_out = correct_biases(q, calibration, batches, spec.batch_size);
+  q.notes.push_back(fmt::format("bias correction: {} layer(s) corrected on {} batch(es) of {}",
+                                q.layers.size() - left_out.size(), batches, spec.batch_size));
+  for (const auto& why : left_out) q.notes.push_back("bias correction left out " + why);
+  return q;
 }
 
 }  // namespace
@@ -56,6 +70,8 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   spec.reduce_range = ctx.engine.reduce_range;
   spec.cache = ctx.calibration_cache;
   spec.model_id = ctx.model_id;
+  spec.equalize = o.has("equalize") && o.get<bool>("equalize");
+  spec.bias_correction = o.has("bias_correction") && o.get<bool>("bias_correction");
   return spec;
 }
 
@@ -111,6 +127,12 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
   QuantizedModel q;
   q.scheme = spec.scheme;
   q.float_module = fuse(trained);
+  if (spec.equalize) {
+    const Equalization eq = cross_layer_equalize(q.float_module);
+    q.notes.push_back(fmt::format("cross-layer equalization: {} pair(s) rescaled ({})",
+                                  eq.pairs.size(), fmt::join(eq.pairs, ", ")));
+    for (const auto& why : eq.skipped) q.notes.push_back("cross-layer equalization skipped " + why);
+  }
   const Graph& g = q.graph();
   const LayerSelection selection = select_layers(g, spec.config, spec.config_key, spec.rules);
   q.float_layers = selection.float_layers;
@@ -125,7 +147,7 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                                      spec.per_channel);
     q.layers[name].activation_bits = bits.input;
   }
-  if (spec.scheme == Scheme::dynamic) return q;
+  if (spec.scheme == Scheme::dynamic) return corrected(std::move(q), spec, calibration);
 
   const auto sites = activation_sites(g, selection);
   const auto observe = [&] { return calibrate(q.float_module, sites, spec, calibration); };
@@ -140,7 +162,7 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
       q.activations[g.nodes()[i].name] =
           obs->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
     }
-  return q;
+  return corrected(std::move(q), spec, calibration);
 }
 
 }  // namespace qlab

@@ -21,7 +21,13 @@ class Static final : public qlab::Quantizer {
         .string("observer", "minmax", "activation observer", qlab::observer_kinds())
         .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
         .integer("calibration_batches", 32, "training batches the activation observers see", 0,
-                 1000000);
+                 1000000)
+        .boolean("equalize", false,
+                 "cross-layer equalization (Nagel et al. 2019) of consecutive layers' weight "
+                 "ranges before quantizing")
+        .boolean("bias_correction", false,
+                 "subtract from each layer's bias the mean output shift its weight "
+                 "quantization causes on the calibration batches");
     return s;
   }
 

@@ -11,6 +11,10 @@ struct FusionGroup {
   std::string activation;
 };
 
+/// The node that alone reads `name`, if it has exactly one reader and
+/// `name` is no graph output; else null.
+const Node* sole_consumer(const Graph& graph, const std::string& name);
+
 /// The fusion group of every conv2d/linear node of `graph`, by node name.
 std::map<std::string, FusionGroup> fusion_groups(const Graph& graph);
 

@@ -21,6 +21,10 @@ struct PtqSpec {
   std::int64_t calibration_batches = 32;
   std::int64_t batch_size = 64;
   bool reduce_range = false;  ///< the engine needs 7-bit activations (applied at 8 bits)
+  /// Cross-layer equalization of the fused model before quantizing (ptq_methods.hpp).
+  bool equalize = false;
+  /// Empirical bias correction after quantizing weights, on the calibration batches.
+  bool bias_correction = false;
   /// Where calibrated observers are shared, and the float model's identity
   /// there (QuantizeContext's); no sharing when either is unset.
   CalibrationCache* cache = nullptr;

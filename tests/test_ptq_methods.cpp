@@ -1,0 +1,123 @@
+// Cross-layer equalization and bias correction on small layers with known
+// answers: equalization keeps the float function and equalizes ranges; bias
+// correction zeroes the mean output shift on the calibration data.
+#include <qlab/quant/passes.hpp>
+#include <qlab/quant/ptq.hpp>
+#include <qlab/quant/ptq_methods.hpp>
+
+#include <gtest/gtest.h>
+
+#include "int8_cases.hpp"
+
+namespace qlab {
+namespace {
+
+// conv -> relu -> maxpool -> depthwise conv -> relu -> conv; linear -> relu -> linear.
+Graph chain() {
+  Graph g("Chain");
+  auto x = g.input("input", {3, 12, 12});
+  x = g.conv2d("a", x, 3, 8, 3, 1, 1);
+  x = g.relu("a_relu", x);
+  x = g.max_pool2d("pool", x, 2, 2);
+  x = g.conv2d("dw", x, 8, 8, 3, 1, 1, 8);
+  x = g.relu("dw_relu", x);
+  x = g.conv2d("b", x, 8, 6, 1);
+  x = g.flatten("flatten", x);
+  x = g.linear("fc1", x, 6 * 6 * 6, 16);
+  x = g.relu("fc1_relu", x);
+  g.set_outputs({g.linear("fc2", x, 16, 4)});
+  return g;
+}
+
+// A module whose channels have very different ranges, as trained ones do.
+GraphModule uneven(const Graph& g) {
+  auto m = test::randomised(g, 11);
+  torch::NoGradGuard no_grad;
+  for (auto& p : m->named_parameters())
+    if (p.key().find("weight") != std::string::npos) {
+      std::vector<std::int64_t> shape(p.value().dim(), 1);
+      shape[0] = -1;
+      p.value().mul_(torch::logspace(-2, 1, p.value().size(0)).view(shape));
+    }
+  return m;
+}
+
+torch::Tensor ranges(const torch::Tensor& w, int dim) {
+  return w.abs().transpose(0, dim).flatten(1).amax(1);
+}
+
+TEST(CrossLayerEqualization, KeepsTheFloatFunctionAndEqualizesRanges) {
+  const Graph g = chain();
+  GraphModule fused = fuse(uneven(g));
+  const auto x = torch::randn({16, 3, 12, 12});
+  torch::NoGradGuard no_grad;
+  const auto before = fused->forward(x)[0];
+  const auto report = cross_layer_equalize(fused);
+  EXPECT_EQ(report.pairs,
+            (std::vector<std::string>{"a -> dw", "dw -> b", "fc1 -> fc2"}));  // b -> fc1: flatten
+  // Float rounding only: 1e-5 of the output's norm.
+  EXPECT_LT(test::normalised_error(fused->forward(x)[0], before), 1e-5);
+  const auto w = [&](const char* n) { return layer_parameter(fused, n, "weight"); };
+  // After the sweeps, each pair's shared channels have equal ranges, except
+  // where a layer sits in two pairs (dw): there they converge.
+  EXPECT_TRUE(torch::allclose(ranges(w("fc1"), 0), ranges(w("fc2"), 1), 1e-4));
+  EXPECT_TRUE(torch::allclose(ranges(w("dw"), 0), ranges(w("b"), 1), 1e-2));
+}
+
+TEST(CrossLayerEqualization, SkipsAndNamesPairsAcrossAReLU6) {
+  Graph g("Relu6");
+  auto x = g.input("input", {2, 6, 6});
+  x = g.conv2d("a", x, 2, 4, 3, 1, 1);
+  x = g.relu6("a_act", x);
+  g.set_outputs({g.conv2d("b", x, 4, 3, 1)});
+  GraphModule fused = fuse(uneven(g));
+  const auto wa = layer_parameter(fused, "a", "weight").clone();
+  const auto report = cross_layer_equalize(fused);
+  EXPECT_TRUE(report.pairs.empty());
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_NE(report.skipped[0].find("a -> b: fused ReLU6"), std::string::npos) << report.skipped[0];
+  EXPECT_TRUE(torch::equal(layer_parameter(fused, "a", "weight"), wa));
+}
+
+TEST(BiasCorrection, ZeroesTheMeanOutputShiftOnTheCalibrationData) {
+  for (const auto& c : {test::conv_relu, test::mlp}) {
+    const Graph g = c();
+    // Positive inputs, like pixels or post-ReLU maps: a zero-mean input
+    // would average the shift away by itself.
+    auto calibration = test::calibration_for(g, 5);
+    calibration.images = calibration.images.abs();
+    PtqSpec spec;
+    spec.config = default_config_list({}, {2, 8, 8});  // 2-bit weights: a large shift
+    spec.calibration_batches = 4;
+    const auto plain = post_training_quantize(test::randomised(g, 9), spec, calibration);
+    spec.bias_correction = true;
+    const auto corrected = post_training_quantize(test::randomised(g, 9), spec, calibration);
+    // The first layer reads the data itself, so its shift is known exactly:
+    // mean over the calibration images of (W_q - W) x, per output channel.
+    const std::string first = g.nodes()[1].name;
+    const auto& l = plain.layers.at(first);
+    const auto w = layer_parameter(plain.float_module, first, "weight");
+    const auto wq = dequantize_codes(l.codes, l.weight);
+    const auto x = calibration.images;
+    const Attrs& a = g.node(first).attrs;
+    const auto out = [&](const torch::Tensor& weight, const torch::Tensor& bias) {
+      auto y = g.node(first).op == Op::linear ? torch::linear(x, weight, bias)
+                                              : torch::conv2d(x, weight, bias, a.stride, a.padding);
+      return y.dim() == 4 ? y.mean({0, 2, 3}) : y.mean(0);
+    };
+    const auto fp = out(w, l.bias);
+    const auto shift_plain = (out(wq, l.bias) - fp).abs().max().item<double>();
+    // Calibration sees 4 batches of 64 = all 256 images, in another order.
+    const auto shift_corrected =
+        (out(wq, corrected.layers.at(first).bias) - fp).abs().max().item<double>();
+    EXPECT_GT(shift_plain, 1e-3) << g.type_name();
+    EXPECT_LT(shift_corrected, 1e-3 * shift_plain) << g.type_name();
+    // The model simulates with the corrected bias too.
+    EXPECT_TRUE(torch::allclose(layer_parameter(corrected.float_module, first, "bias"),
+                                corrected.layers.at(first).bias));
+    EXPECT_NE(corrected.notes.back().find("bias correction:"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace qlab
