@@ -1,6 +1,7 @@
-// Cross-layer equalization and bias correction on small layers with known
-// answers: equalization keeps the float function and equalizes ranges; bias
-// correction zeroes the mean output shift on the calibration data.
+// Cross-layer equalization, bias correction and AdaRound on small layers
+// with known answers: equalization keeps the float function and equalizes
+// ranges; bias correction zeroes the mean output shift on the calibration
+// data; AdaRound's rounding beats nearest and never leaves the grid.
 #include <qlab/quant/passes.hpp>
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/ptq_methods.hpp>
@@ -117,6 +118,45 @@ TEST(BiasCorrection, ZeroesTheMeanOutputShiftOnTheCalibrationData) {
                                 corrected.layers.at(first).bias));
     EXPECT_NE(corrected.notes.back().find("bias correction:"), std::string::npos);
   }
+}
+
+TEST(AdaRound, BeatsNearestOnTheLayersOutputAndStaysOnTheGrid) {
+  const Graph g = test::conv_relu();
+  auto calibration = test::calibration_for(g, 6);
+  calibration.images = calibration.images.abs();
+  PtqSpec spec;
+  spec.config = default_config_list({}, {3, 8, 8});
+  spec.calibration_batches = 4;
+  const auto nearest = post_training_quantize(test::randomised(g, 8), spec, calibration);
+  spec.adaround = true;
+  spec.adaround_iterations = 300;
+  const auto learned = post_training_quantize(test::randomised(g, 8), spec, calibration);
+  const auto& ln = nearest.layers.at("conv");
+  const auto& la = learned.layers.at("conv");
+  const auto w = layer_parameter(nearest.float_module, "conv", "weight");
+  const auto b = layer_parameter(nearest.float_module, "conv", "bias");
+  // The layer's output through its fused ReLU, which AdaRound fits.
+  const auto error = [&](const QLayer& l) {
+    const auto x = calibration.images;
+    const auto want = torch::relu(torch::conv2d(x, w, b, 1, 1));
+    return (torch::relu(torch::conv2d(x, dequantize_codes(l.codes, l.weight), b, 1, 1)) - want)
+        .pow(2)
+        .sum()
+        .item<double>();
+  };
+  EXPECT_LT(error(la), 0.9 * error(ln));
+  // Same scales; every code is floor(w / s) or the one above, inside the grid.
+  EXPECT_TRUE(torch::equal(la.weight.scale, ln.weight.scale));
+  const auto floor = (w / la.weight.scale.to(torch::kFloat).view({-1, 1, 1, 1})).floor();
+  const auto step = la.codes.to(torch::kFloat) - floor;
+  EXPECT_TRUE(
+      ((step == 0) | (step == 1) | (la.codes == la.weight.qmin) | (la.codes == la.weight.qmax))
+          .all()
+          .item<bool>());
+  EXPECT_GE(la.codes.min().item<std::int64_t>(), la.weight.qmin);
+  EXPECT_LE(la.codes.max().item<std::int64_t>(), la.weight.qmax);
+  EXPECT_FALSE(torch::equal(la.codes, ln.codes));
+  EXPECT_NE(learned.notes.front().find("adaround:"), std::string::npos);
 }
 
 }  // namespace

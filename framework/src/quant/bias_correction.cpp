@@ -1,62 +1,51 @@
-#include <qlab/error.hpp>
 #include <qlab/quant/ptq_methods.hpp>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <fmt/format.h>
 
 namespace qlab {
 namespace {
 
-// The layer's output for input `x` with weight `w` and no bias.
-torch::Tensor weighted(const Node& n, const torch::Tensor& x, const torch::Tensor& w) {
+// The layer's pre-activation output, averaged per output channel.
+torch::Tensor mean_output(const Node& n, const torch::Tensor& x, const torch::Tensor& w,
+                          const torch::Tensor& b) {
   const Attrs& a = n.attrs;
-  if (n.op == Op::linear) return torch::linear(x, w);
-  return torch::conv2d(x, w, {}, a.stride, a.padding, 1, a.groups);
+  const auto y = n.op == Op::linear ? torch::linear(x, w, b)
+                                    : torch::conv2d(x, w, b, a.stride, a.padding, 1, a.groups);
+  return y.dim() == 4 ? y.mean({0, 2, 3}) : y.mean(0);
 }
 
 }  // namespace
 
-std::vector<std::string> correct_biases(QuantizedModel& q, const Dataset& calibration,
-                                        std::int64_t batches, std::int64_t batch_size) {
+std::vector<std::string> correct_biases(QuantizedModel& q, const torch::Tensor& images,
+                                        std::int64_t batch_size) {
   const Graph& g = q.graph();
+  const GraphModule reference = clone_module(q.float_module);  // keeps the float biases
+  std::map<std::string, torch::Tensor> quantized;  // dequantized weights of the layers done
   std::vector<std::string> notes;
-  std::map<std::string, torch::Tensor> delta, shift;  // per layer: W_q - W; summed output shift
-  std::map<std::string, double> count;
-  std::map<std::string, std::vector<std::string>> readers;  // input node -> layers reading it
-  for (const auto& [name, l] : q.layers) {
-    if (!layer_parameter(q.float_module, name, "bias").defined()) {
-      notes.push_back(name + ": no bias to correct");
+  torch::NoGradGuard no_grad;
+  for (const auto& node : g.nodes()) {
+    auto it = q.layers.find(node.name);
+    if (it == q.layers.end()) continue;
+    QLayer& l = it->second;
+    const auto wq = dequantize_codes(l.codes, l.weight);
+    auto bias = layer_parameter(q.float_module, node.name, "bias");
+    if (!bias.defined()) {
+      notes.push_back(node.name + ": no bias to correct");
+      quantized[node.name] = wq;
       continue;
     }
-    delta[name] =
-        dequantize_codes(l.codes, l.weight) - layer_parameter(q.float_module, name, "weight");
-    readers[g.node(name).inputs.at(0)].push_back(name);
-  }
-  const std::int64_t n = calibration.size();
-  if (n == 0) throw Error("bias correction: the calibration (training) set is empty");
-  auto gen = at::detail::createCPUGenerator(4243);
-  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
-  torch::NoGradGuard no_grad;
-  for (std::int64_t b = 0; b < batches && b * batch_size < n; ++b) {
-    const auto idx = order.slice(0, b * batch_size, std::min(n, (b + 1) * batch_size));
-    q.float_module->forward(calibration.images.index_select(0, idx),
-                            [&](std::size_t i, const torch::Tensor& v) {
-                              auto it = readers.find(g.nodes()[i].name);
-                              if (it == readers.end()) return v;
-                              for (const auto& layer : it->second) {
-                                const auto y = weighted(g.node(layer), v, delta[layer]);
-                                // Summed over samples and positions, per output channel.
-                                count[layer] += static_cast<double>(y.numel() / y.size(1));
-                                const auto s = y.dim() == 4 ? y.sum({0, 2, 3}) : y.sum(0);
-                                shift[layer] = shift[layer].defined() ? shift[layer] + s : s;
-                              }
-                              return v;
-                            });
-  }
-  for (const auto& [name, sum] : shift) {
-    auto bias = layer_parameter(q.float_module, name, "bias");
-    bias.sub_(sum / count[name]);
-    q.layers[name].bias = bias.clone();
+    const auto w = layer_parameter(reference, node.name, "weight");
+    const auto b = layer_parameter(reference, node.name, "bias");
+    torch::Tensor shift = torch::zeros_like(b);
+    const std::int64_t n = images.size(0);
+    for (std::int64_t start = 0; start < n; start += batch_size) {
+      const auto x = images.slice(0, start, std::min(n, start + batch_size));
+      const auto fp = node_output(reference, x, node.inputs.at(0), {});
+      const auto xq = node_output(q.float_module, x, node.inputs.at(0), quantized);
+      const double share = static_cast<double>(x.size(0)) / static_cast<double>(n);
+      shift += (mean_output(node, xq, wq, bias) - mean_output(node, fp, w, b)) * share;
+    }
+    bias.sub_(shift);
+    l.bias = bias.clone();
+    quantized[node.name] = wq;
   }
   return notes;
 }

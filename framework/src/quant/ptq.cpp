@@ -49,10 +49,16 @@ std::string calibration_key(const PtqSpec& spec, const std::map<std::string, int
 // and calibration, shared across bit widths, must not.
 QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& calibration) {
   if (!spec.bias_correction) return q;
+  const std::int64_t n = calibration.size();
+  if (n == 0) throw Error("bias correction: the calibration (training) set is empty");
   const std::int64_t batches = std::max<std::int64_t>(1, spec.calibration_batches);
-  const auto left_out = correct_biases(q, calibration, batches, spec.batch_size);
-  q.notes.push_back(fmt::format("bias correction: {} layer(s) corrected on {} batch(es) of {}",
-                                q.layers.size() - left_out.size(), batches, spec.batch_size));
+  auto gen = at::detail::createCPUGenerator(4243);
+  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  const auto images =
+      calibration.images.index_select(0, order.slice(0, 0, std::min(n, batches * spec.batch_size)));
+  const auto left_out = correct_biases(q, images, spec.batch_size);
+  q.notes.push_back(fmt::format("bias correction: {} layer(s) corrected on {} calibration images",
+                                q.layers.size() - left_out.size(), images.size(0)));
   for (const auto& why : left_out) q.notes.push_back("bias correction left out " + why);
   return q;
 }
@@ -72,6 +78,12 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   spec.model_id = ctx.model_id;
   spec.equalize = o.has("equalize") && o.get<bool>("equalize");
   spec.bias_correction = o.has("bias_correction") && o.get<bool>("bias_correction");
+  if (o.has("rounding")) {
+    spec.adaround = o.get<std::string>("rounding") == "adaround";
+    spec.adaround_iterations = static_cast<int>(o.get<std::int64_t>("adaround_iterations"));
+    spec.adaround_batches = o.get<std::int64_t>("adaround_batches");
+    spec.adaround_weight = o.get<double>("adaround_weight");
+  }
   return spec;
 }
 
@@ -146,6 +158,13 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                                      layer_parameter(q.float_module, name, "bias"), bits.weight,
                                      spec.per_channel);
     q.layers[name].activation_bits = bits.input;
+  }
+  if (spec.adaround) {
+    AdaRoundOptions o;
+    o.iterations = spec.adaround_iterations;
+    o.samples = spec.adaround_batches * spec.batch_size;
+    o.regularization = spec.adaround_weight;
+    for (auto& note : adaround(q, calibration, o)) q.notes.push_back(std::move(note));
   }
   if (spec.scheme == Scheme::dynamic) return corrected(std::move(q), spec, calibration);
 

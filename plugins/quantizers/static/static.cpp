@@ -27,7 +27,16 @@ class Static final : public qlab::Quantizer {
                  "ranges before quantizing")
         .boolean("bias_correction", false,
                  "subtract from each layer's bias the mean output shift its weight "
-                 "quantization causes on the calibration batches");
+                 "quantization causes on the calibration batches")
+        .string("rounding", "nearest",
+                "weight rounding: nearest, or adaround (learned per weight on calibration data, "
+                "Nagel et al. 2020)",
+                {"nearest", "adaround"})
+        .integer("adaround_iterations", 500, "adaround: optimisation steps per layer", 1, 1000000)
+        .integer("adaround_batches", 4, "adaround: calibration batches each layer is fitted on", 1,
+                 100000)
+        .number("adaround_weight", 0.01, "adaround: weight of the rounding regulariser", 0.0,
+                1000.0);
     return s;
   }
 

@@ -25,6 +25,11 @@ struct PtqSpec {
   bool equalize = false;
   /// Empirical bias correction after quantizing weights, on the calibration batches.
   bool bias_correction = false;
+  /// Weight rounding: false rounds to nearest; true learns it (AdaRound).
+  bool adaround = false;
+  int adaround_iterations = 500;
+  std::int64_t adaround_batches = 4;  ///< batches of batch_size images to fit on
+  double adaround_weight = 0.01;      ///< the regulariser's weight
   /// Where calibrated observers are shared, and the float model's identity
   /// there (QuantizeContext's); no sharing when either is unset.
   CalibrationCache* cache = nullptr;

@@ -1,7 +1,8 @@
 #pragma once
 // Remedies for post-training quantization below 8 bits that change the
 // float model or the quantized one, not the grids: cross-layer
-// equalization before the weights are quantized, bias correction after.
+// equalization before the weights are quantized, AdaRound's learned
+// rounding of them, bias correction after.
 #include <qlab/plugin/data.hpp>
 #include <qlab/quant/qmodel.hpp>
 
@@ -28,13 +29,40 @@ struct Equalization {
 /// Pairs are swept `sweeps` times, as the paper iterates to convergence.
 Equalization cross_layer_equalize(GraphModule& fused, int sweeps = 20);
 
-/// Empirical bias correction (Nagel et al. 2019, section 4.2): for each
-/// quantized layer of `q`, the mean over calibration data and positions of
-/// the output shift that weight quantization causes, (W_q - W) x per output
-/// channel, is subtracted from the layer's bias, in QLayer::bias and in the
-/// float module the model simulates with. Inputs x are the float model's.
-/// Returns one note per layer left out (no bias to correct).
-std::vector<std::string> correct_biases(QuantizedModel& q, const Dataset& calibration,
-                                        std::int64_t batches, std::int64_t batch_size);
+/// The output of node `name` of `m` on `images`, with the weights in
+/// `weights` (by layer name) used instead of the module's own.
+torch::Tensor node_output(GraphModule m, const torch::Tensor& images, const std::string& name,
+                          const std::map<std::string, torch::Tensor>& weights);
+
+struct AdaRoundOptions {
+  int iterations = 500;          ///< Adam steps per layer
+  std::int64_t samples = 256;    ///< calibration images each layer's rounding is fitted on
+  std::int64_t batch = 32;       ///< images per step
+  double regularization = 0.01;  ///< weight of the term that drives each rounding to up or down
+  double learning_rate = 1e-2;
+};
+
+/// AdaRound (Nagel et al. 2020, arXiv 2004.10568) on `q`'s quantized layers,
+/// in graph order: each weight's rounding, up or down from floor(w / s), is
+/// learned by minimising the layer's output error on calibration images,
+/// ||W x - W~ x^||^2 with x the float model's input to the layer and x^ the
+/// input once the layers before it are rounded, plus an annealed term that
+/// forces every soft rounding to 0 or 1. The scales stay those of `q`; only
+/// QLayer::codes change, and they stay on the grid. Binary and half-step
+/// grids have no rounding to learn and are left as they are. Returns notes.
+std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
+                                  const AdaRoundOptions& options);
+
+/// Empirical bias correction (Nagel et al. 2019, section 4.2), layer by
+/// layer in graph order: each quantized layer's bias loses the mean over
+/// `images` and positions of its output shift per output channel, W_q x^ -
+/// W x, where x is the float model's input to the layer and x^ the input
+/// once the layers before it are quantized and corrected. So it also
+/// corrects what earlier layers' errors did to this layer's input, and it
+/// composes with AdaRound, whose rounding was fitted on x^ too. The
+/// corrected bias goes to QLayer::bias and to the float module the model
+/// simulates with. Returns one note per layer left out (no bias).
+std::vector<std::string> correct_biases(QuantizedModel& q, const torch::Tensor& images,
+                                        std::int64_t batch_size);
 
 }  // namespace qlab

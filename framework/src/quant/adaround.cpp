@@ -1,0 +1,136 @@
+#include <qlab/error.hpp>
+#include <qlab/quant/ptq_methods.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace qlab {
+namespace {
+
+// The rectified sigmoid of the paper (section 3.2): stretched to
+// [gamma, zeta] and clipped to [0, 1], so it can reach 0 and 1 exactly.
+constexpr double kZeta = 1.1, kGamma = -0.1;
+
+torch::Tensor rectified_sigmoid(const torch::Tensor& v) {
+  return (torch::sigmoid(v) * (kZeta - kGamma) + kGamma).clamp(0, 1);
+}
+
+// `t`, one value per output channel or one in all, shaped to broadcast over `w`.
+torch::Tensor per_channel(const torch::Tensor& t, const torch::Tensor& w) {
+  if (t.numel() == 1) return t.reshape({});
+  std::vector<std::int64_t> shape(w.dim(), 1);
+  shape[0] = -1;
+  return t.view(shape);
+}
+
+// The layer's output, through its fused activation: the paper fits f(W~ x)
+// to f(W x), so errors that a ReLU removes cost nothing.
+torch::Tensor layer_output(const Node& n, const torch::Tensor& x, const torch::Tensor& w,
+                           const torch::Tensor& b) {
+  const Attrs& a = n.attrs;
+  const auto y = n.op == Op::linear ? torch::linear(x, w, b)
+                                    : torch::conv2d(x, w, b, a.stride, a.padding, 1, a.groups);
+  if (a.activation == Activation::relu) return torch::relu(y);
+  if (a.activation == Activation::relu6) return torch::hardtanh(y, 0.0, 6.0);
+  return y;
+}
+
+}  // namespace
+
+torch::Tensor node_output(GraphModule m, const torch::Tensor& images, const std::string& name,
+                          const std::map<std::string, torch::Tensor>& weights) {
+  const Graph& g = m->graph();
+  torch::Tensor out;
+  m->forward(
+      images,
+      [&](std::size_t i, const torch::Tensor& v) {
+        if (g.nodes()[i].name == name) out = v;
+        return v;
+      },
+      [&](std::size_t i, const torch::Tensor& w) {
+        auto it = weights.find(g.nodes()[i].name);
+        return it == weights.end() ? w : it->second;
+      });
+  return out;
+}
+
+std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
+                                  const AdaRoundOptions& o) {
+  const Graph& g = q.graph();
+  const std::int64_t n = calibration.size();
+  if (n == 0) throw Error("adaround: the calibration (training) set is empty");
+  auto gen = at::detail::createCPUGenerator(4244);
+  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  const auto images = calibration.images.index_select(0, order.slice(0, 0, std::min(n, o.samples)));
+  std::vector<std::string> notes;
+  std::map<std::string, torch::Tensor> rounded;  // dequantized AdaRound weights, layer by layer
+  std::int64_t flipped = 0, total = 0;
+  for (const auto& node : g.nodes()) {
+    auto it = q.layers.find(node.name);
+    if (it == q.layers.end()) continue;
+    QLayer& l = it->second;
+    if (l.weight.binary() || l.weight.zero_point.is_floating_point()) {
+      notes.push_back(node.name + ": its grid has no rounding to learn (binary or half-step)");
+      continue;
+    }
+    const auto w = layer_parameter(q.float_module, node.name, "weight");
+    const auto b = layer_parameter(q.float_module, node.name, "bias");
+    torch::Tensor x_float, x_rounded, target;
+    {
+      torch::NoGradGuard no_grad;
+      // The float model's input to this layer gives the target; the input
+      // the already-rounded layers before it produce is what it must fit.
+      x_float = node_output(q.float_module, images, node.inputs.at(0), {});
+      x_rounded = node_output(q.float_module, images, node.inputs.at(0), rounded);
+      target = layer_output(node, x_float, w, b);
+    }
+    const auto scale = per_channel(l.weight.scale.to(torch::kFloat), w);
+    const auto zero = per_channel(l.weight.zero_point.to(torch::kFloat), w);
+    const auto scaled = w / scale;
+    const auto floor = scaled.floor();
+    // Start where nearest rounding's soft version is: h(V) = the fraction.
+    const auto rest = (scaled - floor).clamp(0.01, 0.99);
+    auto v = (-torch::log((kZeta - kGamma) / (rest - kGamma) - 1)).detach().requires_grad_(true);
+    torch::optim::Adam adam({v}, torch::optim::AdamOptions(o.learning_rate));
+    auto pick = at::detail::createCPUGenerator(4245);
+    const double qmin = static_cast<double>(l.weight.qmin),
+                 qmax = static_cast<double>(l.weight.qmax);
+    const int warm_up = static_cast<int>(0.2 * o.iterations);
+    for (int step = 0; step < o.iterations; ++step) {
+      const auto idx = torch::randint(images.size(0), {std::min(o.batch, images.size(0))}, pick,
+                                      torch::TensorOptions().dtype(torch::kInt64));
+      const auto h = rectified_sigmoid(v);
+      const auto soft = ((floor + h + zero).clamp(qmin, qmax) - zero) * scale;
+      const auto out = layer_output(node, x_rounded.index_select(0, idx), soft, b);
+      auto loss = (out - target.index_select(0, idx)).pow(2).sum(1).mean();
+      // After a warm-up, a regulariser pulls each h to 0 or 1, its exponent
+      // annealed from 20 (flat: free to move) to 2 (steep: decided).
+      if (step >= warm_up) {
+        const double progress =
+            static_cast<double>(step - warm_up) / std::max(1, o.iterations - warm_up);
+        const double beta = 2 + (20 - 2) * (1 - progress);
+        loss = loss + o.regularization * (1 - (2 * h - 1).abs().pow(beta)).sum();
+      }
+      adam.zero_grad();
+      loss.backward();
+      adam.step();
+    }
+    torch::NoGradGuard no_grad;
+    const auto up = rectified_sigmoid(v).ge(0.5).to(torch::kFloat);
+    const auto codes = (floor + up + zero).clamp(qmin, qmax).to(torch::kInt64);
+    flipped += codes.ne(l.codes).sum().item<std::int64_t>();
+    total += codes.numel();
+    l.codes = codes;
+    rounded[node.name] = dequantize_codes(codes, l.weight);
+  }
+  notes.insert(notes.begin(),
+               fmt::format("adaround: {} iterations a layer on {} calibration images; {:.1f}% of "
+                           "the weights round the other way than nearest",
+                           o.iterations, images.size(0),
+                           100.0 * flipped / std::max<std::int64_t>(1, total)));
+  return notes;
+}
+
+}  // namespace qlab
