@@ -65,6 +65,8 @@ toml unknown_dataset ":4:8: [dataset] name: \"imagenet\" is not one of"
 toml unknown_optimizer ":4:13: [train] optimizer: \"rmsprop\" is not one of"
 toml unknown_schedule ":4:12: [train] schedule: \"linear\" is not one of"
 toml unknown_observer ":5:12: [quantizer] observer: \"kl\" is not one of"
+toml unknown_rounding ":5:12: [quantizer] rounding: \"stochastic\" is not one of"
+toml unknown_fp32_kernels ":5:16: [backend] fp32_kernels: \"fast\" is not one of"
 toml unknown_metric ":4:9: [metrics] names: unknown metric plugin 'flops'"
 
 # --- Lua sweep scripts: syntax and runtime errors at script:line, bad qlab.* calls, bounds.
