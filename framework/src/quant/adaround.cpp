@@ -25,16 +25,12 @@ torch::Tensor per_channel(const torch::Tensor& t, const torch::Tensor& w) {
   return t.view(shape);
 }
 
-// The layer's output, through its fused activation: the paper fits f(W~ x)
-// to f(W x), so errors that a ReLU removes cost nothing.
-torch::Tensor layer_output(const Node& n, const torch::Tensor& x, const torch::Tensor& w,
-                           const torch::Tensor& b) {
-  const Attrs& a = n.attrs;
-  const auto y = n.op == Op::linear ? torch::linear(x, w, b)
-                                    : torch::conv2d(x, w, b, a.stride, a.padding, 1, a.groups);
-  if (a.activation == Activation::relu) return torch::relu(y);
-  if (a.activation == Activation::relu6) return torch::hardtanh(y, 0.0, 6.0);
-  return y;
+// The layer's output through its fused activation, by the op table's own
+// forward with weight `w`: the paper fits f(W~ x) to f(W x), so errors that
+// a ReLU removes cost nothing.
+torch::Tensor layer_output(const GraphModule& m, const Node& n, const torch::Tensor& x,
+                           const torch::Tensor& w) {
+  return op_info(n.op).forward(OpCall{n.attrs, {x}, m->layer(n.name).get(), w});
 }
 
 }  // namespace
@@ -59,11 +55,7 @@ torch::Tensor node_output(GraphModule m, const torch::Tensor& images, const std:
 std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
                                   const AdaRoundOptions& o) {
   const Graph& g = q.graph();
-  const std::int64_t n = calibration.size();
-  if (n == 0) throw Error("adaround: the calibration (training) set is empty");
-  auto gen = at::detail::createCPUGenerator(4244);
-  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
-  const auto images = calibration.images.index_select(0, order.slice(0, 0, std::min(n, o.samples)));
+  const auto images = calibration_sample(calibration, o.samples, 4244, "adaround");
   std::vector<std::string> notes;
   std::map<std::string, torch::Tensor> rounded;  // dequantized AdaRound weights, layer by layer
   std::int64_t flipped = 0, total = 0;
@@ -76,7 +68,6 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
       continue;
     }
     const auto w = layer_parameter(q.float_module, node.name, "weight");
-    const auto b = layer_parameter(q.float_module, node.name, "bias");
     torch::Tensor x_float, x_rounded, target;
     {
       torch::NoGradGuard no_grad;
@@ -84,7 +75,7 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
       // the already-rounded layers before it produce is what it must fit.
       x_float = node_output(q.float_module, images, node.inputs.at(0), {});
       x_rounded = node_output(q.float_module, images, node.inputs.at(0), rounded);
-      target = layer_output(node, x_float, w, b);
+      target = layer_output(q.float_module, node, x_float, w);
     }
     const auto scale = per_channel(l.weight.scale.to(torch::kFloat), w);
     const auto zero = per_channel(l.weight.zero_point.to(torch::kFloat), w);
@@ -103,7 +94,7 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
                                       torch::TensorOptions().dtype(torch::kInt64));
       const auto h = rectified_sigmoid(v);
       const auto soft = ((floor + h + zero).clamp(qmin, qmax) - zero) * scale;
-      const auto out = layer_output(node, x_rounded.index_select(0, idx), soft, b);
+      const auto out = layer_output(q.float_module, node, x_rounded.index_select(0, idx), soft);
       auto loss = (out - target.index_select(0, idx)).pow(2).sum(1).mean();
       // After a warm-up, a regulariser pulls each h to 0 or 1, its exponent
       // annealed from 20 (flat: free to move) to 2 (steep: decided).

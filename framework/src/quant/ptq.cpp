@@ -19,14 +19,12 @@ CalibratedObservers calibrate(GraphModule fused, const std::map<std::string, int
   for (std::size_t i = 0; i < g.nodes().size(); ++i)
     if (sites.count(g.nodes()[i].name))
       observers[i] = make_observer(spec.observer, -1, spec.percentile);
-  const std::int64_t n = calibration.size();
-  if (n == 0) throw Error("static quantization: the calibration (training) set is empty");
-  auto gen = at::detail::createCPUGenerator(4242);
-  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  const auto images = calibration_sample(calibration, spec.calibration_batches * spec.batch_size,
+                                         4242, "static quantization");
+  const std::int64_t n = images.size(0);
   torch::NoGradGuard no_grad;
-  for (std::int64_t b = 0; b < spec.calibration_batches && b * spec.batch_size < n; ++b) {
-    const auto idx = order.slice(0, b * spec.batch_size, std::min(n, (b + 1) * spec.batch_size));
-    fused->forward(calibration.images.index_select(0, idx),
+  for (std::int64_t start = 0; start < n; start += spec.batch_size) {
+    fused->forward(images.slice(0, start, std::min(n, start + spec.batch_size)),
                    [&](std::size_t i, const torch::Tensor& v) {
                      if (observers[i]) observers[i]->observe(v);
                      return v;
@@ -49,13 +47,9 @@ std::string calibration_key(const PtqSpec& spec, const std::map<std::string, int
 // and calibration, shared across bit widths, must not.
 QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& calibration) {
   if (!spec.bias_correction) return q;
-  const std::int64_t n = calibration.size();
-  if (n == 0) throw Error("bias correction: the calibration (training) set is empty");
   const std::int64_t batches = std::max<std::int64_t>(1, spec.calibration_batches);
-  auto gen = at::detail::createCPUGenerator(4243);
-  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
   const auto images =
-      calibration.images.index_select(0, order.slice(0, 0, std::min(n, batches * spec.batch_size)));
+      calibration_sample(calibration, batches * spec.batch_size, 4243, "bias correction");
   const auto left_out = correct_biases(q, images, spec.batch_size);
   q.notes.push_back(fmt::format("bias correction: {} layer(s) corrected on {} calibration images",
                                 q.layers.size() - left_out.size(), images.size(0)));
@@ -64,6 +58,15 @@ QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& c
 }
 
 }  // namespace
+
+torch::Tensor calibration_sample(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
+                                 const std::string& method) {
+  const std::int64_t n = calibration.size();
+  if (n == 0) throw Error(method + ": the calibration (training) set is empty");
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  return calibration.images.index_select(0, order.slice(0, 0, std::min(n, count)));
+}
 
 PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   PtqSpec spec;

@@ -29,6 +29,12 @@ struct Equalization {
 /// Pairs are swept `sweeps` times, as the paper iterates to convergence.
 Equalization cross_layer_equalize(GraphModule& fused, int sweeps = 20);
 
+/// `count` images of `calibration` (all of them when it has fewer), in an
+/// order fixed by `seed`, so that a method sees the same sample in every
+/// run. Throws qlab::Error naming `method` when the set is empty.
+torch::Tensor calibration_sample(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
+                                 const std::string& method);
+
 /// The output of node `name` of `m` on `images`, with the weights in
 /// `weights` (by layer name) used instead of the module's own.
 torch::Tensor node_output(GraphModule m, const torch::Tensor& images, const std::string& name,
