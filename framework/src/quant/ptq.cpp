@@ -50,7 +50,7 @@ QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& c
   const std::int64_t batches = std::max<std::int64_t>(1, spec.calibration_batches);
   const auto images =
       calibration_sample(calibration, batches * spec.batch_size, 4243, "bias correction");
-  const auto left_out = correct_biases(q, images, spec.batch_size);
+  const auto left_out = correct_biases(q, images);
   q.notes.push_back(fmt::format("bias correction: {} layer(s) corrected on {} calibration images",
                                 q.layers.size() - left_out.size(), images.size(0)));
   for (const auto& why : left_out) q.notes.push_back("bias correction left out " + why);
@@ -59,13 +59,21 @@ QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& c
 
 }  // namespace
 
-torch::Tensor calibration_sample(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
-                                 const std::string& method) {
+Dataset calibration_subset(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
+                           const std::string& method) {
   const std::int64_t n = calibration.size();
   if (n == 0) throw Error(method + ": the calibration (training) set is empty");
   auto gen = at::detail::createCPUGenerator(seed);
   const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
-  return calibration.images.index_select(0, order.slice(0, 0, std::min(n, count)));
+  const auto kept = order.slice(0, 0, std::min(n, count));
+  return {calibration.images.index_select(0, kept), calibration.labels.defined()
+                                                        ? calibration.labels.index_select(0, kept)
+                                                        : torch::Tensor()};
+}
+
+torch::Tensor calibration_sample(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
+                                 const std::string& method) {
+  return calibration_subset(calibration, count, seed, method).images;
 }
 
 PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {

@@ -6,6 +6,7 @@
 #include <qlab/plugin/data.hpp>
 #include <qlab/quant/qmodel.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,26 @@ Equalization cross_layer_equalize(GraphModule& fused, int sweeps = 20);
 /// run. Throws qlab::Error naming `method` when the set is empty.
 torch::Tensor calibration_sample(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
                                  const std::string& method);
+/// The same images with their labels, for methods that need the loss.
+Dataset calibration_subset(const Dataset& calibration, std::int64_t count, std::uint64_t seed,
+                           const std::string& method);
 
-/// The output of node `name` of `m` on `images`, with the weights in
-/// `weights` (by layer name) used instead of the module's own.
-torch::Tensor node_output(GraphModule m, const torch::Tensor& images, const std::string& name,
-                          const std::map<std::string, torch::Tensor>& weights);
+/// A sample's activations at one node, in slices of images along dim 0.
+using Slices = std::vector<torch::Tensor>;
+
+/// Called by walk_two_streams at each conv2d/linear node, with the node's
+/// input in the float model and in the model being quantized; returns the
+/// weight the quantized model's node computes with (undefined: its own).
+using LayerVisit = std::function<torch::Tensor(const Node& node, const Slices& x_float,
+                                               const Slices& x_quantized)>;
+
+/// Runs `m` over `images` node by node, as two models at once: the float
+/// model, and the model whose layers compute with the weights `visit`
+/// returns, layer by layer in graph order. One pass, whatever the number of
+/// layers; an activation is freed after its last reader. A node's float
+/// output is computed before `visit` sees it, so a visit may change the
+/// layer's bias for the quantized model without changing the float one.
+void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit);
 
 struct AdaRoundOptions {
   int iterations = 500;          ///< Adam steps per layer
@@ -68,7 +84,6 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
 /// composes with AdaRound, whose rounding was fitted on x^ too. The
 /// corrected bias goes to QLayer::bias and to the float module the model
 /// simulates with. Returns one note per layer left out (no bias).
-std::vector<std::string> correct_biases(QuantizedModel& q, const torch::Tensor& images,
-                                        std::int64_t batch_size);
+std::vector<std::string> correct_biases(QuantizedModel& q, const torch::Tensor& images);
 
 }  // namespace qlab
