@@ -157,6 +157,37 @@ int l_sweep(lua_State* L) {
   return 1;
 }
 
+int l_mixed_precision(lua_State* L) {
+  expect_table(L, 1, "qlab.mixed_precision");
+  Script& s = self(L);
+  Experiment base;
+  const MixedPrecisionSpec spec = mixed_precision_from(L, 1, caller(L), &base);
+  RunSettings run = s.settings().run;
+  run.progress = false;
+  const MixedPrecisionSearch found =
+      search_mixed_precision(base, s.registry(), spec, run,
+                             s.settings().report_only || s.settings().defer != nullptr, s.log());
+  nlohmann::json candidates = nlohmann::json::array(), layers = nlohmann::json::array();
+  for (const auto& c : found.candidates)
+    candidates.push_back({{"label", c.label},
+                          {"config", c.config},
+                          {"budget", c.budget},
+                          {to_string(spec.budget_kind), c.ratio},
+                          {"predicted_loss_increase", c.allocation.sensitivity},
+                          {"exact", c.allocation.exact},
+                          {"bits", c.allocation.bits}});
+  for (const auto& l : found.layers) {
+    nlohmann::json by_bits = nlohmann::json::array();
+    for (const auto& [bits, v] : l.by_bits)
+      by_bits.push_back({{"bits", bits}, {"loss_increase", v}});
+    layers.push_back(
+        {{"layer", l.layer}, {"weights", l.weights}, {"macs", l.macs}, {"by_bits", by_bits}});
+  }
+  push_json(L, candidates);
+  push_json(L, layers);
+  return 2;
+}
+
 int l_results(lua_State* L) {
   RowFilter filter;
   if (!lua_isnoneornil(L, 1)) {
@@ -227,11 +258,17 @@ int l_args(lua_State* L) {
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {{"train", guarded<l_train>},       {"quantize", guarded<l_quantize>},
-                               {"evaluate", guarded<l_evaluate>}, {"sweep", guarded<l_sweep>},
-                               {"results", guarded<l_results>},   {"report", guarded<l_report>},
-                               {"plot", guarded<l_plot>},         {"plugins", guarded<l_plugins>},
-                               {"args", guarded<l_args>},         {nullptr, nullptr}};
+const luaL_Reg kFunctions[] = {{"train", guarded<l_train>},
+                               {"quantize", guarded<l_quantize>},
+                               {"evaluate", guarded<l_evaluate>},
+                               {"sweep", guarded<l_sweep>},
+                               {"results", guarded<l_results>},
+                               {"report", guarded<l_report>},
+                               {"plot", guarded<l_plot>},
+                               {"plugins", guarded<l_plugins>},
+                               {"args", guarded<l_args>},
+                               {"mixed_precision", guarded<l_mixed_precision>},
+                               {nullptr, nullptr}};
 
 int message_handler(lua_State* L) {
   // Keep Lua's "file:line: message"; a non-string error object is described.

@@ -4,6 +4,7 @@
 #include "lua/source.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/mixed_precision_search.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -283,6 +284,81 @@ void push_args(lua_State* L, int index, const std::vector<std::string>& words) {
     given.values[key] = {parse_word(word.substr(eq + 1), spec->type, word), {"command line", 0, 0}};
   }
   push_json(L, resolve(schema, given).to_json());
+}
+
+namespace {
+
+// A number or a list of numbers, as doubles; `what` names it in errors.
+std::vector<double> numbers_at(lua_State* L, int index, const std::string& what) {
+  const nlohmann::json j = json_at(L, index);
+  std::vector<double> out;
+  for (const auto& v : j.is_array() ? j : nlohmann::json::array({j})) {
+    if (!v.is_number())
+      throw Error(
+          fmt::format("{}: expected a number or a list of numbers, found {}", what, v.dump()));
+    out.push_back(v.get<double>());
+  }
+  if (out.empty()) throw Error(what + ": the list is empty");
+  return out;
+}
+
+}  // namespace
+
+MixedPrecisionSpec mixed_precision_from(lua_State* L, int index, const SourceLoc& at,
+                                        Experiment* base) {
+  index = lua_absindex(L, index);
+  const std::string fn = "qlab.mixed_precision";
+  MixedPrecisionSpec spec;
+  bool has_base = false, has_budget = false;
+  Schema schema;
+  schema
+      .string("method", "loss", "sensitivity: loss (measured) or hessian (estimated)",
+              {"loss", "hessian"})
+      .string("allocation", "exact", "exact (dynamic programming) or greedy", {"exact", "greedy"})
+      .integer("samples", 512, "calibration images the sensitivities are measured on", 1, 1000000);
+  for_each_field(L, index, fn, [&](const std::string& key) {
+    if (key == "base") {
+      if (lua_type(L, -1) != LUA_TTABLE)
+        throw Error(fmt::format("{} base: expected an experiment table, found {}", fn,
+                                luaL_typename(L, -1)));
+      *base = experiment_from(L, lua_gettop(L), at, nullptr);
+      has_base = true;
+    } else if (key == "bits") {
+      spec.bits.clear();
+      for (double b : numbers_at(L, -1, fn + " bits")) {
+        if (b != static_cast<int>(b))
+          throw Error(fmt::format("{} bits: {} is not a whole number of bits", fn, b));
+        spec.bits.push_back(static_cast<int>(b));
+      }
+    } else if (key == "budget") {
+      if (lua_type(L, -1) != LUA_TTABLE)
+        throw Error(
+            fmt::format("{} budget: expected a table such as {{ size_ratio = 0.15 }}, "
+                        "found {}",
+                        fn, luaL_typename(L, -1)));
+      for_each_field(L, lua_gettop(L), fn + " budget", [&](const std::string& kind) {
+        if (has_budget)
+          throw Error(fmt::format("{} budget: give one of size_ratio and bops_ratio", fn));
+        if (kind == "size_ratio")
+          spec.budget_kind = BudgetKind::size_ratio;
+        else if (kind == "bops_ratio")
+          spec.budget_kind = BudgetKind::bops_ratio;
+        else
+          throw Error(
+              fmt::format("{} budget: unknown key '{}' (known: bops_ratio, size_ratio)", fn, kind));
+        spec.budgets = numbers_at(L, -1, fn + " budget " + kind);
+        has_budget = true;
+      });
+    }
+  });
+  if (!has_base) throw Error(fn + ": 'base' (an experiment table) is required");
+  if (!has_budget) throw Error(fn + ": 'budget' (e.g. { size_ratio = 0.15 }) is required");
+  const Options o = resolve(schema, section_from(L, index, fn, at, {"base", "bits", "budget"}));
+  spec.method =
+      o.get<std::string>("method") == "loss" ? SensitivityMethod::loss : SensitivityMethod::hessian;
+  spec.greedy = o.get<std::string>("allocation") == "greedy";
+  spec.samples = o.get<std::int64_t>("samples");
+  return spec;
 }
 
 }  // namespace qlab

@@ -2,6 +2,7 @@
 // The tables qlab's Lua functions take, checked against their schemas:
 // experiments, sweep grids and predicates, plots, reports (which may read the
 // results store) and script arguments (parsed from command-line words).
+#include <qlab/mixed_precision_search.hpp>
 #include <qlab/report.hpp>
 #include <qlab/script.hpp>
 #include <qlab/sweep.hpp>
@@ -31,6 +32,10 @@ PlotSpec plot_from(lua_State* L, int index, const SourceLoc& at, std::vector<nlo
 
 /// [-0, +0] qlab.report's table: rows given, or read from the store by sweep name.
 ReportSpec report_from(lua_State* L, int index, const SourceLoc& at, ResultStore& store);
+
+/// [-0, +0] qlab.mixed_precision's table; its base experiment comes out in `base`.
+MixedPrecisionSpec mixed_precision_from(lua_State* L, int index, const SourceLoc& at,
+                                        Experiment* base);
 
 /// [-0, +1] qlab.args(defaults): `defaults` (table at `index`) with
 /// `key=value` words applied, each parsed as its default's type.
