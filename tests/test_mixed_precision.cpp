@@ -203,6 +203,16 @@ cands = qlab.mixed_precision{ base = base, bits = { 2, 8 }, budget = { size_rati
 assert(#cands == 1)
 )"),
             "");
+  // A corrupt cache names its file and how to recover, and loses nothing.
+  for (const auto& f : std::filesystem::directory_iterator(dir_.file("cache")))
+    if (f.path().string().find("-sensitivity-") != std::string::npos)
+      test::write_file(f.path().string(), "{\"layers\": [ {\"layer\": 3} ]}");
+  auto& corrupt = script(/*report_only=*/true);
+  const std::string bad = run(corrupt, std::string(kBase) + R"(
+qlab.mixed_precision{ base = base, bits = { 2, 8 }, budget = { size_ratio = 0.1 }, samples = 128 }
+)");
+  EXPECT_NE(bad.find("-sensitivity-"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("delete it to measure again"), std::string::npos) << bad;
   auto& missing = script(/*report_only=*/true);
   const std::string msg = run(missing, std::string(kBase) + R"(
 qlab.mixed_precision{ base = base, bits = { 4, 8 }, budget = { size_ratio = 0.2 } }

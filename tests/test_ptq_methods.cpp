@@ -94,23 +94,28 @@ TEST(BiasCorrection, ZeroesTheMeanOutputShiftOnTheCalibrationData) {
     spec.bias_correction = true;
     const auto corrected = post_training_quantize(test::randomised(g, 9), spec, calibration);
     // The first layer reads the data itself, so its shift is known exactly:
-    // mean over the calibration images of (W_q - W) x, per output channel.
+    // the mean over the calibration images of W_q x^ - W x per output
+    // channel, x^ being the images on the input's calibrated 8-bit grid, as
+    // the int8 model reads them.
     const std::string first = g.nodes()[1].name;
     const auto& l = plain.layers.at(first);
     const auto w = layer_parameter(plain.float_module, first, "weight");
     const auto wq = dequantize_codes(l.codes, l.weight);
     const auto x = calibration.images;
+    const auto xq = fake_quantize(x, corrected.activations.at(g.nodes()[0].name));
     const Attrs& a = g.node(first).attrs;
-    const auto out = [&](const torch::Tensor& weight, const torch::Tensor& bias) {
-      auto y = g.node(first).op == Op::linear ? torch::linear(x, weight, bias)
-                                              : torch::conv2d(x, weight, bias, a.stride, a.padding);
+    const auto out = [&](const torch::Tensor& in, const torch::Tensor& weight,
+                         const torch::Tensor& bias) {
+      auto y = g.node(first).op == Op::linear
+                   ? torch::linear(in, weight, bias)
+                   : torch::conv2d(in, weight, bias, a.stride, a.padding);
       return y.dim() == 4 ? y.mean({0, 2, 3}) : y.mean(0);
     };
-    const auto fp = out(w, l.bias);
-    const auto shift_plain = (out(wq, l.bias) - fp).abs().max().item<double>();
+    const auto fp = out(x, w, l.bias);
+    const auto shift_plain = (out(xq, wq, l.bias) - fp).abs().max().item<double>();
     // Calibration sees 4 batches of 64 = all 256 images, in another order.
     const auto shift_corrected =
-        (out(wq, corrected.layers.at(first).bias) - fp).abs().max().item<double>();
+        (out(xq, wq, corrected.layers.at(first).bias) - fp).abs().max().item<double>();
     EXPECT_GT(shift_plain, 1e-3) << g.type_name();
     EXPECT_LT(shift_corrected, 1e-3 * shift_plain) << g.type_name();
     // The model simulates with the corrected bias too.

@@ -89,7 +89,8 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
   // The float model's input to each layer gives the target; the input the
   // already-rounded layers before it produce is what it must fit.
   walk_two_streams(
-      q.float_module, images, [&](const Node& node, const Slices& x, const Slices& xq) {
+      q.float_module, images,
+      [&](const Node& node, const Slices& x, const Slices& xq) {
         auto it = q.layers.find(node.name);
         if (it == q.layers.end()) return torch::Tensor();
         QLayer& l = it->second;
@@ -103,7 +104,8 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
           l.codes = codes;
         }
         return dequantize_codes(l.codes, l.weight).to(torch::kFloat);
-      });
+      },
+      q.activations);
   notes.insert(notes.begin(),
                fmt::format("adaround: {} iterations a layer on {} calibration images; {:.1f}% of "
                            "the weights round the other way than nearest",

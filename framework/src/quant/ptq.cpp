@@ -43,6 +43,25 @@ std::string calibration_key(const PtqSpec& spec, const std::map<std::string, int
   return key;
 }
 
+// Fixes every activation's qparams from the float model's calibration.
+void calibrate_activations(QuantizedModel& q, const LayerSelection& selection, const PtqSpec& spec,
+                           const Dataset& calibration) {
+  const Graph& g = q.graph();
+  const auto sites = activation_sites(g, selection);
+  const auto observe = [&] { return calibrate(q.float_module, sites, spec, calibration); };
+  std::shared_ptr<const CalibratedObservers> observed;
+  if (spec.cache && !spec.model_id.empty())
+    observed = spec.cache->get(calibration_key(spec, sites), observe);
+  else
+    observed = std::make_shared<const CalibratedObservers>(observe());
+  for (std::size_t i = 0; i < g.nodes().size(); ++i)
+    if (const auto& obs = (*observed)[i]) {
+      const int bits = sites.at(g.nodes()[i].name);
+      q.activations[g.nodes()[i].name] =
+          obs->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
+    }
+}
+
 // Bias correction comes after calibration: it depends on the weight bits,
 // and calibration, shared across bit widths, must not.
 QuantizedModel corrected(QuantizedModel q, const PtqSpec& spec, const Dataset& calibration) {
@@ -170,6 +189,10 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                                      spec.per_channel);
     q.layers[name].activation_bits = bits.input;
   }
+  if (spec.scheme == Scheme::static_) calibrate_activations(q, selection, spec, calibration);
+  // AdaRound and bias correction fit each layer to the input the quantized
+  // model gives it, activation grids included: they come after calibration,
+  // which sees only the float model, so it is still shared across widths.
   if (spec.adaround) {
     AdaRoundOptions o;
     o.iterations = spec.adaround_iterations;
@@ -177,21 +200,6 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
     o.regularization = spec.adaround_weight;
     for (auto& note : adaround(q, calibration, o)) q.notes.push_back(std::move(note));
   }
-  if (spec.scheme == Scheme::dynamic) return corrected(std::move(q), spec, calibration);
-
-  const auto sites = activation_sites(g, selection);
-  const auto observe = [&] { return calibrate(q.float_module, sites, spec, calibration); };
-  std::shared_ptr<const CalibratedObservers> observed;
-  if (spec.cache && !spec.model_id.empty())
-    observed = spec.cache->get(calibration_key(spec, sites), observe);
-  else
-    observed = std::make_shared<const CalibratedObservers>(observe());
-  for (std::size_t i = 0; i < g.nodes().size(); ++i)
-    if (const auto& obs = (*observed)[i]) {
-      const int bits = sites.at(g.nodes()[i].name);
-      q.activations[g.nodes()[i].name] =
-          obs->qparams(bits, /*symmetric=*/false, spec.reduce_range && bits == 8);
-    }
   return corrected(std::move(q), spec, calibration);
 }
 

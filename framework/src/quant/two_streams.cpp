@@ -1,6 +1,7 @@
 // The float model and the model being quantized, run side by side: the
 // layer-by-layer methods (AdaRound, bias correction) each need a layer's
 // input in both, with every earlier layer already done.
+#include <qlab/quant/ptq.hpp>
 #include <qlab/quant/ptq_methods.hpp>
 
 namespace qlab {
@@ -25,9 +26,19 @@ Slices forward(const Node& n, torch::nn::Module* layer, const torch::Tensor& wei
 
 }  // namespace
 
-void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit) {
+void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit,
+                      const std::map<std::string, QParams>& activations) {
   const Graph& g = m->graph();
   const auto& nodes = g.nodes();
+  // Where the quantized model's activations land on a grid: each observed
+  // output, and an average pooling rounded back onto its input's grid.
+  std::vector<const QParams*> grid(nodes.size(), nullptr);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const std::string name = op_info(nodes[i].op).rounds_to_input_grid
+                                 ? qparams_source(g, nodes[i].name)
+                                 : nodes[i].name;
+    if (auto it = activations.find(name); it != activations.end()) grid[i] = &it->second;
+  }
   std::map<std::string, std::size_t> index, last_read;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     index[nodes[i].name] = i;
@@ -55,6 +66,15 @@ void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVis
       w = visit(n, *f_in.at(0), *q_in.at(0));
     }
     qt[i] = forward(n, layer, w.defined() ? w.detach() : w, q_in);
+    if (grid[i]) {
+      // ATen's kernel: the same grid, several times faster than
+      // quantize_codes' int64 round trip over a whole sample.
+      const double scale = grid[i]->scale.item<double>();
+      const auto zero = grid[i]->zero_point.item<std::int64_t>();
+      for (auto& part : qt[i])
+        part =
+            torch::fake_quantize_per_tensor_affine(part, scale, zero, grid[i]->qmin, grid[i]->qmax);
+    }
     for (const auto& in : n.inputs)
       if (last_read.at(in) == i) {
         fp[index.at(in)].clear();

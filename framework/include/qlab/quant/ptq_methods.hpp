@@ -50,11 +50,15 @@ using LayerVisit = std::function<torch::Tensor(const Node& node, const Slices& x
 
 /// Runs `m` over `images` node by node, as two models at once: the float
 /// model, and the model whose layers compute with the weights `visit`
-/// returns, layer by layer in graph order. One pass, whatever the number of
-/// layers; an activation is freed after its last reader. A node's float
-/// output is computed before `visit` sees it, so a visit may change the
-/// layer's bias for the quantized model without changing the float one.
-void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit);
+/// returns, layer by layer in graph order, and whose outputs named in
+/// `activations` are fake-quantized with those qparams (a static model's
+/// calibrated activations: so a layer sees the input the int8 model gives
+/// it). One pass, whatever the number of layers; an activation is freed
+/// after its last reader. A node's float output is computed before `visit`
+/// sees it, so a visit may change the layer's bias for the quantized model
+/// without changing the float one.
+void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit,
+                      const std::map<std::string, QParams>& activations = {});
 
 struct AdaRoundOptions {
   int iterations = 500;          ///< Adam steps per layer
