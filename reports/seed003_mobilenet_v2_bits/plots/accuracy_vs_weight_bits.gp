@@ -1,6 +1,6 @@
 # made by qlab; run `gnuplot accuracy_vs_weight_bits.gp` here to redraw
 DATA = "accuracy_vs_weight_bits.dat"
-set title "Accuracy against weight bits"
+set title "Accuracy against weight bits, rounding to nearest"
 set xlabel "weight bits"
 set ylabel "accuracy %"
 set terminal pngcairo size 900,540 noenhanced
