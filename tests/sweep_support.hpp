@@ -3,6 +3,7 @@
 // derived from the point's options, and a count of the calls.
 #include "test_support.hpp"
 
+#include <qlab/script.hpp>
 #include <qlab/sweep.hpp>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,17 @@
 #include <sstream>
 
 namespace qlab::test {
+
+/// Runs Lua `code` as chunk "t.lua"; returns the qlab::Error message, or ""
+/// when it succeeds.
+inline std::string script_error(Script& s, const std::string& code) {
+  try {
+    s.run_string(code, "t.lua");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline Experiment lenet_experiment() {
   return parse_experiment(

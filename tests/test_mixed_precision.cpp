@@ -1,7 +1,7 @@
 // Mixed precision: the allocator respects its budget and is exact where
 // every allocation can be enumerated; sensitivities rank widths as they
 // must; qlab.mixed_precision hands back config lists a quantizer takes.
-#include "test_support.hpp"
+#include "sweep_support.hpp"
 
 #include <qlab/mixed_precision_search.hpp>
 #include <qlab/quant/config_list.hpp>
@@ -154,14 +154,7 @@ class MixedPrecisionScript : public ::testing::Test {
     script_ = std::make_unique<Script>(test::build_registry(), store_, s, log_);
     return *script_;
   }
-  std::string run(Script& s, const std::string& code) {
-    try {
-      s.run_string(code, "t.lua");
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
+  std::string run(Script& s, const std::string& code) { return test::script_error(s, code); }
   test::TempDir dir_;
   ResultStore store_;
   std::ostringstream log_;

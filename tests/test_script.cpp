@@ -27,15 +27,7 @@ class ScriptTest : public ::testing::Test {
     script_ = std::make_unique<Script>(build_registry(), store_, s, log_);
     return *script_;
   }
-  // Runs `code`; returns the qlab::Error message, or "" when it succeeds.
-  std::string run(Script& s, const std::string& code) {
-    try {
-      s.run_string(code, "t.lua");
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
+  std::string run(Script& s, const std::string& code) { return script_error(s, code); }
   // A global of the script as a string.
   std::string global(Script& s, const char* name) {
     lua_getglobal(s.state(), name);

@@ -88,24 +88,16 @@ std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
   std::int64_t flipped = 0, total = 0;
   // The float model's input to each layer gives the target; the input the
   // already-rounded layers before it produce is what it must fit.
-  walk_two_streams(
-      q.float_module, images,
-      [&](const Node& node, const Slices& x, const Slices& xq) {
-        auto it = q.layers.find(node.name);
-        if (it == q.layers.end()) return torch::Tensor();
-        QLayer& l = it->second;
-        if (l.weight.binary() || l.weight.zero_point.is_floating_point()) {
-          notes.push_back(node.name + ": its grid has no rounding to learn (binary or half-step)");
-        } else {
-          const auto codes =
-              learn_rounding(q.float_module, node, l, torch::cat(x), torch::cat(xq), o);
-          flipped += codes.ne(l.codes).sum().item<std::int64_t>();
-          total += codes.numel();
-          l.codes = codes;
-        }
-        return dequantize_codes(l.codes, l.weight).to(torch::kFloat);
-      },
-      q.activations);
+  walk_two_streams(q, images, [&](const Node& node, QLayer& l, const Slices& x, const Slices& xq) {
+    if (l.weight.binary() || l.weight.zero_point.is_floating_point()) {
+      notes.push_back(node.name + ": its grid has no rounding to learn (binary or half-step)");
+      return;
+    }
+    const auto codes = learn_rounding(q.float_module, node, l, torch::cat(x), torch::cat(xq), o);
+    flipped += codes.ne(l.codes).sum().item<std::int64_t>();
+    total += codes.numel();
+    l.codes = codes;
+  });
   notes.insert(notes.begin(),
                fmt::format("adaround: {} iterations a layer on {} calibration images; {:.1f}% of "
                            "the weights round the other way than nearest",

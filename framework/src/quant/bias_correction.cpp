@@ -23,25 +23,18 @@ torch::Tensor mean_output(const Node& n, const Slices& x, const torch::Tensor& w
 
 std::vector<std::string> correct_biases(QuantizedModel& q, const torch::Tensor& images) {
   std::vector<std::string> notes;
-  walk_two_streams(
-      q.float_module, images,
-      [&](const Node& node, const Slices& x, const Slices& xq) {
-        auto it = q.layers.find(node.name);
-        if (it == q.layers.end()) return torch::Tensor();
-        QLayer& l = it->second;
-        const auto wq = dequantize_codes(l.codes, l.weight).to(torch::kFloat);
-        auto bias = layer_parameter(q.float_module, node.name, "bias");
-        if (!bias.defined()) {
-          notes.push_back(node.name + ": no bias to correct");
-          return wq;
-        }
-        torch::NoGradGuard no_grad;
-        const auto w = layer_parameter(q.float_module, node.name, "weight");
-        bias.sub_(mean_output(node, xq, wq, bias) - mean_output(node, x, w, bias));
-        l.bias = bias.clone();
-        return wq;
-      },
-      q.activations);
+  walk_two_streams(q, images, [&](const Node& node, QLayer& l, const Slices& x, const Slices& xq) {
+    auto bias = layer_parameter(q.float_module, node.name, "bias");
+    if (!bias.defined()) {
+      notes.push_back(node.name + ": no bias to correct");
+      return;
+    }
+    torch::NoGradGuard no_grad;
+    const auto wq = dequantize_codes(l.codes, l.weight).to(torch::kFloat);
+    const auto w = layer_parameter(q.float_module, node.name, "weight");
+    bias.sub_(mean_output(node, xq, wq, bias) - mean_output(node, x, w, bias));
+    l.bias = bias.clone();
+  });
   return notes;
 }
 

@@ -26,8 +26,9 @@ Slices forward(const Node& n, torch::nn::Module* layer, const torch::Tensor& wei
 
 }  // namespace
 
-void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit,
-                      const std::map<std::string, QParams>& activations) {
+void walk_two_streams(QuantizedModel& q, const torch::Tensor& images, const LayerVisit& visit) {
+  const GraphModule& m = q.float_module;
+  const auto& activations = q.activations;
   const Graph& g = m->graph();
   const auto& nodes = g.nodes();
   // Where the quantized model's activations land on a grid: each observed
@@ -60,12 +61,15 @@ void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVis
     }
     fp[i] = forward(n, layer, {}, f_in);
     torch::Tensor w;
-    if (op_info(n.op).weighted) {
-      // A visit may learn (AdaRound): gradients are its business.
-      torch::AutoGradMode grad(true);
-      w = visit(n, *f_in.at(0), *q_in.at(0));
+    if (auto it = q.layers.find(n.name); it != q.layers.end()) {
+      {
+        // A visit may learn (AdaRound): gradients are its business.
+        torch::AutoGradMode grad(true);
+        visit(n, it->second, *f_in.at(0), *q_in.at(0));
+      }
+      w = dequantize_codes(it->second.codes, it->second.weight).to(torch::kFloat);
     }
-    qt[i] = forward(n, layer, w.defined() ? w.detach() : w, q_in);
+    qt[i] = forward(n, layer, w, q_in);
     if (grid[i]) {
       // ATen's kernel: the same grid, several times faster than
       // quantize_codes' int64 round trip over a whole sample.

@@ -42,23 +42,22 @@ Dataset calibration_subset(const Dataset& calibration, std::int64_t count, std::
 /// A sample's activations at one node, in slices of images along dim 0.
 using Slices = std::vector<torch::Tensor>;
 
-/// Called by walk_two_streams at each conv2d/linear node, with the node's
-/// input in the float model and in the model being quantized; returns the
-/// weight the quantized model's node computes with (undefined: its own).
-using LayerVisit = std::function<torch::Tensor(const Node& node, const Slices& x_float,
-                                               const Slices& x_quantized)>;
+/// Called by walk_two_streams at each quantized layer of the model, with
+/// the layer's input in the float model and in the quantized one; it may
+/// change the layer's codes and bias, which the quantized model then uses.
+using LayerVisit = std::function<void(const Node& node, QLayer& layer, const Slices& x_float,
+                                      const Slices& x_quantized)>;
 
-/// Runs `m` over `images` node by node, as two models at once: the float
-/// model, and the model whose layers compute with the weights `visit`
-/// returns, layer by layer in graph order, and whose outputs named in
-/// `activations` are fake-quantized with those qparams (a static model's
-/// calibrated activations: so a layer sees the input the int8 model gives
-/// it). One pass, whatever the number of layers; an activation is freed
-/// after its last reader. A node's float output is computed before `visit`
-/// sees it, so a visit may change the layer's bias for the quantized model
-/// without changing the float one.
-void walk_two_streams(GraphModule m, const torch::Tensor& images, const LayerVisit& visit,
-                      const std::map<std::string, QParams>& activations = {});
+/// Runs `q` over `images` node by node, as two models at once: its float
+/// model, and the quantized model, whose layers compute with their
+/// dequantized codes once `visit` has seen them, layer by layer in graph
+/// order, and whose activations lie on their calibrated grids
+/// (q.activations: so a layer sees the input the int8 model gives it). One
+/// pass, whatever the number of layers; an activation is freed after its
+/// last reader. A node's float output is computed before `visit` sees it,
+/// so a visit may change the layer's bias for the quantized model without
+/// changing the float one.
+void walk_two_streams(QuantizedModel& q, const torch::Tensor& images, const LayerVisit& visit);
 
 struct AdaRoundOptions {
   int iterations = 500;          ///< Adam steps per layer
