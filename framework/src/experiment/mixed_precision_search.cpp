@@ -124,16 +124,23 @@ MixedPrecisionSearch search_mixed_precision(const Experiment& base, const Regist
   const bool per_channel =
       (!r.quantizer_opts.has("per_channel") || r.quantizer_opts.get<bool>("per_channel")) &&
       p.engine.per_channel_weights;
+  const bool mse_weights = r.quantizer_opts.has("weight_range") &&
+                           r.quantizer_opts.get<std::string>("weight_range") == "mse";
 
   MixedPrecisionSearch out;
-  const std::string key = stable_hash(nlohmann::json{
-      {"baseline", baseline},
-      {"data", p.data_key},
-      {"layers", layers},
-      {"bits", spec.bits},
-      {"method", to_string(spec.method)},
-      {"samples", spec.samples},
-      {"per_channel", per_channel}}.dump());
+  nlohmann::json identity_of_search{{"baseline", baseline},
+                                    {"data", p.data_key},
+                                    {"layers", layers},
+                                    {"bits", spec.bits},
+                                    {"method", to_string(spec.method)},
+                                    {"samples", spec.samples},
+                                    {"per_channel", per_channel}};
+  const bool narrow =
+      r.quantizer_opts.has("narrow_range") && r.quantizer_opts.get<bool>("narrow_range");
+  // Earlier caches keep their names.
+  if (mse_weights) identity_of_search["weight_range"] = "mse";
+  if (narrow) identity_of_search["narrow_range"] = true;
+  const std::string key = stable_hash(identity_of_search.dump());
   out.sensitivity_file =
       (fs::path(settings.cache_dir) / fmt::format("{}-sensitivity-{}.json", r.model_name, key))
           .string();
@@ -155,6 +162,8 @@ MixedPrecisionSearch search_mixed_precision(const Experiment& base, const Regist
     s.bits = spec.bits;
     s.method = spec.method;
     s.per_channel = per_channel;
+    s.weight_range = mse_weights ? WeightRange::mse : WeightRange::minmax;
+    s.narrow_range = narrow;
     s.batch_size = r.recipe.batch_size;
     const Dataset sample =
         calibration_subset(p.data.train, spec.samples, 4247, "qlab.mixed_precision");

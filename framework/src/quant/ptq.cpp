@@ -102,6 +102,9 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
   spec.config = ctx.config;
   spec.per_channel =
       (!o.has("per_channel") || o.get<bool>("per_channel")) && ctx.engine.per_channel_weights;
+  if (o.has("weight_range") && o.get<std::string>("weight_range") == "mse")
+    spec.weight_range = WeightRange::mse;
+  spec.narrow_range = o.has("narrow_range") && o.get<bool>("narrow_range");
   spec.batch_size = ctx.batch_size;
   spec.reduce_range = ctx.engine.reduce_range;
   spec.cache = ctx.calibration_cache;
@@ -144,16 +147,11 @@ std::map<std::string, int> activation_sites(const Graph& g, const LayerSelection
   return sites;
 }
 
-QLayer quantize_weight(const torch::Tensor& w, const torch::Tensor& b, int bits, bool per_channel) {
+QLayer quantize_weight(const torch::Tensor& w, const torch::Tensor& b, int bits, bool per_channel,
+                       WeightRange range, bool narrow) {
   QLayer l;
   const int axis = per_channel ? 0 : -1;
-  if (bits == 1) {
-    l.weight = binary_qparams(w, axis);
-  } else {
-    auto obs = make_observer("minmax", axis);
-    obs->observe(w);
-    l.weight = obs->qparams(bits, /*symmetric=*/true);
-  }
+  l.weight = bits == 1 ? binary_qparams(w, axis) : weight_qparams(w, bits, axis, range, narrow);
   l.codes = quantize_codes(w, l.weight);
   l.bias = b;
   return l;
@@ -186,7 +184,7 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
                       spec.config_key, name, to_string(spec.scheme)));
     q.layers[name] = quantize_weight(layer_parameter(q.float_module, name, "weight"),
                                      layer_parameter(q.float_module, name, "bias"), bits.weight,
-                                     spec.per_channel);
+                                     spec.per_channel, spec.weight_range, spec.narrow_range);
     q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == Scheme::static_) calibrate_activations(q, selection, spec, calibration);

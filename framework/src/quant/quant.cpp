@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 namespace qlab {
 namespace {
@@ -19,6 +20,11 @@ torch::Tensor along(const torch::Tensor& v, const torch::Tensor& x, int axis) {
   std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
   shape[static_cast<std::size_t>(axis)] = -1;
   return v.to(x.device()).view(shape);
+}
+
+// One row per channel along `axis` (one row in all when axis < 0).
+torch::Tensor channel_rows(const torch::Tensor& w, int axis) {
+  return axis < 0 ? w.reshape({1, -1}) : w.transpose(0, axis).reshape({w.size(axis), -1});
 }
 
 }  // namespace
@@ -62,11 +68,42 @@ QParams binary_qparams(const torch::Tensor& w, int axis) {
   p.axis = axis;
   p.qmin = 0;
   p.qmax = 1;
-  const auto flat =
-      axis < 0 ? w.reshape({1, -1}) : w.transpose(0, axis).reshape({w.size(axis), -1});
+  const auto flat = channel_rows(w, axis);
   p.scale = flat.abs().mean(1).clamp_min(kMinScale).to(torch::kFloat64);
   p.zero_point = torch::zeros_like(p.scale, torch::kInt64);
   p.min = flat.amin(1).to(torch::kFloat64);
+  p.max = flat.amax(1).to(torch::kFloat64);
+  return p;
+}
+
+QParams weight_qparams(const torch::Tensor& w, int bits, int axis, WeightRange range,
+                      bool narrow) {
+  const auto flat = channel_rows(w, axis).detach().to(torch::kFloat32);
+  const auto amax = flat.abs().amax(1);
+  auto [qmin, qmax] = grid(bits, /*symmetric=*/true);
+  if (narrow) qmin = -qmax;
+  const double half_levels = static_cast<double>(qmax - qmin) / 2.0;
+  auto clip = amax;
+  if (range == WeightRange::mse) {
+    // 141 candidate clipping ranges; the error of each is one pass over the weight.
+    auto best_error = torch::full_like(amax, std::numeric_limits<float>::infinity());
+    for (int k = 10; k <= 150; ++k) {
+      const auto candidate = amax * (k / 100.0);
+      const auto scale = (candidate / half_levels).clamp_min(kMinScale).unsqueeze(1);
+      const auto error =
+          flat.div(scale).round().clamp(qmin, qmax).mul(scale).sub(flat).square().sum(1);
+      const auto better = error < best_error;
+      best_error = torch::where(better, error, best_error);
+      clip = torch::where(better, candidate, clip);
+    }
+  }
+  QParams p = qparams_from_range(-clip, clip, bits, /*symmetric=*/true, axis);
+  if (narrow) {
+    p.qmin = qmin;
+    p.scale = (clip.to(torch::kFloat64) / half_levels).clamp_min(kMinScale);
+    p.scale = p.scale.to(torch::kFloat32).to(torch::kFloat64);
+  }
+  p.min = flat.amin(1).to(torch::kFloat64);  // the weight's own range, for the record
   p.max = flat.amax(1).to(torch::kFloat64);
   return p;
 }

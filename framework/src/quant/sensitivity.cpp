@@ -10,8 +10,9 @@ namespace qlab {
 namespace {
 
 // The weight as round-to-nearest at `bits` leaves it.
-torch::Tensor rounded_weight(const torch::Tensor& w, int bits, bool per_channel) {
-  const QLayer l = quantize_weight(w, torch::Tensor(), bits, per_channel);
+torch::Tensor rounded_weight(const torch::Tensor& w, int bits, const SensitivitySpec& spec) {
+  const QLayer l = quantize_weight(w, torch::Tensor(), bits, spec.per_channel, spec.weight_range,
+                                  spec.narrow_range);
   return dequantize_codes(l.codes, l.weight).to(w.dtype()).view_as(w);
 }
 
@@ -104,7 +105,7 @@ std::vector<LayerSensitivity> layer_sensitivity(GraphModule fused, const Model& 
       s.weights = w.numel();
       for (int bits : spec.bits) {
         const std::map<std::size_t, torch::Tensor> swapped{
-            {node_index(g, name), rounded_weight(w, bits, spec.per_channel)}};
+            {node_index(g, name), rounded_weight(w, bits, spec)}};
         s.by_bits[bits] = mean_loss(fused, model, sample, spec.batch_size, swapped) - float_loss;
       }
       out.push_back(std::move(s));
@@ -118,7 +119,7 @@ std::vector<LayerSensitivity> layer_sensitivity(GraphModule fused, const Model& 
     s.weights = w.numel();
     for (int bits : spec.bits)
       s.by_bits[bits] = 0.5 * diagonal.at(name) *
-                        (rounded_weight(w, bits, spec.per_channel) - w).pow(2).sum().item<double>();
+                        (rounded_weight(w, bits, spec) - w).pow(2).sum().item<double>();
     out.push_back(std::move(s));
   }
   return out;

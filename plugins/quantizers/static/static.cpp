@@ -18,6 +18,13 @@ class Static final : public qlab::Quantizer {
   qlab::Schema options() const override {
     qlab::Schema s;
     s.boolean("per_channel", true, "one weight scale per output channel")
+        .string("weight_range", "minmax",
+                "weight scales: minmax, or mse (the clipping range with the least rounding "
+                "error, searched per channel)",
+                {"minmax", "mse"})
+        .boolean("narrow_range", false,
+                 "weights on a grid without its lowest code, symmetric around 0 (2 bits: "
+                 "ternary -1, 0, 1)")
         .string("observer", "minmax", "activation observer", qlab::observer_kinds())
         .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
         .integer("calibration_batches", 32, "training batches the activation observers see", 0,

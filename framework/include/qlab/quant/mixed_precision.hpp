@@ -5,6 +5,7 @@
 // result to a quantizer as a config list is qlab/mixed_precision_search.hpp.
 #include <qlab/plugin/data.hpp>
 #include <qlab/plugin/model.hpp>
+#include <qlab/quant/quant.hpp>
 
 #include <map>
 #include <string>
@@ -61,6 +62,8 @@ struct SensitivitySpec {
   std::vector<int> bits{2, 4, 8};
   SensitivityMethod method = SensitivityMethod::loss;
   bool per_channel = true;       ///< weight scales, as the quantizer will use them
+  WeightRange weight_range = WeightRange::minmax;  ///< likewise
+  bool narrow_range = false;                       ///< likewise
   std::int64_t batch_size = 64;  ///< images per forward pass
   int hessian_probes = 8;        ///< Rademacher vectors per layer (hessian)
 };

@@ -16,6 +16,8 @@ struct PtqSpec {
   ConfigRules rules;
   std::string config_key = "[quantizer] config";  ///< names the list in errors
   bool per_channel = true;                        ///< weights per output channel
+  WeightRange weight_range = WeightRange::minmax;
+  bool narrow_range = false;  ///< weights on [-(2^(b-1) - 1), 2^(b-1) - 1] (weight_qparams)
   std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
   double percentile = 99.99;        ///< for the percentile observer
   std::int64_t calibration_batches = 32;
@@ -38,7 +40,8 @@ struct PtqSpec {
 
 /// A spec from what every post-training quantizer is given: the context's
 /// config list, rules and engine constraints, the recipe's batch size, and
-/// the `per_channel` option where the quantizer has one.
+/// the `per_channel`, `weight_range` and `narrow_range` options where the
+/// quantizer has them.
 PtqSpec ptq_spec(Scheme scheme, const Options& options, const QuantizeContext& ctx);
 
 /// The node whose output qparams `name`'s output carries: `name` itself, or
@@ -53,9 +56,10 @@ std::string qparams_source(const Graph& graph, std::string name);
 std::map<std::string, int> activation_sites(const Graph& fused, const LayerSelection& selection);
 
 /// Quantizes one layer's (fused) weight onto a `bits`-bit grid: symmetric,
-/// per output channel or per tensor; 1 bit is binary.
+/// per output channel or per tensor, by weight_qparams; 1 bit is binary.
 QLayer quantize_weight(const torch::Tensor& weight, const torch::Tensor& bias, int bits,
-                       bool per_channel);
+                       bool per_channel, WeightRange range = WeightRange::minmax,
+                       bool narrow = false);
 
 /// Fuses `trained`, quantizes the weights of every selected layer and, for
 /// the static scheme, calibrates activation qparams on `calibration`

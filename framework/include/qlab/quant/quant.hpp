@@ -47,6 +47,21 @@ QParams qparams_from_range(const torch::Tensor& min, const torch::Tensor& max, i
 /// Binary (1-bit) parameters of a weight: alpha = mean |w| per channel.
 QParams binary_qparams(const torch::Tensor& weight, int axis);
 
+/// How a weight's scale is chosen: its min/max range, or the clipping range
+/// that minimises its rounding error (weight_qparams).
+enum class WeightRange { minmax, mse };
+
+/// Symmetric parameters of a weight (per channel along `axis`, or one):
+/// its min/max range onto the grid, or (mse) the clipping range from 0.1x
+/// to 1.5x of it with the least squared rounding error. `narrow` drops the
+/// grid's lowest code, so that it is symmetric, [-(2^(b-1) - 1), 2^(b-1) - 1]
+/// as ONNX's and TensorRT's int8 weights are: at 2 bits the full grid is
+/// {-2, -1, 0, 1}, whose top level clips the largest positive weights, and
+/// a search of the clipping range on it trades them for the bulk near 0;
+/// the narrow one is ternary, {-1, 0, 1} (Li et al. 2016, arXiv 1605.04711).
+QParams weight_qparams(const torch::Tensor& weight, int bits, int axis,
+                       WeightRange range = WeightRange::minmax, bool narrow = false);
+
 /// Integer codes of `x` on p's grid (int64 values in [qmin, qmax]; for binary
 /// 0 means -alpha and 1 means +alpha).
 torch::Tensor quantize_codes(const torch::Tensor& x, const QParams& p);
