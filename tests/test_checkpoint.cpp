@@ -28,43 +28,47 @@ TEST(Checkpoint, RoundTripsExactly) {
 TEST(Checkpoint, ALibTorchArchiveIsNeverParsed) {
   // Found by fuzz_checkpoint when checkpoints were LibTorch archives: this
   // corrupt one made LibTorch's TorchScript importer throw a plain
-  // std::runtime_error (others made it segfault). qlab's own format refuses
-  // it at its first bytes.
+  // std::runtime_error (others made it segfault). A zip's first 8 bytes
+  // read as a safetensors header length far past the file's end.
   const std::string path =
       test::golden_dir() + "/../fuzz/corpus/checkpoint/regression_bad_torchscript.pt";
   GraphModule m(tiny_graph());
   const std::string msg = test::error_of([&] { load_checkpoint(path, m); });
-  EXPECT_NE(
-      msg.find(
-          "regression_bad_torchscript.pt: not a qlab checkpoint (bytes 0-7 are not \"QLABTNS1\")"),
-      std::string::npos)
+  EXPECT_NE(msg.find("regression_bad_torchscript.pt: bytes 0-7 give a header of"),
+            std::string::npos)
       << msg;
+  EXPECT_NE(msg.find("not a safetensors file?"), std::string::npos) << msg;
 }
 
-TEST(Checkpoint, SizesInTheHeaderAreCheckedAgainstTheFile) {
+TEST(Checkpoint, SizesAndOffsetsInTheHeaderAreCheckedAgainstTheFile) {
   test::TempDir dir;
   const auto file = [&](const std::string& header) {
-    std::string out = "QLABTNS1";
+    std::string out;
     for (int i = 0; i < 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    test::write_file(dir.file("h.pt"), out + header + std::string(16, '\0'));
+    test::write_file(dir.file("h.safetensors"), out + header + std::string(16, '\0'));
     GraphModule m(tiny_graph());
-    return test::error_of([&] { load_checkpoint(dir.file("h.pt"), m); });
+    return test::error_of([&] { load_checkpoint(dir.file("h.safetensors"), m); });
   };
-  EXPECT_NE(
-      file(
-          R"({"tensors": {"w": {"dtype": "float32", "shape": [1099511627776], "offset": 0, "bytes": 16}}})")
-          .find("tensor 'w': a dimension is not a size the file can hold"),
-      std::string::npos);
-  EXPECT_NE(
-      file(R"({"tensors": {"w": {"dtype": "float32", "shape": [4], "offset": 8, "bytes": 16}}})")
-          .find("lie past the end of the file (truncated?)"),
-      std::string::npos);
-  EXPECT_NE(
-      file(R"({"tensors": {"w": {"dtype": "complex", "shape": [4], "offset": 0, "bytes": 16}}})")
-          .find("tensor 'w': unknown dtype \"complex\""),
-      std::string::npos);
-  EXPECT_NE(file(R"({"meta": {}, "tensors": {}})").find("not a float checkpoint"),
-            std::string::npos);
+  const auto expect = [&](const std::string& header, const std::string& message) {
+    const std::string msg = file(header);
+    EXPECT_NE(msg.find(message), std::string::npos) << msg;
+  };
+  expect(R"({"w": {"dtype": "F32", "shape": [1099511627776], "data_offsets": [0, 16]}})",
+         "tensor 'w': a dimension is not a size the file can hold");
+  expect(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
+         "data_offsets [8, 24] lie outside the 16 data bytes (truncated?)");
+  expect(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}})",
+         "shape [3] of F32 does not make the 16 bytes its data_offsets give");
+  expect(R"({"w": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}})",
+         "tensor 'w': dtype C64 is not one qlab reads");
+  expect(R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+             "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})",
+         "tensors 'a' and 'b' overlap (data bytes 8-16)");
+  expect(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+         "data bytes 8-16 belong to no tensor");
+  expect(R"([1, 2])", "is not a JSON object");
+  expect(R"({"__metadata__": {"qlab": "{}"}, "w": {"dtype": "U8", "shape": [16], "data_offsets": [0, 16]}})",
+         "not a float checkpoint");
 }
 
 TEST(Checkpoint, RefusesAnotherArchitecture) {
@@ -78,6 +82,74 @@ TEST(Checkpoint, RefusesAnotherArchitecture) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("another architecture"), std::string::npos) << e.what();
   }
+}
+
+// A safetensors file of `tensors` as float64, written here, not by qlab.
+std::string float64_safetensors(const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, t] : tensors) {
+    const auto c = t.detach().to(torch::kFloat64).contiguous();
+    const std::size_t bytes = c.numel() * 8;
+    header[name] = {{"dtype", "F64"},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {data.size(), data.size() + bytes}}};
+    data.append(static_cast<const char*>(c.data_ptr()), bytes);
+  }
+  const std::string text = header.dump();
+  std::string out;
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  return out + text + data;
+}
+
+TEST(FloatWeights, LoadsAStateDictUnderPyTorchsNamesAndSaysWhatItConverted) {
+  test::TempDir dir;
+  GraphModule a(tiny_graph());
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& p : a->named_parameters()) state.emplace_back(p.key(), p.value());
+  test::write_file(dir.file("w.safetensors"), float64_safetensors(state));
+  GraphModule b(tiny_graph());
+  const auto notes = load_float_weights(dir.file("w.safetensors"), b);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("4 tensors"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[1].find("converted from Double to Float: classifier.1.bias"), std::string::npos)
+      << notes[1];
+  a->eval();
+  b->eval();
+  const auto x = torch::randn({2, 1, 8, 8});
+  EXPECT_TRUE(torch::allclose(a->forward(x)[0], b->forward(x)[0], 1e-6, 1e-6));
+  // qlab's own checkpoints are such files too.
+  save_checkpoint(dir.file("c.safetensors"), a, {{"model", "tiny"}});
+  GraphModule c(tiny_graph());
+  EXPECT_EQ(load_float_weights(dir.file("c.safetensors"), c).size(), 1u);
+  c->eval();
+  EXPECT_TRUE(torch::equal(a->forward(x)[0], c->forward(x)[0]));
+}
+
+TEST(FloatWeights, ListsEveryMissingUnexpectedAndMismatchedKeyInOneError) {
+  test::TempDir dir;
+  GraphModule other(tiny_graph(5));
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& p : other->named_parameters())
+    if (p.key() != "features.0.bias") state.emplace_back(p.key(), p.value());
+  state.emplace_back("features.9.weight", torch::zeros({2}));
+  test::write_file(dir.file("w.safetensors"), float64_safetensors(state));
+  GraphModule m(tiny_graph(3));
+  const std::string msg =
+      test::error_of([&] { load_float_weights(dir.file("w.safetensors"), m); });
+  EXPECT_NE(msg.find("w.safetensors: the weights do not fit graph Tiny"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing key(s): features.0.bias"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected key(s): features.9.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mismatch for classifier.1.bias: [5] in the file, [3] in the model"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("mismatch for classifier.1.weight: [5, 64] in the file, [3, 64] in the model"),
+            std::string::npos)
+      << msg;
+  test::write_file(dir.file("z.pt"), std::string("PK\x03\x04", 4) + std::string(60, '\0'));
+  EXPECT_NE(test::error_of([&] { load_float_weights(dir.file("z.pt"), m); })
+                .find("z.pt: a torch.save (zip) file; qlab reads weights as safetensors"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, RefusesTruncatedCorruptAndMissingFiles) {

@@ -68,6 +68,7 @@ toml unknown_observer ":5:12: [quantizer] observer: \"kl\" is not one of"
 toml unknown_rounding ":5:12: [quantizer] rounding: \"stochastic\" is not one of"
 toml unknown_fp32_kernels ":5:16: [backend] fp32_kernels: \"fast\" is not one of"
 toml unknown_metric ":4:9: [metrics] names: unknown metric plugin 'flops'"
+toml weights_missing ":3:11: [model] weights: no such file no_such.safetensors"
 
 # --- Lua sweep scripts: syntax and runtime errors at script:line, bad qlab.* calls, bounds.
 lua() { check "lua_$1" 1 "$corpus/lua/$1.lua$2" -- "$qlab" sweep -q --db "$W/lua.sqlite" "${@:3}" "$corpus/lua/$1.lua"; }
@@ -157,8 +158,8 @@ printf '[model]\nname = "logreg"\n[dataset]\nlimit_train = 200\nlimit_test = 50\
 printf '[model]\nname = "lenet"\n[dataset]\nlimit_train = 200\nlimit_test = 50\n[train]\nepochs = 1\n' >other.toml
 "$qlab" run -q --cache "$W/ckpt_cache" ckpt.toml >/dev/null 2>&1 && "$qlab" run -q --cache "$W/other_cache" other.toml >/dev/null 2>&1 ||
   { echo "FAIL: cannot train the checkpoints to break"; exit 1; }
-good=$(ls ckpt_cache/*.pt)
-other=$(ls other_cache/*.pt)
+good=$(ls ckpt_cache/*.safetensors)
+other=$(ls other_cache/*.safetensors)
 checkpoint() {  # checkpoint NAME EXPECTED: after the cached file was broken
   check "checkpoint_$1" 1 "$2" -- "$qlab" run -q --cache "$W/ckpt_cache" "$W/ckpt.toml"
   cp "$W/good.pt" "$good"
@@ -172,6 +173,14 @@ checkpoint random "$good: "
 checkpoint empty "$good: "
 cp "$other" "$good"
 checkpoint other_model "$good: checkpoint was written for another architecture"
+# The same files as [model] weights: truncated, or another model's.
+weights() {  # weights NAME FILE EXPECTED
+  printf '[model]\nname = "logreg"\nweights = "%s"\n[dataset]\nlimit_train = 200\nlimit_test = 50\n' "$2" >"weights_$1.toml"
+  check "weights_$1" 1 "$3" -- "$qlab" run -q --cache "$W/cache" "$W/weights_$1.toml"
+}
+head -c 600 good.pt >cut.safetensors
+weights truncated "$W/cut.safetensors" "$W/cut.safetensors: "
+weights other_model "$W/$other" "$W/$other: the weights do not fit graph"
 
 # --- Plugins: each broken test plugin, named by an experiment, through QLAB_PLUGIN_PATH.
 printf '[model]\nname = "logreg"\n[dataset]\nlimit_train = 200\nlimit_test = 50\n[metrics]\nnames = ["%s"]\n' accuracy >plugin.toml

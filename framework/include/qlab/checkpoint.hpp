@@ -6,17 +6,25 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace qlab {
 
-/// The float checkpoint's layout (2: qlab's tensor file). Part of the
-/// baseline cache's key, so files of an older layout are simply not found.
-constexpr int kCheckpointFormat = 2;
+/// The float checkpoint's layout (3: safetensors, qlab's metadata in
+/// "__metadata__"; 2 was qlab's own tensor file). Part of the baseline
+/// cache's key, so files of an older layout are simply not found.
+constexpr int kCheckpointFormat = 3;
 
 void save_checkpoint(const std::string& path, GraphModule& module, nlohmann::json meta);
 /// Loads `path` into `module`; throws qlab::Error naming the file when it is
 /// missing, unreadable, truncated or written for another graph. Returns the
 /// stored header.
 nlohmann::json load_checkpoint(const std::string& path, GraphModule& module);
+
+/// Loads trained float weights from a safetensors file of a state_dict under
+/// PyTorch's names (`features.0.weight`), strictly: missing keys, unexpected
+/// keys and shape mismatches end in one qlab::Error that lists each; floats
+/// of another width are converted, and the notes returned say which.
+std::vector<std::string> load_float_weights(const std::string& path, GraphModule& module);
 
 }  // namespace qlab

@@ -51,14 +51,19 @@ DataSplits dataset(const Resolved& r, const Shape& wanted, const std::string& ke
   return data;
 }
 
-// The float baseline in `module`, from the cache when everything that
-// determines it is there, else trained and cached. Fills the row's training
-// curve and notes; returns the training time.
+// The float baseline in `module`: the [model] weights file when there is
+// one; else from the cache when everything that determines it is there,
+// else trained and cached. Fills the row's training curve and notes;
+// returns the training time.
 double float_baseline(GraphModule& module, const Resolved& r, const Dataset& train_set,
                       const nlohmann::json& identity, const std::string& key,
                       const RunSettings& settings, ResultRow& row) {
+  if (!r.weights.empty()) {
+    for (auto& note : load_float_weights(r.weights, module)) row.notes.push_back(std::move(note));
+    return 0.0;
+  }
   const fs::path cache(settings.cache_dir);
-  const std::string ckpt = (cache / fmt::format("{}-{}.pt", r.model_name, key)).string();
+  const std::string ckpt = (cache / fmt::format("{}-{}.safetensors", r.model_name, key)).string();
   if (settings.use_cache && fs::exists(ckpt)) {
     const auto meta = load_checkpoint(ckpt, module);
     row.training = meta.value("epochs", nlohmann::json::array());

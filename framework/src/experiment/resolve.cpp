@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 namespace qlab {
 namespace {
 
@@ -20,6 +22,20 @@ std::string required_name(const RawSection& s, const std::string& fallback) {
   if (const auto* str = std::get_if<std::string>(&it->second.value)) return *str;
   throw Error(fmt::format("{}: [{}] name: expected string, found {}", it->second.where.str(),
                           s.name, describe(it->second.value)));
+}
+
+// [model] weights, checked to be a file that exists; its bytes become part
+// of the experiment's identity below, so an edited file is a new result.
+std::string weights_file(const RawSection& s) {
+  auto it = s.values.find("weights");
+  if (it == s.values.end()) return "";
+  const auto* path = std::get_if<std::string>(&it->second.value);
+  if (!path)
+    throw Error(fmt::format("{}: [model] weights: expected string (a .safetensors file), found {}",
+                            it->second.where.str(), describe(it->second.value)));
+  if (!std::ifstream(*path))
+    throw Error(fmt::format("{}: [model] weights: no such file {}", it->second.where.str(), *path));
+  return *path;
 }
 
 Schema metrics_schema() {
@@ -44,7 +60,8 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   } catch (const Error& e) {
     throw Error(fmt::format("{}: [model] name: {}", at(ex.model, "name"), e.what()));
   }
-  r.model_opts = resolve(r.model->options(), ex.model, {"name"});
+  r.model_opts = resolve(r.model->options(), ex.model, {"name", "weights"});
+  r.weights = weights_file(ex.model);
 
   Schema data_schema = dataset_schema();
   data_schema.string("name", "fashion-mnist", "dataset",
@@ -99,6 +116,11 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
               {"train", r.train_opts.to_json()},     {"quantizer", r.quantizer_opts.to_json()},
               {"backend", r.backend_opts.to_json()}, {"metrics", r.metric_opts.to_json()}};
   r.config["model"]["name"] = r.model_name;
+  if (!r.weights.empty()) {
+    std::ifstream in(r.weights, std::ios::binary);
+    r.config["model"]["weights"] = r.weights;
+    r.config["model"]["weights_hash"] = stable_hash({std::istreambuf_iterator<char>(in), {}});
+  }
   r.config["quantizer"]["name"] = r.quantizer_name;
   r.config["backend"]["name"] = r.backend_name;
   return r;

@@ -13,6 +13,7 @@ namespace qlab {
 
 struct Resolved {
   std::string model_name;
+  std::string weights;  ///< [model] weights: a file of trained float weights, or empty
   // The plugins, behind the plugin boundary (Registry).
   std::shared_ptr<Model> model;
   Options model_opts, data_opts, train_opts, quantizer_opts, backend_opts, metric_opts;

@@ -1,4 +1,4 @@
-#include "io/tensor_file.hpp"
+#include "io/safetensors.hpp"
 
 #include <qlab/atomic_write.hpp>
 #include <qlab/checkpoint.hpp>
@@ -23,11 +23,11 @@ std::vector<std::pair<std::string, torch::Tensor>> state_of(GraphModule& module)
 void save_checkpoint(const std::string& path, GraphModule& module, nlohmann::json meta) {
   meta["graph_signature"] = module->graph().signature();
   meta["format"] = kCheckpointFormat;
-  write_atomically(path, tensor_file_bytes(state_of(module), meta));
+  write_atomically(path, safetensors_bytes(state_of(module), meta));
 }
 
 nlohmann::json load_checkpoint(const std::string& path, GraphModule& module) {
-  const TensorFile file = read_tensor_file(path);
+  const TensorFile file = read_safetensors(path);
   const nlohmann::json& meta = file.meta;
   if (!meta.is_object() || !meta.contains("graph_signature"))
     throw Error(fmt::format("{}: not a float checkpoint (no graph signature)", path));
