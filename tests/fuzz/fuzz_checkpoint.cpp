@@ -1,4 +1,6 @@
-// The checkpoint loader: load_checkpoint of any bytes into a small graph.
+// The safetensors reader behind both of its users, any bytes into a small
+// graph: load_checkpoint (the baseline cache) and load_float_weights
+// ([model] weights).
 #include "fuzz_support.hpp"
 
 #include <qlab/checkpoint.hpp>
@@ -33,7 +35,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static qlab::GraphModule module(graph());
-  const std::string& path = qlab::fuzz::scratch("checkpoint.pt");
+  const std::string& path = qlab::fuzz::scratch("checkpoint.safetensors");
   qlab::fuzz::write(path, data, size);
+  qlab::fuzz::refuse_or_accept([&] { qlab::load_float_weights(path, module); });
   return qlab::fuzz::refuse_or_accept([&] { qlab::load_checkpoint(path, module); });
 }
