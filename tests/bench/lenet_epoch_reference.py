@@ -6,10 +6,15 @@ normalised by the training set's mean and std, tensors held in memory).
 
 Run it with Debian's python3-torch (the same LibTorch as qlab):
     /usr/bin/python3 tests/bench/lenet_epoch_reference.py --epochs 3 --threads 2
-It prints one line per epoch (seconds) and the test accuracy.
+It prints one line per epoch (seconds) and the test accuracy. With
+--save FILE.safetensors it writes the trained state_dict as safetensors
+(written here: Debian 12 has no python3-safetensors), for qlab's
+`[model] weights` (tests/bench/pytorch_weights_in.sh).
 """
 import argparse
 import gzip
+import json
+import struct
 import time
 
 import numpy as np
@@ -54,10 +59,26 @@ class LeNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def save_safetensors(state, path):
+    """The safetensors layout: header length (u64 LE), JSON header, raw bytes."""
+    header, blobs, offset = {}, [], 0
+    for name, t in state.items():
+        data = t.detach().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", help="write the trained state_dict here (.safetensors)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -83,6 +104,8 @@ def main():
     with torch.no_grad():
         acc = (model(vx).argmax(1) == vy).float().mean().item() * 100
     print(f"test accuracy {acc:.2f}%")
+    if args.save:
+        save_safetensors(model.state_dict(), args.save)
 
 
 if __name__ == "__main__":
