@@ -13,9 +13,9 @@ Graph tiny_graph(std::int64_t classes = 3) {
 TEST(Checkpoint, RoundTripsExactly) {
   test::TempDir dir;
   GraphModule a(tiny_graph());
-  save_checkpoint(dir.file("c.pt"), a, {{"model", "tiny"}});
+  save_checkpoint(dir.file("c.safetensors"), a, {{"model", "tiny"}});
   GraphModule b(tiny_graph());
-  const auto meta = load_checkpoint(dir.file("c.pt"), b);
+  const auto meta = load_checkpoint(dir.file("c.safetensors"), b);
   EXPECT_EQ(meta["model"], "tiny");
   a->eval();
   b->eval();
@@ -74,10 +74,10 @@ TEST(Checkpoint, SizesAndOffsetsInTheHeaderAreCheckedAgainstTheFile) {
 TEST(Checkpoint, RefusesAnotherArchitecture) {
   test::TempDir dir;
   GraphModule a(tiny_graph(3));
-  save_checkpoint(dir.file("c.pt"), a, {{"model", "tiny"}});
+  save_checkpoint(dir.file("c.safetensors"), a, {{"model", "tiny"}});
   GraphModule b(tiny_graph(5));
   try {
-    load_checkpoint(dir.file("c.pt"), b);
+    load_checkpoint(dir.file("c.safetensors"), b);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("another architecture"), std::string::npos) << e.what();
@@ -155,12 +155,12 @@ TEST(FloatWeights, ListsEveryMissingUnexpectedAndMismatchedKeyInOneError) {
 TEST(Checkpoint, RefusesTruncatedCorruptAndMissingFiles) {
   test::TempDir dir;
   GraphModule a(tiny_graph());
-  save_checkpoint(dir.file("c.pt"), a, {});
-  std::ifstream in(dir.file("c.pt"), std::ios::binary);
+  save_checkpoint(dir.file("c.safetensors"), a, {});
+  std::ifstream in(dir.file("c.safetensors"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  test::write_file(dir.file("cut.pt"), bytes.substr(0, bytes.size() / 2));
+  test::write_file(dir.file("cut.safetensors"), bytes.substr(0, bytes.size() / 2));
   test::write_file(dir.file("junk.pt"), "this is not a checkpoint");
-  for (const auto* name : {"cut.pt", "junk.pt", "missing.pt"}) {
+  for (const auto* name : {"cut.safetensors", "junk.pt", "missing.pt"}) {
     GraphModule b(tiny_graph());
     try {
       load_checkpoint(dir.file(name), b);

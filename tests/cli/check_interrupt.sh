@@ -34,7 +34,7 @@ code=$?
 grep -q "qlab: interrupted at epoch 2 step .*: saved .*resumed/lenet-.*\.resume\.pt; the same command resumes from it" run1.log ||
   fail "no message naming the step and the checkpoint"
 ls resumed/*.resume.pt >/dev/null 2>&1 || fail "no training checkpoint"
-ls resumed | grep -qE '^lenet-[0-9a-f]{16}\.pt$' && fail "a baseline was cached though training did not finish"
+ls resumed | grep -qE '^lenet-[0-9a-f]{16}\.safetensors$' && fail "a baseline was cached though training did not finish"
 
 "$qlab" run -q --cache resumed exp.toml >resumed.out 2>run2.log || fail "the resumed run exited $?"
 grep -q "float baseline training resumed from .* at epoch 2 step" resumed.out run2.log || fail "no note that training resumed"
