@@ -67,8 +67,9 @@ TEST(Checkpoint, SizesAndOffsetsInTheHeaderAreCheckedAgainstTheFile) {
   expect(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
          "data bytes 8-16 belong to no tensor");
   expect(R"([1, 2])", "is not a JSON object");
-  expect(R"({"__metadata__": {"qlab": "{}"}, "w": {"dtype": "U8", "shape": [16], "data_offsets": [0, 16]}})",
-         "not a float checkpoint");
+  expect(
+      R"({"__metadata__": {"qlab": "{}"}, "w": {"dtype": "U8", "shape": [16], "data_offsets": [0, 16]}})",
+      "not a float checkpoint");
 }
 
 TEST(Checkpoint, RefusesAnotherArchitecture) {
@@ -135,8 +136,7 @@ TEST(FloatWeights, ListsEveryMissingUnexpectedAndMismatchedKeyInOneError) {
   state.emplace_back("features.9.weight", torch::zeros({2}));
   test::write_file(dir.file("w.safetensors"), float64_safetensors(state));
   GraphModule m(tiny_graph(3));
-  const std::string msg =
-      test::error_of([&] { load_float_weights(dir.file("w.safetensors"), m); });
+  const std::string msg = test::error_of([&] { load_float_weights(dir.file("w.safetensors"), m); });
   EXPECT_NE(msg.find("w.safetensors: the weights do not fit graph Tiny"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing key(s): features.0.bias"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unexpected key(s): features.9.weight"), std::string::npos) << msg;
@@ -147,8 +147,9 @@ TEST(FloatWeights, ListsEveryMissingUnexpectedAndMismatchedKeyInOneError) {
             std::string::npos)
       << msg;
   test::write_file(dir.file("z.pt"), std::string("PK\x03\x04", 4) + std::string(60, '\0'));
-  EXPECT_NE(test::error_of([&] { load_float_weights(dir.file("z.pt"), m); })
-                .find("z.pt: a torch.save (zip) file; qlab reads weights as safetensors"),
+  EXPECT_NE(test::error_of([&] {
+              load_float_weights(dir.file("z.pt"), m);
+            }).find("z.pt: a torch.save (zip) file; qlab reads weights as safetensors"),
             std::string::npos);
 }
 

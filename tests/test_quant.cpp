@@ -61,7 +61,8 @@ torch::Tensor channel_errors(const torch::Tensor& w, const QParams& p) {
 TEST(QParams, MseWeightRangeBeatsMinMaxAndIsTheBestOfAFineScan) {
   torch::manual_seed(3);
   auto w = torch::randn({6, 200});
-  w.index_put_({torch::indexing::Slice(), 0}, 8.0);  // one outlier a channel, as trained layers have
+  w.index_put_({torch::indexing::Slice(), 0},
+               8.0);  // one outlier a channel, as trained layers have
   for (int bits : {2, 3, 4, 8}) {
     const auto mse = weight_qparams(w, bits, /*axis=*/0, WeightRange::mse);
     const auto minmax = qparams_from_range(w.amin(1), w.amax(1), bits, true, 0);

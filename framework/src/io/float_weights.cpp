@@ -18,10 +18,10 @@ std::vector<std::string> load_float_weights(const std::string& path, GraphModule
   if (!in) throw Error(fmt::format("{}: no such weights file", path));
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
   if (bytes.rfind("PK\x03\x04", 0) == 0)
-    throw Error(fmt::format(
-        "{}: a torch.save (zip) file; qlab reads weights as safetensors: in Python, "
-        "safetensors.torch.save_file(torch.load(\"{}\"), \"weights.safetensors\")",
-        path, path));
+    throw Error(
+        fmt::format("{}: a torch.save (zip) file; qlab reads weights as safetensors: in Python, "
+                    "safetensors.torch.save_file(torch.load(\"{}\"), \"weights.safetensors\")",
+                    path, path));
   const TensorFile file = parse_safetensors(bytes, path);
 
   std::map<std::string, torch::Tensor> wanted;
@@ -36,7 +36,8 @@ std::vector<std::string> load_float_weights(const std::string& path, GraphModule
       unexpected.push_back(name);
     } else if (t.sizes() != it->second.sizes()) {
       mismatched.push_back(fmt::format("{}: [{}] in the file, [{}] in the model", name,
-                                       fmt::join(t.sizes(), ", "), fmt::join(it->second.sizes(), ", ")));
+                                       fmt::join(t.sizes(), ", "),
+                                       fmt::join(it->second.sizes(), ", ")));
     } else if (it->second.is_floating_point() != t.is_floating_point()) {
       mismatched.push_back(fmt::format("{}: {} in the file, {} in the model", name,
                                        c10::toString(t.scalar_type()),
@@ -44,8 +45,8 @@ std::vector<std::string> load_float_weights(const std::string& path, GraphModule
     }
   }
   if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::string why = fmt::format("{}: the weights do not fit graph {}", path,
-                                  module->graph().type_name());
+    std::string why =
+        fmt::format("{}: the weights do not fit graph {}", path, module->graph().type_name());
     if (!missing.empty()) why += fmt::format("\n  missing key(s): {}", fmt::join(missing, ", "));
     if (!unexpected.empty())
       why += fmt::format("\n  unexpected key(s): {}", fmt::join(unexpected, ", "));

@@ -14,9 +14,9 @@ namespace {
 // The format's names for the dtypes LibTorch has.
 const std::vector<std::pair<std::string, torch::ScalarType>>& dtypes() {
   static const std::vector<std::pair<std::string, torch::ScalarType>> m{
-      {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
-      {"BF16", torch::kBFloat16}, {"I64", torch::kInt64}, {"I32", torch::kInt32},
-      {"I16", torch::kInt16},   {"I8", torch::kInt8},     {"U8", torch::kUInt8},
+      {"F64", torch::kFloat64},   {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
+      {"BF16", torch::kBFloat16}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
+      {"I16", torch::kInt16},     {"I8", torch::kInt8},     {"U8", torch::kUInt8},
       {"BOOL", torch::kBool}};
   return m;
 }
@@ -59,8 +59,7 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& path) 
     throw Error(fmt::format("{}: {} bytes, too short for a safetensors file (8-byte header length)",
                             path, bytes.size()));
   std::uint64_t n = 0;
-  for (int i = 0; i < 8; ++i)
-    n |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
+  for (int i = 0; i < 8; ++i) n |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
   if (n > bytes.size() - 8 || n > kMaxHeader)
     throw Error(fmt::format(
         "{}: bytes 0-7 give a header of {} bytes, the file has {} after them (truncated, or not "
@@ -98,9 +97,10 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& path) 
     const auto type = std::find_if(dtypes().begin(), dtypes().end(),
                                    [&](const auto& d) { return d.first == dtype; });
     if (type == dtypes().end())
-      throw bad(fmt::format("dtype {} is not one qlab reads (F64, F32, F16, BF16, I64, I32, I16, "
-                            "I8, U8, BOOL)",
-                            dtype));
+      throw bad(
+          fmt::format("dtype {} is not one qlab reads (F64, F32, F16, BF16, I64, I32, I16, "
+                      "I8, U8, BOOL)",
+                      dtype));
     std::vector<std::int64_t> shape;
     std::uint64_t count = 1;
     for (const auto& d : e["shape"]) {

@@ -18,7 +18,7 @@
 namespace qlab {
 
 struct TensorFile {
-  nlohmann::json meta;  ///< qlab's metadata (null when the file has none)
+  nlohmann::json meta;                          ///< qlab's metadata (null when the file has none)
   std::map<std::string, std::string> metadata;  ///< the file's "__metadata__", as it is
   std::map<std::string, torch::Tensor> tensors;
 };

@@ -76,8 +76,7 @@ QParams binary_qparams(const torch::Tensor& w, int axis) {
   return p;
 }
 
-QParams weight_qparams(const torch::Tensor& w, int bits, int axis, WeightRange range,
-                      bool narrow) {
+QParams weight_qparams(const torch::Tensor& w, int bits, int axis, WeightRange range, bool narrow) {
   const auto flat = channel_rows(w, axis).detach().to(torch::kFloat32);
   const auto amax = flat.abs().amax(1);
   auto [qmin, qmax] = grid(bits, /*symmetric=*/true);

@@ -12,7 +12,7 @@ namespace {
 // The weight as round-to-nearest at `bits` leaves it.
 torch::Tensor rounded_weight(const torch::Tensor& w, int bits, const SensitivitySpec& spec) {
   const QLayer l = quantize_weight(w, torch::Tensor(), bits, spec.per_channel, spec.weight_range,
-                                  spec.narrow_range);
+                                   spec.narrow_range);
   return dequantize_codes(l.codes, l.weight).to(w.dtype()).view_as(w);
 }
 
@@ -118,8 +118,8 @@ std::vector<LayerSensitivity> layer_sensitivity(GraphModule fused, const Model& 
     const auto w = layer_parameter(fused, name, "weight");
     s.weights = w.numel();
     for (int bits : spec.bits)
-      s.by_bits[bits] = 0.5 * diagonal.at(name) *
-                        (rounded_weight(w, bits, spec) - w).pow(2).sum().item<double>();
+      s.by_bits[bits] =
+          0.5 * diagonal.at(name) * (rounded_weight(w, bits, spec) - w).pow(2).sum().item<double>();
     out.push_back(std::move(s));
   }
   return out;

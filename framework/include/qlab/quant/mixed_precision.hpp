@@ -61,11 +61,11 @@ enum class SensitivityMethod {
 struct SensitivitySpec {
   std::vector<int> bits{2, 4, 8};
   SensitivityMethod method = SensitivityMethod::loss;
-  bool per_channel = true;       ///< weight scales, as the quantizer will use them
+  bool per_channel = true;  ///< weight scales, as the quantizer will use them
   WeightRange weight_range = WeightRange::minmax;  ///< likewise
   bool narrow_range = false;                       ///< likewise
-  std::int64_t batch_size = 64;  ///< images per forward pass
-  int hessian_probes = 8;        ///< Rademacher vectors per layer (hessian)
+  std::int64_t batch_size = 64;                    ///< images per forward pass
+  int hessian_probes = 8;                          ///< Rademacher vectors per layer (hessian)
 };
 
 struct LayerSensitivity {

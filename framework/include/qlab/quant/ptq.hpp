@@ -17,7 +17,7 @@ struct PtqSpec {
   std::string config_key = "[quantizer] config";  ///< names the list in errors
   bool per_channel = true;                        ///< weights per output channel
   WeightRange weight_range = WeightRange::minmax;
-  bool narrow_range = false;  ///< weights on [-(2^(b-1) - 1), 2^(b-1) - 1] (weight_qparams)
+  bool narrow_range = false;        ///< weights on [-(2^(b-1) - 1), 2^(b-1) - 1] (weight_qparams)
   std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
   double percentile = 99.99;        ///< for the percentile observer
   std::int64_t calibration_batches = 32;
