@@ -58,6 +58,25 @@ TEST(Experiment, LenetTrainsOnASubsetAndReusesTheCachedBaseline) {
   const auto json = to_json(row);
   for (const auto* key : {"model", "dataset", "quantizer", "backend", "mode", "config", "metrics"})
     EXPECT_TRUE(json.contains(key)) << key;
+
+  // `qlab export --weights` writes the cached baseline; [model] weights
+  // reads it back instead of training, to the same accuracy.
+  RunSettings s;
+  s.cache_dir = cache.path().string();
+  s.progress = false;
+  std::ostringstream log;
+  const std::string file = (cache.path() / "lenet.safetensors").string();
+  const auto notes = export_float_weights(parse_experiment(kSmallLenet, "test.toml"),
+                                          build_registry(), s, file, log);
+  EXPECT_NE(notes.front().find("loaded from cache"), std::string::npos) << notes.front();
+  std::string with_weights = kSmallLenet;
+  with_weights.insert(with_weights.find("[dataset]"), "weights = \"" + file + "\"\n");
+  test::TempDir empty_cache;
+  const auto third = run(with_weights, empty_cache.path().string());
+  EXPECT_NE(third[0].notes.at(0).find("float weights loaded from " + file), std::string::npos)
+      << third[0].notes.at(0);
+  EXPECT_DOUBLE_EQ(third[0].metrics.at("accuracy"), row.metrics.at("accuracy"));
+  EXPECT_EQ(third[0].config["model"]["weights"], file);
 }
 
 TEST(Experiment, ReconstructionModelsHaveALossButNoAccuracy) {

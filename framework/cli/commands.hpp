@@ -16,6 +16,7 @@ Registry discover_plugins();
 /// `exit_code`.
 void add_plugins_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
+void add_export_command(CLI::App& app, int& exit_code);
 void add_print_command(CLI::App& app, int& exit_code);
 void add_sweep_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app, int& exit_code);

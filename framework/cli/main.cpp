@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   qlab::cli::add_plugins_command(app, exit_code);
   qlab::cli::add_run_command(app, exit_code);
+  qlab::cli::add_export_command(app, exit_code);
   qlab::cli::add_print_command(app, exit_code);
   qlab::cli::add_sweep_command(app, exit_code);
   qlab::cli::add_report_command(app, exit_code);

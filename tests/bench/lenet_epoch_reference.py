@@ -9,7 +9,8 @@ Run it with Debian's python3-torch (the same LibTorch as qlab):
 It prints one line per epoch (seconds) and the test accuracy. With
 --save FILE.safetensors it writes the trained state_dict as safetensors
 (written here: Debian 12 has no python3-safetensors), for qlab's
-`[model] weights` (tests/bench/pytorch_weights_in.sh).
+`[model] weights`; with --load FILE.safetensors it evaluates one that
+`qlab export --weights` wrote (tests/bench/pytorch_weights_in.sh).
 """
 import argparse
 import gzip
@@ -74,16 +75,31 @@ def save_safetensors(state, path):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
+def load_safetensors(path):
+    """A safetensors file's tensors (the F32 ones a state_dict has), by name."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+    return {name: torch.frombuffer(bytearray(data[e["data_offsets"][0]:e["data_offsets"][1]]),
+                                   dtype=torch.float32).reshape(e["shape"])
+            for name, e in header.items() if name != "__metadata__"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", help="write the trained state_dict here (.safetensors)")
+    ap.add_argument("--load", help="evaluate this state_dict (.safetensors) instead of training")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     tx, ty, vx, vy = load()
     model = LeNet()
+    if args.load:
+        model.load_state_dict(load_safetensors(args.load))  # strict, as PyTorch's default
+        args.epochs = 0
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     gen = torch.Generator().manual_seed(1)
     for epoch in range(args.epochs):

@@ -58,4 +58,11 @@ std::vector<ResultRow> run_experiment(const Experiment& experiment, const Regist
 std::vector<ResultRow> run_experiment(const Experiment& experiment, const ExperimentPlan& plan,
                                       const RunSettings& settings, std::ostream& log);
 
+/// Writes the experiment's float baseline, trained or from the cache as
+/// run_experiment gets it, to `out` as a safetensors file under PyTorch's
+/// names, qlab's metadata under "__metadata__". Returns notes.
+std::vector<std::string> export_float_weights(const Experiment& experiment,
+                                              const Registry& registry, const RunSettings& settings,
+                                              const std::string& out, std::ostream& log);
+
 }  // namespace qlab
