@@ -15,8 +15,8 @@
 namespace qlab {
 
 std::vector<std::string> export_float_weights(const Experiment& ex, const Registry& registry,
-                                              const RunSettings& settings,
-                                              const std::string& out, std::ostream& log) {
+                                              const RunSettings& settings, const std::string& out,
+                                              std::ostream& log) {
   const Resolved r = resolve_experiment(ex, registry);
   if (!r.availability.available)
     throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
@@ -31,8 +31,8 @@ std::vector<std::string> export_float_weights(const Experiment& ex, const Regist
   shared_baseline(module, r, p.data.train, identity, stable_hash(identity.dump()), settings, row);
   module->to(torch::kCPU);
   save_checkpoint(out, module, {{"model", r.model_name}, {"identity", identity}});
-  row.notes.push_back(fmt::format("float weights of {} written to {} ({} parameters)",
-                                  r.model_name, out, p.graph.parameter_count()));
+  row.notes.push_back(fmt::format("float weights of {} written to {} ({} parameters)", r.model_name,
+                                  out, p.graph.parameter_count()));
   return row.notes;
 }
 
