@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fstream>
+#include <map>
+
 namespace qlab {
 namespace {
 
@@ -49,6 +52,65 @@ nlohmann::json load_checkpoint(const std::string& path, GraphModule& module) {
     target.copy_(it->second);
   }
   return meta;
+}
+
+// Trained float weights from outside qlab: a state_dict under PyTorch's
+// names, loaded strictly, as PyTorch's load_state_dict(strict=True) does.
+std::vector<std::string> load_float_weights(const std::string& path, GraphModule& module) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: no such weights file", path));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  if (bytes.rfind("PK\x03\x04", 0) == 0)
+    throw Error(
+        fmt::format("{}: a torch.save (zip) file; qlab reads weights as safetensors: in Python, "
+                    "safetensors.torch.save_file(torch.load(\"{}\"), \"weights.safetensors\")",
+                    path, path));
+  const TensorFile file = parse_safetensors(bytes, path);
+
+  std::map<std::string, torch::Tensor> wanted;
+  for (auto& [name, t] : state_of(module)) wanted[name] = t;
+  std::vector<std::string> missing, unexpected, mismatched;
+  for (const auto& [name, target] : wanted)
+    if (!file.tensors.count(name)) missing.push_back(name);
+  for (const auto& [name, t] : file.tensors) {
+    const auto it = wanted.find(name);
+    if (it == wanted.end()) {
+      unexpected.push_back(name);
+    } else if (t.sizes() != it->second.sizes()) {
+      mismatched.push_back(fmt::format("{}: [{}] in the file, [{}] in the model", name,
+                                       fmt::join(t.sizes(), ", "),
+                                       fmt::join(it->second.sizes(), ", ")));
+    } else if (it->second.is_floating_point() != t.is_floating_point()) {
+      mismatched.push_back(fmt::format("{}: {} in the file, {} in the model", name,
+                                       c10::toString(t.scalar_type()),
+                                       c10::toString(it->second.scalar_type())));
+    }
+  }
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+    std::string why =
+        fmt::format("{}: the weights do not fit graph {}", path, module->graph().type_name());
+    if (!missing.empty()) why += fmt::format("\n  missing key(s): {}", fmt::join(missing, ", "));
+    if (!unexpected.empty())
+      why += fmt::format("\n  unexpected key(s): {}", fmt::join(unexpected, ", "));
+    for (const auto& m : mismatched) why += "\n  mismatch for " + m;
+    throw Error(why);
+  }
+
+  std::map<std::string, std::vector<std::string>> converted;  // "F64 -> float32": names
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : wanted) {
+    const torch::Tensor& t = file.tensors.at(name);
+    if (t.scalar_type() != target.scalar_type())
+      converted[fmt::format("{} to {}", c10::toString(t.scalar_type()),
+                            c10::toString(target.scalar_type()))]
+          .push_back(name);
+    target.copy_(t);
+  }
+  std::vector<std::string> notes{
+      fmt::format("float weights loaded from {} ({} tensors), not trained", path, wanted.size())};
+  for (const auto& [how, names] : converted)
+    notes.push_back(fmt::format("weights converted from {}: {}", how, fmt::join(names, ", ")));
+  return notes;
 }
 
 }  // namespace qlab
