@@ -113,6 +113,35 @@ TEST(Datasets, LoadsIdxFolderAndAdaptsToTheModel) {
   EXPECT_TRUE(d.train.images.isfinite().all().item<bool>());
 }
 
+TEST(Datasets, ExplicitMeanAndStdNormaliseAsTorchvisionDoes) {
+  TempDir dir;
+  write_mnist_like(dir, 20, 20);
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, ""};
+  const auto pixels = load_dataset(c, {1, 28, 28}, /*normalize=*/false);
+  EXPECT_NE(pixels.normalization.find("not normalised"), std::string::npos);
+  const auto own = load_dataset(c, {1, 28, 28});
+  EXPECT_NE(own.normalization.find("normalised by the training split's mean and std: mean ["),
+            std::string::npos)
+      << own.normalization;
+  c.mean = {0.1307};
+  c.std = {0.3081};
+  const auto given = load_dataset(c, {1, 28, 28});
+  EXPECT_TRUE(
+      torch::allclose(given.test.images, (pixels.test.images - 0.1307) / 0.3081, 1e-5, 1e-6));
+  EXPECT_NE(given.normalization.find("by [dataset] mean and std: mean [0.1307], std [0.3081]"),
+            std::string::npos)
+      << given.normalization;
+  // One value per channel of the images, or of the model's input.
+  c.mean = {0.1, 0.2, 0.3};
+  c.std = {1, 1, 1};
+  EXPECT_EQ(load_dataset(c, {3, 32, 32}).train.images.size(1), 3);
+  const auto msg = error_of([&] { load_dataset(c, {1, 28, 28}); });
+  EXPECT_NE(msg.find("[dataset] mean and std have 3 values; fashion-mnist images have 1 channel(s) "
+                     "and the model takes 1"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Datasets, CountsThatDisagreeAreAnError) {
   TempDir dir;
   write_mnist_like(dir, 20, 19);

@@ -56,6 +56,27 @@ TEST(Options, WrongTypeNamesExpectedAndFound) {
   EXPECT_NE(msg.find("expected list of strings"), std::string::npos) << msg;
 }
 
+TEST(Options, ListsOfNumbers) {
+  Schema s;
+  s.number_list("mean", {}, "per channel");
+  auto o = resolve(s, section_of("[train]\nmean = [0.5, 1, 2e-1]\n"));
+  EXPECT_EQ(o.get<std::vector<double>>("mean"), (std::vector<double>{0.5, 1.0, 0.2}));
+  EXPECT_EQ(o.to_json()["mean"], nlohmann::json({0.5, 1.0, 0.2}));
+  EXPECT_TRUE(
+      resolve(s, section_of("[train]\nmean = []\n")).get<std::vector<double>>("mean").empty());
+  auto msg = error_of([&] { resolve(s, section_of("[train]\nmean = [0.5, \"x\"]\n")); });
+  EXPECT_NE(msg.find("exp.toml:2:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[train] mean: a list of numbers with a string in it"), std::string::npos)
+      << msg;
+  msg = error_of([&] { resolve(s, section_of("[train]\nmean = 0.5\n")); });
+  EXPECT_NE(msg.find("[train] mean: expected list of numbers, found number 0.5"), std::string::npos)
+      << msg;
+  msg = error_of([] { resolve(schema(), section_of("[train]\nnames = [1, 2]\n")); });
+  EXPECT_NE(msg.find("[train] names: expected list of strings, found list [1, 2]"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Options, OutOfRangeAndChoices) {
   auto msg = error_of([] { resolve(schema(), section_of("[train]\nepochs = 101\n")); });
   EXPECT_NE(msg.find("out of range, expected between 0 and 100"), std::string::npos) << msg;
@@ -79,8 +100,9 @@ TEST(Experiment, UnknownSectionsAndNestedTablesAreRejected) {
   EXPECT_NE(msg.find("must be a section"), std::string::npos) << msg;
   msg = error_of([] { parse_experiment("[train.extra]\nx = 1\n", "e.toml"); });
   EXPECT_NE(msg.find("[train] extra: expected a value, found a table"), std::string::npos) << msg;
-  msg = error_of([] { parse_experiment("[metrics]\nnames = [1, 2]\n", "e.toml"); });
-  EXPECT_NE(msg.find("e.toml:2:9: [metrics] names: found a list of integer values"),
+  msg = error_of([] { parse_experiment("[metrics]\nnames = [true, false]\n", "e.toml"); });
+  EXPECT_NE(msg.find("e.toml:2:9: [metrics] names: found a list of boolean values; options take a "
+                     "single value or a list of strings or numbers"),
             std::string::npos)
       << msg;
 }

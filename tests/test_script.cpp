@@ -160,6 +160,19 @@ TEST_F(ScriptTest, OptionErrorsNameTheScriptLine) {
   EXPECT_EQ(*fake_.calls, 0);
 }
 
+TEST_F(ScriptTest, DatasetMeanAndStdAreListsOfNumbers) {
+  auto& s = script();
+  EXPECT_EQ(run(s, "qlab.evaluate{ model = 'lenet', dataset = { mean = {0.5}, std = {1} } }"), "");
+  EXPECT_EQ(*fake_.calls, 1);
+  const std::string mixed =
+      run(s, "qlab.evaluate{ model = 'lenet', dataset = { mean = {0.5, 'x'}, std = {1, 1} } }");
+  EXPECT_NE(mixed.find("expected a list of numbers, found a string element"), std::string::npos)
+      << mixed;
+  EXPECT_EQ(run(s, "\nqlab.evaluate{ model = 'lenet', dataset = { mean = {0.5} } }"),
+            "t.lua:2: [dataset] mean has 1 values and std 0; give both, one per channel");
+  EXPECT_EQ(*fake_.calls, 1);
+}
+
 TEST_F(ScriptTest, LuaErrorsNameTheScriptLine) {
   auto& s = script();
   EXPECT_EQ(run(s, "local x = 1\nerror('my own failure')"), "t.lua:2: my own failure");

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -19,7 +20,11 @@ Schema dataset_schema() {
               "dataset to use when this one's files are not found (named in the result)",
               {"", "fashion-mnist", "mnist", "cifar10", "cifar100"})
       .integer("limit_train", 0, "use only this many training samples (0: all)", 0, 1e9)
-      .integer("limit_test", 0, "use only this many test samples (0: all)", 0, 1e9);
+      .integer("limit_test", 0, "use only this many test samples (0: all)", 0, 1e9)
+      .number_list("mean", {},
+                   "per-channel mean of pixels in [0, 1] to subtract, as torchvision's "
+                   "Normalize (default: the training split's)")
+      .number_list("std", {}, "per-channel standard deviation to divide by, with mean");
   return s;
 }
 
@@ -29,6 +34,8 @@ DatasetConfig dataset_config(const Options& o) {
   c.fallback = o.get<std::string>("fallback");
   c.limit_train = o.get<std::int64_t>("limit_train");
   c.limit_test = o.get<std::int64_t>("limit_test");
+  c.mean = o.get<std::vector<double>>("mean");
+  c.std = o.get<std::vector<double>>("std");
   return c;
 }
 
@@ -208,6 +215,24 @@ Shape native_shape(const DatasetConfig& c) {
       fmt::format("unknown dataset '{}' (known: fashion-mnist, mnist, cifar10, cifar100)", c.name));
 }
 
+void check_normalization(const DatasetConfig& c, const std::string& dataset,
+                         std::int64_t image_channels, std::int64_t model_channels) {
+  if (c.mean.size() != c.std.size())
+    throw Error(fmt::format("[dataset] mean has {} values and std {}; give both, one per channel",
+                            c.mean.size(), c.std.size()));
+  for (const double s : c.std)
+    if (!(s > 0) || !std::isfinite(s))
+      throw Error(fmt::format("[dataset] std: {} is not a positive number", s));
+  for (const double m : c.mean)
+    if (!std::isfinite(m)) throw Error(fmt::format("[dataset] mean: {} is not finite", m));
+  const auto n = static_cast<std::int64_t>(c.mean.size());
+  if (n != 0 && n != image_channels && n != model_channels)
+    throw Error(
+        fmt::format("[dataset] mean and std have {} values; {} images have {} channel(s) and the "
+                    "model takes {}",
+                    n, dataset, image_channels, model_channels));
+}
+
 DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool normalize) {
   Raw raw;
   std::string fallback_reason;
@@ -227,10 +252,32 @@ DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool n
   auto [vx, vy] = take(raw.test_x, raw.test_y, c.limit_test);
   // Statistics of the unpadded training images, so that padding (black) maps
   // to the same value as the images' own black background.
-  auto stats = tx.to(torch::kFloat32).div_(255.0f).transpose(0, 1).reshape({tx.size(1), -1});
-  auto mean = normalize ? stats.mean(1).view({-1, 1, 1}) : torch::zeros({tx.size(1), 1, 1});
-  auto stdev =
-      normalize ? stats.std(1).clamp_min(1e-6).view({-1, 1, 1}) : torch::ones({tx.size(1), 1, 1});
+  torch::Tensor mean, stdev;
+  std::string how;
+  check_normalization(c, raw.name, tx.size(1), model_input[0]);
+  if (!c.mean.empty()) {
+    mean = torch::tensor(c.mean, torch::kFloat64).to(torch::kFloat32).view({-1, 1, 1});
+    stdev = torch::tensor(c.std, torch::kFloat64).to(torch::kFloat32).view({-1, 1, 1});
+    how = "[dataset] mean and std";
+  } else if (normalize) {
+    auto stats = tx.to(torch::kFloat32).div_(255.0f).transpose(0, 1).reshape({tx.size(1), -1});
+    mean = stats.mean(1).view({-1, 1, 1});
+    stdev = stats.std(1).clamp_min(1e-6).view({-1, 1, 1});
+    how = "the training split's mean and std";
+  } else {
+    mean = torch::zeros({tx.size(1), 1, 1});
+    stdev = torch::ones({tx.size(1), 1, 1});
+  }
+  const auto values = [](const torch::Tensor& t) {
+    const torch::Tensor c = t.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  const std::string normalization =
+      how.empty() ? std::string("inputs: pixels in [0, 1], not normalised (the model's choice)")
+                  : fmt::format(
+                        "inputs: pixels in [0, 1] normalised by {}: mean [{:.4f}], "
+                        "std [{:.4f}]",
+                        how, fmt::join(values(mean), ", "), fmt::join(values(stdev), ", "));
   if (mean.size(0) != model_input[0]) {
     mean = mean.expand({model_input[0], 1, 1});
     stdev = stdev.expand({model_input[0], 1, 1});
@@ -241,6 +288,7 @@ DataSplits load_dataset(const DatasetConfig& c, const Shape& model_input, bool n
   DataSplits s;
   s.name = raw.name;
   s.fallback_reason = fallback_reason;
+  s.normalization = normalization;
   s.source = raw.source;
   s.classes = raw.classes;
   s.native_shape = {raw.train_x.size(1), raw.train_x.size(2), raw.train_x.size(3)};

@@ -35,16 +35,29 @@ Value to_value(const toml::node& node, const std::string& section, const std::st
     json << toml::json_formatter{*arr};
     return TableList{nlohmann::json::parse(json.str())};
   }
+  if (auto arr = node.as_array(); arr && !arr->empty() && (*arr)[0].is_number()) {
+    std::vector<double> out;
+    for (const auto& item : *arr) {
+      if (auto i = item.as_integer())
+        out.push_back(static_cast<double>(i->get()));
+      else if (auto d = item.as_floating_point())
+        out.push_back(d->get());
+      else
+        throw Error(fmt::format("{}: [{}] {}: a list of numbers with a {} in it",
+                                loc(item.source(), file).str(), section, key, type_name(item)));
+    }
+    return out;
+  }
   if (auto arr = node.as_array()) {
     std::vector<std::string> out;
     for (const auto& item : *arr) {
       auto s = item.as_string();
-      // The only lists an option takes are lists of names: anything else
-      // is a scalar option written as a list.
+      // Options take lists of names or of numbers; anything else is a
+      // scalar option written as a list.
       if (!s)
         throw Error(
             fmt::format("{}: [{}] {}: found a list of {} values; options take a single value or a "
-                        "list of strings",
+                        "list of strings or numbers",
                         loc(node.source(), file).str(), section, key, type_name(item)));
       out.push_back(s->get());
     }

@@ -23,6 +23,8 @@ const char* to_string(ValueType type) {
       return "list of strings";
     case ValueType::table_list:
       return "list of tables";
+    case ValueType::number_list:
+      return "list of numbers";
   }
   return "?";
 }
@@ -40,6 +42,9 @@ std::string describe(const Value& value) {
     }
     std::string operator()(const TableList& t) const {
       return fmt::format("list of {} tables", t.entries.size());
+    }
+    std::string operator()(const std::vector<double>& l) const {
+      return fmt::format("list [{}]", fmt::join(l, ", "));
     }
   };
   return std::visit(Visitor{}, value);
@@ -99,6 +104,11 @@ Schema& Schema::string_list(std::string name, std::vector<std::string> def, std:
       {std::move(name), ValueType::string_list, std::move(def), std::move(help), {}, {}, {}});
 }
 
+Schema& Schema::number_list(std::string name, std::vector<double> def, std::string help) {
+  return add(
+      {std::move(name), ValueType::number_list, std::move(def), std::move(help), {}, {}, {}});
+}
+
 Schema& Schema::table_list(std::string name, std::string help) {
   return add({std::move(name), ValueType::table_list, TableList{}, std::move(help), {}, {}, {}});
 }
@@ -122,6 +132,10 @@ Value convert(const OptionSpec& spec, const RawValue& raw, const std::string& se
   if (found == spec.type) return raw.value;
   if (spec.type == ValueType::number && found == ValueType::integer)
     return static_cast<double>(std::get<std::int64_t>(raw.value));
+  // `[]` reads as an empty list of strings.
+  if (spec.type == ValueType::number_list && found == ValueType::string_list &&
+      std::get<std::vector<std::string>>(raw.value).empty())
+    return std::vector<double>{};
   throw Error(fmt::format("{}[{}] {}: expected {}, found {}", where_prefix(raw.where), section,
                           spec.name, to_string(spec.type), describe(raw.value)));
 }
@@ -194,6 +208,7 @@ template double Options::get<double>(const std::string&) const;
 template std::string Options::get<std::string>(const std::string&) const;
 template std::vector<std::string> Options::get<std::vector<std::string>>(const std::string&) const;
 template TableList Options::get<TableList>(const std::string&) const;
+template std::vector<double> Options::get<std::vector<double>>(const std::string&) const;
 
 nlohmann::json Options::to_json() const {
   nlohmann::json j = nlohmann::json::object();

@@ -21,7 +21,13 @@ void push_value_unchecked(lua_State* L, const Value& v) {
     lua_pushlstring(L, s->data(), s->size());
   else if (const auto* t = std::get_if<TableList>(&v))
     push_json(L, t->entries);
-  else {
+  else if (const auto* numbers = std::get_if<std::vector<double>>(&v)) {
+    lua_createtable(L, static_cast<int>(numbers->size()), 0);
+    for (std::size_t k = 0; k < numbers->size(); ++k) {
+      lua_pushnumber(L, (*numbers)[k]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+    }
+  } else {
     const auto& list = std::get<std::vector<std::string>>(v);
     lua_createtable(L, static_cast<int>(list.size()), 0);
     for (std::size_t k = 0; k < list.size(); ++k) {
@@ -65,20 +71,30 @@ Value value_at_unchecked(lua_State* L, int index, const std::string& what) {
         ++fields;
         lua_pop(L, 1);
       }
+      // A list of strings, or of numbers, as its first element says.
+      lua_rawgeti(L, index, 1);
+      const bool of_numbers = lua_type(L, -1) == LUA_TNUMBER;
+      lua_pop(L, 1);
+      const char* kind = of_numbers ? "numbers" : "strings";
+      std::vector<double> numbers;
       for (lua_Unsigned k = 1; k <= n; ++k) {
         lua_rawgeti(L, index, static_cast<lua_Integer>(k));
-        if (lua_type(L, -1) != LUA_TSTRING) {
+        if (lua_type(L, -1) != (of_numbers ? LUA_TNUMBER : LUA_TSTRING)) {
           const std::string found = luaL_typename(L, -1);
           lua_pop(L, 1);
           throw Error(
-              fmt::format("{}: expected a list of strings, found a {} element", what, found));
+              fmt::format("{}: expected a list of {}, found a {} element", what, kind, found));
         }
-        list.emplace_back(lua_tostring(L, -1));
+        if (of_numbers)
+          numbers.push_back(lua_tonumber(L, -1));
+        else
+          list.emplace_back(lua_tostring(L, -1));
         lua_pop(L, 1);
       }
       if (fields != n)
         throw Error(
-            fmt::format("{}: expected a list of strings, found a table with named keys", what));
+            fmt::format("{}: expected a list of {}, found a table with named keys", what, kind));
+      if (of_numbers) return numbers;
       return list;
     }
     default:

@@ -92,6 +92,20 @@ Value parse_word(const std::string& text, ValueType type, const std::string& wor
         return text;
       case ValueType::table_list:
         throw bad();
+      case ValueType::number_list: {
+        std::vector<double> out;
+        for (std::size_t start = 0; start <= text.size();) {
+          const auto comma = text.find(',', start);
+          const std::string item =
+              text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          std::size_t n = 0;
+          out.push_back(std::stod(item, &n));
+          if (n != item.size()) throw bad();
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+        return out;
+      }
       case ValueType::string_list: {
         std::vector<std::string> out;
         for (std::size_t start = 0; start <= text.size();) {

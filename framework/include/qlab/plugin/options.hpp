@@ -20,10 +20,11 @@ struct TableList {
   bool operator==(const TableList& other) const { return entries == other.entries; }
 };
 
-using Value =
-    std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>, TableList>;
+using Value = std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>,
+                           TableList, std::vector<double>>;
 
-enum class ValueType { boolean, integer, number, string, string_list, table_list };
+/// In the order of Value's alternatives.
+enum class ValueType { boolean, integer, number, string, string_list, table_list, number_list };
 
 const char* to_string(ValueType type);
 ValueType type_of(const Value& value);
@@ -59,6 +60,8 @@ class Schema {
   Schema& string(std::string name, std::string def, std::string help,
                  std::vector<std::string> choices = {});
   Schema& string_list(std::string name, std::vector<std::string> def, std::string help);
+  /// A list of numbers (integers accepted), e.g. one value per channel.
+  Schema& number_list(std::string name, std::vector<double> def, std::string help);
   /// A list of tables, empty by default.
   Schema& table_list(std::string name, std::string help);
 
@@ -109,5 +112,6 @@ extern template std::string Options::get<std::string>(const std::string&) const;
 extern template std::vector<std::string> Options::get<std::vector<std::string>>(
     const std::string&) const;
 extern template TableList Options::get<TableList>(const std::string&) const;
+extern template std::vector<double> Options::get<std::vector<double>>(const std::string&) const;
 
 }  // namespace qlab

@@ -21,7 +21,7 @@ namespace qlab {
 /// Rule: bump it on any change there that alters a virtual table, a class or
 /// struct layout, an inline function or a signature; a plugin compiled
 /// against the old headers would otherwise load and run wrong.
-constexpr int kPluginApiVersion = 8;
+constexpr int kPluginApiVersion = 9;
 
 /// The LibTorch a plugin was compiled against: tensors and modules cross the
 /// plugin boundary, so plugin and host must share it exactly.
