@@ -11,6 +11,12 @@ find_package(Threads REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)
+# torch.save files are zips. By pkg-config: Debian's libzip-config.cmake
+# insists on the zipcmp tools, a package of their own.
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
+# ONNX export (libonnx-dev: the protobuf classes and the checker).
+find_package(Protobuf REQUIRED)
+find_package(ONNX REQUIRED)
 # oneDNN (libdnnl-dev) runs the fp32 baseline on prepacked primitives; without
 # it the baseline runs on LibTorch's CPU kernels, and says so.
 # Found by hand: Debian's dnnl-config.cmake insists on OpenCL, which the CPU

@@ -1,3 +1,4 @@
+#include "fuzz/tiny_conv_graph.hpp"
 #include "test_support.hpp"
 
 #include <qlab/checkpoint.hpp>
@@ -146,11 +147,70 @@ TEST(FloatWeights, ListsEveryMissingUnexpectedAndMismatchedKeyInOneError) {
   EXPECT_NE(msg.find("mismatch for classifier.1.weight: [5, 64] in the file, [3, 64] in the model"),
             std::string::npos)
       << msg;
-  test::write_file(dir.file("z.pt"), std::string("PK\x03\x04", 4) + std::string(60, '\0'));
-  EXPECT_NE(test::error_of([&] {
-              load_float_weights(dir.file("z.pt"), m);
-            }).find("z.pt: a torch.save (zip) file; qlab reads weights as safetensors"),
-            std::string::npos);
+}
+
+// Files written by PyTorch's own torch.save (tests/fuzz/make_torch_save_seeds.py).
+std::string torch_save_file(const std::string& name) {
+  return std::string(QLAB_TESTS_DIR) + "/fuzz/corpus/torch_save/" + name;
+}
+std::string malformed_weights(const std::string& name) {
+  return std::string(QLAB_TESTS_DIR) + "/malformed/weights/" + name;
+}
+
+// The seeds' values: each parameter arange(n) / 1000 + k, k counting them.
+torch::Tensor seed_values(const torch::Tensor& like, int k) {
+  return (torch::arange(like.numel(), torch::kFloat32) / 1000 + k).reshape(like.sizes());
+}
+
+TEST(TorchSave, LoadsAStateDictAsPyTorchSavedItWithoutRunningItsPickle) {
+  GraphModule m(fuzz::tiny_conv_graph());
+  const auto notes = load_float_weights(torch_save_file("fuzz_graph.pt"), m);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("(4 tensors), not trained"), std::string::npos) << notes[0];
+  int k = 0;
+  for (const auto& p : m->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), seed_values(p.value(), k++))) << p.key();
+}
+
+TEST(TorchSave, ReadsParametersStridedViewsAndOtherWidths) {
+  GraphModule m(fuzz::tiny_conv_graph());
+  const auto notes = load_float_weights(torch_save_file("views_params.pt"), m);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[1].find("converted from Double to Float: features.0.bias"), std::string::npos)
+      << notes[1];
+  const auto params = m->named_parameters();
+  EXPECT_TRUE(
+      torch::equal(params["features.0.weight"], seed_values(params["features.0.weight"], 0)));
+  EXPECT_TRUE(torch::equal(params["features.0.bias"], seed_values(params["features.0.bias"], 1)));
+  // A transposed view that starts 6 elements into a longer storage.
+  const auto storage = torch::arange(3 * 4 * 8 * 8 + 6, torch::kFloat32) / 1000 + 3;
+  EXPECT_TRUE(torch::equal(params["classifier.weight"],
+                           storage.slice(0, 6).reshape({4 * 8 * 8, 3}).t().contiguous()));
+}
+
+TEST(TorchSave, RefusesCodeBombsAndBrokenFilesByName) {
+  GraphModule m(fuzz::tiny_conv_graph());
+  const auto error_for = [&](const std::string& path) {
+    return test::error_of([&] { load_float_weights(path, m); });
+  };
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"whole_module.pt", "the pickle names the global __main__.Fuzz; qlab reads a state_dict's"},
+      {"zip_bomb.pt", "record archive/data.pkl claims 40000006 bytes from"},
+      {"missing_storage.pt", "no record fuzz_graph/data/0 in the zip"},
+      {"legacy.pt", "torch.save's legacy format (before PyTorch 1.6)"}};
+  for (const auto& [file, text] : cases) {
+    const std::string msg = error_for(malformed_weights(file));
+    EXPECT_NE(msg.find(malformed_weights(file) + ": "), std::string::npos) << msg;
+    EXPECT_NE(msg.find(text), std::string::npos) << file << ": " << msg;
+  }
+  test::TempDir dir;
+  std::ifstream in(torch_save_file("fuzz_graph.pt"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  for (const std::size_t keep : {std::size_t{3}, std::size_t{100}, good.size() - 30}) {
+    test::write_file(dir.file("cut.pt"), "PK" + good.substr(2, keep));
+    EXPECT_NE(error_for(dir.file("cut.pt")).find("cut.pt: not a readable zip"), std::string::npos)
+        << keep << ": " << error_for(dir.file("cut.pt"));
+  }
 }
 
 TEST(Checkpoint, RefusesTruncatedCorruptAndMissingFiles) {

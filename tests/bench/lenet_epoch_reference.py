@@ -8,8 +8,8 @@ Run it with Debian's python3-torch (the same LibTorch as qlab):
     /usr/bin/python3 tests/bench/lenet_epoch_reference.py --epochs 3 --threads 2
 It prints one line per epoch (seconds) and the test accuracy. With
 --save FILE.safetensors it writes the trained state_dict as safetensors
-(written here: Debian 12 has no python3-safetensors), for qlab's
-`[model] weights`; with --load FILE.safetensors it evaluates one that
+(written here: Debian 12 has no python3-safetensors), and with --save-pt
+FILE.pt as torch.save(model.state_dict()), for qlab's `[model] weights`; with --load FILE.safetensors it evaluates one that
 `qlab export --weights` wrote (tests/bench/pytorch_weights_in.sh).
 """
 import argparse
@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", help="write the trained state_dict here (.safetensors)")
+    ap.add_argument("--save-pt", help="and here with torch.save(model.state_dict())")
     ap.add_argument("--load", help="evaluate this state_dict (.safetensors) instead of training")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -122,6 +123,8 @@ def main():
     print(f"test accuracy {acc:.2f}%")
     if args.save:
         save_safetensors(model.state_dict(), args.save)
+    if args.save_pt:
+        torch.save(model.state_dict(), args.save_pt)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 # capped at 2 GiB so that a case which allocated what a corrupt header
 # promises would fail instead of passing.
 #
-# TOML and Lua cases are files in toml/ and lua/; datasets, checkpoints,
+# TOML and Lua cases are files in toml/ and lua/, torch.save files in
+# weights/; datasets, checkpoints,
 # plugins, stores, plans and shards are made here from valid files.
 set -uo pipefail
 qlab=$1
@@ -53,7 +54,7 @@ toml config_list_field ":5:1: [quantizer] config[1]: unknown key 'quant_bitz'"
 toml wrong_type_string ":4:10: [train] epochs: expected integer, found string \"many\""
 toml wrong_type_bool ":4:6: [train] lr: expected number, found boolean true"
 toml wrong_type_quantizer ":5:15: [quantizer] per_channel: expected boolean, found string \"yes\""
-toml array_for_integer ":4:14: [train] batch_size: found a list of integer values"
+toml array_for_integer ":4:14: [train] batch_size: expected integer, found list [64]"
 toml out_of_range_bits ":5:15: [quantizer] weight_bits: integer 17 is out of range, expected between 1 and 16"
 toml out_of_range_lr ":4:6: [train] lr: number -0.1 is out of range"
 toml negative_threads ":5:11: [backend] threads: integer -1 is out of range"
@@ -69,6 +70,10 @@ toml unknown_rounding ":5:12: [quantizer] rounding: \"stochastic\" is not one of
 toml unknown_fp32_kernels ":5:16: [backend] fp32_kernels: \"fast\" is not one of"
 toml unknown_metric ":4:9: [metrics] names: unknown metric plugin 'flops'"
 toml weights_missing ":3:11: [model] weights: no such file no_such.safetensors"
+toml mean_without_std ":4:8: [dataset] mean has 1 values and std 0; give both, one per channel"
+toml std_zero ":5:7: [dataset] std: 0 is not a positive number"
+toml mean_mixed_list ":4:17: [dataset] mean: a list of numbers with a string in it"
+toml mean_channels ":6:8: [dataset] mean and std have 3 values; fashion-mnist images have 1 channel(s) and the model takes 1"
 
 # --- Lua sweep scripts: syntax and runtime errors at script:line, bad qlab.* calls, bounds.
 lua() { check "lua_$1" 1 "$corpus/lua/$1.lua$2" -- "$qlab" sweep -q --db "$W/lua.sqlite" "${@:3}" "$corpus/lua/$1.lua"; }
@@ -181,6 +186,14 @@ weights() {  # weights NAME FILE EXPECTED
 head -c 600 good.pt >cut.safetensors
 weights truncated "$W/cut.safetensors" "$W/cut.safetensors: "
 weights other_model "$W/$other" "$W/$other: the weights do not fit graph"
+# torch.save files (weights/, written by tests/fuzz/make_torch_save_seeds.py):
+# code, a zip bomb, a storage missing, the legacy format, a truncated zip.
+weights pt_whole_module "$corpus/weights/whole_module.pt" "whole_module.pt: whole_module/data.pkl: byte"
+weights pt_zip_bomb "$corpus/weights/zip_bomb.pt" "zip_bomb.pt: record archive/data.pkl claims 40000006 bytes"
+weights pt_missing_storage "$corpus/weights/missing_storage.pt" "missing_storage.pt: no record fuzz_graph/data/0"
+weights pt_legacy "$corpus/weights/legacy.pt" "legacy.pt: torch.save's legacy format"
+head -c 3000 "$corpus/../fuzz/corpus/torch_save/fuzz_graph.pt" >cut.pt
+weights pt_truncated "$W/cut.pt" "$W/cut.pt: not a readable zip"
 
 # --- Plugins: each broken test plugin, named by an experiment, through QLAB_PLUGIN_PATH.
 printf '[model]\nname = "logreg"\n[dataset]\nlimit_train = 200\nlimit_test = 50\n[metrics]\nnames = ["%s"]\n' accuracy >plugin.toml

@@ -21,10 +21,11 @@ void save_checkpoint(const std::string& path, GraphModule& module, nlohmann::jso
 /// stored header.
 nlohmann::json load_checkpoint(const std::string& path, GraphModule& module);
 
-/// Loads trained float weights from a safetensors file of a state_dict under
-/// PyTorch's names (`features.0.weight`), strictly: missing keys, unexpected
-/// keys and shape mismatches end in one qlab::Error that lists each; floats
-/// of another width are converted, and the notes returned say which.
+/// Loads trained float weights from a state_dict under PyTorch's names
+/// (`features.0.weight`), in a safetensors file or a torch.save file (whose
+/// pickle is read, never run), strictly: missing keys, unexpected keys and
+/// shape mismatches end in one qlab::Error that lists each; floats of
+/// another width are converted, and the notes returned say which.
 std::vector<std::string> load_float_weights(const std::string& path, GraphModule& module);
 
 }  // namespace qlab

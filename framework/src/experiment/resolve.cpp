@@ -31,8 +31,9 @@ std::string weights_file(const RawSection& s) {
   if (it == s.values.end()) return "";
   const auto* path = std::get_if<std::string>(&it->second.value);
   if (!path)
-    throw Error(fmt::format("{}: [model] weights: expected string (a .safetensors file), found {}",
-                            it->second.where.str(), describe(it->second.value)));
+    throw Error(fmt::format(
+        "{}: [model] weights: expected string (a .safetensors or torch.save file), found {}",
+        it->second.where.str(), describe(it->second.value)));
   if (!std::ifstream(*path))
     throw Error(fmt::format("{}: [model] weights: no such file {}", it->second.where.str(), *path));
   return *path;
@@ -69,6 +70,16 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   r.data_opts = resolve(data_schema, ex.dataset);
   r.data_cfg = dataset_config(r.data_opts);
   r.data_cfg.name = r.data_opts.get<std::string>("name");
+  if (!r.data_cfg.mean.empty() || !r.data_cfg.std.empty()) {
+    try {
+      const Shape native = native_shape(r.data_cfg);
+      check_normalization(r.data_cfg, r.data_cfg.name, native[0],
+                          r.model->input_shape(native, r.model_opts)[0]);
+    } catch (const Error& e) {
+      const bool about_std = std::string(e.what()).rfind("[dataset] std", 0) == 0;
+      throw Error(fmt::format("{}: {}", at(ex.dataset, about_std ? "std" : "mean"), e.what()));
+    }
+  }
 
   r.train_opts = resolve(recipe_schema(r.model->default_recipe()), ex.train);
   r.recipe = recipe_from(r.train_opts);
@@ -116,6 +127,9 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
               {"train", r.train_opts.to_json()},     {"quantizer", r.quantizer_opts.to_json()},
               {"backend", r.backend_opts.to_json()}, {"metrics", r.metric_opts.to_json()}};
   r.config["model"]["name"] = r.model_name;
+  // Unset, they keep the identity every earlier result was stored under.
+  for (const char* key : {"mean", "std"})
+    if (r.data_cfg.mean.empty()) r.config["dataset"].erase(key);
   if (!r.weights.empty()) {
     std::ifstream in(r.weights, std::ios::binary);
     r.config["model"]["weights"] = r.weights;
@@ -124,6 +138,12 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
   r.config["quantizer"]["name"] = r.quantizer_name;
   r.config["backend"]["name"] = r.backend_name;
   return r;
+}
+
+void require_available(const Resolved& r, const Experiment& ex) {
+  if (!r.availability.available)
+    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
+                            at(ex.backend, "name"), r.backend_name, r.availability.reason));
 }
 
 ExperimentPlan plan_experiment(const Experiment& experiment, const Registry& registry) {

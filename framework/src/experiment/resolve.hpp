@@ -37,4 +37,8 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry);
 /// section's header when the key is absent: the start of a user's error.
 std::string at(const RawSection& s, const std::string& key);
 
+/// Throws qlab::Error, naming [backend] name's line, when the backend cannot
+/// run on this build or machine.
+void require_available(const Resolved& r, const Experiment& ex);
+
 }  // namespace qlab

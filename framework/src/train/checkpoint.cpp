@@ -1,4 +1,5 @@
 #include "io/safetensors.hpp"
+#include "io/torch_save.hpp"
 
 #include <qlab/atomic_write.hpp>
 #include <qlab/checkpoint.hpp>
@@ -60,19 +61,22 @@ std::vector<std::string> load_float_weights(const std::string& path, GraphModule
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: no such weights file", path));
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  if (bytes.rfind("PK\x03\x04", 0) == 0)
+  // torch.save's zip (PyTorch 1.6 on), its legacy pickle stream, or safetensors.
+  const bool zip = bytes.rfind("PK\x03\x04", 0) == 0 || bytes.rfind("PK\x05\x06", 0) == 0;
+  if (bytes.rfind("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 0) == 0)
     throw Error(
-        fmt::format("{}: a torch.save (zip) file; qlab reads weights as safetensors: in Python, "
-                    "safetensors.torch.save_file(torch.load(\"{}\"), \"weights.safetensors\")",
+        fmt::format("{}: torch.save's legacy format (before PyTorch 1.6); save it again with "
+                    "torch.save(torch.load(\"{}\"), \"weights.pt\")",
                     path, path));
-  const TensorFile file = parse_safetensors(bytes, path);
+  const std::map<std::string, torch::Tensor> tensors =
+      zip ? parse_torch_save(bytes, path) : parse_safetensors(bytes, path).tensors;
 
   std::map<std::string, torch::Tensor> wanted;
   for (auto& [name, t] : state_of(module)) wanted[name] = t;
   std::vector<std::string> missing, unexpected, mismatched;
   for (const auto& [name, target] : wanted)
-    if (!file.tensors.count(name)) missing.push_back(name);
-  for (const auto& [name, t] : file.tensors) {
+    if (!tensors.count(name)) missing.push_back(name);
+  for (const auto& [name, t] : tensors) {
     const auto it = wanted.find(name);
     if (it == wanted.end()) {
       unexpected.push_back(name);
@@ -99,7 +103,7 @@ std::vector<std::string> load_float_weights(const std::string& path, GraphModule
   std::map<std::string, std::vector<std::string>> converted;  // "F64 -> float32": names
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : wanted) {
-    const torch::Tensor& t = file.tensors.at(name);
+    const torch::Tensor& t = tensors.at(name);
     if (t.scalar_type() != target.scalar_type())
       converted[fmt::format("{} to {}", c10::toString(t.scalar_type()),
                             c10::toString(target.scalar_type()))]
