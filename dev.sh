@@ -16,14 +16,14 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread libdnnl-dev
   libboost-dev libboost-filesystem-dev libtomlplusplus-dev liblua5.4-dev
   libgtest-dev libbenchmark-dev libsqlite3-dev gnuplot-nox
-  libcli11-dev libfmt-dev nlohmann-json3-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libzip-dev libonnx-dev libprotobuf-dev
   dataset-fashion-mnist nodejs npm
 )
 # Only the tests need these: a one-node Slurm cluster for the job-array
 # test, sqlite3 to check a store's integrity, clang and its runtimes for the
 # sanitizer build and libFuzzer, and clang-format to check formatting.
 TEST_PACKAGES=(slurm-wlm munge sqlite3 clang-14 libclang-rt-14-dev clang-format)
-FUZZERS=(idx cifar digits experiment_toml checkpoint)
+FUZZERS=(idx cifar digits experiment_toml checkpoint torch_save)
 
 install_packages() {
   local missing=()
@@ -38,6 +38,17 @@ install_packages() {
     if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
     "${sudo[@]}" apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# ONNX Runtime's CPU build from npm, for the ONNX round-trip test and the
+# benchmarks against it (ONNXRUNTIME_NODE_INSTALL=skip: no CUDA download).
+ORT_VERSION=1.30.0
+install_onnxruntime() {
+  if [[ ! -e build/ort/node_modules/onnxruntime-node/package.json ]]; then
+    mkdir -p build/ort
+    (cd build/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --no-save \
+      "onnxruntime-node@$ORT_VERSION" >/dev/null)
   fi
 }
 
@@ -103,6 +114,7 @@ case "${1:-}" in
     check_format
     datasets/fetch.sh
     build
+    install_onnxruntime
     ctest --test-dir build --output-on-failure -j "$(nproc)"
     sanitized_tests
     fuzz

@@ -8,7 +8,7 @@
 #   bash tests/bench/fp32_vs_onnxruntime.sh
 #
 # It installs what the peers need if missing: python3-torch (apt-get; root
-# or sudo), and onnxruntime-node from npm into build/bench-ort/ (CPU
+# or sudo), and onnxruntime-node from npm into build/ort/ (CPU
 # binaries only: ONNXRUNTIME_NODE_INSTALL=skip fetches no CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,10 +19,10 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   sudo=(); [[ $(id -u) -ne 0 ]] && sudo=(sudo)
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch
 fi
-ort=build/bench-ort
+ort=build/ort
 if [[ ! -d $ort/node_modules/onnxruntime-node ]]; then
   mkdir -p "$ort"
-  (cd "$ort" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund onnxruntime-node >/dev/null)
+  (cd "$ort" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --no-save onnxruntime-node@1.30.0 >/dev/null)
 fi
 
 models=$(mktemp -d /tmp/qlab-ort.XXXXXX)

@@ -38,6 +38,8 @@ printf '[model]\nname = "lenet"\n[quantizer]\nname = "dynamic"\n[[quantizer.conf
 expect 1 "cannot quantize conv2d layers: dynamic quantization has int8 kernels for linear layers only" -- "$qlab" run "$work/dynconv.toml"
 printf '[model]\nname = "lenet"\n' >"$work/noq.toml"
 expect 1 "--save-quantized needs a [quantizer]" -- "$qlab" run --save-quantized "$work/q.pt" "$work/noq.toml"
+expect 1 "qlab export: give --weights FILE, --onnx FILE, or both" -- "$qlab" export "$work/noq.toml"
+expect 107 "--reference requires --onnx" -- "$qlab" export --weights "$work/w.safetensors" --reference "$work/r.safetensors" "$work/noq.toml"
 if "$qlab" plugins 2>/dev/null | grep -q 'fbgemm.*unavailable'; then
   expect 1 "backend 'fbgemm' is unavailable: this LibTorch" -- "$qlab" run "$work/fbgemm.toml"
 fi

@@ -65,4 +65,15 @@ std::vector<std::string> export_float_weights(const Experiment& experiment,
                                               const Registry& registry, const RunSettings& settings,
                                               const std::string& out, std::ostream& log);
 
+/// Writes the experiment's model to `out` as ONNX (opset 13): quantized, as
+/// QDQ, when the experiment has a (static, int8-runnable) quantizer, else
+/// the float baseline. Checked by ONNX's checker first. `reference`, if set,
+/// gets a safetensors file to check a runtime against: "input" (the test
+/// images as the model takes them), "label", and "output", the model's
+/// outputs on the experiment's backend (metadata: "output_scale", the
+/// output grid's step, 0 when the output is float). Returns notes.
+std::vector<std::string> export_onnx(const Experiment& experiment, const Registry& registry,
+                                     const RunSettings& settings, const std::string& out,
+                                     const std::string& reference, std::ostream& log);
+
 }  // namespace qlab

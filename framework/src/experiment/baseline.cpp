@@ -116,6 +116,22 @@ Prepared prepare(const Resolved& r, SharedWork* shared, std::ostream& log) {
   return p;
 }
 
+FloatBaseline float_baseline(const Resolved& r, const RunSettings& settings, std::ostream& log) {
+  FloatBaseline b;
+  b.p = prepare(r, settings.shared.get(), log);
+  seed_everything(r.recipe.seed);
+  b.module = GraphModule(b.p.graph);
+  b.config = r.config;
+  b.config["quantizer"] = {{"name", "none"}};
+  if (!b.p.data.fallback_reason.empty()) b.row.notes.push_back(b.p.data.fallback_reason);
+  b.identity = baseline_identity(b.p, b.config);
+  b.key = stable_hash(b.identity.dump());
+  b.train_seconds =
+      shared_baseline(b.module, r, b.p.data.train, b.identity, b.key, settings, b.row);
+  b.module->eval();
+  return b;
+}
+
 nlohmann::json baseline_identity(const Prepared& p, const nlohmann::json& config) {
   return {{"model", config["model"]},
           {"dataset", config["dataset"]},

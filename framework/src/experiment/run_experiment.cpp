@@ -107,9 +107,9 @@ SharedFp32 fp32_measurement(const Resolved& r, const Prepared& p, const std::str
   return fp;
 }
 
-// The quantized model, made by the experiment's quantizer from the trained
-// float module; saved when asked. Returns it with its quantization time.
-std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(
+}  // namespace
+
+std::pair<std::shared_ptr<const QuantizedModel>, double> quantize_experiment(
     const Resolved& r, const Prepared& p, GraphModule module, const std::string& baseline,
     const RunSettings& settings, std::ostream& log) {
   QuantizeContext qctx;
@@ -136,8 +136,6 @@ std::pair<std::shared_ptr<const QuantizedModel>, double> quantize(
   return {qmodel, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
 }
 
-}  // namespace
-
 std::vector<ResultRow> run_experiment(const Experiment& ex, const Registry& registry,
                                       const RunSettings& settings, std::ostream& log) {
   // 1. Resolve every section against its schema before any work is done.
@@ -148,25 +146,18 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const ExperimentPlan
                                       const RunSettings& settings, std::ostream& log) {
   QLAB_CHECK(plan.resolved, "run_experiment: the plan has no resolution");
   const Resolved& r = *plan.resolved;
-  if (!r.availability.available)
-    throw Error(fmt::format("{}: [backend] name: backend '{}' is unavailable: {}",
-                            at(ex.backend, "name"), r.backend_name, r.availability.reason));
+  require_available(r, ex);
   if (!r.quantizer && !settings.save_quantized.empty())
     throw Error("--save-quantized needs a [quantizer]; this experiment quantizes nothing");
 
   // 2. Backend, data and graph; 3. the float baseline.
-  const Prepared p = prepare(r, settings.shared.get(), log);
-  seed_everything(r.recipe.seed);
-  GraphModule module(p.graph);
-  nlohmann::json config = r.config;
-  config["quantizer"] = {{"name", "none"}};
-  ResultRow row;
-  if (!p.data.fallback_reason.empty()) row.notes.push_back(p.data.fallback_reason);
-  const nlohmann::json identity = baseline_identity(p, config);
-  const std::string baseline = stable_hash(identity.dump());
-  const double train_seconds =
-      shared_baseline(module, r, p.data.train, identity, baseline, settings, row);
-  module->eval();
+  FloatBaseline fb = float_baseline(r, settings, log);
+  const Prepared& p = fb.p;
+  GraphModule module = fb.module;
+  const nlohmann::json& config = fb.config;
+  ResultRow row = std::move(fb.row);
+  const std::string& baseline = fb.key;
+  const double train_seconds = fb.train_seconds;
 
   // 4. Lower the float model onto the backend and measure it.
   const std::unique_ptr<Executable> exe = r.backend->lower(module);
@@ -184,12 +175,13 @@ std::vector<ResultRow> run_experiment(const Experiment& ex, const ExperimentPlan
   row.graph = p.graph.print();
   row.environment = environment(p.engine);
   row.environment["executable"] = fp.executable;
+  row.notes.push_back(p.data.normalization);
   note_not_applicable(fp, row);
   if (!r.quantizer) return {row};
 
   // 5. Quantize, lower the quantized model, measure it.
   // Not a structured binding: C++17 lambdas cannot capture one.
-  const auto quantized = quantize(r, p, module, baseline, settings, log);
+  const auto quantized = quantize_experiment(r, p, module, baseline, settings, log);
   const std::shared_ptr<const QuantizedModel> qmodel = quantized.first;
   const double quantize_seconds = quantized.second;
   const std::unique_ptr<Executable> qexe = r.backend->lower(qmodel);

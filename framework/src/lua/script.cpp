@@ -8,6 +8,7 @@
 #include "lua/tables.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/experiment.hpp>
 #include <qlab/registry.hpp>
 #include <qlab/report.hpp>
 #include <qlab/script.hpp>
@@ -188,6 +189,42 @@ int l_mixed_precision(lua_State* L) {
   return 2;
 }
 
+// qlab.export(experiment, {onnx = FILE, weights = FILE, reference = FILE}):
+// in this process, as `qlab export` does; returns its notes.
+int l_export(lua_State* L) {
+  expect_table(L, 1, "qlab.export");
+  expect_table(L, 2, "qlab.export's second argument");
+  Script& s = self(L);
+  const Experiment ex = experiment_from(L, 1, caller(L), nullptr);
+  std::string onnx, weights, reference;
+  for_each_field(L, 2, "qlab.export", [&](const std::string& key) {
+    std::string* slot = key == "onnx"        ? &onnx
+                        : key == "weights"   ? &weights
+                        : key == "reference" ? &reference
+                                             : nullptr;
+    if (!slot)
+      throw Error(
+          fmt::format("qlab.export: unknown key '{}' (known: onnx, reference, weights)", key));
+    *slot = string_at(L, -1, "qlab.export " + key);
+  });
+  if (onnx.empty() && weights.empty())
+    throw Error("qlab.export: give onnx = FILE, weights = FILE, or both");
+  if (!reference.empty() && onnx.empty()) throw Error("qlab.export: reference needs onnx");
+  std::vector<std::string> notes;
+  if (s.settings().report_only || s.settings().defer) {
+    s.log() << "qlab.export: nothing written (reports only, or points sent to a job array)\n";
+  } else {
+    RunSettings run = s.settings().run;
+    run.progress = false;
+    if (!weights.empty()) notes = export_float_weights(ex, s.registry(), run, weights, s.log());
+    if (!onnx.empty())
+      for (auto& n : export_onnx(ex, s.registry(), run, onnx, reference, s.log()))
+        notes.push_back(std::move(n));
+  }
+  push_json(L, notes);
+  return 1;
+}
+
 int l_results(lua_State* L) {
   RowFilter filter;
   if (!lua_isnoneornil(L, 1)) {
@@ -258,17 +295,13 @@ int l_args(lua_State* L) {
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {{"train", guarded<l_train>},
-                               {"quantize", guarded<l_quantize>},
-                               {"evaluate", guarded<l_evaluate>},
-                               {"sweep", guarded<l_sweep>},
-                               {"results", guarded<l_results>},
-                               {"report", guarded<l_report>},
-                               {"plot", guarded<l_plot>},
-                               {"plugins", guarded<l_plugins>},
-                               {"args", guarded<l_args>},
-                               {"mixed_precision", guarded<l_mixed_precision>},
-                               {nullptr, nullptr}};
+const luaL_Reg kFunctions[] = {
+    {"train", guarded<l_train>},       {"quantize", guarded<l_quantize>},
+    {"evaluate", guarded<l_evaluate>}, {"sweep", guarded<l_sweep>},
+    {"results", guarded<l_results>},   {"report", guarded<l_report>},
+    {"plot", guarded<l_plot>},         {"plugins", guarded<l_plugins>},
+    {"args", guarded<l_args>},         {"mixed_precision", guarded<l_mixed_precision>},
+    {"export", guarded<l_export>},     {nullptr, nullptr}};
 
 int message_handler(lua_State* L) {
   // Keep Lua's "file:line: message"; a non-string error object is described.

@@ -52,6 +52,20 @@ std::string layer_misfit(const QuantizedModel& m, const std::string& name, const
 
 }  // namespace
 
+Int8Codes int8_codes(const QLayer& l) {
+  const QParams& p = l.weight;
+  torch::Tensor codes = l.codes, scale = p.scale;
+  if (p.binary()) {
+    codes = codes * 2 - 1;
+  } else if (p.zero_point.is_floating_point()) {
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(codes.dim()), 1);
+    if (p.per_channel()) shape[static_cast<std::size_t>(p.axis)] = -1;
+    codes = (codes.to(torch::kFloat64) - p.zero_point.view(shape)).mul(2).round();
+    scale = scale / 2;
+  }
+  return {codes.to(torch::kInt8), scale};
+}
+
 const char* to_string(Scheme scheme) { return scheme == Scheme::dynamic ? "dynamic" : "static"; }
 
 std::map<std::string, std::string> QuantizedModel::int8_blockers() const {

@@ -54,24 +54,13 @@ const Kernels& kernels() {
   return k;
 }
 
-// The layer's weight as int8 codes of one scale, zero point 0: a b-bit
-// grid's codes as they are; binary codes {0, 1} (-a, +a) as {-1, +1} at scale
-// a; DoReFa's half-step codes q (value (q + 1/2) s) as the odd 2q + 1 at
-// scale s / 2. `hwc_input`: the (C, H, W) map a linear layer's input was
+// The layer's weight as a quantized tensor of its int8 codes (int8_codes),
+// zero point 0. `hwc_input`: the (C, H, W) map a linear layer's input was
 // flattened from; the weight's columns are then put in (h, w, c) order, to
 // take the map's channels-last bytes as they lie.
 torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
   const QParams& p = l.weight;
-  torch::Tensor codes = l.codes, scale = p.scale;
-  if (p.binary()) {
-    codes = codes * 2 - 1;
-  } else if (p.zero_point.is_floating_point()) {
-    std::vector<std::int64_t> shape(static_cast<std::size_t>(codes.dim()), 1);
-    if (p.per_channel()) shape[static_cast<std::size_t>(p.axis)] = -1;
-    codes = (codes.to(torch::kFloat64) - p.zero_point.view(shape)).mul(2).round();
-    scale = scale / 2;
-  }
-  codes = codes.to(torch::kInt8);
+  auto [codes, scale] = int8_codes(l);
   if (hwc_input)
     codes = codes.view({codes.size(0), (*hwc_input)[0], (*hwc_input)[1], (*hwc_input)[2]})
                 .permute({0, 2, 3, 1})

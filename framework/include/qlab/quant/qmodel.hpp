@@ -62,6 +62,17 @@ struct QuantizedModel {
   GraphModule dequantized_module() const;
 };
 
+/// A quantized layer's weight as int8 codes of one scale per channel (or
+/// one), as int8 kernels and ONNX's DequantizeLinear take it: binary
+/// {-a, +a} as {-1, +1} at scale a, DoReFa's half-step grid as the odd codes
+/// at half the scale, other grids as they are (zero point 0). Only for a
+/// layer that int8_blockers() does not name.
+struct Int8Codes {
+  torch::Tensor codes;  ///< int8, the weight's shape
+  torch::Tensor scale;  ///< float64, one per channel along the weight's axis, or one
+};
+Int8Codes int8_codes(const QLayer& layer);
+
 /// Writes the model as it would ship: bit-packed integer weights, qparams,
 /// float biases and float layers, with a qlab header. Returns the bytes.
 std::string serialize_quantized(const QuantizedModel& model);
