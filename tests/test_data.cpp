@@ -102,7 +102,7 @@ void write_mnist_like(const TempDir& dir, std::uint32_t n_train, std::uint32_t n
 TEST(Datasets, LoadsIdxFolderAndAdaptsToTheModel) {
   TempDir dir;
   write_mnist_like(dir, 20, 20);
-  DatasetConfig c{"fashion-mnist", dir.path().string(), 12, 0, ""};
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 12, 0, "", {}, {}};
   auto d = load_dataset(c, {3, 32, 32});
   EXPECT_EQ(d.train.images.sizes(), (std::vector<std::int64_t>{12, 3, 32, 32}));
   EXPECT_EQ(d.test.images.sizes(), (std::vector<std::int64_t>{5, 3, 32, 32}));
@@ -116,7 +116,7 @@ TEST(Datasets, LoadsIdxFolderAndAdaptsToTheModel) {
 TEST(Datasets, ExplicitMeanAndStdNormaliseAsTorchvisionDoes) {
   TempDir dir;
   write_mnist_like(dir, 20, 20);
-  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, ""};
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, "", {}, {}};
   const auto pixels = load_dataset(c, {1, 28, 28}, /*normalize=*/false);
   EXPECT_NE(pixels.normalization.find("not normalised"), std::string::npos);
   const auto own = load_dataset(c, {1, 28, 28});
@@ -145,7 +145,7 @@ TEST(Datasets, ExplicitMeanAndStdNormaliseAsTorchvisionDoes) {
 TEST(Datasets, CountsThatDisagreeAreAnError) {
   TempDir dir;
   write_mnist_like(dir, 20, 19);
-  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, ""};
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, "", {}, {}};
   auto msg = error_of([&] { load_dataset(c, {1, 28, 28}); });
   EXPECT_NE(msg.find("20 images"), std::string::npos) << msg;
   EXPECT_NE(msg.find("19 labels"), std::string::npos) << msg;
@@ -153,13 +153,15 @@ TEST(Datasets, CountsThatDisagreeAreAnError) {
 
 TEST(Datasets, MissingFilesNameWhereTheyWereLookedFor) {
   TempDir dir;
-  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, ""};
+  DatasetConfig c{"fashion-mnist", dir.path().string(), 0, 0, "", {}, {}};
   auto msg = error_of([&] { load_dataset(c, {1, 28, 28}); });
   EXPECT_NE(msg.find("files not found"), std::string::npos) << msg;
   EXPECT_NE(msg.find(dir.path().string()), std::string::npos) << msg;
-  EXPECT_THROW(load_dataset({"imagenet", "", 0, 0, ""}, {1, 28, 28}), Error);
+  EXPECT_THROW(load_dataset({"imagenet", "", 0, 0, "", {}, {}}, {1, 28, 28}), Error);
   // mnist looks for IDX files, then digits, in the same folder: named once.
-  msg = error_of([&] { load_dataset({"mnist", dir.path().string(), 0, 0, ""}, {1, 28, 28}); });
+  msg = error_of([&] {
+    load_dataset({"mnist", dir.path().string(), 0, 0, "", {}, {}}, {1, 28, 28});
+  });
   EXPECT_EQ(msg.find(dir.path().string()), msg.rfind(dir.path().string())) << msg;
 }
 
@@ -167,7 +169,7 @@ TEST(Datasets, FallbackReplacesOnlyMissingFilesAndSaysSo) {
   TempDir dir, empty;
   write_mnist_like(dir, 20, 20);
   // A missing CIFAR folder falls back to the IDX folder given as QLAB_DATA_DIR.
-  DatasetConfig c{"cifar10", empty.path().string(), 0, 0, ""};
+  DatasetConfig c{"cifar10", empty.path().string(), 0, 0, "", {}, {}};
   c.fallback = "fashion-mnist";
   std::filesystem::create_directories(dir.path() / "fashion-mnist");
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
@@ -211,7 +213,7 @@ TEST(Digits, SplitsEachClassEightyTwenty) {
   EXPECT_EQ(t[0].max().item<int>(), 128);  // 0.5 * 255, rounded
 
   // mnist without IDX files falls back to the digits folder.
-  auto d = load_dataset({"mnist", dir.path().string(), 0, 0, ""}, {1, 32, 32});
+  auto d = load_dataset({"mnist", dir.path().string(), 0, 0, "", {}, {}}, {1, 32, 32});
   EXPECT_EQ(d.name, "mnist-digits");
   EXPECT_EQ(d.train.size(), train);
 }

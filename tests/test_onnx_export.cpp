@@ -102,10 +102,12 @@ TEST(OnnxExport, AStaticModelIsQdqWithInt8WeightsPerChannelAndInt32Biases) {
     ASSERT_EQ(s->dims_size(), 1) << layer;  // per output channel
     EXPECT_EQ(s->dims(0), w->dims(0)) << layer;
   }
-  for (const auto& n : e.model.graph().node())
-    if (n.op_type() == "QuantizeLinear")
+  for (const auto& n : e.model.graph().node()) {
+    if (n.op_type() == "QuantizeLinear") {
       EXPECT_EQ(initializer(e.model, n.input(2))->data_type(), onnx::TensorProto_DataType_UINT8)
           << n.name();
+    }
+  }
 }
 
 TEST(OnnxExport, ALowBitGridIsItsUint8CodesClipped) {
