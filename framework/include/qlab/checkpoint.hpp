@@ -27,5 +27,8 @@ nlohmann::json load_checkpoint(const std::string& path, GraphModule& module);
 /// shape mismatches end in one qlab::Error that lists each; floats of
 /// another width are converted, and the notes returned say which.
 std::vector<std::string> load_float_weights(const std::string& path, GraphModule& module);
+/// The same from the file's bytes, already read; `path` names it in errors.
+std::vector<std::string> load_float_weights(const std::string& bytes, const std::string& path,
+                                            GraphModule& module);
 
 }  // namespace qlab

@@ -59,7 +59,8 @@ double float_baseline(GraphModule& module, const Resolved& r, const Dataset& tra
                       const nlohmann::json& identity, const std::string& key,
                       const RunSettings& settings, ResultRow& row) {
   if (!r.weights.empty()) {
-    for (auto& note : load_float_weights(r.weights, module)) row.notes.push_back(std::move(note));
+    for (auto& note : load_float_weights(*r.weights_bytes, r.weights, module))
+      row.notes.push_back(std::move(note));
     return 0.0;
   }
   const fs::path cache(settings.cache_dir);

@@ -132,8 +132,10 @@ Resolved resolve_experiment(const Experiment& ex, const Registry& registry) {
     if (r.data_cfg.mean.empty()) r.config["dataset"].erase(key);
   if (!r.weights.empty()) {
     std::ifstream in(r.weights, std::ios::binary);
+    r.weights_bytes = std::make_shared<const std::string>(std::istreambuf_iterator<char>(in),
+                                                          std::istreambuf_iterator<char>());
     r.config["model"]["weights"] = r.weights;
-    r.config["model"]["weights_hash"] = stable_hash({std::istreambuf_iterator<char>(in), {}});
+    r.config["model"]["weights_hash"] = stable_hash(*r.weights_bytes);
   }
   r.config["quantizer"]["name"] = r.quantizer_name;
   r.config["backend"]["name"] = r.backend_name;

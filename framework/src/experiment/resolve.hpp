@@ -14,6 +14,9 @@ namespace qlab {
 struct Resolved {
   std::string model_name;
   std::string weights;  ///< [model] weights: a file of trained float weights, or empty
+  /// Its bytes, read once: what the identity hashes is what is loaded, even
+  /// when the file changes between a sweep's planning and its point's run.
+  std::shared_ptr<const std::string> weights_bytes;
   // The plugins, behind the plugin boundary (Registry).
   std::shared_ptr<Model> model;
   Options model_opts, data_opts, train_opts, quantizer_opts, backend_opts, metric_opts;

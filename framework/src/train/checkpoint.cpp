@@ -60,7 +60,11 @@ nlohmann::json load_checkpoint(const std::string& path, GraphModule& module) {
 std::vector<std::string> load_float_weights(const std::string& path, GraphModule& module) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: no such weights file", path));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  return load_float_weights(std::string((std::istreambuf_iterator<char>(in)), {}), path, module);
+}
+
+std::vector<std::string> load_float_weights(const std::string& bytes, const std::string& path,
+                                            GraphModule& module) {
   // torch.save's zip (PyTorch 1.6 on), its legacy pickle stream, or safetensors.
   const bool zip = bytes.rfind("PK\x03\x04", 0) == 0 || bytes.rfind("PK\x05\x06", 0) == 0;
   if (bytes.rfind("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 0) == 0)
