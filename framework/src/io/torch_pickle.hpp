@@ -1,10 +1,10 @@
 #pragma once
 // The pickle inside a torch.save file, read by a restricted machine of
 // qlab's own instead of Python's (which runs whatever a file names). It
-// knows the opcodes pickle protocols 2 to 5 use for a state_dict, and five
-// kinds of globals: collections.OrderedDict, torch._utils'
-// _rebuild_tensor_v2 and _rebuild_parameter, and the typed storages
-// (torch.FloatStorage, ...). Any other global, opcode or object is refused
+// knows the opcodes pickle protocols 2 to 5 use for a state_dict, and the
+// globals one names: collections.OrderedDict, torch._utils'
+// _rebuild_tensor_v2, _rebuild_parameter and _rebuild_parameter_with_state,
+// and the typed storages (torch.FloatStorage, ...). Any other global, opcode or object is refused
 // by name; nothing in a file is called. Every object it makes comes from
 // bytes it has read, so its memory is linear in the pickle's size.
 #include <torch/torch.h>
