@@ -92,18 +92,11 @@ Value parse_word(const std::string& text, ValueType type, const std::string& wor
         return text;
       case ValueType::table_list:
         throw bad();
-      case ValueType::number_list: {
+      case ValueType::number_list: {  // the words of a string list, each a number
+        const Value words = parse_word(text, ValueType::string_list, word);
         std::vector<double> out;
-        for (std::size_t start = 0; start <= text.size();) {
-          const auto comma = text.find(',', start);
-          const std::string item =
-              text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-          std::size_t n = 0;
-          out.push_back(std::stod(item, &n));
-          if (n != item.size()) throw bad();
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
+        for (const auto& item : std::get<std::vector<std::string>>(words))
+          out.push_back(std::get<double>(parse_word(item, ValueType::number, word)));
         return out;
       }
       case ValueType::string_list: {
