@@ -52,7 +52,8 @@ torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x, bool int32_b
   return simulate(q, m, x)[0];
 }
 
-bool rounds_bias(const std::string& engine) { return engine != "onednn"; }
+// bitserial's bit layers add the bias in float, as oneDNN does.
+bool rounds_bias(const std::string& engine) { return engine != "onednn" && engine != "bitserial"; }
 
 LayerBits every(int bits) { return {bits, bits, bits}; }
 
@@ -165,7 +166,37 @@ TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
   EXPECT_LT(normalised_error(made.exe->run(x)[0], twin(q, x, rounds_bias(GetParam()))), kTwinEqual);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits, ::testing::Values("onednn", "qnnpack"));
+// bitserial takes every conv2d and linear layer of 1- or 2-bit weights and
+// inputs onto its bit kernels (the suite above checks their outputs), and
+// leaves wider ones to oneDNN's int8 kernels.
+TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
+  auto b = registry().backend("bitserial");
+  if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
+  b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
+  for (const auto& c : kCases)
+    for (int bits : {1, 2, 4}) {
+      auto m = randomised(c.build(), 30);
+      PtqSpec spec;
+      spec.config = default_config_list({}, every(bits));
+      spec.calibration_batches = 4;
+      auto q = std::make_shared<const QuantizedModel>(
+          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+      const auto exe = b->lower(q);
+      ASSERT_EQ(exe->mode(), Mode::int8);
+      std::size_t bit_layers = 0;
+      for (const auto& line : exe->lowered())
+        bit_layers += line.find("bitserial::") != std::string::npos;
+      if (bits <= 2) {
+        EXPECT_EQ(bit_layers, q->layers.size()) << c.name << " at " << bits << " bits";
+        EXPECT_NE(exe->describe().find("bitserial's own kernels for"), std::string::npos)
+            << exe->describe();
+      } else {
+        EXPECT_EQ(bit_layers, 0u) << c.name << " at " << bits << " bits";
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits, ::testing::Values("onednn", "qnnpack", "bitserial"));
 
 }  // namespace
 }  // namespace qlab

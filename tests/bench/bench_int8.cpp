@@ -4,7 +4,9 @@
 // speed does not depend on what the weights learned.
 //
 //   build/tests/bench/qlab_bench --benchmark_min_time=1
+#include <bit_layers.hpp>
 #include <code_kernels.hpp>
+#include <int8_executable.hpp>
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/qat.hpp>
 #include <qlab/registry.hpp>
@@ -13,7 +15,9 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <functional>
+#include <map>
 
 namespace qlab {
 namespace {
@@ -37,6 +41,9 @@ Graph single(const char* kind) {
   if (std::string(kind) == "conv3x3_32to64_26x26") {
     auto x = g.input("input", {32, 26, 26});
     g.set_outputs({g.relu("relu", g.conv2d("conv", x, 32, 64, 3))});
+  } else if (std::string(kind) == "conv3x3_64to64_28x28") {
+    auto x = g.input("input", {64, 28, 28});
+    g.set_outputs({g.relu("relu", g.conv2d("conv", x, 64, 64, 3, 1, 1))});
   } else if (std::string(kind) == "conv5x5_1to6_32x32") {
     auto x = g.input("input", {1, 32, 32});
     g.set_outputs({g.relu("relu", g.conv2d("conv", x, 1, 6, 5))});
@@ -91,7 +98,17 @@ struct Target {
   bool simulated = false;
   std::string qat_of;
   bool libtorch_fp32 = false;
+  std::vector<ConfigEntry> config;  ///< replaces `bits` on every layer
+  std::string isa;                  ///< bitserial's `isa` option
 };
+
+Target target(std::string backend, bool quantized, int bits = 8) {
+  Target t;
+  t.backend = std::move(backend);
+  t.quantized = quantized;
+  t.bits = bits;
+  return t;
+}
 
 void run(benchmark::State& state, Graph graph, const Target& t) {
   const std::string& backend_name = t.backend;
@@ -102,7 +119,9 @@ void run(benchmark::State& state, Graph graph, const Target& t) {
     state.SkipWithError(backend->availability().reason.c_str());
     return;
   }
-  backend->configure(resolve(backend->options(), RawSection{"backend", {}, {}}));
+  RawSection options{"backend", {}, {}};
+  if (!t.isa.empty()) options.values["isa"] = {t.isa, {}};
+  backend->configure(resolve(backend->options(), options));
   torch::manual_seed(0);
   GraphModule m(graph);
   m->eval();
@@ -111,7 +130,7 @@ void run(benchmark::State& state, Graph graph, const Target& t) {
     PtqSpec spec;
     spec.calibration_batches = 4;
     spec.reduce_range = backend->constraints().reduce_range;
-    spec.config = default_config_list({}, {t.bits, t.bits, t.bits});
+    spec.config = t.config.empty() ? default_config_list({}, {t.bits, t.bits, t.bits}) : t.config;
     const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
     auto q = std::make_shared<const QuantizedModel>(
         qat_of.empty() ? post_training_quantize(m, spec, calib)
@@ -168,8 +187,115 @@ void register_code_kernels() {
         ->UseRealTime();
 }
 
+// One layer of `bits`-bit weights and activations, quantized by PTQ on
+// random data, as the int8 executable runs it on `info`'s kernels, timed on
+// the quint8 input its input step would give it.
+void run_layer(benchmark::State& state, const Graph& graph, int bits, const std::string& node,
+               const int8::EngineInfo& info) {
+  torch::manual_seed(0);
+  GraphModule m(graph);
+  m->eval();
+  PtqSpec spec;
+  spec.calibration_batches = 4;
+  spec.config = default_config_list({}, {bits, bits, bits});
+  const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
+  auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calib));
+  const QParams& in = q->activations.at(qparams_source(graph, graph.node(node).inputs.at(0)));
+  const auto x = int8::quantize_codes(batch_for(graph, state.range(0)), in.scale.item<double>(),
+                                      in.zero_point.item<std::int64_t>() - in.qmin, true, 0,
+                                      static_cast<std::uint8_t>(in.qmax - in.qmin));
+  const int8::LayerKernel layer = int8::lowered_node(q, info, node);
+  for (int i = 0; i < 3; ++i) layer.run(x, true);
+  for (auto _ : state) benchmark::DoNotOptimize(layer.run(x, true));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  state.SetLabel(layer.name);
+}
+
+// The bit kernels: 1- and 2-bit layers on bitserial's kernels (each
+// instruction set this CPU has) against the same layer on oneDNN's int8
+// kernels, quint8 in and out; and a binary LeNet, W1A1 but for its first
+// layer (8-bit input) and last (8-bit output), as DoReFa-Net and XNOR-Net
+// keep them, against its int8 twin. Pairs in kSpeedups.
+void register_bit_kernels() {
+  auto add_layer = [](const std::string& name, const char* kind, int bits, const char* node,
+                      const int8::EngineInfo& info) {
+    benchmark::RegisterBenchmark(
+        name.c_str(), [=](benchmark::State& st) { run_layer(st, single(kind), bits, node, info); })
+        ->Arg(64)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  };
+  for (const auto& [kind, node] :
+       {std::pair<const char*, const char*>{"conv3x3_64to64_28x28", "conv"},
+        {"linear_9216to128", "fc"}})
+    for (int bits : {1, 2}) {
+      const std::string name = fmt::format("bits/layer/{}/w{}a{}", kind, bits, bits);
+      add_layer(name + "/int8_onednn", kind, bits, node, {"onednn", at::QEngine::ONEDNN, true, {}});
+      for (bits::Isa isa : {bits::Isa::avx512, bits::Isa::avx2, bits::Isa::portable})
+        if (bits::cpu_has(isa))
+          add_layer(name + "/bitserial_" + bits::to_string(isa), kind, bits, node,
+                    {"bitserial", at::QEngine::ONEDNN, true,
+                     [isa](const int8::LayerOffer& o) { return bits::bit_layer_for(o, isa); }});
+    }
+  auto add = [](const std::string& name, const Graph& g, const Target& t) {
+    benchmark::RegisterBenchmark(name.c_str(), [g, t](benchmark::State& st) { run(st, g, t); })
+        ->Arg(64)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  };
+  ConfigEntry all, first, last;
+  all.bits = {1, 1, 1};
+  first.op_names = {"features.0"};
+  first.bits = {8, 8, 1};
+  last.op_names = {"classifier.2"};
+  last.bits = {8, 1, 8};
+  Target binary = target("onednn", true);
+  binary.config = {all, first, last};
+  add("bits/model/lenet_w1a1/int8_onednn", model("lenet"), binary);
+  binary.backend = "bitserial";
+  add("bits/model/lenet_w1a1/bitserial", model("lenet"), binary);
+  add("bits/model/lenet_w1a1/fp32", model("lenet"), target("cpu", false));
+}
+
+// Speed-ups printed after the run: each benchmark named `prefix` + `fast`
+// against `prefix` + `slow`, for every prefix both ran under.
+const std::pair<const char*, const char*> kSpeedups[] = {
+    {"/bitserial_avx512", "/int8_onednn"},
+    {"/bitserial_avx2", "/int8_onednn"},
+    {"/bitserial_portable", "/int8_onednn"},
+    {"/bitserial", "/int8_onednn"},
+    {"/bitserial", "/fp32"},
+};
+
+// The console output, and each benchmark's real time kept for kSpeedups.
+class SpeedupReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs)
+      if (!r.error_occurred && r.run_type == Run::RT_Iteration)
+        ms_[r.run_name.function_name] = r.GetAdjustedRealTime();
+    ConsoleReporter::ReportRuns(runs);
+  }
+  void print_speedups() const {
+    for (const auto& [name, ms] : ms_)
+      for (const auto& [fast, slow] : kSpeedups) {
+        const std::string f = fast;
+        if (name.size() <= f.size() || name.compare(name.size() - f.size(), f.size(), f) != 0)
+          continue;
+        const auto other = ms_.find(name.substr(0, name.size() - f.size()) + slow);
+        if (other == ms_.end()) continue;
+        std::printf("speed-up of %s over %s: %.2fx (%.3f ms against %.3f ms)\n", name.c_str(),
+                    other->first.c_str(), other->second / ms, ms, other->second);
+      }
+  }
+
+ private:
+  std::map<std::string, double> ms_;
+};
+
 void register_all() {
   register_code_kernels();
+  register_bit_kernels();
   const std::vector<std::pair<std::string, bool>> targets{
       {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}};
   std::vector<Subject> subjects;
@@ -187,20 +313,26 @@ void register_all() {
   for (const auto& s : subjects)
     for (const auto& [backend, int8] : targets)
       add(s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32")), s.graph,
-          {backend, int8, 8, false, ""});
-  for (const auto& s : subjects)
-    add(s.name + "/fp32_libtorch", s.graph, {"cpu", false, 8, false, "", true});
-  for (const char* name : {"lenet", "mnist_cnn"})
-    add(std::string("model/") + name + "/int8_onednn_qat", model(name),
-        {"onednn", true, 8, false, name});
+          target(backend, int8));
+  Target libtorch = target("cpu", false);
+  libtorch.libtorch_fp32 = true;
+  for (const auto& s : subjects) add(s.name + "/fp32_libtorch", s.graph, libtorch);
+  for (const char* name : {"lenet", "mnist_cnn"}) {
+    Target qat = target("onednn", true);
+    qat.qat_of = name;
+    add(std::string("model/") + name + "/int8_onednn_qat", model(name), qat);
+  }
   // Below 8 bits: the same int8 kernels on b-bit codes, against the
   // fake-quant simulation that ran these widths before.
   for (const auto& s : subjects)
     for (int bits : {4, 2, 1})
-      for (bool simulated : {false, true})
+      for (bool simulated : {false, true}) {
+        Target t = target("onednn", true, bits);
+        t.simulated = simulated;
         add(fmt::format("{}/w{}a{}_{}", s.name, bits, bits,
                         simulated ? "simulated" : "int8_onednn"),
-            s.graph, {"onednn", true, bits, simulated, ""});
+            s.graph, t);
+      }
 }
 
 }  // namespace
@@ -210,7 +342,9 @@ int main(int argc, char** argv) {
   qlab::set_threads(0);
   benchmark::Initialize(&argc, argv);
   qlab::register_all();
-  benchmark::RunSpecifiedBenchmarks();
+  qlab::SpeedupReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_speedups();
   benchmark::Shutdown();
   return 0;
 }

@@ -7,7 +7,28 @@
 
 #include <ATen/Context.h>
 
+#include <functional>
+#include <optional>
+
 namespace qlab::int8 {
+
+/// A static conv2d or linear layer as the int8 executable offers it to a
+/// backend's own kernels: its weights, and the uint8 codes [0, qmax] of its
+/// input's grid and of its output's.
+struct LayerOffer {
+  const Node& node;
+  const QLayer& layer;
+  const QParams& input;  ///< the grid reaching the layer (bits, qmin, qmax)
+  double out_scale;
+  std::int64_t out_zero_point;
+  std::uint8_t out_qmax;
+};
+
+/// A layer on a backend's own kernels: quint8 codes in, quint8 codes out.
+struct LayerKernel {
+  std::string name;  ///< as reports name it
+  std::function<torch::Tensor(const torch::Tensor& input, bool parallel)> run;
+};
 
 struct EngineInfo {
   const char* name;  ///< backend name: "onednn", "qnnpack", "fbgemm"
@@ -16,6 +37,9 @@ struct EngineInfo {
   /// OpenMP threads. Not on an engine with its own thread pool, whose
   /// threads would then fight OpenMP's spinning ones for the cores.
   bool parallel_code_kernels = true;
+  /// Kernels of the backend's own that take the layers they fit (bitserial);
+  /// nothing: the layer runs on the engine's.
+  std::function<std::optional<LayerKernel>(const LayerOffer&)> own_kernels;
 };
 
 /// A backend on one of LibTorch's quantized CPU engines: fp32 models run on

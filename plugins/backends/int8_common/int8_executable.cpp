@@ -15,6 +15,7 @@
 #include "code_kernels.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/quant/ptq.hpp>
 #include <qlab/runtime.hpp>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -23,6 +24,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <iterator>
 #include <map>
 
@@ -85,7 +87,17 @@ torch::Tensor activate(torch::Tensor x, Activation a) {
 }
 
 // In kKinds' order.
-enum class Kind { input, qconv, qlinear, qlinear_dynamic, qadd, float_layer, float_op, stateless };
+enum class Kind {
+  input,
+  qconv,
+  qlinear,
+  qlinear_dynamic,
+  qadd,
+  float_layer,
+  float_op,
+  stateless,
+  own_kernel
+};
 
 struct Step {
   Kind kind;
@@ -100,6 +112,7 @@ struct Step {
   std::int64_t zero_point = 0;
   std::uint8_t qmin = 0, qmax = 255;         // the output grid's codes (7 bits: 0..127)
   std::shared_ptr<torch::nn::Module> layer;  // float fallback
+  std::shared_ptr<const LayerKernel> own;    // a backend's own kernel
 };
 
 // What one batch's run reads and writes besides the step itself.
@@ -213,6 +226,8 @@ torch::Tensor run_stateless(const Step& s, Run& r) {
   return {};
 }
 
+torch::Tensor run_own_kernel(const Step& s, Run& r) { return s.own->run(r.input(s), r.parallel); }
+
 // Per kind: the kernel reports name (given whether the step's input is
 // quantized), and how it runs.
 struct KindInfo {
@@ -250,9 +265,10 @@ const KindInfo kKinds[] = {
                               : "quantized tensor op";
      },
      run_stateless},
+    {[](const Step& s, bool) -> std::string { return s.own->name; }, run_own_kernel},
 };
 
-static_assert(std::size(kKinds) == static_cast<std::size_t>(Kind::stateless) + 1,
+static_assert(std::size(kKinds) == static_cast<std::size_t>(Kind::own_kernel) + 1,
               "one kKinds entry per Kind, in order");
 
 const KindInfo& info_of(Kind k) { return kKinds[static_cast<std::size_t>(k)]; }
@@ -292,15 +308,42 @@ class Int8Executable final : public Executable {
     return out;
   }
 
+  // Step `i` alone, its (first) input given.
+  torch::Tensor run_step(std::size_t i, const torch::Tensor& input) const {
+    at::globalContext().setQEngine(info_.engine);
+    torch::NoGradGuard no_grad;
+    const Step& s = steps_.at(i);
+    Run r{input, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
+          info_.parallel_code_kernels, reduce_range_};
+    for (auto in : s.inputs) r.values[in] = input;
+    r.current = i;
+    return info_of(s.kind).run(s, r);
+  }
+  std::size_t step_of(const std::string& node) const {
+    const auto& nodes = model_->graph().nodes();
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i].name == node) return i;
+    throw Error("no node '" + node + "' in the model");
+  }
+
   Mode mode() const override { return Mode::int8; }
   std::vector<std::string> lowered() const override { return lowered_; }
   std::string describe() const override {
-    return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization, {}{}), {} threads",
-                       info_.name, to_string(model_->scheme), model_->widths(),
-                       fallbacks_.empty()
-                           ? std::string()
-                           : fmt::format("; in float: {}", fmt::join(fallbacks_, ", ")),
-                       threads());
+    const std::string fallbacks = fallbacks_.empty()
+                                      ? std::string()
+                                      : fmt::format("; in float: {}", fmt::join(fallbacks_, ", "));
+    if (own_layers_.empty())
+      return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization, {}{}), {} threads",
+                         info_.name, to_string(model_->scheme), model_->widths(), fallbacks,
+                         threads());
+    std::string engine = c10::toString(info_.engine);
+    std::transform(engine.begin(), engine.end(), engine.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return fmt::format(
+        "{}'s own kernels for {}, int8 kernels of LibTorch's {} engine for the rest ({} "
+        "quantization, {}{}), {} threads",
+        info_.name, fmt::join(own_layers_, ", "), engine, to_string(model_->scheme),
+        model_->widths(), fallbacks, threads());
   }
 
  private:
@@ -325,6 +368,10 @@ class Int8Executable final : public Executable {
     const auto& k = kernels();
     if (n.op == Op::input) {
       s.kind = Kind::input;
+    } else if (auto own = quantized && is_static ? own_kernel(n, layer->second, s) : nullptr) {
+      s.kind = Kind::own_kernel;
+      s.own = std::move(own);
+      own_layers_.push_back(n.name);
     } else if (n.op == Op::conv2d && quantized && is_static) {
       s.kind = Kind::qconv;
       const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
@@ -348,6 +395,15 @@ class Int8Executable final : public Executable {
     if (s.kind == Kind::float_layer || s.kind == Kind::float_op)
       s.layer = model_->float_module->layer(n.name);
     return s;
+  }
+
+  // The backend's own kernel for a static layer, if it takes it.
+  std::shared_ptr<const LayerKernel> own_kernel(const Node& n, const QLayer& layer, const Step& s) {
+    if (!info_.own_kernels || !s.requantize) return nullptr;
+    const auto in = model_->activations.find(qparams_source(model_->graph(), n.inputs.at(0)));
+    if (in == model_->activations.end()) return nullptr;
+    auto k = info_.own_kernels({n, layer, in->second, s.scale, s.zero_point, s.qmax});
+    return k ? std::make_shared<const LayerKernel>(std::move(*k)) : nullptr;
   }
 
   // Flattening a channels-last map in PyTorch's (c, h, w) order copies it
@@ -402,6 +458,7 @@ class Int8Executable final : public Executable {
   std::vector<Step> steps_;
   std::vector<std::size_t> outputs_;
   std::vector<std::string> fallbacks_;
+  std::vector<std::string> own_layers_;
   std::vector<std::string> lowered_;
 };
 
@@ -412,6 +469,14 @@ bool has_int8_kernel(Op op) { return op_info(op).integer_kernel; }
 std::unique_ptr<Executable> int8_executable(std::shared_ptr<const QuantizedModel> model,
                                             const EngineInfo& info, bool reduce_range) {
   return std::make_unique<Int8Executable>(std::move(model), info, reduce_range);
+}
+
+LayerKernel lowered_node(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info,
+                         const std::string& node) {
+  auto exe = std::make_shared<const Int8Executable>(std::move(model), info, false);
+  const std::size_t i = exe->step_of(node);
+  return {exe->lowered().at(i),
+          [exe, i](const torch::Tensor& x, bool) { return exe->run_step(i, x); }};
 }
 
 }  // namespace qlab::int8

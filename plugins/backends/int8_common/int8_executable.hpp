@@ -15,4 +15,11 @@ bool has_int8_kernel(Op op);
 std::unique_ptr<Executable> int8_executable(std::shared_ptr<const QuantizedModel> model,
                                             const EngineInfo& info, bool reduce_range);
 
+/// Node `node` of the model as its executable runs it (the engine's kernel,
+/// or the backend's own), on the quantized tensor its input step would hand
+/// it: for benchmarks that time one layer without the model's float input
+/// and output around it.
+LayerKernel lowered_node(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info,
+                         const std::string& node);
+
 }  // namespace qlab::int8

@@ -1,0 +1,513 @@
+// AND + popcount convolution on bit planes (bit_kernels.hpp). The AVX2 and
+// AVX-512 functions carry their own target attributes, so this file builds
+// for any x86-64 and best_isa() picks among them at run time.
+#include "bit_kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define QLAB_AVX2 __attribute__((target("avx2,popcnt")))
+#define QLAB_AVX512 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq,avx2,popcnt")))
+#endif
+
+namespace qlab::bits {
+namespace {
+
+std::int64_t blocks(const ConvGeometry& g) {
+  return (g.group_out() + kChannelBlock - 1) / kChannelBlock;
+}
+std::int64_t padded_height(const ConvGeometry& g) { return g.height + 2 * g.padding; }
+std::int64_t padded_width(const ConvGeometry& g) { return g.width + 2 * g.padding; }
+// Words of one plane of one group over the padded map.
+std::int64_t plane_words(const ConvGeometry& g) {
+  return padded_height(g) * padded_width(g) * g.words();
+}
+
+// One output row of one group, as its kernels read it: plain values, so
+// that the loops keep them in registers.
+struct Row {
+  const std::uint64_t* a;    // activation plane 0, kernel row 0, under output column 0
+  std::int64_t a_plane;      // words between activation planes
+  std::int64_t kernel_row;   // words between kernel rows
+  std::int64_t column;       // words between output columns
+  std::int64_t kernel, run;  // kernel rows; words of one kernel row of one plane
+  int a_planes, w_planes;
+  const std::uint64_t* w;  // weight block 0, plane 0
+  std::int64_t w_plane;    // words of one weight plane of a block
+  std::int64_t blocks;
+  std::int32_t alpha, beta;
+  std::int32_t* out;        // output column 0, the group's channel 0
+  std::int64_t out_column;  // int32 between output columns
+  std::int64_t group_out;
+  std::int64_t width;  // output columns
+
+  const std::uint64_t* weights(std::int64_t b, int plane) const {
+    return w + (b * w_planes + plane) * w_plane;
+  }
+  std::int64_t lanes(std::int64_t b) const {
+    return std::min(kChannelBlock, group_out - b * kChannelBlock);
+  }
+  std::int32_t* dots(std::int64_t ow, std::int64_t b) const {
+    return out + ow * out_column + b * kChannelBlock;
+  }
+};
+
+Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
+           std::int64_t g, std::int32_t* out) {
+  const ConvGeometry& geo = x.geometry;
+  Row r;
+  r.a_plane = plane_words(geo);
+  r.kernel_row = padded_width(geo) * geo.words();
+  r.a =
+      x.bits.data() + (n * geo.groups + g) * x.planes * r.a_plane + oh * geo.stride * r.kernel_row;
+  r.column = geo.stride * geo.words();
+  r.kernel = geo.kernel;
+  r.run = geo.kernel * geo.words();
+  r.a_planes = x.planes;
+  r.w_planes = w.planes;
+  r.w_plane = geo.kernel * r.run * kChannelBlock;
+  r.blocks = blocks(w.geometry);
+  r.w = w.bits.data() + g * r.blocks * w.planes * r.w_plane;
+  r.alpha = w.alpha;
+  r.beta = w.beta;
+  r.out_column = geo.out_channels;
+  r.group_out = geo.group_out();
+  r.out = out + g * r.group_out;
+  r.width = geo.out_width();
+  return r;
+}
+
+// sum a over each output column's receptive field. Inlined into each ISA's
+// row, whose target turns the builtin into its popcount instruction.
+__attribute__((always_inline)) inline void activation_sums(const Row& c, std::int32_t* sums) {
+  const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
+  for (std::int64_t ow = 0; ow < c.width; ++ow) {
+    std::int64_t sum = 0;
+    for (int p = 0; p < c.a_planes; ++p) {
+      const std::uint64_t* a = c.a + p * c.a_plane + ow * column;
+      std::int64_t plane = 0;
+      for (std::int64_t i = 0; i < kernel; ++i, a += row)
+        for (std::int64_t l = 0; l < run; ++l) plane += __builtin_popcountll(a[l]);
+      sum += plane << p;
+    }
+    sums[ow] = static_cast<std::int32_t>(sum);
+  }
+}
+
+void block_portable(const Row& c, std::int64_t ow, std::int64_t b, std::int32_t a_sum) {
+  std::int64_t acc[kChannelBlock] = {};
+  for (int pa = 0; pa < c.a_planes; ++pa)
+    for (int pw = 0; pw < c.w_planes; ++pw) {
+      const std::uint64_t* wv = c.weights(b, pw);
+      const std::uint64_t* a = c.a + pa * c.a_plane + ow * c.column;
+      std::int64_t sum[kChannelBlock] = {};
+      for (std::int64_t i = 0; i < c.kernel; ++i, a += c.kernel_row)
+        for (std::int64_t l = 0; l < c.run; ++l, wv += kChannelBlock)
+          for (std::int64_t lane = 0; lane < kChannelBlock; ++lane)
+            sum[lane] += __builtin_popcountll(a[l] & wv[lane]);
+      for (std::int64_t lane = 0; lane < kChannelBlock; ++lane) acc[lane] += sum[lane] << (pa + pw);
+    }
+  std::int32_t* dst = c.dots(ow, b);
+  for (std::int64_t lane = 0; lane < c.lanes(b); ++lane)
+    dst[lane] = static_cast<std::int32_t>(c.alpha * acc[lane] + c.beta * a_sum);
+}
+
+void row_portable(const Row& c, std::int32_t* a_sums) {
+  activation_sums(c, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b)
+    for (std::int64_t ow = 0; ow < c.width; ++ow) block_portable(c, ow, b, a_sums[ow]);
+}
+
+#if defined(__x86_64__)
+
+// Per-byte popcounts of v: two nibble lookups.
+QLAB_AVX2 inline __m256i popcount_bytes(__m256i v) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  return _mm256_add_epi8(
+      _mm256_shuffle_epi8(table, _mm256_and_si256(v, low)),
+      _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
+}
+
+// A byte lane gains at most 8 per word: 31 words fit in a byte.
+constexpr int kWordsPerFlush = 31;
+
+// Adds the byte counts, summed per 64-bit lane and weighted by their
+// planes' 2^(p + q), to the totals.
+template <int N>
+QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i shift) {
+  const __m256i zero = _mm256_setzero_si256();
+#pragma GCC unroll 16
+  for (int k = 0; k < N; ++k) {
+    total[k] = _mm256_add_epi64(total[k], _mm256_sll_epi64(_mm256_sad_epu8(bytes[k], zero), shift));
+    bytes[k] = zero;
+  }
+}
+
+// R consecutive output columns of one block of 8 channels (two registers):
+// each activation word is broadcast and ANDed with 8 channels' words.
+template <int R>
+QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
+                          const std::int32_t* a_sums) {
+  constexpr int N = 2 * R;  // accumulators: column r, half h at 2r + h
+  const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i total[N];
+#pragma GCC unroll 16
+  for (int k = 0; k < N; ++k) total[k] = zero;
+  for (int pa = 0; pa < c.a_planes; ++pa)
+    for (int pw = 0; pw < c.w_planes; ++pw) {
+      const __m128i shift = _mm_cvtsi32_si128(pa + pw);
+      const std::uint64_t* wv = c.weights(b, pw);
+      const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
+      __m256i bytes[N];
+#pragma GCC unroll 16
+      for (int k = 0; k < N; ++k) bytes[k] = zero;
+      int pending = 0;
+      for (std::int64_t i = 0; i < kernel; ++i, a += row)
+        for (std::int64_t l = 0; l < run; ++l, wv += kChannelBlock) {
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv));
+          const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + 4));
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const __m256i v = _mm256_set1_epi64x(static_cast<long long>(a[r * column + l]));
+            bytes[2 * r] = _mm256_add_epi8(bytes[2 * r], popcount_bytes(_mm256_and_si256(v, w0)));
+            bytes[2 * r + 1] =
+                _mm256_add_epi8(bytes[2 * r + 1], popcount_bytes(_mm256_and_si256(v, w1)));
+          }
+          if (++pending == kWordsPerFlush) {
+            flush<N>(bytes, total, shift);
+            pending = 0;
+          }
+        }
+      flush<N>(bytes, total, shift);
+    }
+  // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
+  const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const std::int64_t lanes = c.lanes(b);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m256i lo = _mm256_permutevar8x32_epi32(total[2 * r], even),
+                  hi = _mm256_permutevar8x32_epi32(total[2 * r + 1], even);
+    const __m256i acc = _mm256_permute2x128_si256(lo, hi, 0x20);
+    const __m256i dot =
+        _mm256_add_epi32(_mm256_mullo_epi32(acc, alpha), _mm256_set1_epi32(c.beta * a_sums[r]));
+    std::int32_t* dst = c.dots(ow0 + r, b);
+    if (lanes == kChannelBlock) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dot);
+    } else {
+      alignas(32) std::int32_t part[kChannelBlock];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(part), dot);
+      std::copy(part, part + lanes, dst);
+    }
+  }
+}
+
+QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
+  constexpr int kColumns = 4;
+  activation_sums(c, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b) {
+    std::int64_t ow = 0;
+    for (; ow + kColumns <= c.width; ow += kColumns) block_avx2<kColumns>(c, ow, b, a_sums + ow);
+    for (; ow < c.width; ++ow) block_avx2<1>(c, ow, b, a_sums + ow);
+  }
+}
+
+// R consecutive output columns of one block: one register holds the block's
+// 8 channels, VPOPCNTQ counts each lane.
+template <int R>
+QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
+                              const std::int32_t* a_sums) {
+  const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
+  __m512i total[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_si512();
+  for (int pa = 0; pa < c.a_planes; ++pa)
+    for (int pw = 0; pw < c.w_planes; ++pw) {
+      const std::uint64_t* wv = c.weights(b, pw);
+      const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
+      __m512i sum[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) sum[r] = _mm512_setzero_si512();
+      for (std::int64_t i = 0; i < kernel; ++i, a += row)
+        for (std::int64_t l = 0; l < run; ++l, wv += kChannelBlock) {
+          const __m512i w = _mm512_loadu_si512(wv);
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const __m512i v = _mm512_set1_epi64(static_cast<long long>(a[r * column + l]));
+            sum[r] = _mm512_add_epi64(sum[r], _mm512_popcnt_epi64(_mm512_and_si512(v, w)));
+          }
+        }
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+        for (int k = 0; k < pa + pw; ++k) sum[r] = _mm512_add_epi64(sum[r], sum[r]);  // x 2^(p + q)
+        total[r] = _mm512_add_epi64(total[r], sum[r]);
+      }
+    }
+  // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
+  const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  const auto mask = static_cast<__mmask8>((1u << c.lanes(b)) - 1);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m256i dot =
+        _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
+                         _mm256_set1_epi32(c.beta * a_sums[r]));
+    _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dot);
+  }
+}
+
+QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
+  constexpr int kColumns = 8;
+  activation_sums(c, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b) {
+    std::int64_t ow = 0;
+    for (; ow + kColumns <= c.width; ow += kColumns) block_avx512<kColumns>(c, ow, b, a_sums + ow);
+    for (; ow < c.width; ++ow) block_avx512<1>(c, ow, b, a_sums + ow);
+  }
+}
+
+// 32 codes into 32 bits of each plane: shifting each 16-bit lane left by
+// 7 - p puts bit p of both its bytes at their tops, which movemask gathers.
+QLAB_AVX2 void pack_pixel_avx2(const std::uint8_t* codes, std::int64_t count, int planes,
+                               std::int64_t plane_stride, std::uint64_t* out) {
+  std::int64_t ch = 0;
+  for (; ch + 32 <= count; ch += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch));
+    for (int p = 0; p < planes; ++p) {
+      const auto bits = static_cast<std::uint32_t>(
+          _mm256_movemask_epi8(_mm256_sll_epi16(v, _mm_cvtsi32_si128(7 - p))));
+      out[p * plane_stride + ch / 64] |= static_cast<std::uint64_t>(bits) << (ch % 64);
+    }
+  }
+  for (; ch < count; ++ch)
+    for (int p = 0; p < planes; ++p)
+      out[p * plane_stride + ch / 64] |= static_cast<std::uint64_t>((codes[ch] >> p) & 1)
+                                         << (ch % 64);
+}
+
+// Four channels at a time in double: fused multiply-add, clamp, convert
+// (rounding half to even, the default mode), narrow to bytes.
+__attribute__((target("avx2,fma"))) void requantize_avx2(const std::int32_t* dots,
+                                                         std::int64_t count, std::int64_t channels,
+                                                         const double* m, const double* c,
+                                                         double lo, double hi, std::uint8_t* out);
+
+#endif
+
+// round(fma(m, d, c)) clamped, as the vector code computes it: adding
+// 1.5 * 2^52 leaves no bits below the units, rounding half to even.
+inline std::uint8_t code_of(double m, std::int32_t d, double c, double lo, double hi) {
+  constexpr double kRound = 6755399441055744.0;
+  const double v = std::min(std::max(std::fma(m, static_cast<double>(d), c), lo), hi);
+  return static_cast<std::uint8_t>((v + kRound) - kRound);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void requantize_avx2(const std::int32_t* dots,
+                                                         std::int64_t count, std::int64_t channels,
+                                                         const double* m, const double* c,
+                                                         double lo, double hi, std::uint8_t* out) {
+  const __m256d vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
+  for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels) {
+    std::int64_t k = 0;
+    for (; k + 4 <= channels; k += 4) {
+      const __m256d d =
+          _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dots + k)));
+      __m256d v = _mm256_fmadd_pd(_mm256_loadu_pd(m + k), d, _mm256_loadu_pd(c + k));
+      v = _mm256_min_pd(_mm256_max_pd(v, vlo), vhi);
+      const __m128i q = _mm256_cvtpd_epi32(v);
+      const __m128i bytes = _mm_packus_epi16(_mm_packus_epi32(q, q), _mm_setzero_si128());
+      const auto word = static_cast<std::uint32_t>(_mm_cvtsi128_si32(bytes));
+      std::memcpy(out + k, &word, 4);
+    }
+    for (; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
+  }
+}
+#endif
+
+// One pixel's codes of one group into its words of each plane (zeroed
+// first); planes lie `plane_stride` words apart.
+void pack_pixel_portable(const std::uint8_t* codes, std::int64_t count, int planes,
+                         std::int64_t plane_stride, std::uint64_t* out) {
+  for (std::int64_t ch = 0; ch < count; ++ch)
+    for (int p = 0; p < planes; ++p)
+      out[p * plane_stride + ch / 64] |= static_cast<std::uint64_t>((codes[ch] >> p) & 1)
+                                         << (ch % 64);
+}
+
+[[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
+
+}  // namespace
+
+const char* to_string(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "portable";
+  }
+}
+
+bool cpu_has(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::avx512)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+  if (isa == Isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#endif
+  return isa == Isa::portable;
+}
+
+Isa best_isa() {
+  static const Isa isa = [] {
+    const char* forced = std::getenv("QLAB_BIT_ISA");
+    if (!forced || !*forced)
+      return cpu_has(Isa::avx512) ? Isa::avx512 : cpu_has(Isa::avx2) ? Isa::avx2 : Isa::portable;
+    const std::string f = forced;
+    for (Isa i : {Isa::portable, Isa::avx2, Isa::avx512})
+      if (f == to_string(i)) {
+        if (!cpu_has(i)) invalid("QLAB_BIT_ISA=" + f + ", but this CPU has no " + f);
+        return i;
+      }
+    invalid("QLAB_BIT_ISA='" + f + "': expected portable, avx2 or avx512");
+  }();
+  return isa;
+}
+
+void ConvGeometry::check() const {
+  if (batch < 1 || height < 1 || width < 1 || in_channels < 1 || out_channels < 1 || groups < 1 ||
+      kernel < 1 || stride < 1 || padding < 0)
+    invalid("a bit convolution needs positive sizes");
+  if (in_channels % groups || out_channels % groups)
+    invalid("a bit convolution's channels must divide into its groups");
+  if (height + 2 * padding < kernel || width + 2 * padding < kernel)
+    invalid("a bit convolution's kernel is larger than its padded input");
+}
+
+PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes) {
+  g.check();
+  if (planes < 1 || planes > 2) invalid("bit kernels take 1- or 2-bit weights");
+  const std::int64_t taps = g.kernel * g.kernel, fan_in = taps * g.group_in(),
+                     count = g.out_channels * fan_in;
+  // The grid, from the codes: their least value and the step between them.
+  const auto [lo, hi] = std::minmax_element(codes, codes + count);
+  int step = 0;
+  for (std::int64_t i = 0; i < count; ++i) step = std::gcd(step, codes[i] - *lo);
+  if (step == 0) step = 1;
+  if ((*hi - *lo) / step >= (1 << planes))
+    invalid("weight codes span more levels than " + std::to_string(planes) + " bit(s) hold");
+
+  PackedWeights w;
+  w.geometry = g;
+  w.planes = planes;
+  w.alpha = step;
+  w.beta = *lo;
+  const std::int64_t words = g.words(), nb = blocks(g);
+  w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * taps * words * kChannelBlock), 0);
+  w.code_sums.assign(static_cast<std::size_t>(g.out_channels), 0);
+  for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
+    const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
+    const std::int64_t b = in_group / kChannelBlock, lane = in_group % kChannelBlock;
+    for (std::int64_t t = 0; t < taps; ++t)
+      for (std::int64_t ch = 0; ch < g.group_in(); ++ch) {
+        const std::int8_t code = codes[oc * fan_in + t * g.group_in() + ch];
+        w.code_sums[static_cast<std::size_t>(oc)] += code;
+        const int level = (code - *lo) / step;
+        for (int q = 0; q < planes; ++q) {
+          const std::int64_t at =
+              ((((group * nb + b) * planes + q) * taps + t) * words + ch / 64) * kChannelBlock +
+              lane;
+          w.bits[static_cast<std::size_t>(at)] |= static_cast<std::uint64_t>((level >> q) & 1)
+                                                  << (ch % 64);
+        }
+      }
+  }
+  return w;
+}
+
+void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out) {
+  g.check();
+  if (planes < 1 || planes > 2) invalid("bit kernels take 1- or 2-bit activations");
+  out.geometry = g;
+  out.planes = planes;
+  out.bits.resize(static_cast<std::size_t>(g.batch * g.groups * planes * plane_words(g)));
+}
+
+void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t first,
+                      std::int64_t last, PackedActivations& out, Isa isa) {
+  const ConvGeometry& g = out.geometry;
+  const int planes = out.planes;
+  const std::int64_t words = g.words(), stride = plane_words(g);
+  const std::int64_t hp = padded_height(g), wp = padded_width(g), cg = g.group_in();
+  auto pack = pack_pixel_portable;
+#if defined(__x86_64__)
+  if (isa != Isa::portable) pack = pack_pixel_avx2;
+#endif
+  // The border: a real 0 in every channel, per plane.
+  std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
+  const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
+  pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
+  for (std::int64_t n = first; n < last; ++n)
+    for (std::int64_t group = 0; group < g.groups; ++group) {
+      std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
+      for (std::int64_t y = 0; y < hp; ++y)
+        for (std::int64_t x = 0; x < wp; ++x) {
+          std::uint64_t* dst = image + (y * wp + x) * words;
+          for (int p = 0; p < planes; ++p) std::fill(dst + p * stride, dst + p * stride + words, 0);
+          const std::int64_t iy = y - g.padding, ix = x - g.padding;
+          if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
+            for (int p = 0; p < planes; ++p)
+              std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
+                        dst + p * stride);
+            continue;
+          }
+          pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg, planes,
+               stride, dst);
+        }
+    }
+}
+
+void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
+              std::int32_t* out, Isa isa) {
+  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(x.geometry.out_width()));
+  for (std::int64_t group = 0; group < x.geometry.groups; ++group) {
+    const Row row = row_of(x, w, n, oh, group, out);
+#if defined(__x86_64__)
+    if (isa == Isa::avx512) {
+      row_avx512(row, a_sums.data());
+      continue;
+    }
+    if (isa == Isa::avx2) {
+      row_avx2(row, a_sums.data());
+      continue;
+    }
+#endif
+    row_portable(row, a_sums.data());
+  }
+}
+
+void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,
+                const double* m, const double* c, double lo, double hi, std::uint8_t* out,
+                Isa isa) {
+#if defined(__x86_64__)
+  if (isa != Isa::portable) {
+    requantize_avx2(dots, count, channels, m, c, lo, hi, out);
+    return;
+  }
+#endif
+  for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels)
+    for (std::int64_t k = 0; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
+}
+
+}  // namespace qlab::bits

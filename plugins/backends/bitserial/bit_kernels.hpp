@@ -1,0 +1,101 @@
+#pragma once
+// Convolution on bit planes: the integer dot products of a conv2d (or a
+// linear layer, a 1x1 convolution of a 1x1 map) whose activation codes have
+// 1 or 2 bits and whose weight codes have 1 or 2, by AND and popcount.
+//
+// An activation code a (in [0, 2^A)) is the sum of its planes 2^p a_p; a
+// weight's int8 code w is alpha c + beta for an unsigned code c in [0, 2^B)
+// with planes c_q (binary {-1, +1}: alpha 2, beta -1; DoReFa's odd codes
+// {-3, -1, 1, 3}: alpha 2, beta -3; a 2-bit grid {-2 .. 1}: alpha 1, beta
+// -2). Over a receptive field,
+//
+//   sum a w = alpha sum_p sum_q 2^(p+q) popcount(A_p & C_q) + beta sum a,
+//
+// exact in integers: the same dot an int8 kernel sums from the same codes.
+// Bits are packed 64 channels to a word, per pixel, group and plane; each
+// tap of a kernel window starts a new word, so no im2col is built (a channel
+// count that is not a multiple of 64 wastes the rest of its word), and a
+// kernel row of a plane is one run of words in memory.
+//
+// Nothing here depends on LibTorch: bit_layers.hpp wraps it for tensors.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qlab::bits {
+
+/// Which instructions the popcount loop uses: AVX-512 with VPOPCNTQ (one
+/// count per 64-bit lane), AVX2 (bytes counted by nibble lookups, Mula,
+/// Kurz and Lemire 2016), or portable C++.
+enum class Isa { portable, avx2, avx512 };
+const char* to_string(Isa isa);
+
+/// Whether this CPU (and its OS) can run `isa`.
+bool cpu_has(Isa isa);
+/// The best this CPU runs; QLAB_BIT_ISA=portable|avx2|avx512 forces it, and
+/// an unknown value or one this CPU lacks is an error naming the variable.
+Isa best_isa();
+
+/// A grouped 2-D convolution, NHWC, square kernel, stride and padding.
+struct ConvGeometry {
+  std::int64_t batch = 1, height = 1, width = 1;
+  std::int64_t in_channels = 1, out_channels = 1, groups = 1;
+  std::int64_t kernel = 1, stride = 1, padding = 0;
+
+  std::int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
+  std::int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  std::int64_t group_in() const { return in_channels / groups; }
+  std::int64_t group_out() const { return out_channels / groups; }
+  /// 64-bit words per plane of one group's channels at one pixel.
+  std::int64_t words() const { return (group_in() + 63) / 64; }
+  /// Throws std::invalid_argument naming what does not fit.
+  void check() const;
+};
+
+/// Output channels the kernels compute together (one 64-bit lane each).
+inline constexpr std::int64_t kChannelBlock = 8;
+
+/// A layer's weights as bit planes, blocked by kChannelBlock output
+/// channels: [group][block][weight plane][kernel row][kernel column][word]
+/// [lane].
+struct PackedWeights {
+  ConvGeometry geometry;
+  int planes = 1;  ///< weight planes, B
+  std::int32_t alpha = 1, beta = 0;
+  std::vector<std::uint64_t> bits;
+  std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
+};
+
+/// Packs int8 weight codes in (out, kernel row, kernel column, in / groups)
+/// order. Throws std::invalid_argument when the codes are not
+/// alpha c + beta for unsigned c of at most `planes` bits.
+PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes);
+
+/// A batch of activation codes as bit planes, with its padding border
+/// filled with `pad_code` (the code of a real 0): [image][group][plane]
+/// [row][column][word] over the padded map.
+struct PackedActivations {
+  ConvGeometry geometry;
+  int planes = 1;  ///< activation planes, A
+  std::vector<std::uint64_t> bits;
+};
+
+/// Packs codes (uint8, NHWC, each below 2^planes) of images [first, last).
+/// `out` must be sized by prepare_activations first; ranges may run in
+/// parallel.
+void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out);
+void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t first,
+                      std::int64_t last, PackedActivations& out, Isa isa);
+
+/// The dots sum a w of one output row (image n, row oh): out[ow][channel],
+/// int32, for every column and output channel.
+void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
+              std::int32_t* out, Isa isa);
+
+/// Output codes from `count` columns of dots, `channels` each:
+/// out[i] = round(m[k] dots[i] + c[k]) clamped to [lo, hi], k the channel,
+/// m dots + c fused (one rounding), then rounded half to even.
+void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,
+                const double* m, const double* c, double lo, double hi, std::uint8_t* out, Isa isa);
+
+}  // namespace qlab::bits

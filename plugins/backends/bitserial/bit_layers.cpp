@@ -1,0 +1,174 @@
+// Bit layers on quint8 tensors: pack the input's codes into planes, run the
+// kernels row by row on LibTorch's threads, requantize each row's dots.
+#include "bit_layers.hpp"
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+
+namespace qlab::bits {
+namespace {
+
+void for_range(std::int64_t count, bool parallel,
+               const std::function<void(std::int64_t, std::int64_t)>& body) {
+  if (parallel)
+    at::parallel_for(0, count, 1, body);
+  else
+    body(0, count);
+}
+
+const std::uint8_t* codes_of(const torch::Tensor& q) {
+  return reinterpret_cast<const std::uint8_t*>(q.data_ptr<c10::quint8>());
+}
+
+}  // namespace
+
+BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
+                   const torch::Tensor& bias, Isa isa)
+    : spec_(spec), isa_(isa) {
+  if (codes.scalar_type() != torch::kInt8) throw std::invalid_argument("weight codes must be int8");
+  const std::int64_t out = codes.size(0);
+  ConvGeometry g;
+  g.out_channels = out;
+  g.groups = spec.linear ? 1 : spec.groups;
+  g.in_channels = spec.linear ? codes.size(1) : codes.size(1) * g.groups;
+  g.kernel = spec.linear ? 1 : codes.size(2);
+  g.height = g.width = g.kernel;
+  // (out, kernel row, kernel column, channel): a tap's channels side by side.
+  const auto ordered = spec.linear ? codes.contiguous() : codes.permute({0, 2, 3, 1}).contiguous();
+  weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits);
+  const auto s = scale.to(torch::kFloat64).contiguous().expand({out}).contiguous();
+  weight_scale_.assign(s.data_ptr<double>(), s.data_ptr<double>() + out);
+  bias_.assign(static_cast<std::size_t>(out), 0.0);
+  if (bias.defined()) {
+    const auto b = bias.to(torch::kFloat64).contiguous();
+    bias_.assign(b.data_ptr<double>(), b.data_ptr<double>() + out);
+  }
+}
+
+std::string BitLayer::kernel() const {
+  return fmt::format("bitserial::{}{} W{}A{} ({})", spec_.linear ? "linear" : "conv2d",
+                     spec_.relu ? "_relu" : "", spec_.weight_bits, spec_.activation_bits,
+                     to_string(isa_));
+}
+
+ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
+  ConvGeometry g = weights_.geometry;
+  const std::int64_t want = spec_.linear ? 2 : 4;
+  if (!x.is_quantized() || x.dim() != want || x.size(1) != g.in_channels)
+    throw std::invalid_argument(fmt::format("{} takes a quint8 [N, {}{}] input, not [{}]", kernel(),
+                                            g.in_channels, spec_.linear ? "" : ", H, W",
+                                            fmt::join(x.sizes(), ", ")));
+  g.batch = x.size(0);
+  if (!spec_.linear) {
+    g.height = x.size(2);
+    g.width = x.size(3);
+    g.stride = spec_.stride;
+    g.padding = spec_.padding;
+  }
+  g.check();
+  return g;
+}
+
+PackedActivations BitLayer::pack(const torch::Tensor& x, const ConvGeometry& g,
+                                 bool parallel) const {
+  const auto nhwc = spec_.linear ? x.contiguous() : x.contiguous(at::MemoryFormat::ChannelsLast);
+  PackedActivations packed;
+  prepare_activations(g, spec_.activation_bits, packed);
+  const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
+  const std::uint8_t* codes = codes_of(nhwc);
+  for_range(g.batch, parallel, [&](std::int64_t first, std::int64_t last) {
+    pack_activations(codes, pad, first, last, packed, isa_);
+  });
+  return packed;
+}
+
+torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {
+  const ConvGeometry g = geometry(x);
+  const PackedActivations packed = pack(x, g, parallel);
+  auto out = torch::empty({g.batch, g.out_height(), g.out_width(), g.out_channels}, torch::kInt32);
+  std::int32_t* dst = out.data_ptr<std::int32_t>();
+  const std::int64_t row = g.out_width() * g.out_channels;
+  for_range(g.batch * g.out_height(), parallel, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t r = first; r < last; ++r)
+      conv_row(packed, weights_, r / g.out_height(), r % g.out_height(), dst + r * row, isa_);
+  });
+  return spec_.linear ? out.view({g.batch, g.out_channels}) : out;
+}
+
+torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const {
+  const ConvGeometry g = geometry(x);
+  const PackedActivations packed = pack(x, g, parallel);
+  // code = round(m dot + c): the real output s_x s_w (dot - z_x sum w) + b
+  // on the output grid.
+  const std::int64_t oc = g.out_channels;
+  std::vector<double> m(static_cast<std::size_t>(oc)), c(static_cast<std::size_t>(oc));
+  const double sx = x.q_scale(), zx = static_cast<double>(x.q_zero_point());
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    m[k] = sx * weight_scale_[k] / spec_.out_scale;
+    c[k] = bias_[k] / spec_.out_scale + static_cast<double>(spec_.out_zero_point) -
+           m[k] * zx * weights_.code_sums[k];
+  }
+  const double lo = spec_.relu
+                        ? static_cast<double>(std::max<std::int64_t>(spec_.out_zero_point, 0))
+                        : 0.0,
+               hi = spec_.out_qmax;
+  auto out =
+      spec_.linear
+          ? at::_empty_affine_quantized({g.batch, oc}, at::device(at::kCPU).dtype(torch::kQUInt8),
+                                        spec_.out_scale, spec_.out_zero_point)
+          : at::_empty_affine_quantized({g.batch, oc, g.out_height(), g.out_width()},
+                                        at::device(at::kCPU).dtype(torch::kQUInt8), spec_.out_scale,
+                                        spec_.out_zero_point, at::MemoryFormat::ChannelsLast);
+  auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
+  const std::int64_t row = g.out_width() * oc;
+  for_range(g.batch * g.out_height(), parallel, [&](std::int64_t first, std::int64_t last) {
+    std::vector<std::int32_t> dots(static_cast<std::size_t>(row));
+    for (std::int64_t r = first; r < last; ++r) {
+      conv_row(packed, weights_, r / g.out_height(), r % g.out_height(), dots.data(), isa_);
+      requantize(dots.data(), g.out_width(), oc, m.data(), c.data(), lo, hi, dst + r * row, isa_);
+    }
+  });
+  return out;
+}
+
+namespace {
+
+int planes_of(const QParams& grid) {
+  const std::int64_t levels = grid.qmax - grid.qmin + 1;
+  return levels <= 2 ? 1 : levels <= 4 ? 2 : 0;
+}
+
+}  // namespace
+
+// The bit kernel for an offered layer, when its weights and input have at
+// most 2 bits.
+std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa isa) {
+  const int weight_planes = o.layer.weight.bits <= 2 ? o.layer.weight.bits : 0;
+  const int input_planes = planes_of(o.input);
+  if (weight_planes == 0 || input_planes == 0) return std::nullopt;
+  if (o.node.op != Op::conv2d && o.node.op != Op::linear) return std::nullopt;
+  bits::LayerSpec spec;
+  spec.linear = o.node.op == Op::linear;
+  spec.stride = o.node.attrs.stride;
+  spec.padding = o.node.attrs.padding;
+  spec.groups = o.node.attrs.groups;
+  spec.weight_bits = weight_planes;
+  spec.activation_bits = input_planes;
+  // A fused relu6 clamps at the grid's top, calibrated on relu6's outputs.
+  spec.relu = o.node.attrs.activation != Activation::none;
+  spec.out_scale = o.out_scale;
+  spec.out_zero_point = o.out_zero_point;
+  spec.out_qmax = o.out_qmax;
+  const auto [codes, scale] = int8_codes(o.layer);
+  auto layer = std::make_shared<const bits::BitLayer>(spec, codes, scale, o.layer.bias, isa);
+  return int8::LayerKernel{layer->kernel(), [layer](const torch::Tensor& x, bool parallel) {
+                             return (*layer)(x, parallel);
+                           }};
+}
+
+}  // namespace qlab::bits

@@ -1,0 +1,61 @@
+#pragma once
+// A conv2d or linear layer on the bit kernels (bit_kernels.hpp), between
+// quint8 tensors as the int8 executable passes them: codes in, codes out.
+#include "bit_kernels.hpp"
+
+#include <aten_int8.hpp>
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+namespace qlab::bits {
+
+/// What the layer is; its weight codes come as int8 [out, in / groups, k, k]
+/// (conv2d) or [out, in] (linear), with one scale per output channel or one.
+struct LayerSpec {
+  bool linear = false;
+  std::int64_t stride = 1, padding = 0, groups = 1;
+  int weight_bits = 1;      ///< planes of the weight codes
+  int activation_bits = 1;  ///< planes of the input codes
+  bool relu = false;        ///< clamp the output at its zero point
+  double out_scale = 1;     ///< the output grid: codes [0, out_qmax]
+  std::int64_t out_zero_point = 0;
+  std::uint8_t out_qmax = 255;
+};
+
+class BitLayer {
+ public:
+  /// Throws std::invalid_argument when the codes do not fit the widths.
+  BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
+           const torch::Tensor& bias, Isa isa);
+
+  /// The layer on a quint8 input (NCHW shape, any memory format; [N, in]
+  /// for linear) whose codes lie below 2^activation_bits: quint8 out,
+  /// channels-last for conv2d. `parallel`: over LibTorch's threads.
+  torch::Tensor operator()(const torch::Tensor& x, bool parallel) const;
+
+  /// The integer dots sum a w alone, int32 [N, OH, OW, out] ([N, out] for
+  /// linear): what an int8 kernel accumulates from the same codes.
+  torch::Tensor dots(const torch::Tensor& x, bool parallel) const;
+
+  /// How reports name it: "bitserial::conv2d_relu W1A1 (avx2)".
+  std::string kernel() const;
+
+ private:
+  ConvGeometry geometry(const torch::Tensor& x) const;
+  PackedActivations pack(const torch::Tensor& x, const ConvGeometry& g, bool parallel) const;
+
+  LayerSpec spec_;
+  Isa isa_;
+  PackedWeights weights_;
+  std::vector<double> weight_scale_;  // per output channel
+  std::vector<double> bias_;          // per output channel, 0 when absent
+};
+
+/// The bit layer for a layer the int8 executable offers, when its weights
+/// and its input have at most 2 bits (a conv2d or linear layer).
+std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& offer, Isa isa);
+
+}  // namespace qlab::bits

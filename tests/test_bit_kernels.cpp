@@ -1,0 +1,174 @@
+// The bit kernels against the integer convolution of the same codes, on
+// random shapes: odd channel counts (across the 32- and 64-bit boundaries of
+// packing), padding with a non-zero zero point, stride, groups, 1x1 maps as
+// linear layers, every weight grid of 1 and 2 bits; on each instruction set
+// this CPU has. The sums are integers, so they must be equal, not close.
+#include <bit_layers.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+
+namespace qlab::bits {
+namespace {
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512})
+    if (cpu_has(isa)) out.push_back(isa);
+  return out;
+}
+
+struct Case {
+  LayerSpec spec;
+  std::int64_t batch = 1, height = 1, width = 1, in = 1, out = 1, kernel = 1;
+  std::int64_t zero_point = 0;
+  std::vector<int> levels;  // the weight grid's int8 codes
+};
+
+Case random_case(std::mt19937& rng, int trial) {
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  Case c;
+  c.spec.linear = trial % 5 == 0;
+  c.spec.activation_bits = static_cast<int>(pick(1, 2));
+  c.spec.weight_bits = static_cast<int>(pick(1, 2));
+  const std::vector<std::vector<int>> two_bit{{-2, -1, 0, 1}, {-3, -1, 1, 3}, {-1, 0, 1}};
+  c.levels = c.spec.weight_bits == 1 ? std::vector<int>{-1, 1}
+                                     : two_bit[static_cast<std::size_t>(pick(0, 2))];
+  c.zero_point = pick(0, (1 << c.spec.activation_bits) - 1);
+  c.batch = pick(1, 3);
+  const std::int64_t groups = c.spec.linear ? 1 : std::vector<std::int64_t>{1, 1, 2, 3}[pick(0, 3)];
+  c.spec.groups = groups;
+  c.in = groups * pick(1, 140);
+  c.out = groups * pick(1, 9);
+  if (!c.spec.linear) {
+    c.kernel = std::vector<std::int64_t>{1, 2, 3, 5}[pick(0, 3)];
+    c.spec.stride = pick(1, 2);
+    c.spec.padding = pick(0, 2);
+    c.height = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 9);
+    c.width = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 9);
+  }
+  return c;
+}
+
+std::string describe(const Case& c) {
+  return c.spec.linear
+             ? "linear " + std::to_string(c.in) + "->" + std::to_string(c.out)
+             : "conv " + std::to_string(c.in) + "->" + std::to_string(c.out) + " k" +
+                   std::to_string(c.kernel) + " s" + std::to_string(c.spec.stride) + " p" +
+                   std::to_string(c.spec.padding) + " g" + std::to_string(c.spec.groups) + " " +
+                   std::to_string(c.height) + "x" + std::to_string(c.width) + " W" +
+                   std::to_string(c.spec.weight_bits) + "A" +
+                   std::to_string(c.spec.activation_bits) + " zp" + std::to_string(c.zero_point);
+}
+
+// sum a w in float64 (exact for these sizes), NHWC; padding holds the zero point.
+torch::Tensor reference_dots(const Case& c, const torch::Tensor& a, const torch::Tensor& w) {
+  const auto af = a.to(torch::kFloat64), wf = w.to(torch::kFloat64);
+  if (c.spec.linear) return af.matmul(wf.t()).to(torch::kInt32);
+  const std::int64_t p = c.spec.padding;
+  const auto padded = torch::constant_pad_nd(af, {p, p, p, p}, static_cast<double>(c.zero_point));
+  namespace F = torch::nn::functional;
+  return F::conv2d(padded, wf, F::Conv2dFuncOptions().stride(c.spec.stride).groups(c.spec.groups))
+      .permute({0, 2, 3, 1})
+      .to(torch::kInt32);
+}
+
+TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
+  std::mt19937 rng(7);
+  torch::manual_seed(7);
+  for (int trial = 0; trial < 160; ++trial) {
+    Case c = random_case(rng, trial);
+    const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
+                                     : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
+    const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
+    const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+    const auto wshape =
+        c.spec.linear ? std::vector<std::int64_t>{c.out, c.in}
+                      : std::vector<std::int64_t>{c.out, c.in / c.spec.groups, c.kernel, c.kernel};
+    const auto levels = torch::tensor(c.levels, torch::kInt8);
+    const auto w = levels.index(
+        {torch::randint(0, static_cast<std::int64_t>(c.levels.size()), wshape, torch::kInt64)});
+    const auto expected = reference_dots(c, a, w);
+    for (Isa isa : isas())
+      for (bool parallel : {false, true}) {
+        BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa);
+        const auto got = layer.dots(x, parallel);
+        ASSERT_TRUE(torch::equal(got, expected))
+            << describe(c) << " on " << to_string(isa) << ": max difference "
+            << (got - expected).abs().max().item<int>();
+      }
+  }
+}
+
+// The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on
+// the output grid, a fused relu clamping at its zero point; channels-last.
+TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
+  std::mt19937 rng(11);
+  torch::manual_seed(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    Case c = random_case(rng, trial);
+    c.spec.relu = trial % 2 == 1;
+    c.spec.out_scale = 0.05 + 0.01 * (trial % 7);
+    c.spec.out_zero_point = trial % 4;
+    c.spec.out_qmax = static_cast<std::uint8_t>(trial % 3 == 0 ? 255 : 3);
+    const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
+                                     : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
+    const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
+    const double sx = 0.25;
+    const auto x = at::_make_per_tensor_quantized_tensor(a, sx, c.zero_point);
+    const auto wshape =
+        c.spec.linear ? std::vector<std::int64_t>{c.out, c.in}
+                      : std::vector<std::int64_t>{c.out, c.in / c.spec.groups, c.kernel, c.kernel};
+    const auto w = torch::tensor(c.levels, torch::kInt8)
+                       .index({torch::randint(0, static_cast<std::int64_t>(c.levels.size()), wshape,
+                                              torch::kInt64)});
+    const auto scale = torch::rand({c.out}, torch::kFloat64) * 0.02 + 0.01;
+    const auto bias = torch::randn({c.out}, torch::kFloat32) * 0.1;
+    const auto dots = reference_dots(c, a, w).to(torch::kFloat64);
+    const auto w_sums = w.to(torch::kFloat64).flatten(1).sum(1);
+    const auto real =
+        sx * scale * (dots - static_cast<double>(c.zero_point) * w_sums) + bias.to(torch::kFloat64);
+    const double lo = c.spec.relu ? static_cast<double>(c.spec.out_zero_point) : 0.0;
+    const auto expected = (real / c.spec.out_scale + static_cast<double>(c.spec.out_zero_point))
+                              .round()
+                              .clamp(lo, c.spec.out_qmax)
+                              .to(torch::kUInt8);
+    for (Isa isa : isas()) {
+      BitLayer layer(c.spec, w, scale, bias, isa);
+      const auto y = layer(x, true);
+      ASSERT_TRUE(y.is_quantized());
+      EXPECT_EQ(y.q_scale(), c.spec.out_scale);
+      EXPECT_EQ(y.q_zero_point(), c.spec.out_zero_point);
+      const auto codes = c.spec.linear ? y.int_repr() : y.int_repr().permute({0, 2, 3, 1});
+      if (!c.spec.linear) {
+        EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+      }
+      ASSERT_TRUE(torch::equal(codes, expected)) << describe(c) << " on " << to_string(isa);
+    }
+  }
+}
+
+TEST(BitKernels, RefuseWeightsWiderThanTheirPlanes) {
+  LayerSpec spec;
+  spec.linear = true;
+  spec.weight_bits = 1;
+  const auto w = torch::tensor({-1, 0, 1, 1}, torch::kInt8).view({1, 4});
+  EXPECT_THROW(BitLayer(spec, w, torch::ones({1}, torch::kFloat64), {}, Isa::portable),
+               std::invalid_argument);
+}
+
+TEST(BitKernels, RefuseAnInputOfTheWrongShape) {
+  LayerSpec spec;
+  spec.linear = true;
+  BitLayer layer(spec, torch::ones({2, 8}, torch::kInt8), torch::ones({1}, torch::kFloat64), {},
+                 Isa::portable);
+  const auto x = at::_make_per_tensor_quantized_tensor(torch::zeros({3, 7}, torch::kUInt8), 1.0, 0);
+  EXPECT_THROW(layer(x, false), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qlab::bits
