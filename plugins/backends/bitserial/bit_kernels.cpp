@@ -30,6 +30,14 @@ std::int64_t plane_words(const ConvGeometry& g) {
   return padded_height(g) * padded_width(g) * g.words();
 }
 
+// round(fma(m, d, c)) clamped, as the vector code computes it: adding
+// 1.5 * 2^52 leaves no bits below the units, rounding half to even.
+inline std::uint8_t code_of(double m, std::int32_t d, double c, double lo, double hi) {
+  constexpr double kRound = 6755399441055744.0;
+  const double v = std::min(std::max(std::fma(m, static_cast<double>(d), c), lo), hi);
+  return static_cast<std::uint8_t>((v + kRound) - kRound);
+}
+
 // One output row of one group, as its kernels read it: plain values, so
 // that the loops keep them in registers.
 struct Row {
@@ -213,31 +221,41 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
 }
 
 QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
-  constexpr int kColumns = 4;
+  constexpr int kColumns = 2;
   activation_sums(c, a_sums);
-  for (std::int64_t b = 0; b < c.blocks; ++b) {
-    std::int64_t ow = 0;
-    for (; ow + kColumns <= c.width; ow += kColumns) block_avx2<kColumns>(c, ow, b, a_sums + ow);
-    for (; ow < c.width; ++ow) block_avx2<1>(c, ow, b, a_sums + ow);
-  }
+  // Tile by tile of columns, every block: the tile's activation words stay
+  // in L1 while the blocks' weights pass over them.
+  std::int64_t ow = 0;
+  for (; ow + kColumns <= c.width; ow += kColumns)
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<kColumns>(c, ow, b, a_sums + ow);
+  for (; ow < c.width; ++ow)
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<1>(c, ow, b, a_sums + ow);
 }
 
+// GCC 12 warns of the undefined source operand inside its own AVX-512
+// intrinsics (a false positive, GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 // R consecutive output columns of one block: one register holds the block's
-// 8 channels, VPOPCNTQ counts each lane.
-template <int R>
+// 8 channels, VPOPCNTQ counts each lane. kSums: also count the activation
+// words themselves, into a_sums (the first block of a tile does).
+template <int R, bool kSums>
 QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
-                              const std::int32_t* a_sums) {
+                              std::int32_t* a_sums) {
   const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
-  __m512i total[R];
+  __m512i total[R], sums[R];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_si512();
+  for (int r = 0; r < R; ++r) total[r] = sums[r] = _mm512_setzero_si512();
   for (int pa = 0; pa < c.a_planes; ++pa)
     for (int pw = 0; pw < c.w_planes; ++pw) {
+      const bool count_a = kSums && pw == 0;
       const std::uint64_t* wv = c.weights(b, pw);
       const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
-      __m512i sum[R];
+      __m512i sum[R], plane[R];
 #pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) sum[r] = _mm512_setzero_si512();
+      for (int r = 0; r < R; ++r) sum[r] = plane[r] = _mm512_setzero_si512();
       for (std::int64_t i = 0; i < kernel; ++i, a += row)
         for (std::int64_t l = 0; l < run; ++l, wv += kChannelBlock) {
           const __m512i w = _mm512_loadu_si512(wv);
@@ -245,6 +263,7 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
           for (int r = 0; r < R; ++r) {
             const __m512i v = _mm512_set1_epi64(static_cast<long long>(a[r * column + l]));
             sum[r] = _mm512_add_epi64(sum[r], _mm512_popcnt_epi64(_mm512_and_si512(v, w)));
+            if (count_a) plane[r] = _mm512_add_epi64(plane[r], _mm512_popcnt_epi64(v));
           }
         }
 #pragma GCC unroll 16
@@ -252,6 +271,11 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
 #pragma GCC unroll 16
         for (int k = 0; k < pa + pw; ++k) sum[r] = _mm512_add_epi64(sum[r], sum[r]);  // x 2^(p + q)
         total[r] = _mm512_add_epi64(total[r], sum[r]);
+        if (count_a) {
+#pragma GCC unroll 16
+          for (int k = 0; k < pa; ++k) plane[r] = _mm512_add_epi64(plane[r], plane[r]);  // x 2^p
+          sums[r] = _mm512_add_epi64(sums[r], plane[r]);
+        }
       }
     }
   // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
@@ -259,6 +283,8 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
   const auto mask = static_cast<__mmask8>((1u << c.lanes(b)) - 1);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
+    if (kSums)
+      a_sums[r] = static_cast<std::int32_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(sums[r])));
     const __m256i dot =
         _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
                          _mm256_set1_epi32(c.beta * a_sums[r]));
@@ -266,15 +292,43 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
   }
 }
 
+// Tile by tile of columns, every block: the tile's activation words stay in
+// L1 while the blocks' weights pass over them.
+template <int R>
+QLAB_AVX512 void tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
+  block_avx512<R, true>(c, ow, 0, a_sums);
+  for (std::int64_t b = 1; b < c.blocks; ++b) block_avx512<R, false>(c, ow, b, a_sums);
+}
+
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   constexpr int kColumns = 8;
-  activation_sums(c, a_sums);
-  for (std::int64_t b = 0; b < c.blocks; ++b) {
-    std::int64_t ow = 0;
-    for (; ow + kColumns <= c.width; ow += kColumns) block_avx512<kColumns>(c, ow, b, a_sums + ow);
-    for (; ow < c.width; ++ow) block_avx512<1>(c, ow, b, a_sums + ow);
+  std::int64_t ow = 0;
+  for (; ow + kColumns <= c.width; ow += kColumns) tile_avx512<kColumns>(c, ow, a_sums + ow);
+  for (; ow + 4 <= c.width; ow += 4) tile_avx512<4>(c, ow, a_sums + ow);
+  for (; ow < c.width; ++ow) tile_avx512<1>(c, ow, a_sums + ow);
+}
+
+// Eight channels at a time in double: fused multiply-add, clamp, convert
+// (rounding half to even, the default mode), narrow to bytes with saturation.
+QLAB_AVX512 void requantize_avx512(const std::int32_t* dots, std::int64_t count,
+                                   std::int64_t channels, const double* m, const double* c,
+                                   double lo, double hi, std::uint8_t* out) {
+  const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+  for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels) {
+    std::int64_t k = 0;
+    for (; k + 8 <= channels; k += 8) {
+      const __m512d d =
+          _mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + k)));
+      __m512d v = _mm512_fmadd_pd(_mm512_loadu_pd(m + k), d, _mm512_loadu_pd(c + k));
+      v = _mm512_min_pd(_mm512_max_pd(v, vlo), vhi);
+      const __m128i bytes = _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(v));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), bytes);
+    }
+    for (; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
   }
 }
+
+#pragma GCC diagnostic pop
 
 // 32 codes into 32 bits of each plane: shifting each 16-bit lane left by
 // 7 - p puts bit p of both its bytes at their tops, which movemask gathers.
@@ -295,24 +349,11 @@ QLAB_AVX2 void pack_pixel_avx2(const std::uint8_t* codes, std::int64_t count, in
                                          << (ch % 64);
 }
 
-// Four channels at a time in double: fused multiply-add, clamp, convert
-// (rounding half to even, the default mode), narrow to bytes.
-__attribute__((target("avx2,fma"))) void requantize_avx2(const std::int32_t* dots,
-                                                         std::int64_t count, std::int64_t channels,
-                                                         const double* m, const double* c,
-                                                         double lo, double hi, std::uint8_t* out);
-
 #endif
 
-// round(fma(m, d, c)) clamped, as the vector code computes it: adding
-// 1.5 * 2^52 leaves no bits below the units, rounding half to even.
-inline std::uint8_t code_of(double m, std::int32_t d, double c, double lo, double hi) {
-  constexpr double kRound = 6755399441055744.0;
-  const double v = std::min(std::max(std::fma(m, static_cast<double>(d), c), lo), hi);
-  return static_cast<std::uint8_t>((v + kRound) - kRound);
-}
-
 #if defined(__x86_64__)
+// Four channels at a time in double: fused multiply-add, clamp, convert
+// (rounding half to even, the default mode), narrow to bytes.
 __attribute__((target("avx2,fma"))) void requantize_avx2(const std::int32_t* dots,
                                                          std::int64_t count, std::int64_t channels,
                                                          const double* m, const double* c,
@@ -501,7 +542,11 @@ void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t chann
                 const double* m, const double* c, double lo, double hi, std::uint8_t* out,
                 Isa isa) {
 #if defined(__x86_64__)
-  if (isa != Isa::portable) {
+  if (isa == Isa::avx512) {
+    requantize_avx512(dots, count, channels, m, c, lo, hi, out);
+    return;
+  }
+  if (isa == Isa::avx2) {
     requantize_avx2(dots, count, channels, m, c, lo, hi, out);
     return;
   }

@@ -74,35 +74,54 @@ ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
   return g;
 }
 
-PackedActivations BitLayer::pack(const torch::Tensor& x, const ConvGeometry& g,
-                                 bool parallel) const {
+void BitLayer::for_rows(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
+                        const std::function<void(const PackedActivations&, std::int64_t,
+                                                 std::int64_t, const std::int32_t*)>& row) const {
   const auto nhwc = spec_.linear ? x.contiguous() : x.contiguous(at::MemoryFormat::ChannelsLast);
-  PackedActivations packed;
+  // Each thread keeps its buffer from call to call: packing writes every
+  // word, and a fresh one per call would be mapped and faulted in anew.
+  thread_local PackedActivations packed;
   prepare_activations(g, spec_.activation_bits, packed);
   const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
   const std::uint8_t* codes = codes_of(nhwc);
+  const auto width = static_cast<std::size_t>(g.out_width() * g.out_channels);
+  const auto run_rows = [&](std::int64_t first, std::int64_t last) {
+    std::vector<std::int32_t> dots(width);
+    for (std::int64_t r = first; r < last; ++r) {
+      const std::int64_t n = r / g.out_height(), oh = r % g.out_height();
+      conv_row(packed, weights_, n, oh, dots.data(), isa_);
+      row(packed, n, oh, dots.data());
+    }
+  };
+  // An image per task where there are images enough for the threads: it is
+  // packed and convolved in one pass, while its bits are still in cache.
+  if (!parallel || g.batch >= at::get_num_threads()) {
+    for_range(g.batch, parallel, [&](std::int64_t first, std::int64_t last) {
+      pack_activations(codes, pad, first, last, packed, isa_);
+      run_rows(first * g.out_height(), last * g.out_height());
+    });
+    return;
+  }
   for_range(g.batch, parallel, [&](std::int64_t first, std::int64_t last) {
     pack_activations(codes, pad, first, last, packed, isa_);
   });
-  return packed;
+  for_range(g.batch * g.out_height(), parallel, run_rows);
 }
 
 torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {
   const ConvGeometry g = geometry(x);
-  const PackedActivations packed = pack(x, g, parallel);
   auto out = torch::empty({g.batch, g.out_height(), g.out_width(), g.out_channels}, torch::kInt32);
   std::int32_t* dst = out.data_ptr<std::int32_t>();
   const std::int64_t row = g.out_width() * g.out_channels;
-  for_range(g.batch * g.out_height(), parallel, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t r = first; r < last; ++r)
-      conv_row(packed, weights_, r / g.out_height(), r % g.out_height(), dst + r * row, isa_);
-  });
+  for_rows(x, g, parallel,
+           [&](const PackedActivations&, std::int64_t n, std::int64_t oh, const std::int32_t* d) {
+             std::copy(d, d + row, dst + (n * g.out_height() + oh) * row);
+           });
   return spec_.linear ? out.view({g.batch, g.out_channels}) : out;
 }
 
 torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const {
   const ConvGeometry g = geometry(x);
-  const PackedActivations packed = pack(x, g, parallel);
   // code = round(m dot + c): the real output s_x s_w (dot - z_x sum w) + b
   // on the output grid.
   const std::int64_t oc = g.out_channels;
@@ -126,13 +145,11 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
                                         spec_.out_zero_point, at::MemoryFormat::ChannelsLast);
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const std::int64_t row = g.out_width() * oc;
-  for_range(g.batch * g.out_height(), parallel, [&](std::int64_t first, std::int64_t last) {
-    std::vector<std::int32_t> dots(static_cast<std::size_t>(row));
-    for (std::int64_t r = first; r < last; ++r) {
-      conv_row(packed, weights_, r / g.out_height(), r % g.out_height(), dots.data(), isa_);
-      requantize(dots.data(), g.out_width(), oc, m.data(), c.data(), lo, hi, dst + r * row, isa_);
-    }
-  });
+  for_rows(x, g, parallel,
+           [&](const PackedActivations&, std::int64_t n, std::int64_t oh, const std::int32_t* d) {
+             requantize(d, g.out_width(), oc, m.data(), c.data(), lo, hi,
+                        dst + (n * g.out_height() + oh) * row, isa_);
+           });
   return out;
 }
 

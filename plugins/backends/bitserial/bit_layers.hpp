@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -45,7 +46,11 @@ class BitLayer {
 
  private:
   ConvGeometry geometry(const torch::Tensor& x) const;
-  PackedActivations pack(const torch::Tensor& x, const ConvGeometry& g, bool parallel) const;
+  // Packs x and computes its rows of dots (row: what to do with each),
+  // on LibTorch's threads when `parallel`.
+  void for_rows(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
+                const std::function<void(const PackedActivations&, std::int64_t n, std::int64_t oh,
+                                         const std::int32_t* dots)>& row) const;
 
   LayerSpec spec_;
   Isa isa_;
