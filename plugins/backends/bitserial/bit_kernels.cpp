@@ -14,7 +14,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define QLAB_AVX2 __attribute__((target("avx2,popcnt")))
-#define QLAB_AVX512 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq,avx2,popcnt")))
+#define QLAB_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")))
 #endif
 
 namespace qlab::bits {
@@ -55,6 +56,10 @@ struct Row {
   std::int64_t out_column;  // int32 between output columns
   std::int64_t group_out;
   std::int64_t width;  // output columns
+  // Set: the kernel writes codes (uint8, out_column apart), not dots; m and
+  // c start at the group's channel 0.
+  const Requant* requant = nullptr;
+  std::uint8_t* codes = nullptr;
 
   const std::uint64_t* weights(std::int64_t b, int plane) const {
     return w + (b * w_planes + plane) * w_plane;
@@ -288,7 +293,19 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
     const __m256i dot =
         _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
                          _mm256_set1_epi32(c.beta * a_sums[r]));
-    _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dot);
+    if (!c.requant) {
+      _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dot);
+      continue;
+    }
+    // As requantize_avx512: fused multiply-add in double, clamp, round half
+    // to even, narrow to bytes.
+    const Requant& q = *c.requant;
+    const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
+                  add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock);
+    __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dot), add);
+    v = _mm512_min_pd(_mm512_max_pd(v, _mm512_set1_pd(q.lo)), _mm512_set1_pd(q.hi));
+    _mm_mask_storeu_epi8(c.codes + (ow0 + r) * c.out_column + b * kChannelBlock, mask,
+                         _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(v)));
   }
 }
 
@@ -325,6 +342,20 @@ QLAB_AVX512 void requantize_avx512(const std::int32_t* dots, std::int64_t count,
       _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), bytes);
     }
     for (; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
+  }
+}
+
+// 64 codes into 64 bits of each plane: a byte-wise test of bit p is a
+// 64-bit mask. The last chunk is loaded under a mask, zeros past the end.
+QLAB_AVX512 void pack_pixel_avx512(const std::uint8_t* codes, std::int64_t count, int planes,
+                                   std::int64_t plane_stride, std::uint64_t* out) {
+  for (std::int64_t ch = 0; ch < count; ch += 64) {
+    const std::int64_t left = count - ch;
+    const __mmask64 valid = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+    const __m512i v = _mm512_maskz_loadu_epi8(valid, codes + ch);
+    for (int p = 0; p < planes; ++p)
+      out[p * plane_stride + ch / 64] =
+          _mm512_test_epi8_mask(v, _mm512_set1_epi8(static_cast<char>(1 << p)));
   }
 }
 
@@ -404,7 +435,8 @@ const char* to_string(Isa isa) {
 bool cpu_has(Isa isa) {
 #if defined(__x86_64__)
   if (isa == Isa::avx512)
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
   if (isa == Isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
 #endif
   return isa == Isa::portable;
@@ -493,7 +525,8 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   const std::int64_t hp = padded_height(g), wp = padded_width(g), cg = g.group_in();
   auto pack = pack_pixel_portable;
 #if defined(__x86_64__)
-  if (isa != Isa::portable) pack = pack_pixel_avx2;
+  if (isa == Isa::avx2) pack = pack_pixel_avx2;
+  if (isa == Isa::avx512) pack = pack_pixel_avx512;
 #endif
   // The border: a real 0 in every channel, per plane.
   std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
@@ -536,6 +569,29 @@ void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n
 #endif
     row_portable(row, a_sums.data());
   }
+}
+
+void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
+                    std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
+  const ConvGeometry& g = x.geometry;
+#if defined(__x86_64__)
+  if (isa == Isa::avx512) {
+    std::vector<std::int32_t> a_sums(static_cast<std::size_t>(g.out_width()));
+    for (std::int64_t group = 0; group < g.groups; ++group) {
+      Row row = row_of(x, w, n, oh, group, nullptr);
+      const std::int64_t first = group * g.group_out();
+      const Requant shifted{q.m + first, q.c + first, q.lo, q.hi};
+      row.requant = &shifted;
+      row.codes = out + first;
+      row_avx512(row, a_sums.data());
+    }
+    return;
+  }
+#endif
+  thread_local std::vector<std::int32_t> dots;
+  dots.resize(static_cast<std::size_t>(g.out_width() * g.out_channels));
+  conv_row(x, w, n, oh, dots.data(), isa);
+  requantize(dots.data(), g.out_width(), g.out_channels, q.m, q.c, q.lo, q.hi, out, isa);
 }
 
 void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,

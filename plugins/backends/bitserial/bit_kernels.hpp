@@ -92,6 +92,19 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
 void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
               std::int32_t* out, Isa isa);
 
+/// How dots become output codes: round(m[k] dot + c[k]) clamped to
+/// [lo, hi], k the output channel (as requantize() below).
+struct Requant {
+  const double* m;
+  const double* c;
+  double lo, hi;
+};
+
+/// conv_row's dots as output codes, out[ow][channel] (uint8). The AVX-512
+/// kernels requantize in registers; the others through requantize().
+void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
+                    std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa);
+
 /// Output codes from `count` columns of dots, `channels` each:
 /// out[i] = round(m[k] dots[i] + c[k]) clamped to [lo, hi], k the channel,
 /// m dots + c fused (one rounding), then rounded half to even.

@@ -74,24 +74,21 @@ ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
   return g;
 }
 
-void BitLayer::for_rows(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
-                        const std::function<void(const PackedActivations&, std::int64_t,
-                                                 std::int64_t, const std::int32_t*)>& row) const {
+void BitLayer::for_rows(
+    const torch::Tensor& x, const ConvGeometry& g, bool parallel,
+    const std::function<void(const PackedActivations&, std::int64_t, std::int64_t)>& row) const {
   const auto nhwc = spec_.linear ? x.contiguous() : x.contiguous(at::MemoryFormat::ChannelsLast);
-  // Each thread keeps its buffer from call to call: packing writes every
-  // word, and a fresh one per call would be mapped and faulted in anew.
-  thread_local PackedActivations packed;
+  // The calling thread keeps its buffer from call to call (packing writes
+  // every word; a fresh one would be mapped and faulted in anew at every
+  // call). The workers reach it through this reference: a thread_local
+  // named in the lambdas would be each worker's own.
+  thread_local PackedActivations buffer;
+  PackedActivations& packed = buffer;
   prepare_activations(g, spec_.activation_bits, packed);
   const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
   const std::uint8_t* codes = codes_of(nhwc);
-  const auto width = static_cast<std::size_t>(g.out_width() * g.out_channels);
   const auto run_rows = [&](std::int64_t first, std::int64_t last) {
-    std::vector<std::int32_t> dots(width);
-    for (std::int64_t r = first; r < last; ++r) {
-      const std::int64_t n = r / g.out_height(), oh = r % g.out_height();
-      conv_row(packed, weights_, n, oh, dots.data(), isa_);
-      row(packed, n, oh, dots.data());
-    }
+    for (std::int64_t r = first; r < last; ++r) row(packed, r / g.out_height(), r % g.out_height());
   };
   // An image per task where there are images enough for the threads: it is
   // packed and convolved in one pass, while its bits are still in cache.
@@ -113,10 +110,9 @@ torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {
   auto out = torch::empty({g.batch, g.out_height(), g.out_width(), g.out_channels}, torch::kInt32);
   std::int32_t* dst = out.data_ptr<std::int32_t>();
   const std::int64_t row = g.out_width() * g.out_channels;
-  for_rows(x, g, parallel,
-           [&](const PackedActivations&, std::int64_t n, std::int64_t oh, const std::int32_t* d) {
-             std::copy(d, d + row, dst + (n * g.out_height() + oh) * row);
-           });
+  for_rows(x, g, parallel, [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
+    conv_row(p, weights_, n, oh, dst + (n * g.out_height() + oh) * row, isa_);
+  });
   return spec_.linear ? out.view({g.batch, g.out_channels}) : out;
 }
 
@@ -145,11 +141,10 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
                                         spec_.out_zero_point, at::MemoryFormat::ChannelsLast);
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const std::int64_t row = g.out_width() * oc;
-  for_rows(x, g, parallel,
-           [&](const PackedActivations&, std::int64_t n, std::int64_t oh, const std::int32_t* d) {
-             requantize(d, g.out_width(), oc, m.data(), c.data(), lo, hi,
-                        dst + (n * g.out_height() + oh) * row, isa_);
-           });
+  const Requant q{m.data(), c.data(), lo, hi};
+  for_rows(x, g, parallel, [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
+    conv_row_codes(p, weights_, n, oh, q, dst + (n * g.out_height() + oh) * row, isa_);
+  });
   return out;
 }
 

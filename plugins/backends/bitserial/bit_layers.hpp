@@ -46,11 +46,11 @@ class BitLayer {
 
  private:
   ConvGeometry geometry(const torch::Tensor& x) const;
-  // Packs x and computes its rows of dots (row: what to do with each),
-  // on LibTorch's threads when `parallel`.
+  // Packs x and runs `row` on each output row (image n, row oh), on
+  // LibTorch's threads when `parallel`.
   void for_rows(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
-                const std::function<void(const PackedActivations&, std::int64_t n, std::int64_t oh,
-                                         const std::int32_t* dots)>& row) const;
+                const std::function<void(const PackedActivations&, std::int64_t n,
+                                         std::int64_t oh)>& row) const;
 
   LayerSpec spec_;
   Isa isa_;
