@@ -73,8 +73,4 @@ qlab.report{
           .. "speed-up over fp32 |\n|---|---|---|---|---|---|---|---|\n"
           .. table.concat(lines, "\n"),
   rows = rows,
-  plots = {
-    { kind = "bars", name = "latency", title = "Latency per batch of 64", x = "point.label",
-      y = "latency_ms", xlabel = "", ylabel = "ms" },
-  },
 }
