@@ -32,7 +32,7 @@ void write_reference(const std::string& path, const Resolved& r, const FloatBase
   double step = 0;
   if (q) {
     const Graph& g = q->graph();
-    const std::string out = g.outputs().empty() ? g.nodes().back().name : g.outputs().at(0);
+    const std::string out = g.output_nodes().at(0);
     if (auto it = q->activations.find(qparams_source(g, out)); it != q->activations.end())
       step = it->second.scale.item<double>();
   }

@@ -55,9 +55,7 @@ GraphModuleImpl::GraphModuleImpl(const Graph& graph) : graph_(graph) {
     index[n.name] = steps_.size();
     steps_.push_back(std::move(s));
   }
-  std::vector<std::string> outs = graph_.outputs();
-  if (outs.empty()) outs.push_back(graph_.nodes().back().name);
-  for (const auto& o : outs) outputs_.push_back(index.at(o));
+  for (const auto& o : graph_.output_nodes()) outputs_.push_back(index.at(o));
 }
 
 std::vector<torch::Tensor> GraphModuleImpl::forward(const torch::Tensor& input) {

@@ -136,8 +136,7 @@ class Exporter {
         value_[n.name] = raw;
       }
     }
-    auto outs = graph_.outputs();
-    if (outs.empty()) outs.push_back(graph_.nodes().back().name);
+    const auto outs = graph_.output_nodes();
     const auto stats = graph_.stats();
     for (const auto& o : outs) {
       // Graph outputs go by their node's name.

@@ -289,9 +289,7 @@ class Int8Executable final : public Executable {
     }
     plan_channels_last_flatten(g);
     describe_steps(g);
-    auto outs = g.outputs();
-    if (outs.empty()) outs.push_back(g.nodes().back().name);
-    for (const auto& o : outs) outputs_.push_back(index.at(o));
+    for (const auto& o : g.output_nodes()) outputs_.push_back(index.at(o));
   }
 
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {

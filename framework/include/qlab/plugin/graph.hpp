@@ -156,6 +156,12 @@ class Graph {
   const std::vector<Node>& nodes() const { return nodes_; }
   const Node& node(const std::string& name) const;
   const std::vector<std::string>& outputs() const { return outputs_; }
+  /// The nodes whose values forward() returns: outputs(), or the last node
+  /// when none were set.
+  std::vector<std::string> output_nodes() const {
+    if (!outputs_.empty() || nodes_.empty()) return outputs_;
+    return {nodes_.back().name};
+  }
   const std::string& type_name() const { return type_name_; }
   const std::map<std::string, std::string>& group_types() const { return group_types_; }
   const Shape& input_shape() const;
