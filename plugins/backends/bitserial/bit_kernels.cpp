@@ -297,7 +297,7 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
       _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dot);
       continue;
     }
-    // As requantize_avx512: fused multiply-add in double, clamp, round half
+    // As requantize(): fused multiply-add in double, clamp, round half
     // to even, narrow to bytes.
     const Requant& q = *c.requant;
     const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
@@ -323,26 +323,6 @@ QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   for (; ow + kColumns <= c.width; ow += kColumns) tile_avx512<kColumns>(c, ow, a_sums + ow);
   for (; ow + 4 <= c.width; ow += 4) tile_avx512<4>(c, ow, a_sums + ow);
   for (; ow < c.width; ++ow) tile_avx512<1>(c, ow, a_sums + ow);
-}
-
-// Eight channels at a time in double: fused multiply-add, clamp, convert
-// (rounding half to even, the default mode), narrow to bytes with saturation.
-QLAB_AVX512 void requantize_avx512(const std::int32_t* dots, std::int64_t count,
-                                   std::int64_t channels, const double* m, const double* c,
-                                   double lo, double hi, std::uint8_t* out) {
-  const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
-  for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels) {
-    std::int64_t k = 0;
-    for (; k + 8 <= channels; k += 8) {
-      const __m512d d =
-          _mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + k)));
-      __m512d v = _mm512_fmadd_pd(_mm512_loadu_pd(m + k), d, _mm512_loadu_pd(c + k));
-      v = _mm512_min_pd(_mm512_max_pd(v, vlo), vhi);
-      const __m128i bytes = _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(v));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), bytes);
-    }
-    for (; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
-  }
 }
 
 // 64 codes into 64 bits of each plane: a byte-wise test of bit p is a
@@ -598,11 +578,8 @@ void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t chann
                 const double* m, const double* c, double lo, double hi, std::uint8_t* out,
                 Isa isa) {
 #if defined(__x86_64__)
-  if (isa == Isa::avx512) {
-    requantize_avx512(dots, count, channels, m, c, lo, hi, out);
-    return;
-  }
-  if (isa == Isa::avx2) {
+  // The AVX-512 kernels requantize in their blocks: others call this.
+  if (isa != Isa::portable) {
     requantize_avx2(dots, count, channels, m, c, lo, hi, out);
     return;
   }
