@@ -92,7 +92,7 @@ Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, s
   r.beta = w.beta;
   r.out_column = geo.out_channels;
   r.group_out = geo.group_out();
-  r.out = out + g * r.group_out;
+  r.out = out ? out + g * r.group_out : nullptr;  // conv_row_codes writes codes instead
   r.width = geo.out_width();
   return r;
 }
