@@ -187,6 +187,14 @@ void register_code_kernels() {
         ->UseRealTime();
 }
 
+// Registers `run` of graph g on target t, at batch 64.
+void add(const std::string& name, const Graph& g, const Target& t) {
+  benchmark::RegisterBenchmark(name.c_str(), [g, t](benchmark::State& st) { run(st, g, t); })
+      ->Arg(64)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+
 // One layer of `bits`-bit weights and activations, quantized by PTQ on
 // random data, as the int8 executable runs it on `info`'s kernels, timed on
 // the quint8 input its input step would give it.
@@ -237,12 +245,6 @@ void register_bit_kernels() {
                     {"bitserial", at::QEngine::ONEDNN, true,
                      [isa](const int8::LayerOffer& o) { return bits::bit_layer_for(o, isa); }});
     }
-  auto add = [](const std::string& name, const Graph& g, const Target& t) {
-    benchmark::RegisterBenchmark(name.c_str(), [g, t](benchmark::State& st) { run(st, g, t); })
-        ->Arg(64)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  };
   ConfigEntry all, first, last;
   all.bits = {1, 1, 1};
   first.op_names = {"features.0"};
@@ -304,12 +306,6 @@ void register_all() {
     subjects.push_back({std::string("layer/") + k, single(k)});
   for (const char* name : {"lenet", "mnist_cnn"})
     subjects.push_back({std::string("model/") + name, model(name)});
-  auto add = [](const std::string& name, const Graph& g, const Target& t) {
-    benchmark::RegisterBenchmark(name.c_str(), [g, t](benchmark::State& st) { run(st, g, t); })
-        ->Arg(64)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  };
   for (const auto& s : subjects)
     for (const auto& [backend, int8] : targets)
       add(s.name + "/" + (int8 ? "int8_" + backend : std::string("fp32")), s.graph,
