@@ -295,8 +295,7 @@ class Int8Executable final : public Executable {
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
     at::globalContext().setQEngine(info_.engine);
     torch::NoGradGuard no_grad;
-    Run r{batch, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
-          info_.parallel_code_kernels, reduce_range_};
+    Run r = start(batch);
     for (r.current = 0; r.current < steps_.size(); ++r.current) {
       const Step& s = steps_[r.current];
       r.values[r.current] = info_of(s.kind).run(s, r);
@@ -311,8 +310,7 @@ class Int8Executable final : public Executable {
     at::globalContext().setQEngine(info_.engine);
     torch::NoGradGuard no_grad;
     const Step& s = steps_.at(i);
-    Run r{input, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
-          info_.parallel_code_kernels, reduce_range_};
+    Run r = start(input);
     for (auto in : s.inputs) r.values[in] = input;
     r.current = i;
     return info_of(s.kind).run(s, r);
@@ -345,6 +343,12 @@ class Int8Executable final : public Executable {
   }
 
  private:
+  // A run of `batch` before its first step.
+  Run start(const torch::Tensor& batch) const {
+    return {batch, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
+            info_.parallel_code_kernels, reduce_range_};
+  }
+
   // A node's step: its kind, its calibrated output grid, its packed weight.
   Step plan(const Node& n) {
     const bool is_static = model_->scheme == Scheme::static_;
