@@ -29,31 +29,22 @@ constexpr int kWidths[] = {1, 2, 3, 4, 6, 8};
 // ONEDNN_MAX_CPU_ISA) and qnnpack. The bound leaves room for float summation
 // order in the twin alone: one flipped code costs at least 1e-4 here.
 constexpr double kTwinEqual = 1e-6;
-// The engine's twin. QNNPACK (as FBGEMM) adds each bias as int32 at the scale
-// s_in * s_w before requantizing, which at b bits moves it by up to half of
-// a step that is only about 2^-b of an output code; oneDNN adds it in float.
-// The twin of an engine that rounds the bias rounds it too.
-torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x, bool int32_bias) {
+// The twin adds each bias as the int8 kernels do: as int32 codes on the
+// scale s_in * s_w (int32_bias), which at b bits moves it by up to half of a
+// step that is only about 2^-b of an output code.
+torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x) {
   GraphModule m = q.dequantized_module();
-  if (int32_bias) {
-    torch::NoGradGuard no_grad;
-    auto params = m->named_parameters();
-    for (const auto& [name, l] : q.layers) {
-      auto* bias = params.find(name + ".bias");
-      const auto in =
-          q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
-      if (!bias || in == q.activations.end()) continue;
-      // The int8 weight's scale: binary alpha, half a DoReFa step, or the grid's.
-      const auto w = l.weight.zero_point.is_floating_point() ? l.weight.scale / 2 : l.weight.scale;
-      const auto step = (w * in->second.scale).to(torch::kFloat32);
-      bias->copy_((*bias / step).round() * step);
-    }
+  torch::NoGradGuard no_grad;
+  auto params = m->named_parameters();
+  for (const auto& [name, l] : q.layers) {
+    auto* bias = params.find(name + ".bias");
+    const auto in =
+        q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
+    if (bias && in != q.activations.end())
+      bias->copy_(int32_bias(l, in->second.scale.item<double>()).values());
   }
   return simulate(q, m, x)[0];
 }
-
-// bitserial's bit layers add the bias in float, as oneDNN does.
-bool rounds_bias(const std::string& engine) { return engine != "onednn" && engine != "bitserial"; }
 
 LayerBits every(int bits) { return {bits, bits, bits}; }
 
@@ -86,7 +77,7 @@ TEST_P(Int8LowBits, EveryLayerKindAtEveryWidthMatchesItsTwin) {
       auto exe = b->lower(q);
       ASSERT_EQ(exe->mode(), Mode::int8) << c.name << " at " << bits << " bits";
       const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 32);
-      const double err = normalised_error(exe->run(x)[0], twin(*q, x, rounds_bias(GetParam())));
+      const double err = normalised_error(exe->run(x)[0], twin(*q, x));
       EXPECT_LT(err, kTwinEqual) << c.name << " at " << bits << " bits";
       std::printf("W%dA%d %-22s on %s (%s): %.2e against the twin\n", bits, bits, c.name,
                   GetParam().c_str(), engine.int8_path.c_str(), err);
@@ -142,7 +133,7 @@ TEST_P(Int8LowBits, EveryQuantizerAtEveryWidthMatchesItsTwin) {
           << name << " at " << bits << " bits: " << made.exe->describe();
       EXPECT_EQ(made.model->widths(), fmt::format("W{0}A{0} x2", bits));
       const auto& q = *made.model;
-      const double err = normalised_error(made.exe->run(x)[0], twin(q, x, rounds_bias(GetParam())));
+      const double err = normalised_error(made.exe->run(x)[0], twin(q, x));
       EXPECT_LT(err, kTwinEqual) << name << " at " << bits << " bits";
       std::printf("W%dA%d %-7s on %s: %.2e against the twin\n", bits, bits, name,
                   GetParam().c_str(), err);
@@ -163,7 +154,7 @@ TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
   EXPECT_EQ(made.model->widths(), "W2A4 x1, W8A4 x1");
   const auto x = test::tiny_dataset(64, 43).images;
   const auto& q = *made.model;
-  EXPECT_LT(normalised_error(made.exe->run(x)[0], twin(q, x, rounds_bias(GetParam()))), kTwinEqual);
+  EXPECT_LT(normalised_error(made.exe->run(x)[0], twin(q, x)), kTwinEqual);
 }
 
 // bitserial takes every conv2d and linear layer of 1- or 2-bit weights and

@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include <cstdint>
+#include <set>
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
@@ -131,7 +132,7 @@ class Exporter {
         if (auto it = carried_.find(n.inputs[0]); it != carried_.end()) grid = it->second;
       if (grid) {
         carried_[n.name] = grid;
-        value_[n.name] = quantize_dequantize(n.name, raw, grid_of(*grid));
+        value_[n.name] = quantize_dequantize(n.name, raw, grid_of(*grid), in_steps_.count(n.name));
       } else {
         value_[n.name] = raw;
       }
@@ -167,16 +168,22 @@ class Exporter {
     return it == q_->activations.end() ? nullptr : &it->second;
   }
 
-  std::string quantize_dequantize(const std::string& name, std::string x, const Grid& grid) {
+  // `in_steps`: x counts steps of the grid (scale 1), as pooling_in_steps
+  // leaves it; the pair then quantizes at scale 1 and dequantizes at the grid's.
+  std::string quantize_dequantize(const std::string& name, std::string x, const Grid& grid,
+                                  bool in_steps = false) {
+    const float unit = in_steps ? 1.0f : grid.scale;
     if (grid.top < 255) {  // a grid narrower than 8 bits: its codes' bounds
-      const float lo = -static_cast<float>(grid.zero_point) * grid.scale;
-      const float hi = static_cast<float>(grid.top - grid.zero_point) * grid.scale;
+      const float lo = -static_cast<float>(grid.zero_point) * unit;
+      const float hi = static_cast<float>(grid.top - grid.zero_point) * unit;
       w_.clip(name + "/grid", x, name + "/clipped", lo, hi);
       x = name + "/clipped";
     }
     w_.tensor(name + "/scale", torch::full({}, grid.scale, torch::kFloat32));
     w_.tensor(name + "/zero_point", torch::full({}, grid.zero_point, torch::kUInt8));
-    w_.node("QuantizeLinear", name + "/QuantizeLinear", {x, name + "/scale", name + "/zero_point"},
+    if (in_steps) w_.tensor(name + "/unit_scale", torch::full({}, 1.0f, torch::kFloat32));
+    w_.node("QuantizeLinear", name + "/QuantizeLinear",
+            {x, name + (in_steps ? "/unit_scale" : "/scale"), name + "/zero_point"},
             name + "/quantized");
     const std::string out = name == "input" ? "input/dequantized" : name;
     w_.node("DequantizeLinear", name + "/DequantizeLinear",
@@ -187,6 +194,24 @@ class Exporter {
 
   const std::string& in(const Node& n, std::size_t k = 0) const {
     return value_.at(n.inputs.at(k));
+  }
+
+  // The input of an average pooling on a grid, in steps of that grid: its
+  // codes dequantized at scale 1, integers that a float mean sums exactly.
+  // Dequantized at the grid's scale, a tie k + 1/2 of the mean lands a float
+  // rounding error off, and runtimes break it either way (11% of LeNet's
+  // logits a step apart). The pooling's own pair then quantizes at scale 1,
+  // so the file rounds each mean half to even, as the int8 kernels do.
+  // Empty where the input is float or the pooling has a grid of its own.
+  std::string pooling_in_steps(const Node& n) {
+    const auto it = carried_.find(n.inputs.at(0));
+    if (it == carried_.end() || activation_grid(n.name)) return "";
+    const std::string& x = n.inputs.at(0);
+    w_.tensor(n.name + "/steps_scale", torch::full({}, 1.0f, torch::kFloat32));
+    w_.node("DequantizeLinear", n.name + "/Steps",
+            {x + "/quantized", n.name + "/steps_scale", x + "/zero_point"}, n.name + "/steps");
+    in_steps_.insert(n.name);
+    return n.name + "/steps";
   }
 
   const torch::Tensor& param(const std::string& name) const {
@@ -222,15 +247,11 @@ class Exporter {
                        {w + "_quantized", w + "_scale", w + "_zero_point"}, w);
     if (per_channel) Writer::integer(dq, "axis", l.weight.axis);
     if (!l.bias.defined()) return {w};
-    // int32 on the input's scale times the weight's, as QDQ runtimes fold it.
+    // int32 on the input's scale times the weight's, as the int8 kernels add it.
     const auto input_grid_it = carried_.find(n.inputs.at(0));
     QLAB_CHECK(input_grid_it != carried_.end(), "int8 layer without an input grid: " + n.name);
-    const QParams* input_grid = input_grid_it->second;
-    const torch::Tensor b_scale = w_scale * static_cast<float>(input_grid->scale.item<double>());
-    const torch::Tensor codes32 = (l.bias.to(torch::kFloat64) / b_scale.to(torch::kFloat64))
-                                      .round()
-                                      .clamp(INT32_MIN, INT32_MAX)
-                                      .to(torch::kInt32);
+    const auto [codes32, scale32] = int32_bias(l, input_grid_it->second->scale.item<double>());
+    const torch::Tensor b_scale = per_channel ? scale32 : scale32.reshape({});
     w_.tensor(b + "_quantized", codes32);
     w_.tensor(b + "_scale", b_scale);
     w_.tensor(b + "_zero_point", torch::zeros_like(b_scale, torch::kInt32));
@@ -300,9 +321,12 @@ class Exporter {
         return out;
       case Op::max_pool2d:
       case Op::avg_pool2d: {
+        std::string x = in(n);
+        if (n.op == Op::avg_pool2d)
+          if (auto steps = pooling_in_steps(n); !steps.empty()) x = steps;
         auto& pool =
             w_.node(n.op == Op::max_pool2d ? "MaxPool" : "AveragePool",
-                    n.name + (n.op == Op::max_pool2d ? "/MaxPool" : "/AveragePool"), {in(n)}, out);
+                    n.name + (n.op == Op::max_pool2d ? "/MaxPool" : "/AveragePool"), {x}, out);
         Writer::ints(pool, "kernel_shape", {a.kernel, a.kernel});
         Writer::ints(pool, "strides", {a.stride, a.stride});
         Writer::ints(pool, "pads", {a.padding, a.padding, a.padding, a.padding});
@@ -310,19 +334,21 @@ class Exporter {
         return out;
       }
       case Op::adaptive_avg_pool2d: {
+        std::string x = in(n);
+        if (auto steps = pooling_in_steps(n); !steps.empty()) x = steps;
         if (a.output_size == 1) {
-          w_.node("GlobalAveragePool", n.name + "/GlobalAveragePool", {in(n)}, out);
+          w_.node("GlobalAveragePool", n.name + "/GlobalAveragePool", {x}, out);
           return out;
         }
-        const Shape& x = input_shape(n);
-        if (x.size() != 3 || x[1] % a.output_size || x[2] % a.output_size)
+        const Shape& map = input_shape(n);
+        if (map.size() != 3 || map[1] % a.output_size || map[2] % a.output_size)
           throw Error(
               fmt::format("{}: adaptive average pooling to {}x{} of a {} map has unequal "
                           "windows, which ONNX's AveragePool cannot express",
-                          n.name, a.output_size, a.output_size, fmt::join(x, "x")));
-        auto& pool = w_.node("AveragePool", n.name + "/AveragePool", {in(n)}, out);
-        Writer::ints(pool, "kernel_shape", {x[1] / a.output_size, x[2] / a.output_size});
-        Writer::ints(pool, "strides", {x[1] / a.output_size, x[2] / a.output_size});
+                          n.name, a.output_size, a.output_size, fmt::join(map, "x")));
+        auto& pool = w_.node("AveragePool", n.name + "/AveragePool", {x}, out);
+        Writer::ints(pool, "kernel_shape", {map[1] / a.output_size, map[2] / a.output_size});
+        Writer::ints(pool, "strides", {map[1] / a.output_size, map[2] / a.output_size});
         return out;
       }
       case Op::flatten: {
@@ -360,6 +386,7 @@ class Exporter {
   std::map<std::string, std::string> value_;       // qlab node -> the ONNX value consumers read
   std::map<std::string, const QParams*> carried_;  // qlab node -> the grid its output is on
   std::map<std::string, Shape> stats_;
+  std::set<std::string> in_steps_;  // poolings whose output counts steps (pooling_in_steps)
   std::int64_t qdq_ = 0;
 };
 

@@ -1,10 +1,13 @@
 // What a quantized model is: whether int8 kernels can run it, its
 // calibration table, and its weights dequantized.
+#include <qlab/error.hpp>
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/qmodel.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <cstdint>
 
 namespace qlab {
 namespace {
@@ -64,6 +67,22 @@ Int8Codes int8_codes(const QLayer& l) {
     scale = scale / 2;
   }
   return {codes.to(torch::kInt8), scale};
+}
+
+Int32Bias int32_bias(const QLayer& l, double input_scale) {
+  QLAB_CHECK(l.bias.defined(), "int32_bias of a layer without a bias");
+  // The scale as runtimes compute it from the file's float32 scales.
+  const torch::Tensor scale =
+      int8_codes(l).scale.to(torch::kFloat32) * static_cast<float>(input_scale);
+  const torch::Tensor codes = (l.bias.to(torch::kFloat64) / scale.to(torch::kFloat64))
+                                  .round()
+                                  .clamp(INT32_MIN, INT32_MAX)
+                                  .to(torch::kInt32);
+  return {codes, scale};
+}
+
+torch::Tensor Int32Bias::values() const {
+  return (codes.to(torch::kFloat64) * scale.to(torch::kFloat64)).to(torch::kFloat32);
 }
 
 const char* to_string(Scheme scheme) { return scheme == Scheme::dynamic ? "dynamic" : "static"; }

@@ -73,9 +73,14 @@ torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
   return at::_make_per_tensor_quantized_tensor(codes, scale.item<double>(), 0);
 }
 
-// An absent bias is None to the kernels, not an undefined tensor.
-c10::IValue bias_of(const QLayer& l) {
-  return l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
+// The bias the kernels add: for a static layer (`input`: the grid reaching
+// it) its int32 codes (int32_bias), which oneDNN takes as float values and
+// QNNPACK rounds to the same codes; for a dynamic one the float bias. An
+// absent bias is None to the kernels, not an undefined tensor.
+c10::IValue bias_of(const QLayer& l, const QParams* input) {
+  if (!l.bias.defined()) return c10::IValue();
+  if (!input) return c10::IValue(l.bias);
+  return c10::IValue(int32_bias(l, input->scale.item<double>()).values());
 }
 
 torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
@@ -378,11 +383,13 @@ class Int8Executable final : public Executable {
       s.kind = Kind::qconv;
       const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
           padding{n.attrs.padding, n.attrs.padding}, dilation{1, 1};
-      s.packed = call(k.conv_prepack, {int8_weight(layer->second), bias_of(layer->second), stride,
-                                       padding, dilation, n.attrs.groups});
+      s.packed =
+          call(k.conv_prepack, {int8_weight(layer->second), bias_of(layer->second, input_grid(n)),
+                                stride, padding, dilation, n.attrs.groups});
     } else if (n.op == Op::linear && quantized) {
       s.kind = is_static ? Kind::qlinear : Kind::qlinear_dynamic;
-      s.packed = call(k.linear_prepack, {int8_weight(layer->second), bias_of(layer->second)});
+      s.packed = call(k.linear_prepack,
+                      {int8_weight(layer->second), bias_of(layer->second, input_grid(n))});
     } else if (op_info(n.op).weighted) {
       s.kind = Kind::float_layer;
       fallbacks_.push_back(n.name);
@@ -399,12 +406,20 @@ class Int8Executable final : public Executable {
     return s;
   }
 
+  // The calibrated grid reaching a node's input; null under the dynamic
+  // scheme, or where the input stays float.
+  const QParams* input_grid(const Node& n) const {
+    if (model_->scheme != Scheme::static_) return nullptr;
+    const auto in = model_->activations.find(qparams_source(model_->graph(), n.inputs.at(0)));
+    return in == model_->activations.end() ? nullptr : &in->second;
+  }
+
   // The backend's own kernel for a static layer, if it takes it.
   std::shared_ptr<const LayerKernel> own_kernel(const Node& n, const QLayer& layer, const Step& s) {
     if (!info_.own_kernels || !s.requantize) return nullptr;
-    const auto in = model_->activations.find(qparams_source(model_->graph(), n.inputs.at(0)));
-    if (in == model_->activations.end()) return nullptr;
-    auto k = info_.own_kernels({n, layer, in->second, s.scale, s.zero_point, s.qmax});
+    const QParams* in = input_grid(n);
+    if (!in) return nullptr;
+    auto k = info_.own_kernels({n, layer, *in, s.scale, s.zero_point, s.qmax});
     return k ? std::make_shared<const LayerKernel>(std::move(*k)) : nullptr;
   }
 
@@ -434,7 +449,8 @@ class Int8Executable final : public Executable {
       for (auto c : consumers[i]) {
         const QLayer& layer = model_->layers.at(g.nodes()[c].name);
         steps_[c].packed_hwc =
-            call(kernels().linear_prepack, {int8_weight(layer, &map), bias_of(layer)});
+            call(kernels().linear_prepack,
+                 {int8_weight(layer, &map), bias_of(layer, input_grid(g.nodes()[c]))});
       }
     }
   }

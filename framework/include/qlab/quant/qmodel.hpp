@@ -73,6 +73,18 @@ struct Int8Codes {
 };
 Int8Codes int8_codes(const QLayer& layer);
 
+/// A static layer's bias as int32 codes on the scale s_in * s_w (s_w from
+/// int8_codes), as ONNX QDQ, QNNPACK and FBGEMM add it before requantizing.
+/// Every int8 kernel qlab runs adds this bias, so a model computes the same
+/// codes on every engine and in the ONNX file it exports. `values()` is the
+/// same bias in float, for kernels that take a float bias (oneDNN's).
+struct Int32Bias {
+  torch::Tensor codes;  ///< int32, one per output channel
+  torch::Tensor scale;  ///< float32, one per channel (or one): s_in * s_w
+  torch::Tensor values() const;
+};
+Int32Bias int32_bias(const QLayer& layer, double input_scale);
+
 /// Writes the model as it would ship: bit-packed integer weights, qparams,
 /// float biases and float layers, with a qlab header. Returns the bytes.
 std::string serialize_quantized(const QuantizedModel& model);
