@@ -8,6 +8,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -56,6 +57,13 @@ const onnx::TensorProto* initializer(const onnx::ModelProto& m, const std::strin
   return nullptr;
 }
 
+const onnx::NodeProto* producer(const onnx::ModelProto& m, const std::string& value) {
+  for (const auto& n : m.graph().node())
+    for (const auto& o : n.output())
+      if (o == value) return &n;
+  return nullptr;
+}
+
 std::string metadata(const onnx::ModelProto& m, const std::string& key) {
   for (const auto& p : m.metadata_props())
     if (p.key() == key) return p.value();
@@ -88,9 +96,21 @@ TEST(OnnxExport, AStaticModelIsQdqWithInt8WeightsPerChannelAndInt32Biases) {
   auto ops = op_counts(e.model);
   EXPECT_EQ(ops["Conv"], 3);
   EXPECT_EQ(ops["Gemm"], 2);
-  // Every activation grid is a pair; weights and biases add a DequantizeLinear each.
+  // Every activation grid is a pair; weights and biases add a DequantizeLinear
+  // each, and so do the two average poolings, which read their input's codes
+  // as steps (scale 1) so that a float mean rounds exactly.
   EXPECT_GT(ops["QuantizeLinear"], 5);
-  EXPECT_EQ(ops["DequantizeLinear"], ops["QuantizeLinear"] + 2 * 5);
+  EXPECT_EQ(ops["DequantizeLinear"], ops["QuantizeLinear"] + 2 * 5 + 2);
+  for (const auto& n : e.model.graph().node())
+    if (n.op_type() == "AveragePool") {
+      const auto* steps = producer(e.model, n.input(0));
+      ASSERT_TRUE(steps && steps->op_type() == "DequantizeLinear") << n.name();
+      const auto* unit = initializer(e.model, steps->input(1));
+      ASSERT_TRUE(unit && unit->raw_data().size() == sizeof(float)) << n.name();
+      float scale = 0;
+      std::memcpy(&scale, unit->raw_data().data(), sizeof scale);
+      EXPECT_EQ(scale, 1.0f) << n.name();
+    }
   for (const std::string layer :
        {"features.0", "features.3", "features.6", "classifier.0", "classifier.2"}) {
     const auto* w = initializer(e.model, layer + ".weight_quantized");

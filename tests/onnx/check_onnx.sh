@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The ONNX round trip: `qlab export --onnx` on LeNet, MNIST CNN and
-# MobileNetV2 (float, static int8 and a 4-bit grid), each file run by ONNX
+# MobileNetV2 (float, static int8, and 4-bit grids), each file run by ONNX
 # Runtime's CPU provider (npm onnxruntime-node, which ./dev.sh test installs
 # into build/ort) on the test images, against qlab's own outputs on its
 # oneDNN kernels. The files are checked as written (optimizations off, so
 # each QuantizeLinear/DequantizeLinear runs as such):
 #   float: every output within 1e-4 of qlab's, relative to max(1, |output|);
-#   8-bit LeNet and MNIST CNN: every output within one step of the output
-#     grid, and the same test accuracy to 0.1 points;
-#   MobileNetV2 (53 quantized layers) and 4-bit grids: within 8 steps, and
-#     the accuracy within 1 point. A rounding tie that breaks the other way
-#     in one layer moves later layers by a step, and deep or coarse models
-#     amplify it: qlab's own qnnpack and oneDNN kernels differ from its
-#     fake-quant simulation by up to 4 steps on this MobileNetV2.
+#   quantized LeNet and MNIST CNN (8 and 4 bits): every output within one
+#     step of the output grid, and the same test accuracy to 0.1 points;
+#   MobileNetV2 (53 quantized layers): within 4 steps, and the accuracy
+#     within 0.2 points. ONNX Runtime computes the file in float32, and a
+#     requantization that lands within float32's error of a tie k + 1/2
+#     rounds either way; the 53 layers compound such flips. The file's own
+#     float32 and float64 evaluations differ on 4% of the logits and by 0.1
+#     points of accuracy (docs/testing.md), so a bound of 0.1 between two
+#     runtimes would fail on CPUs whose float kernels sum in another order.
 # The same files with ONNX Runtime's int8 fusions on ("all") are printed,
 # not judged: its kernels differ by CPU.
 #
@@ -65,12 +67,13 @@ static='[quantizer]\nname = "static"\n'
 lowbit='[quantizer]\nname = "static"\nweight_bits = 4\nactivation_bits = 4\n'
 case_ lenet_float 'name = "lenet"' ''
 case_ lenet_int8 'name = "lenet"' "$static"
-case_ lenet_w4a4 'name = "lenet"' "$lowbit" 8 1.0
+case_ lenet_w4a4 'name = "lenet"' "$lowbit"
 case_ mnist_cnn_float 'name = "mnist_cnn"' ''
 case_ mnist_cnn_int8 'name = "mnist_cnn"' "$static"
+case_ mnist_cnn_w4a4 'name = "mnist_cnn"' "$lowbit"
 case_ mobilenet_v2_float 'name = "mobilenet_v2"\nwidth_mult = 0.25' ''
-case_ mobilenet_v2_int8 'name = "mobilenet_v2"\nwidth_mult = 0.25' "$static" 8 1.0
-case_ mobilenet_v2_w4a8 'name = "mobilenet_v2"\nwidth_mult = 0.25' '[quantizer]\nname = "static"\nweight_bits = 4\n' 8 1.0
+case_ mobilenet_v2_int8 'name = "mobilenet_v2"\nwidth_mult = 0.25' "$static" 4 0.2
+case_ mobilenet_v2_w4a8 'name = "mobilenet_v2"\nwidth_mult = 0.25' '[quantizer]\nname = "static"\nweight_bits = 4\n' 4 0.2
 
 [[ $failures -eq 0 ]] || { echo "$failures failure(s)"; exit 1; }
 echo "every exported model agrees with qlab"

@@ -8,18 +8,18 @@
 namespace qlab {
 namespace {
 
-// An average of codes rounded back onto them as the int8 kernels round it:
-// half to even among the codes (x / s + z), not among the values (x / s),
-// which differ on ties whenever the zero point is odd. The float mean can
-// miss an exact tie k + 1/2 by a rounding error; a mean of n codes is a
-// multiple of 1/n, so a value within 1e-4 of a tie is one (n < 5000).
-torch::Tensor round_among_codes(const torch::Tensor& x, const QParams& p) {
+// An average of codes rounded back onto their grid as the int8 kernels and
+// ONNX's QuantizeLinear round it: half to even among the values (x / s). The
+// float mean can miss an exact tie k + 1/2 by a rounding error; a mean of n
+// codes is a multiple of 1/n, so a value within 1e-4 of a tie is one
+// (n < 5000).
+torch::Tensor round_onto_grid(const torch::Tensor& x, const QParams& p) {
   const double scale = p.scale.item<double>();
   const auto zp = static_cast<double>(p.zero_point.item<std::int64_t>());
-  auto codes = x.to(torch::kFloat64).div(scale).add(zp);
-  const auto whole = codes.floor();
-  codes = torch::where((codes - whole - 0.5).abs() < 1e-4, whole + 0.5, codes);
-  return codes.round().clamp(p.qmin, p.qmax).sub(zp).mul(scale).to(x.dtype());
+  auto steps = x.to(torch::kFloat64).div(scale);
+  const auto whole = steps.floor();
+  steps = torch::where((steps - whole - 0.5).abs() < 1e-4, whole + 0.5, steps);
+  return steps.round().add(zp).clamp(p.qmin, p.qmax).sub(zp).mul(scale).to(x.dtype());
 }
 
 }  // namespace
@@ -48,7 +48,7 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
       per_batch_bits[index.at(m.graph().node(name).inputs.at(0))] = l.activation_bits;
   }
   return dequantized->forward(input, [&](std::size_t i, const torch::Tensor& v) {
-    if (fixed[i]) return regrid[i] ? round_among_codes(v, *fixed[i]) : fake_quantize(v, *fixed[i]);
+    if (fixed[i]) return regrid[i] ? round_onto_grid(v, *fixed[i]) : fake_quantize(v, *fixed[i]);
     if (per_batch_bits[i]) {
       const auto q =
           qparams_from_range(v.min().reshape({1}), v.max().reshape({1}), per_batch_bits[i], false);

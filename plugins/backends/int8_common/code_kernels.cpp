@@ -53,6 +53,7 @@ struct PoolPlan {
   std::vector<std::int32_t> window_at;  // per output (ow, c): its window's first column
   std::vector<std::int32_t> taps;       // columns of a window's kw pixels, from its first
   std::vector<std::int32_t> out_at;     // output row offset of each (ow, c)
+  std::int32_t zero_point = 0;
   bool dense = false;
 };
 
@@ -94,11 +95,16 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
       for (std::int64_t j = 0; j < n; ++j) acc[j] += p[window_at[j]];
     }
   }
-  // A float quotient of integers below 2^24 is correctly rounded, so a mean
-  // that is exactly k + 1/2 stays a tie and goes to even, as in ATen.
+  // The mean is rounded half to even among the values (mean - z), as ONNX's
+  // DequantizeLinear, AveragePool, QuantizeLinear means it; ATen rounds among
+  // the codes, which breaks a tie the other way whenever z is odd. A float
+  // quotient of integers below 2^24 is correctly rounded, so a mean that is
+  // exactly k + 1/2 stays a tie.
   const float count = static_cast<float>(plan.rows.size() * plan.taps.size());
+  const auto z = static_cast<float>(plan.zero_point);
   for (std::int64_t j = 0; j < n; ++j)
-    acc[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(acc[j]) / count));
+    acc[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(acc[j]) / count - z)) +
+             plan.zero_point;
   const std::int32_t* __restrict out_at = plan.out_at.data();
   if (plan.dense)
     for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<std::uint8_t>(acc[j]);
@@ -172,6 +178,7 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
       plan.out_at.push_back(static_cast<std::int32_t>(ow * os[3] + c * os[1]));
     }
   plan.dense = format == at::MemoryFormat::ChannelsLast;
+  plan.zero_point = static_cast<std::int32_t>(in.q_zero_point());
   const std::int64_t sh = stride[0];
   for_range(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
     std::vector<std::int32_t> column(plan.column_at.size()), acc(plan.out_at.size());

@@ -21,8 +21,9 @@ void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool p
 
 /// Average pooling of a 4-D quint8 tensor over `kernel` windows every
 /// `stride`, without padding, computed on its codes: input and output share
-/// one scale and zero point, so the mean of the codes, rounded half to even,
-/// is the quantized mean. Keeps the input's memory format.
+/// one scale and zero point z, so the mean of the codes minus z, rounded half
+/// to even, plus z, is the quantized mean (as ONNX QDQ rounds it). Keeps the
+/// input's memory format.
 torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,
                              std::array<std::int64_t, 2> stride, bool parallel);
 
