@@ -168,8 +168,9 @@ class Exporter {
     return it == q_->activations.end() ? nullptr : &it->second;
   }
 
-  // `in_steps`: x counts steps of the grid (scale 1), as pooling_in_steps
-  // leaves it; the pair then quantizes at scale 1 and dequantizes at the grid's.
+  // `in_steps`: x counts steps of the grid, as pooling_in_steps leaves it;
+  // the pair then quantizes at its /steps_scale (1) and dequantizes at the
+  // grid's scale.
   std::string quantize_dequantize(const std::string& name, std::string x, const Grid& grid,
                                   bool in_steps = false) {
     const float unit = in_steps ? 1.0f : grid.scale;
@@ -181,9 +182,8 @@ class Exporter {
     }
     w_.tensor(name + "/scale", torch::full({}, grid.scale, torch::kFloat32));
     w_.tensor(name + "/zero_point", torch::full({}, grid.zero_point, torch::kUInt8));
-    if (in_steps) w_.tensor(name + "/unit_scale", torch::full({}, 1.0f, torch::kFloat32));
     w_.node("QuantizeLinear", name + "/QuantizeLinear",
-            {x, name + (in_steps ? "/unit_scale" : "/scale"), name + "/zero_point"},
+            {x, name + (in_steps ? "/steps_scale" : "/scale"), name + "/zero_point"},
             name + "/quantized");
     const std::string out = name == "input" ? "input/dequantized" : name;
     w_.node("DequantizeLinear", name + "/DequantizeLinear",

@@ -177,10 +177,7 @@ std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa is
   spec.out_zero_point = o.out_zero_point;
   spec.out_qmax = o.out_qmax;
   const auto [codes, scale] = int8_codes(o.layer);
-  const torch::Tensor bias = o.layer.bias.defined()
-                                 ? int32_bias(o.layer, o.input.scale.item<double>()).values()
-                                 : torch::Tensor();
-  auto layer = std::make_shared<const bits::BitLayer>(spec, codes, scale, bias, isa);
+  auto layer = std::make_shared<const bits::BitLayer>(spec, codes, scale, o.bias, isa);
   return int8::LayerKernel{layer->kernel(), [layer](const torch::Tensor& x, bool parallel) {
                              return (*layer)(x, parallel);
                            }};

@@ -19,6 +19,7 @@ struct LayerOffer {
   const Node& node;
   const QLayer& layer;
   const QParams& input;  ///< the grid reaching the layer (bits, qmin, qmax)
+  torch::Tensor bias;    ///< what the int8 kernels add: int32_bias values; undefined if none
   double out_scale;
   std::int64_t out_zero_point;
   std::uint8_t out_qmax;

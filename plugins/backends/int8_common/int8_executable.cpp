@@ -75,12 +75,16 @@ torch::Tensor int8_weight(const QLayer& l, const Shape* hwc_input = nullptr) {
 
 // The bias the kernels add: for a static layer (`input`: the grid reaching
 // it) its int32 codes (int32_bias), which oneDNN takes as float values and
-// QNNPACK rounds to the same codes; for a dynamic one the float bias. An
-// absent bias is None to the kernels, not an undefined tensor.
+// QNNPACK rounds to the same codes; for a dynamic one the float bias.
+torch::Tensor kernel_bias(const QLayer& l, const QParams* input) {
+  if (!l.bias.defined() || !input) return l.bias;
+  return int32_bias(l, input->scale.item<double>()).values();
+}
+
+// An absent bias is None to the kernels, not an undefined tensor.
 c10::IValue bias_of(const QLayer& l, const QParams* input) {
-  if (!l.bias.defined()) return c10::IValue();
-  if (!input) return c10::IValue(l.bias);
-  return c10::IValue(int32_bias(l, input->scale.item<double>()).values());
+  const torch::Tensor b = kernel_bias(l, input);
+  return b.defined() ? c10::IValue(b) : c10::IValue();
 }
 
 torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
@@ -419,7 +423,8 @@ class Int8Executable final : public Executable {
     if (!info_.own_kernels || !s.requantize) return nullptr;
     const QParams* in = input_grid(n);
     if (!in) return nullptr;
-    auto k = info_.own_kernels({n, layer, *in, s.scale, s.zero_point, s.qmax});
+    auto k =
+        info_.own_kernels({n, layer, *in, kernel_bias(layer, in), s.scale, s.zero_point, s.qmax});
     return k ? std::make_shared<const LayerKernel>(std::move(*k)) : nullptr;
   }
 
