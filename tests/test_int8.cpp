@@ -108,7 +108,8 @@ TEST_P(Int8Backends, ActivationsStayQuantizedBetweenLayers) {
   EXPECT_NE(lines[1].find("quantized::conv2d_relu"), std::string::npos) << lines[1];
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Int8Backends, ::testing::Values("onednn", "qnnpack", "fbgemm"));
+INSTANTIATE_TEST_SUITE_P(Engines, Int8Backends,
+                         ::testing::Values("onednn", "qnnpack", "fbgemm", "x86"));
 
 TEST(Int8, MobileNetV2RunsFusedBlocksAndQuantizedResidualAdds) {
   auto model = registry().model("mobilenet_v2");

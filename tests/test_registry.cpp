@@ -33,8 +33,9 @@ TEST(Registry, LoadsTheInTreePlugins) {
                                                                   "mobilenet_v2", "vae", "vgg16"}));
   EXPECT_EQ(r.names(PluginKind::quantizer),
             (std::vector<std::string>{"dorefa", "dynamic", "lsq", "qat", "static"}));
-  EXPECT_EQ(r.names(PluginKind::backend),
-            (std::vector<std::string>{"bitserial", "cpu", "cuda", "fbgemm", "onednn", "qnnpack"}));
+  EXPECT_EQ(
+      r.names(PluginKind::backend),
+      (std::vector<std::string>{"bitserial", "cpu", "cuda", "fbgemm", "onednn", "qnnpack", "x86"}));
   EXPECT_EQ(r.names(PluginKind::metric),
             (std::vector<std::string>{"accuracy", "latency", "loss", "memory", "runtime", "size"}));
   EXPECT_EQ(r.record(PluginKind::model, "lenet").api_version, kPluginApiVersion);

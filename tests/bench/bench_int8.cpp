@@ -299,7 +299,7 @@ void register_all() {
   register_code_kernels();
   register_bit_kernels();
   const std::vector<std::pair<std::string, bool>> targets{
-      {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}};
+      {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}, {"x86", true}};
   std::vector<Subject> subjects;
   for (const char* k :
        {"conv5x5_1to6_32x32", "conv3x3_32to64_26x26", "linear_120to84", "linear_9216to128"})

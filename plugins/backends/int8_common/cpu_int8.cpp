@@ -131,7 +131,7 @@ EngineConstraints engine_constraints(at::QEngine engine, CpuPath path, RangeChoi
   }
   c.int8_path = to_string(path);
   const bool saturates = path == CpuPath::pair_sums_16;
-  const bool automatic = engine == at::QEngine::FBGEMM || saturates;
+  const bool automatic = engine == at::QEngine::FBGEMM || engine == at::QEngine::X86 || saturates;
   c.reduce_range = choice == RangeChoice::automatic ? automatic : choice == RangeChoice::on;
   if (saturates && !c.reduce_range)
     c.warning = fmt::format(

@@ -39,8 +39,9 @@ RangeChoice parse_range_choice(const std::string& value);
 /// The constraints an engine's kernels impose on this CPU path, with the
 /// path named and a warning where the user's choice risks saturation.
 /// QNNPACK widens codes to 16 bits and sums in 32: exact on any CPU.
-/// FBGEMM keeps 7-bit activations in "auto" everywhere, as PyTorch's fbgemm
-/// qconfig does: qlab has not run it on a VNNI CPU to show otherwise.
+/// FBGEMM and the x86 engine (FBGEMM's kernels for most ops) keep 7-bit
+/// activations in "auto" everywhere, as PyTorch's fbgemm and x86 qconfigs do:
+/// qlab has not run them on a VNNI CPU to show otherwise.
 EngineConstraints engine_constraints(at::QEngine engine, CpuPath path, RangeChoice choice);
 
 }  // namespace qlab::int8
