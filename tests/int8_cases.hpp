@@ -3,6 +3,8 @@
 // weights and calibration data: what the int8 tests run at every width.
 #include <qlab/plugin/data.hpp>
 #include <qlab/plugin/graph.hpp>
+#include <qlab/quant/ptq.hpp>
+#include <qlab/quant/qmodel.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -98,6 +100,24 @@ inline Dataset calibration_for(const Graph& g, std::uint64_t seed) {
   shape.insert(shape.end(), in.begin(), in.end());
   auto gen = at::detail::createCPUGenerator(seed);
   return {torch::randn(shape, gen), torch::zeros({256}, torch::kInt64)};
+}
+
+// A quantized model's fake-quant twin, which int8 kernels must equal. It
+// adds each bias as the int8 kernels do: as int32 codes on the scale
+// s_in * s_w (int32_bias), which at b bits moves it by up to half of a step
+// that is only about 2^-b of an output code.
+inline torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x) {
+  GraphModule m = q.dequantized_module();
+  torch::NoGradGuard no_grad;
+  auto params = m->named_parameters();
+  for (const auto& [name, l] : q.layers) {
+    auto* bias = params.find(name + ".bias");
+    const auto in =
+        q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
+    if (bias && in != q.activations.end())
+      bias->copy_(int32_bias(l, in->second.scale.item<double>()).values());
+  }
+  return simulate(q, m, x)[0];
 }
 
 }  // namespace qlab::test

@@ -2,7 +2,10 @@
 // (Debian's LibTorch, CI), only its refusal is tested and every GPU test is
 // skipped saying why; on a GPU machine they compare the device against the
 // CPU within the tolerances named here.
+#include "int8_cases.hpp"
 #include "test_support.hpp"
+
+#include <int_mm.hpp>
 
 #include <qlab/plugin/trainer.hpp>
 #include <qlab/quant/ptq.hpp>
@@ -20,10 +23,11 @@ constexpr double kBf16VsCpu = 4e-2;  // 8-bit mantissa
 // Fake-quant on the GPU against the same simulation on the CPU: a value on
 // a rounding boundary may land one step apart.
 constexpr double kSimulatedVsCpu = 2e-2;
+// int8 on _int_mm against the model's fake-quant twin on the CPU: integer
+// products are exact, and one code flipped at a tie would cost 1e-4.
+constexpr double kInt8VsTwin = 1e-6;
 
-double normalised_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).norm() / b.norm().clamp_min(1e-12)).item<double>();
-}
+using test::normalised_error;
 
 std::shared_ptr<Backend> cuda(const std::string& precision = "fp32") {
   auto backend = test::build_registry().backend("cuda");
@@ -77,10 +81,12 @@ TEST(Cuda, FloatInferenceMatchesTheCpuInEachPrecision) {
   }
 }
 
+// 10-bit grids do not embed in int8, so they run as a simulation.
 TEST(Cuda, FakeQuantSimulationMatchesTheCpuSimulation) {
   SKIP_WITHOUT_GPU();
   auto m = tiny_module();
   PtqSpec spec;
+  spec.config = default_config_list({}, {10, 10, 10});
   spec.calibration_batches = 2;
   auto q = std::make_shared<const QuantizedModel>(
       post_training_quantize(m, spec, test::tiny_dataset(64, 6)));
@@ -89,6 +95,22 @@ TEST(Cuda, FakeQuantSimulationMatchesTheCpuSimulation) {
   auto exe = cuda()->lower(q);
   EXPECT_EQ(exe->mode(), Mode::simulated);
   EXPECT_LT(normalised_error(exe->run(x)[0], on_cpu), kSimulatedVsCpu);
+}
+
+TEST(Cuda, StaticInt8RunsOnIntMmAndMatchesItsTwin) {
+  SKIP_WITHOUT_GPU();
+  if (!cuda::has_int_mm()) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no _int_mm";
+  auto m = tiny_module();
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  auto q = std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, test::tiny_dataset(64, 6)));
+  const auto x = test::tiny_dataset(256, 7).images;
+  auto exe = cuda()->lower(q);
+  ASSERT_EQ(exe->mode(), Mode::int8) << exe->describe();
+  EXPECT_NE(exe->describe().find("at::_int_mm"), std::string::npos) << exe->describe();
+  EXPECT_LT(normalised_error(exe->run(x)[0], test::twin(*q, x)), kInt8VsTwin);
+  EXPECT_GE(exe->device_peak_bytes(), 0);
 }
 
 TEST(Cuda, TrainsOnTheDevice) {

@@ -19,6 +19,7 @@ using test::calibration_for;
 using test::kCases;
 using test::normalised_error;
 using test::randomised;
+using test::twin;
 
 const Registry& registry() { return test::build_registry(); }
 
@@ -29,23 +30,6 @@ constexpr int kWidths[] = {1, 2, 3, 4, 6, 8};
 // ONEDNN_MAX_CPU_ISA) and qnnpack. The bound leaves room for float summation
 // order in the twin alone: one flipped code costs at least 1e-4 here.
 constexpr double kTwinEqual = 1e-6;
-// The twin adds each bias as the int8 kernels do: as int32 codes on the
-// scale s_in * s_w (int32_bias), which at b bits moves it by up to half of a
-// step that is only about 2^-b of an output code.
-torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x) {
-  GraphModule m = q.dequantized_module();
-  torch::NoGradGuard no_grad;
-  auto params = m->named_parameters();
-  for (const auto& [name, l] : q.layers) {
-    auto* bias = params.find(name + ".bias");
-    const auto in =
-        q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
-    if (bias && in != q.activations.end())
-      bias->copy_(int32_bias(l, in->second.scale.item<double>()).values());
-  }
-  return simulate(q, m, x)[0];
-}
-
 LayerBits every(int bits) { return {bits, bits, bits}; }
 
 class Int8LowBits : public ::testing::TestWithParam<std::string> {
@@ -187,7 +171,8 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits, ::testing::Values("onednn", "qnnpack", "bitserial"));
+INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits,
+                         ::testing::Values("onednn", "qnnpack", "fbgemm", "x86", "bitserial"));
 
 }  // namespace
 }  // namespace qlab

@@ -2,6 +2,7 @@
 // twin int8 kernels are compared with, and how widths without kernels run.
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/qmodel.hpp>
+#include <qlab/quant/simulation.hpp>
 
 #include <map>
 
@@ -24,9 +25,7 @@ torch::Tensor round_onto_grid(const torch::Tensor& x, const QParams& p) {
 
 }  // namespace
 
-std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequantized,
-                                    const torch::Tensor& input) {
-  torch::NoGradGuard no_grad;
+GraphModuleImpl::NodeHook simulation_hook(const QuantizedModel& m) {
   const auto& nodes = m.graph().nodes();
   // Static: each observed output is fake-quantized with its calibrated
   // qparams, and an average pooling of a quantized map is rounded back onto
@@ -47,7 +46,7 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
     for (const auto& [name, l] : m.layers)
       per_batch_bits[index.at(m.graph().node(name).inputs.at(0))] = l.activation_bits;
   }
-  return dequantized->forward(input, [&](std::size_t i, const torch::Tensor& v) {
+  return [fixed, regrid, per_batch_bits](std::size_t i, const torch::Tensor& v) {
     if (fixed[i]) return regrid[i] ? round_onto_grid(v, *fixed[i]) : fake_quantize(v, *fixed[i]);
     if (per_batch_bits[i]) {
       const auto q =
@@ -55,7 +54,13 @@ std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequant
       return fake_quantize(v, q);
     }
     return v;
-  });
+  };
+}
+
+std::vector<torch::Tensor> simulate(const QuantizedModel& m, GraphModule dequantized,
+                                    const torch::Tensor& input) {
+  torch::NoGradGuard no_grad;
+  return dequantized->forward(input, simulation_hook(m));
 }
 
 }  // namespace qlab

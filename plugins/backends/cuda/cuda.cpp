@@ -1,8 +1,12 @@
 // NVIDIA GPUs through LibTorch's CUDA kernels: baselines train on the
 // device, float models run there in fp32, fp16 or bf16 (`precision`), and
-// quantized models run there as fake-quant simulation, labelled so. It has
-// no int8 kernels. It builds against every LibTorch; where LibTorch has no
-// CUDA (Debian's) or no GPU is visible, it is unavailable and says which.
+// static models on int8 grids run their layers on int8 matrix products
+// (at::_int_mm, LibTorch >= 2.1; int_mm.hpp). Other quantized models run
+// there as fake-quant simulation, labelled so. It builds against every
+// LibTorch; where LibTorch has no CUDA (Debian's) or no GPU is visible, it
+// is unavailable and says which.
+#include "int_mm.hpp"
+
 #include <qlab/error.hpp>
 #include <qlab/plugin/backend.hpp>
 #include <qlab/quant/qmodel.hpp>
@@ -11,6 +15,7 @@
 #include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #ifdef QLAB_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -81,8 +86,12 @@ class Float final : public OnDevice {
 
 class Simulated final : public OnDevice {
  public:
-  Simulated(std::shared_ptr<const qlab::QuantizedModel> model, torch::Device device)
-      : OnDevice(device), model_(std::move(model)), weights_(model_->dequantized_module()) {
+  Simulated(std::shared_ptr<const qlab::QuantizedModel> model, torch::Device device,
+            std::string why)
+      : OnDevice(device),
+        model_(std::move(model)),
+        weights_(model_->dequantized_module()),
+        why_(std::move(why)) {
     weights_->to(device);
   }
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
@@ -91,16 +100,45 @@ class Simulated final : public OnDevice {
   }
   qlab::Mode mode() const override { return qlab::Mode::simulated; }
   std::string describe() const override {
-    return fmt::format(
-        "fake-quant simulation in fp32 on CUDA device {}: the cuda backend has no int8 kernels, so "
-        "no int8 speed-up",
-        device_.index());
+    return fmt::format("fake-quant simulation in fp32 on CUDA device {}: {}, so no int8 speed-up",
+                       device_.index(), why_);
   }
 
  private:
   std::shared_ptr<const qlab::QuantizedModel> model_;
   qlab::GraphModule weights_;
+  std::string why_;
 };
+
+// int_mm_executable with the device's memory statistics.
+class Int8 final : public OnDevice {
+ public:
+  Int8(std::shared_ptr<const qlab::QuantizedModel> model, torch::Device device)
+      : OnDevice(device), inner_(qlab::cuda::int_mm_executable(std::move(model), device)) {}
+  std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
+    return to_host(inner_->run(batch));
+  }
+  qlab::Mode mode() const override { return inner_->mode(); }
+  std::string describe() const override { return inner_->describe(); }
+  std::vector<std::string> lowered() const override { return inner_->lowered(); }
+
+ private:
+  std::unique_ptr<qlab::Executable> inner_;
+};
+
+// Why a quantized model cannot run on int_mm; "" when it can.
+std::string int_mm_blocker(const qlab::QuantizedModel& model) {
+  if (!qlab::cuda::has_int_mm())
+    return fmt::format("LibTorch {} has no at::_int_mm (2.1 and later do)", TORCH_VERSION);
+  if (model.scheme != qlab::Scheme::static_)
+    return "dynamic quantization has no int8 lowering on the GPU";
+  if (!model.int8()) {
+    const auto why = model.int8_blockers();
+    return why.empty() ? "it has no quantized layers"
+                       : fmt::format("{}: {}", why.begin()->first, why.begin()->second);
+  }
+  return "";
+}
 
 class CudaBackend final : public qlab::Backend {
  public:
@@ -120,7 +158,9 @@ class CudaBackend final : public qlab::Backend {
     if (!torch::cuda::is_available()) return {false, "LibTorch has CUDA, but no GPU is visible"};
     return {};
   }
-  bool supports(qlab::Op, qlab::Mode mode) const override { return mode != qlab::Mode::int8; }
+  bool supports(qlab::Op, qlab::Mode mode) const override {
+    return mode != qlab::Mode::int8 || qlab::cuda::has_int_mm();
+  }
   torch::Device device() const override { return {torch::kCUDA, device_}; }
   void configure(const qlab::Options& opts) override {
     qlab::set_threads(static_cast<int>(opts.get<std::int64_t>("threads")));
@@ -140,7 +180,9 @@ class CudaBackend final : public qlab::Backend {
   }
   std::unique_ptr<qlab::Executable> lower(
       std::shared_ptr<const qlab::QuantizedModel> model) const override {
-    return std::make_unique<Simulated>(std::move(model), device());
+    if (auto why = int_mm_blocker(*model); !why.empty())
+      return std::make_unique<Simulated>(std::move(model), device(), why);
+    return std::make_unique<Int8>(std::move(model), device());
   }
 
  private:
@@ -152,4 +194,5 @@ class CudaBackend final : public qlab::Backend {
 
 QLAB_PLUGIN(
     CudaBackend, "backend", "cuda",
-    "NVIDIA GPU: training, fp32/fp16/bf16 inference, fake-quant simulation (no int8 kernels)")
+    "NVIDIA GPU: training, fp32/fp16/bf16 inference, int8 layers on at::_int_mm, fake-quant "
+    "simulation of the rest")
