@@ -56,7 +56,7 @@ measure() {
   "$build/tests/qlab_tests" --gtest_filter='*fbgemm*:*x86*:Cuda.*:IntMm.*' >"$out/engines.log" 2>&1 || rc=1
   grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/engines.log" | head -n 40
   if [[ -x $build/tests/bench/qlab_bench ]]; then
-    "$build/tests/bench/qlab_bench" --benchmark_filter='^(layer|model)/[^/]+/(fp32|int8_(onednn|fbgemm|x86))$' --benchmark_min_time=0.2 \
+    "$build/tests/bench/qlab_bench" --benchmark_filter='^(layer|model)/[^/]+/(fp32|int8_(onednn|fbgemm|x86))/' --benchmark_min_time=0.2 --benchmark_color=false \
       >"$out/bench_int8.txt" 2>&1 || rc=1
     tail -n 40 "$out/bench_int8.txt"
   fi
