@@ -102,6 +102,11 @@ inline Dataset calibration_for(const Graph& g, std::uint64_t seed) {
   return {torch::randn(shape, gen), torch::zeros({256}, torch::kInt64)};
 }
 
+// How far int8 kernels may be from their twin (normalised error): equal
+// codes. The bound leaves room for float summation order in the twin alone:
+// one flipped code costs at least 1e-4 on these cases.
+constexpr double kTwinEqual = 1e-6;
+
 // A quantized model's fake-quant twin, which int8 kernels must equal. It
 // adds each bias as the int8 kernels do: as int32 codes on the scale
 // s_in * s_w (int32_bias), which at b bits moves it by up to half of a step

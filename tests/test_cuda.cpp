@@ -24,8 +24,7 @@ constexpr double kBf16VsCpu = 4e-2;  // 8-bit mantissa
 // a rounding boundary may land one step apart.
 constexpr double kSimulatedVsCpu = 2e-2;
 // int8 on _int_mm against the model's fake-quant twin on the CPU: integer
-// products are exact, and one code flipped at a tie would cost 1e-4.
-constexpr double kInt8VsTwin = 1e-6;
+// products are exact, so the codes are equal (test::kTwinEqual).
 
 using test::normalised_error;
 
@@ -109,7 +108,7 @@ TEST(Cuda, StaticInt8RunsOnIntMmAndMatchesItsTwin) {
   auto exe = cuda()->lower(q);
   ASSERT_EQ(exe->mode(), Mode::int8) << exe->describe();
   EXPECT_NE(exe->describe().find("at::_int_mm"), std::string::npos) << exe->describe();
-  EXPECT_LT(normalised_error(exe->run(x)[0], test::twin(*q, x)), kInt8VsTwin);
+  EXPECT_LT(normalised_error(exe->run(x)[0], test::twin(*q, x)), test::kTwinEqual);
   EXPECT_GE(exe->device_peak_bytes(), 0);
 }
 

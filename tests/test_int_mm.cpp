@@ -18,9 +18,7 @@ using test::calibration_for;
 using test::normalised_error;
 using test::randomised;
 
-// As test_low_bits.cpp's bound: integer products are exact, and one code
-// flipped at a rounding tie would cost at least 1e-4.
-constexpr double kTwinEqual = 1e-6;
+using test::kTwinEqual;  // integer products are exact: equal codes
 
 std::vector<torch::Device> devices() {
   std::vector<torch::Device> d{torch::kCPU};

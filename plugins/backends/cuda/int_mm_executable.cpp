@@ -12,15 +12,12 @@
 #include <fmt/format.h>
 #include <torch/version.h>
 
+#define QLAB_HAS_INT_MM \
+  (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+
 namespace qlab::cuda {
 
-bool has_int_mm() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  return true;
-#else
-  return false;
-#endif
-}
+bool has_int_mm() { return QLAB_HAS_INT_MM; }
 
 namespace {
 
@@ -39,7 +36,7 @@ torch::Tensor int_mm(const torch::Tensor& a, const torch::Tensor& b) {
   QLAB_CHECK(a.scalar_type() == torch::kInt8 && b.scalar_type() == torch::kInt8 && a.dim() == 2 &&
                  b.dim() == 2 && a.size(1) == b.size(0),
              "int_mm takes int8 matrices [M, K] and [K, N]");
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#if QLAB_HAS_INT_MM
   if (a.is_cuda()) {
     const std::int64_t m = a.size(0), n = b.size(1);
     const std::int64_t k = round_up(a.size(1), 8);
@@ -70,6 +67,11 @@ struct IntLayer {
   std::int64_t out_zero_point = 0, lo = 0, hi = 255;  // the output codes, clamped to [lo, hi]
 };
 
+// The grid reaching layer node `n`.
+const QParams& input_grid(const QuantizedModel& m, const Node& n) {
+  return m.activations.at(qparams_source(m.graph(), n.inputs.at(0)));
+}
+
 // Whether the layer can run on int_mm, and why not.
 std::string int_mm_misfit(const Node& n) {
   if (n.op == Op::conv2d && n.attrs.groups != 1)
@@ -78,7 +80,7 @@ std::string int_mm_misfit(const Node& n) {
 }
 
 IntLayer int_layer(const QuantizedModel& m, const Node& n, const QLayer& l, torch::Device device) {
-  const QParams& in = m.activations.at(qparams_source(m.graph(), n.inputs.at(0)));
+  const QParams& in = input_grid(m, n);
   const QParams& out = m.activations.at(n.name);
   const Int8Codes c = int8_codes(l);
   const std::int64_t channels = c.codes.size(0);
@@ -165,6 +167,7 @@ class IntMmExecutable final : public Executable {
       std::vector<std::size_t> in;
       for (const auto& name : n.inputs) in.push_back(index.at(name));
       inputs_.push_back(std::move(in));
+      modules_.push_back(weights_->layer(n.name).get());
       const auto l = model_->layers.find(n.name);
       if (l == model_->layers.end()) {
         lowered_.push_back(fmt::format("{}: {} in fp32, then onto its grid as simulate() does",
@@ -196,7 +199,7 @@ class IntMmExecutable final : public Executable {
         continue;
       }
       const Node& n = nodes[i];
-      OpCall call{n.attrs, {}, weights_->layer(n.name).get(), {}, false};
+      OpCall call{n.attrs, {}, modules_[i], {}, false};
       if (inputs_[i].empty()) call.inputs.push_back(batch.to(device_, torch::kFloat32));
       for (auto k : inputs_[i]) call.inputs.push_back(v[k]);
       v[i] = hook_(i, op_info(n.op).forward(call));
@@ -228,8 +231,7 @@ class IntMmExecutable final : public Executable {
     torch::NoGradGuard no_grad;
     auto params = weights_->layer(n.name)->named_parameters(false);
     if (auto* bias = params.find("bias"); bias && l.bias.defined()) {
-      const QParams& in = model_->activations.at(qparams_source(model_->graph(), n.inputs.at(0)));
-      bias->copy_(int32_bias(l, in.scale.item<double>()).values());
+      bias->copy_(int32_bias(l, input_grid(*model_, n).scale.item<double>()).values());
     }
   }
 
@@ -244,6 +246,7 @@ class IntMmExecutable final : public Executable {
   GraphModuleImpl::NodeHook hook_;
   std::vector<std::unique_ptr<IntLayer>> layers_;  // per node; null: not on int_mm
   std::vector<std::vector<std::size_t>> inputs_;
+  std::vector<torch::nn::Module*> modules_;  // per node, in weights_; null for ops without
   std::vector<std::size_t> outputs_;
   std::vector<std::string> lowered_, on_int_mm_, simulated_;
 };
