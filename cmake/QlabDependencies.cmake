@@ -8,6 +8,8 @@ find_package(nlohmann_json 3.9 REQUIRED)
 find_package(ZLIB REQUIRED)
 find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
 find_package(Threads REQUIRED)
+# LibTorch's at::parallel_for is OpenMP inline code (qlab/parallel.hpp).
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(SQLite3 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)

@@ -1,11 +1,15 @@
 #include "test_support.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/parallel.hpp>
 #include <qlab/plugin/trainer.hpp>
 #include <qlab/runtime.hpp>
 
 #include <csignal>
 #include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
 
 namespace qlab {
 namespace {
@@ -168,6 +172,26 @@ TEST(Runtime, BlasPoolIsPinnedToOneThread) {
   const int blas = blas_threads();
   if (blas < 0) GTEST_SKIP() << "the BLAS in use is not OpenBLAS";
   EXPECT_EQ(blas, 1);
+}
+
+// The kernels outside LibTorch (bit layers, code conversions) split their
+// loops with for_ranges; built without OpenMP, it ran them on one thread.
+TEST(Runtime, ForRangesRunOnEveryIntraOpThread) {
+  set_threads(2);
+  std::mutex mutex;
+  std::set<std::thread::id> seen;
+  std::int64_t covered = 0;
+  for_ranges(64, 1, true, [&](std::int64_t begin, std::int64_t end) {
+    std::lock_guard<std::mutex> lock(mutex);
+    seen.insert(std::this_thread::get_id());
+    covered += end - begin;
+  });
+  EXPECT_EQ(covered, 64);
+  EXPECT_EQ(seen.size(), 2u);
+  seen.clear();
+  for_ranges(64, 1, false,
+             [&](std::int64_t, std::int64_t) { seen.insert(std::this_thread::get_id()); });
+  EXPECT_EQ(seen, std::set<std::thread::id>{std::this_thread::get_id()});
 }
 
 }  // namespace

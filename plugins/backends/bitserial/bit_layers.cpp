@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <qlab/parallel.hpp>
 
 #include <cmath>
 #include <functional>
@@ -12,14 +13,6 @@
 
 namespace qlab::bits {
 namespace {
-
-void for_range(std::int64_t count, bool parallel,
-               const std::function<void(std::int64_t, std::int64_t)>& body) {
-  if (parallel)
-    at::parallel_for(0, count, 1, body);
-  else
-    body(0, count);
-}
 
 const std::uint8_t* codes_of(const torch::Tensor& q) {
   return reinterpret_cast<const std::uint8_t*>(q.data_ptr<c10::quint8>());
@@ -93,16 +86,16 @@ void BitLayer::for_rows(
   // An image per task where there are images enough for the threads: it is
   // packed and convolved in one pass, while its bits are still in cache.
   if (!parallel || g.batch >= at::get_num_threads()) {
-    for_range(g.batch, parallel, [&](std::int64_t first, std::int64_t last) {
+    for_ranges(g.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
       pack_activations(codes, pad, first, last, packed, isa_);
       run_rows(first * g.out_height(), last * g.out_height());
     });
     return;
   }
-  for_range(g.batch, parallel, [&](std::int64_t first, std::int64_t last) {
+  for_ranges(g.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
     pack_activations(codes, pad, first, last, packed, isa_);
   });
-  for_range(g.batch * g.out_height(), parallel, run_rows);
+  for_ranges(g.batch * g.out_height(), 1, parallel, run_rows);
 }
 
 torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {

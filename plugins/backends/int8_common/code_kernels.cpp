@@ -1,6 +1,6 @@
 #include "code_kernels.hpp"
 
-#include <ATen/Parallel.h>
+#include <qlab/parallel.hpp>
 
 #include <cstdint>
 #include <limits>
@@ -8,15 +8,6 @@
 
 namespace qlab::int8 {
 namespace {
-
-// Runs f(begin, end) over [0, n), on OpenMP's threads when asked.
-template <typename F>
-void for_range(std::int64_t n, std::int64_t grain, bool parallel, const F& f) {
-  if (parallel)
-    at::parallel_for(0, n, grain, f);
-  else
-    f(0, n);
-}
 
 // Rounds to the nearest integer, ties to even, for |v| < 2^22: adding and
 // subtracting 1.5 * 2^23 leaves the float unit to round in the current
@@ -125,7 +116,7 @@ torch::Tensor quantize_codes(const torch::Tensor& x, double scale, std::int64_t 
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const float inv_scale = static_cast<float>(1.0 / scale);
   const auto zp = static_cast<std::int32_t>(zero_point);
-  for_range(x.numel(), 16384, parallel, [=](std::int64_t begin, std::int64_t end) {
+  for_ranges(x.numel(), 16384, parallel, [=](std::int64_t begin, std::int64_t end) {
     quantize_span(src + begin, dst + begin, end - begin, inv_scale, zp, qmin, qmax);
   });
   return out;
@@ -135,7 +126,7 @@ void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool p
   TORCH_CHECK(q.scalar_type() == torch::kQUInt8 && q.is_non_overlapping_and_dense(),
               "clamp_codes_ takes dense quint8 tensors");
   auto* codes = reinterpret_cast<std::uint8_t*>(q.data_ptr<c10::quint8>());
-  for_range(q.numel(), 65536, parallel, [=](std::int64_t begin, std::int64_t end) {
+  for_ranges(q.numel(), 65536, parallel, [=](std::int64_t begin, std::int64_t end) {
     std::uint8_t* __restrict p = codes + begin;
     for (std::int64_t i = 0; i < end - begin; ++i) {
       const std::uint8_t v = p[i] < qmin ? qmin : p[i];
@@ -180,7 +171,7 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
   plan.dense = format == at::MemoryFormat::ChannelsLast;
   plan.zero_point = static_cast<std::int32_t>(in.q_zero_point());
   const std::int64_t sh = stride[0];
-  for_range(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
+  for_ranges(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
     std::vector<std::int32_t> column(plan.column_at.size()), acc(plan.out_at.size());
     for (std::int64_t row = begin; row < end; ++row) {
       const std::int64_t b = row / OH, oh = row % OH;
