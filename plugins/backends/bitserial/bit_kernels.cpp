@@ -13,7 +13,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define QLAB_AVX2 __attribute__((target("avx2,popcnt")))
+#define QLAB_AVX2 __attribute__((target("avx2,fma,popcnt")))
 #define QLAB_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")))
 #endif
@@ -48,8 +48,9 @@ struct Row {
   std::int64_t column;       // words between output columns
   std::int64_t kernel, run;  // kernel rows; words of one kernel row of one plane
   int a_planes, w_planes;
-  const std::uint64_t* w;  // weight block 0, plane 0
-  std::int64_t w_plane;    // words of one weight plane of a block
+  const std::uint64_t* w;   // weight block 0, plane 0
+  const std::uint64_t* wn;  // the same in nibbles (twice the words)
+  std::int64_t w_plane;     // words of one weight plane of a block
   std::int64_t blocks;
   std::int32_t alpha, beta;
   std::int32_t* out;        // output column 0, the group's channel 0
@@ -63,6 +64,9 @@ struct Row {
 
   const std::uint64_t* weights(std::int64_t b, int plane) const {
     return w + (b * w_planes + plane) * w_plane;
+  }
+  const std::uint64_t* weight_nibbles(std::int64_t b, int plane) const {
+    return wn + 2 * (b * w_planes + plane) * w_plane;
   }
   std::int64_t lanes(std::int64_t b) const {
     return std::min(kChannelBlock, group_out - b * kChannelBlock);
@@ -88,6 +92,7 @@ Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, s
   r.w_plane = geo.kernel * r.run * kChannelBlock;
   r.blocks = blocks(w.geometry);
   r.w = w.bits.data() + g * r.blocks * w.planes * r.w_plane;
+  r.wn = w.nibbles.data() + 2 * g * r.blocks * w.planes * r.w_plane;
   r.alpha = w.alpha;
   r.beta = w.beta;
   r.out_column = geo.out_channels;
@@ -140,17 +145,8 @@ void row_portable(const Row& c, std::int32_t* a_sums) {
 
 #if defined(__x86_64__)
 
-// Per-byte popcounts of v: two nibble lookups.
-QLAB_AVX2 inline __m256i popcount_bytes(__m256i v) {
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i low = _mm256_set1_epi8(0x0f);
-  return _mm256_add_epi8(
-      _mm256_shuffle_epi8(table, _mm256_and_si256(v, low)),
-      _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
-}
-
-// A byte lane gains at most 8 per word: 31 words fit in a byte.
+// A byte lane gains at most 8 per word (4 from each nibble): 31 words fit
+// in a byte.
 constexpr int kWordsPerFlush = 31;
 
 // Adds the byte counts, summed per 64-bit lane and weighted by their
@@ -165,13 +161,63 @@ QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i sh
   }
 }
 
+// Stores one column's 8 dots of block b, or (with c.requant) their codes,
+// as requantize() computes them: fused multiply-add in double, clamp, round
+// half to even, narrow to bytes.
+QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, __m256i dot) {
+  const std::int64_t lanes = c.lanes(b);
+  if (!c.requant) {
+    std::int32_t* dst = c.dots(ow, b);
+    if (lanes == kChannelBlock) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dot);
+    } else {
+      alignas(32) std::int32_t part[kChannelBlock];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(part), dot);
+      std::copy(part, part + lanes, dst);
+    }
+    return;
+  }
+  const Requant& q = *c.requant;
+  const double *m = q.m + b * kChannelBlock, *add = q.c + b * kChannelBlock;
+  double m_part[kChannelBlock] = {}, add_part[kChannelBlock] = {};
+  if (lanes < kChannelBlock) {  // m and c end at the last channel
+    std::copy(m, m + lanes, m_part);
+    std::copy(add, add + lanes, add_part);
+    m = m_part;
+    add = add_part;
+  }
+  const __m256d lo = _mm256_set1_pd(q.lo), hi = _mm256_set1_pd(q.hi);
+  __m128i half[2];
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m256d d =
+        _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(dot, 1) : _mm256_castsi256_si128(dot));
+    __m256d v = _mm256_fmadd_pd(_mm256_loadu_pd(m + 4 * h), d, _mm256_loadu_pd(add + 4 * h));
+    half[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
+  }
+  const __m128i words = _mm_packus_epi32(half[0], half[1]);
+  const __m128i bytes = _mm_packus_epi16(words, words);
+  std::uint8_t* dst = c.codes + ow * c.out_column + b * kChannelBlock;
+  if (lanes == kChannelBlock) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
+  } else {
+    alignas(16) std::uint8_t part[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(part), bytes);
+    std::copy(part, part + lanes, dst);
+  }
+}
+
 // R consecutive output columns of one block of 8 channels (two registers):
-// each activation word is broadcast and ANDed with 8 channels' words.
+// each activation word is broadcast, and its low and high nibbles ANDed with
+// the 8 channels' words stored as nibbles, so that each lookup takes one
+// AND and no masking (the shift of the activation serves both registers).
 template <int R>
 QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
                           const std::int32_t* a_sums) {
   constexpr int N = 2 * R;  // accumulators: column r, half h at 2r + h
   const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i zero = _mm256_setzero_si256();
   __m256i total[N];
 #pragma GCC unroll 16
@@ -179,22 +225,27 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
   for (int pa = 0; pa < c.a_planes; ++pa)
     for (int pw = 0; pw < c.w_planes; ++pw) {
       const __m128i shift = _mm_cvtsi32_si128(pa + pw);
-      const std::uint64_t* wv = c.weights(b, pw);
+      const std::uint64_t* wv = c.weight_nibbles(b, pw);
       const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
       __m256i bytes[N];
 #pragma GCC unroll 16
       for (int k = 0; k < N; ++k) bytes[k] = zero;
       int pending = 0;
       for (std::int64_t i = 0; i < kernel; ++i, a += row)
-        for (std::int64_t l = 0; l < run; ++l, wv += kChannelBlock) {
-          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv));
-          const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + 4));
+        for (std::int64_t l = 0; l < run; ++l, wv += 2 * kChannelBlock) {
+          const auto* w = reinterpret_cast<const __m256i*>(wv);
 #pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
             const __m256i v = _mm256_set1_epi64x(static_cast<long long>(a[r * column + l]));
-            bytes[2 * r] = _mm256_add_epi8(bytes[2 * r], popcount_bytes(_mm256_and_si256(v, w0)));
-            bytes[2 * r + 1] =
-                _mm256_add_epi8(bytes[2 * r + 1], popcount_bytes(_mm256_and_si256(v, w1)));
+            const __m256i v_high = _mm256_srli_epi16(v, 4);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {
+              const __m256i low = _mm256_and_si256(v, _mm256_loadu_si256(w + h)),
+                            high = _mm256_and_si256(v_high, _mm256_loadu_si256(w + 2 + h));
+              bytes[2 * r + h] = _mm256_add_epi8(bytes[2 * r + h],
+                                                 _mm256_add_epi8(_mm256_shuffle_epi8(table, low),
+                                                                 _mm256_shuffle_epi8(table, high)));
+            }
           }
           if (++pending == kWordsPerFlush) {
             flush<N>(bytes, total, shift);
@@ -206,27 +257,19 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
   // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
   const __m256i alpha = _mm256_set1_epi32(c.alpha);
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  const std::int64_t lanes = c.lanes(b);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const __m256i lo = _mm256_permutevar8x32_epi32(total[2 * r], even),
                   hi = _mm256_permutevar8x32_epi32(total[2 * r + 1], even);
     const __m256i acc = _mm256_permute2x128_si256(lo, hi, 0x20);
-    const __m256i dot =
-        _mm256_add_epi32(_mm256_mullo_epi32(acc, alpha), _mm256_set1_epi32(c.beta * a_sums[r]));
-    std::int32_t* dst = c.dots(ow0 + r, b);
-    if (lanes == kChannelBlock) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dot);
-    } else {
-      alignas(32) std::int32_t part[kChannelBlock];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(part), dot);
-      std::copy(part, part + lanes, dst);
-    }
+    store_avx2(
+        c, ow0 + r, b,
+        _mm256_add_epi32(_mm256_mullo_epi32(acc, alpha), _mm256_set1_epi32(c.beta * a_sums[r])));
   }
 }
 
 QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
-  constexpr int kColumns = 2;
+  constexpr int kColumns = 4;
   activation_sums(c, a_sums);
   // Tile by tile of columns, every block: the tile's activation words stay
   // in L1 while the blocks' weights pass over them.
@@ -486,6 +529,13 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
         }
       }
   }
+  constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
+  w.nibbles.resize(2 * w.bits.size());
+  for (std::size_t i = 0; i < w.bits.size(); i += kChannelBlock)
+    for (std::size_t lane = 0; lane < kChannelBlock; ++lane) {
+      w.nibbles[2 * i + lane] = w.bits[i + lane] & kLow;
+      w.nibbles[2 * i + kChannelBlock + lane] = (w.bits[i + lane] >> 4) & kLow;
+    }
   return w;
 }
 
@@ -555,7 +605,7 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
                     std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
   const ConvGeometry& g = x.geometry;
 #if defined(__x86_64__)
-  if (isa == Isa::avx512) {
+  if (isa != Isa::portable) {
     std::vector<std::int32_t> a_sums(static_cast<std::size_t>(g.out_width()));
     for (std::int64_t group = 0; group < g.groups; ++group) {
       Row row = row_of(x, w, n, oh, group, nullptr);
@@ -563,7 +613,10 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
       const Requant shifted{q.m + first, q.c + first, q.lo, q.hi};
       row.requant = &shifted;
       row.codes = out + first;
-      row_avx512(row, a_sums.data());
+      if (isa == Isa::avx512)
+        row_avx512(row, a_sums.data());
+      else
+        row_avx2(row, a_sums.data());
     }
     return;
   }

@@ -26,7 +26,8 @@ namespace qlab::bits {
 
 /// Which instructions the popcount loop uses: AVX-512 with VPOPCNTQ (one
 /// count per 64-bit lane), AVX2 (bytes counted by nibble lookups, Mula,
-/// Kurz and Lemire 2016), or portable C++.
+/// Kurz and Lemire 2016, on weights stored split into nibbles), or
+/// portable C++.
 enum class Isa { portable, avx2, avx512 };
 const char* to_string(Isa isa);
 
@@ -63,6 +64,10 @@ struct PackedWeights {
   int planes = 1;  ///< weight planes, B
   std::int32_t alpha = 1, beta = 0;
   std::vector<std::uint64_t> bits;
+  /// `bits` split into nibbles for the AVX2 lookups: per word of `bits`'
+  /// layout, the block's 8 lanes masked to the low nibble of each byte,
+  /// then the 8 lanes shifted down by 4 and masked the same.
+  std::vector<std::uint64_t> nibbles;
   std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
 };
 
@@ -101,7 +106,8 @@ struct Requant {
 };
 
 /// conv_row's dots as output codes, out[ow][channel] (uint8). The AVX-512
-/// kernels requantize in registers; the others through requantize().
+/// and AVX2 kernels requantize in registers; the portable one through
+/// requantize().
 void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
                     std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa);
 
