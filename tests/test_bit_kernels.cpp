@@ -1,6 +1,7 @@
 // The bit kernels against the integer convolution of the same codes, on
 // random shapes: odd channel counts (across the 32- and 64-bit boundaries of
-// packing), padding with a non-zero zero point, stride, groups, 1x1 maps as
+// packing, and under 64 channels, where kernel rows are packed densely),
+// padding with a non-zero zero point, stride, groups, 1x1 maps as
 // linear layers, every weight grid of 1 and 2 bits; on each instruction set
 // this CPU has. The sums are integers, so they must be equal, not close.
 #include <bit_layers.hpp>
@@ -80,8 +81,14 @@ torch::Tensor reference_dots(const Case& c, const torch::Tensor& a, const torch:
 TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   std::mt19937 rng(7);
   torch::manual_seed(7);
+  int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
+    ConvGeometry g;
+    g.in_channels = c.in;
+    g.groups = c.spec.groups;
+    g.kernel = c.kernel;
+    ++(g.windowed() ? windowed : aligned);
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -102,6 +109,8 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
             << (got - expected).abs().max().item<int>();
       }
   }
+  EXPECT_GE(windowed, 40);
+  EXPECT_GE(aligned, 40);
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on

@@ -26,9 +26,17 @@ std::int64_t blocks(const ConvGeometry& g) {
 }
 std::int64_t padded_height(const ConvGeometry& g) { return g.height + 2 * g.padding; }
 std::int64_t padded_width(const ConvGeometry& g) { return g.width + 2 * g.padding; }
+// Columns of a packed row: every padded pixel, or windowed, every column a
+// kernel row can start at; and the words at each.
+std::int64_t row_columns(const ConvGeometry& g) {
+  return g.windowed() ? padded_width(g) - g.kernel + 1 : padded_width(g);
+}
+std::int64_t column_words(const ConvGeometry& g) {
+  return g.windowed() ? g.row_words() : g.words();
+}
 // Words of one plane of one group over the padded map.
 std::int64_t plane_words(const ConvGeometry& g) {
-  return padded_height(g) * padded_width(g) * g.words();
+  return padded_height(g) * row_columns(g) * column_words(g);
 }
 
 // round(fma(m, d, c)) clamped, as the vector code computes it: adding
@@ -81,12 +89,12 @@ Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, s
   const ConvGeometry& geo = x.geometry;
   Row r;
   r.a_plane = plane_words(geo);
-  r.kernel_row = padded_width(geo) * geo.words();
+  r.kernel_row = row_columns(geo) * column_words(geo);
   r.a =
       x.bits.data() + (n * geo.groups + g) * x.planes * r.a_plane + oh * geo.stride * r.kernel_row;
-  r.column = geo.stride * geo.words();
+  r.column = geo.stride * column_words(geo);
   r.kernel = geo.kernel;
-  r.run = geo.kernel * geo.words();
+  r.run = geo.row_words();
   r.a_planes = x.planes;
   r.w_planes = w.planes;
   r.w_plane = geo.kernel * r.run * kChannelBlock;
@@ -509,8 +517,9 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   w.planes = planes;
   w.alpha = step;
   w.beta = *lo;
-  const std::int64_t words = g.words(), nb = blocks(g);
-  w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * taps * words * kChannelBlock), 0);
+  const std::int64_t words = g.row_words(), nb = blocks(g);
+  w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * g.kernel * words * kChannelBlock),
+                0);
   w.code_sums.assign(static_cast<std::size_t>(g.out_channels), 0);
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
     const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
@@ -520,12 +529,16 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
         const std::int8_t code = codes[oc * fan_in + t * g.group_in() + ch];
         w.code_sums[static_cast<std::size_t>(oc)] += code;
         const int level = (code - *lo) / step;
+        // The bit's place in its kernel row, as the activations pack it.
+        const std::int64_t row = t / g.kernel, tap = t % g.kernel;
+        const std::int64_t bit = g.windowed() ? tap * g.group_in() + ch : tap * g.words() * 64 + ch;
         for (int q = 0; q < planes; ++q) {
           const std::int64_t at =
-              ((((group * nb + b) * planes + q) * taps + t) * words + ch / 64) * kChannelBlock +
+              ((((group * nb + b) * planes + q) * g.kernel + row) * words + bit / 64) *
+                  kChannelBlock +
               lane;
           w.bits[static_cast<std::size_t>(at)] |= static_cast<std::uint64_t>((level >> q) & 1)
-                                                  << (ch % 64);
+                                                  << (bit % 64);
         }
       }
   }
@@ -562,23 +575,66 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
   const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
   pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
+  // One padded row of pixels, `words` words each, planes `plane_stride` apart.
+  const auto pack_row = [&](std::int64_t n, std::int64_t group, std::int64_t y, std::uint64_t* dst,
+                            std::int64_t plane_stride) {
+    for (std::int64_t x = 0; x < wp; ++x, dst += words) {
+      for (int p = 0; p < planes; ++p)
+        std::fill(dst + p * plane_stride, dst + p * plane_stride + words, 0);
+      const std::int64_t iy = y - g.padding, ix = x - g.padding;
+      if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
+        for (int p = 0; p < planes; ++p)
+          std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
+                    dst + p * plane_stride);
+        continue;
+      }
+      pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg, planes,
+           plane_stride, dst);
+    }
+  };
+  if (!g.windowed()) {
+    for (std::int64_t n = first; n < last; ++n)
+      for (std::int64_t group = 0; group < g.groups; ++group) {
+        std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
+        for (std::int64_t y = 0; y < hp; ++y) pack_row(n, group, y, image + y * wp * words, stride);
+      }
+    return;
+  }
+  // Windowed: the row's pixels as one stream of cg bits each (one spare
+  // word at the end), then each window of `kernel` pixels copied out of it.
+  const std::int64_t row_words = g.row_words(), columns = row_columns(g);
+  const std::int64_t stream_words = (wp * cg + 63) / 64 + 1;
+  const int tail = static_cast<int>(g.kernel * cg - 64 * (row_words - 1));
+  const std::uint64_t last_mask = tail == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << tail) - 1;
+  std::vector<std::uint64_t> pixels(static_cast<std::size_t>(planes * wp * words)),
+      stream(static_cast<std::size_t>(stream_words));
   for (std::int64_t n = first; n < last; ++n)
     for (std::int64_t group = 0; group < g.groups; ++group) {
       std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
-      for (std::int64_t y = 0; y < hp; ++y)
-        for (std::int64_t x = 0; x < wp; ++x) {
-          std::uint64_t* dst = image + (y * wp + x) * words;
-          for (int p = 0; p < planes; ++p) std::fill(dst + p * stride, dst + p * stride + words, 0);
-          const std::int64_t iy = y - g.padding, ix = x - g.padding;
-          if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
-            for (int p = 0; p < planes; ++p)
-              std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
-                        dst + p * stride);
-            continue;
-          }
-          pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg, planes,
-               stride, dst);
+      for (std::int64_t y = 0; y < hp; ++y) {
+        pack_row(n, group, y, pixels.data(), wp * words);
+        for (int p = 0; p < planes; ++p) {
+          std::fill(stream.begin(), stream.end(), 0);
+          const std::uint64_t* pixel = pixels.data() + p * wp * words;
+          for (std::int64_t x = 0; x < wp; ++x)
+            for (std::int64_t k = 0; k < words; ++k) {
+              const std::int64_t bit = x * cg + 64 * k;
+              const std::uint64_t v = pixel[x * words + k];
+              stream[static_cast<std::size_t>(bit / 64)] |= v << (bit % 64);
+              if (bit % 64) stream[static_cast<std::size_t>(bit / 64 + 1)] |= v >> (64 - bit % 64);
+            }
+          std::uint64_t* dst = image + p * stride + y * columns * row_words;
+          for (std::int64_t x = 0; x < columns; ++x, dst += row_words)
+            for (std::int64_t k = 0; k < row_words; ++k) {
+              const std::int64_t bit = x * cg + 64 * k, at = bit / 64, shift = bit % 64;
+              const std::uint64_t v =
+                  shift ? (stream[static_cast<std::size_t>(at)] >> shift) |
+                              (stream[static_cast<std::size_t>(at + 1)] << (64 - shift))
+                        : stream[static_cast<std::size_t>(at)];
+              dst[k] = k + 1 == row_words ? v & last_mask : v;
+            }
         }
+      }
     }
 }
 

@@ -13,9 +13,11 @@
 //
 // exact in integers: the same dot an int8 kernel sums from the same codes.
 // Bits are packed 64 channels to a word, per pixel, group and plane; each
-// tap of a kernel window starts a new word, so no im2col is built (a channel
-// count that is not a multiple of 64 wastes the rest of its word), and a
-// kernel row of a plane is one run of words in memory.
+// tap of a kernel window starts a new word, so no im2col is built, and a
+// kernel row of a plane is one run of words in memory. Where that wastes
+// words (fewer than 64 channels: LeNet's 6 take 6 bits of each word), a
+// kernel row's taps are packed densely instead, `kernel` pixels' channels
+// side by side, one such window per column: an im2col along rows only.
 //
 // Nothing here depends on LibTorch: bit_layers.hpp wraps it for tensors.
 #include <cstdint>
@@ -49,6 +51,12 @@ struct ConvGeometry {
   std::int64_t group_out() const { return out_channels / groups; }
   /// 64-bit words per plane of one group's channels at one pixel.
   std::int64_t words() const { return (group_in() + 63) / 64; }
+  /// Whether a kernel row's taps are packed densely (fewer words).
+  bool windowed() const { return (kernel * group_in() + 63) / 64 < kernel * words(); }
+  /// Words of one kernel row of one plane.
+  std::int64_t row_words() const {
+    return windowed() ? (kernel * group_in() + 63) / 64 : kernel * words();
+  }
   /// Throws std::invalid_argument naming what does not fit.
   void check() const;
 };
@@ -57,8 +65,7 @@ struct ConvGeometry {
 inline constexpr std::int64_t kChannelBlock = 8;
 
 /// A layer's weights as bit planes, blocked by kChannelBlock output
-/// channels: [group][block][weight plane][kernel row][kernel column][word]
-/// [lane].
+/// channels: [group][block][weight plane][kernel row][row word][lane].
 struct PackedWeights {
   ConvGeometry geometry;
   int planes = 1;  ///< weight planes, B
@@ -78,7 +85,8 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
 
 /// A batch of activation codes as bit planes, with its padding border
 /// filled with `pad_code` (the code of a real 0): [image][group][plane]
-/// [row][column][word] over the padded map.
+/// [row][column][word] over the padded map; windowed, [image][group][plane]
+/// [row][window's first column][row word].
 struct PackedActivations {
   ConvGeometry geometry;
   int planes = 1;  ///< activation planes, A
