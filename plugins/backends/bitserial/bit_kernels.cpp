@@ -575,62 +575,58 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
   const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
   pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
-  // One padded row of pixels, `words` words each, planes `plane_stride` apart.
-  const auto pack_row = [&](std::int64_t n, std::int64_t group, std::int64_t y, std::uint64_t* dst,
-                            std::int64_t plane_stride) {
-    for (std::int64_t x = 0; x < wp; ++x, dst += words) {
-      for (int p = 0; p < planes; ++p)
-        std::fill(dst + p * plane_stride, dst + p * plane_stride + words, 0);
-      const std::int64_t iy = y - g.padding, ix = x - g.padding;
-      if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
-        for (int p = 0; p < planes; ++p)
-          std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
-                    dst + p * plane_stride);
-        continue;
-      }
-      pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg, planes,
-           plane_stride, dst);
-    }
-  };
   if (!g.windowed()) {
     for (std::int64_t n = first; n < last; ++n)
       for (std::int64_t group = 0; group < g.groups; ++group) {
         std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
-        for (std::int64_t y = 0; y < hp; ++y) pack_row(n, group, y, image + y * wp * words, stride);
+        for (std::int64_t y = 0; y < hp; ++y)
+          for (std::int64_t x = 0; x < wp; ++x) {
+            std::uint64_t* dst = image + (y * wp + x) * words;
+            for (int p = 0; p < planes; ++p)
+              std::fill(dst + p * stride, dst + p * stride + words, 0);
+            const std::int64_t iy = y - g.padding, ix = x - g.padding;
+            if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
+              for (int p = 0; p < planes; ++p)
+                std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
+                          dst + p * stride);
+              continue;
+            }
+            pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg,
+                 planes, stride, dst);
+          }
       }
     return;
   }
-  // Windowed: the row's pixels as one stream of cg bits each (one spare
-  // word at the end), then each window of `kernel` pixels copied out of it.
+  // Windowed: a padded row's codes side by side, packed as one stream of
+  // bits per plane (cg bits a pixel, a spare word at the end), then each
+  // window of `kernel` pixels copied out of it.
   const std::int64_t row_words = g.row_words(), columns = row_columns(g);
   const std::int64_t stream_words = (wp * cg + 63) / 64 + 1;
   const int tail = static_cast<int>(g.kernel * cg - 64 * (row_words - 1));
   const std::uint64_t last_mask = tail == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << tail) - 1;
-  std::vector<std::uint64_t> pixels(static_cast<std::size_t>(planes * wp * words)),
-      stream(static_cast<std::size_t>(stream_words));
+  std::vector<std::uint8_t> line(static_cast<std::size_t>(wp * cg), pad_code);
+  std::vector<std::uint64_t> stream(static_cast<std::size_t>(planes * stream_words));
   for (std::int64_t n = first; n < last; ++n)
     for (std::int64_t group = 0; group < g.groups; ++group) {
       std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
       for (std::int64_t y = 0; y < hp; ++y) {
-        pack_row(n, group, y, pixels.data(), wp * words);
+        const std::int64_t iy = y - g.padding;
+        const bool inside = iy >= 0 && iy < g.height;
+        std::fill(line.begin(), line.end(), pad_code);
+        if (inside)
+          for (std::int64_t ix = 0; ix < g.width; ++ix)
+            std::copy_n(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg,
+                        cg, line.begin() + (ix + g.padding) * cg);
+        std::fill(stream.begin(), stream.end(), 0);
+        pack(line.data(), wp * cg, planes, stream_words, stream.data());
         for (int p = 0; p < planes; ++p) {
-          std::fill(stream.begin(), stream.end(), 0);
-          const std::uint64_t* pixel = pixels.data() + p * wp * words;
-          for (std::int64_t x = 0; x < wp; ++x)
-            for (std::int64_t k = 0; k < words; ++k) {
-              const std::int64_t bit = x * cg + 64 * k;
-              const std::uint64_t v = pixel[x * words + k];
-              stream[static_cast<std::size_t>(bit / 64)] |= v << (bit % 64);
-              if (bit % 64) stream[static_cast<std::size_t>(bit / 64 + 1)] |= v >> (64 - bit % 64);
-            }
+          const std::uint64_t* bits = stream.data() + p * stream_words;
           std::uint64_t* dst = image + p * stride + y * columns * row_words;
           for (std::int64_t x = 0; x < columns; ++x, dst += row_words)
             for (std::int64_t k = 0; k < row_words; ++k) {
               const std::int64_t bit = x * cg + 64 * k, at = bit / 64, shift = bit % 64;
               const std::uint64_t v =
-                  shift ? (stream[static_cast<std::size_t>(at)] >> shift) |
-                              (stream[static_cast<std::size_t>(at + 1)] << (64 - shift))
-                        : stream[static_cast<std::size_t>(at)];
+                  shift ? (bits[at] >> shift) | (bits[at + 1] << (64 - shift)) : bits[at];
               dst[k] = k + 1 == row_words ? v & last_mask : v;
             }
         }
