@@ -284,6 +284,8 @@ QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
   std::int64_t ow = 0;
   for (; ow + kColumns <= c.width; ow += kColumns)
     for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<kColumns>(c, ow, b, a_sums + ow);
+  for (; ow + 2 <= c.width; ow += 2)
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<2>(c, ow, b, a_sums + ow);
   for (; ow < c.width; ++ow)
     for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<1>(c, ow, b, a_sums + ow);
 }
@@ -373,6 +375,7 @@ QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   std::int64_t ow = 0;
   for (; ow + kColumns <= c.width; ow += kColumns) tile_avx512<kColumns>(c, ow, a_sums + ow);
   for (; ow + 4 <= c.width; ow += 4) tile_avx512<4>(c, ow, a_sums + ow);
+  for (; ow + 2 <= c.width; ow += 2) tile_avx512<2>(c, ow, a_sums + ow);
   for (; ow < c.width; ++ow) tile_avx512<1>(c, ow, a_sums + ow);
 }
 
@@ -612,11 +615,17 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
       for (std::int64_t y = 0; y < hp; ++y) {
         const std::int64_t iy = y - g.padding;
         const bool inside = iy >= 0 && iy < g.height;
-        std::fill(line.begin(), line.end(), pad_code);
-        if (inside)
+        // The border columns keep the pad code from line's start.
+        const std::uint8_t* src =
+            inside ? nhwc + (n * g.height + iy) * g.width * g.in_channels : nullptr;
+        if (!inside)
+          std::fill(line.begin(), line.end(), pad_code);
+        else if (g.groups == 1)
+          std::copy_n(src, g.width * cg, line.begin() + g.padding * cg);
+        else
           for (std::int64_t ix = 0; ix < g.width; ++ix)
-            std::copy_n(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg,
-                        cg, line.begin() + (ix + g.padding) * cg);
+            std::copy_n(src + ix * g.in_channels + group * cg, cg,
+                        line.begin() + (ix + g.padding) * cg);
         std::fill(stream.begin(), stream.end(), 0);
         pack(line.data(), wp * cg, planes, stream_words, stream.data());
         for (int p = 0; p < planes; ++p) {
