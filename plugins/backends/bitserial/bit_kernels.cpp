@@ -153,10 +153,6 @@ void row_portable(const Row& c, std::int32_t* a_sums) {
 
 #if defined(__x86_64__)
 
-// A byte lane gains at most 8 per word (4 from each nibble): 31 words fit
-// in a byte.
-constexpr int kWordsPerFlush = 31;
-
 // Adds the byte counts, summed per 64-bit lane and weighted by their
 // planes' 2^(p + q), to the totals.
 template <int N>
@@ -215,53 +211,67 @@ QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, 
   }
 }
 
-// R consecutive output columns of one block of 8 channels (two registers):
-// each activation word is broadcast, and its low and high nibbles ANDed with
-// the 8 channels' words stored as nibbles, so that each lookup takes one
-// AND and no masking (the shift of the activation serves both registers).
-template <int R>
+// R consecutive output columns of one block of 8 channels (two registers),
+// for weights of WP planes: each activation word is broadcast, and its low
+// and high nibbles ANDed with the 8 channels' words stored as nibbles, so
+// that each lookup takes one AND and no masking (the shift of the
+// activation serves both registers and every weight plane). A weight
+// plane's lookups count 2^q each, from a table scaled so, into the same
+// bytes.
+template <int R, int WP>
 QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
                           const std::int32_t* a_sums) {
   constexpr int N = 2 * R;  // accumulators: column r, half h at 2r + h
+  // A byte gains at most 8 (1 + .. + 2^(WP-1)) per word.
+  constexpr int kWordsPerFlush = 255 / (8 * ((1 << WP) - 1));
   const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  __m256i table[WP];
+#pragma GCC unroll 2
+  for (int q = 0; q < WP; ++q) {
+    const char k = static_cast<char>(1 << q);
+    table[q] = _mm256_setr_epi8(0, k, k, 2 * k, k, 2 * k, 2 * k, 3 * k, k, 2 * k, 2 * k, 3 * k,
+                                2 * k, 3 * k, 3 * k, 4 * k, 0, k, k, 2 * k, k, 2 * k, 2 * k, 3 * k,
+                                k, 2 * k, 2 * k, 3 * k, 2 * k, 3 * k, 3 * k, 4 * k);
+  }
+  const std::int64_t plane = 2 * c.w_plane;  // words between weight planes' nibbles
   const __m256i zero = _mm256_setzero_si256();
   __m256i total[N];
 #pragma GCC unroll 16
   for (int k = 0; k < N; ++k) total[k] = zero;
-  for (int pa = 0; pa < c.a_planes; ++pa)
-    for (int pw = 0; pw < c.w_planes; ++pw) {
-      const __m128i shift = _mm_cvtsi32_si128(pa + pw);
-      const std::uint64_t* wv = c.weight_nibbles(b, pw);
-      const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
-      __m256i bytes[N];
+  for (int pa = 0; pa < c.a_planes; ++pa) {
+    const __m128i shift = _mm_cvtsi32_si128(pa);
+    const std::uint64_t* wv = c.weight_nibbles(b, 0);
+    const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
+    __m256i bytes[N];
 #pragma GCC unroll 16
-      for (int k = 0; k < N; ++k) bytes[k] = zero;
-      int pending = 0;
-      for (std::int64_t i = 0; i < kernel; ++i, a += row)
-        for (std::int64_t l = 0; l < run; ++l, wv += 2 * kChannelBlock) {
-          const auto* w = reinterpret_cast<const __m256i*>(wv);
+    for (int k = 0; k < N; ++k) bytes[k] = zero;
+    int pending = 0;
+    for (std::int64_t i = 0; i < kernel; ++i, a += row)
+      for (std::int64_t l = 0; l < run; ++l, wv += 2 * kChannelBlock) {
 #pragma GCC unroll 16
-          for (int r = 0; r < R; ++r) {
-            const __m256i v = _mm256_set1_epi64x(static_cast<long long>(a[r * column + l]));
-            const __m256i v_high = _mm256_srli_epi16(v, 4);
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = _mm256_set1_epi64x(static_cast<long long>(a[r * column + l]));
+          const __m256i v_high = _mm256_srli_epi16(v, 4);
+#pragma GCC unroll 2
+          for (int q = 0; q < WP; ++q) {
+            const auto* w = reinterpret_cast<const __m256i*>(wv + q * plane);
 #pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
               const __m256i low = _mm256_and_si256(v, _mm256_loadu_si256(w + h)),
                             high = _mm256_and_si256(v_high, _mm256_loadu_si256(w + 2 + h));
-              bytes[2 * r + h] = _mm256_add_epi8(bytes[2 * r + h],
-                                                 _mm256_add_epi8(_mm256_shuffle_epi8(table, low),
-                                                                 _mm256_shuffle_epi8(table, high)));
+              bytes[2 * r + h] = _mm256_add_epi8(
+                  bytes[2 * r + h], _mm256_add_epi8(_mm256_shuffle_epi8(table[q], low),
+                                                    _mm256_shuffle_epi8(table[q], high)));
             }
           }
-          if (++pending == kWordsPerFlush) {
-            flush<N>(bytes, total, shift);
-            pending = 0;
-          }
         }
-      flush<N>(bytes, total, shift);
-    }
+        if (++pending == kWordsPerFlush) {
+          flush<N>(bytes, total, shift);
+          pending = 0;
+        }
+      }
+    flush<N>(bytes, total, shift);
+  }
   // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
   const __m256i alpha = _mm256_set1_epi32(c.alpha);
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
@@ -276,18 +286,26 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
   }
 }
 
-QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
+template <int WP>
+QLAB_AVX2 void tiles_avx2(const Row& c, const std::int32_t* a_sums) {
   constexpr int kColumns = 4;
-  activation_sums(c, a_sums);
   // Tile by tile of columns, every block: the tile's activation words stay
   // in L1 while the blocks' weights pass over them.
   std::int64_t ow = 0;
   for (; ow + kColumns <= c.width; ow += kColumns)
-    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<kColumns>(c, ow, b, a_sums + ow);
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<kColumns, WP>(c, ow, b, a_sums + ow);
   for (; ow + 2 <= c.width; ow += 2)
-    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<2>(c, ow, b, a_sums + ow);
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<2, WP>(c, ow, b, a_sums + ow);
   for (; ow < c.width; ++ow)
-    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<1>(c, ow, b, a_sums + ow);
+    for (std::int64_t b = 0; b < c.blocks; ++b) block_avx2<1, WP>(c, ow, b, a_sums + ow);
+}
+
+QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
+  activation_sums(c, a_sums);
+  if (c.w_planes == 1)
+    tiles_avx2<1>(c, a_sums);
+  else
+    tiles_avx2<2>(c, a_sums);
 }
 
 // GCC 12 warns of the undefined source operand inside its own AVX-512
