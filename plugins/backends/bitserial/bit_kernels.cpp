@@ -154,7 +154,8 @@ void row_portable(const Row& c, std::int32_t* a_sums) {
 #if defined(__x86_64__)
 
 // Adds the byte counts, summed per 64-bit lane and weighted by their
-// planes' 2^(p + q), to the totals.
+// activation plane's 2^p (a weight plane's 2^q is in its lookup table), to
+// the totals.
 template <int N>
 QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i shift) {
   const __m256i zero = _mm256_setzero_si256();
@@ -592,11 +593,11 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   if (isa == Isa::avx2) pack = pack_pixel_avx2;
   if (isa == Isa::avx512) pack = pack_pixel_avx512;
 #endif
-  // The border: a real 0 in every channel, per plane.
-  std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
-  const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
-  pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
   if (!g.windowed()) {
+    // The border: a real 0 in every channel, per plane.
+    std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
+    const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
+    pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
     for (std::int64_t n = first; n < last; ++n)
       for (std::int64_t group = 0; group < g.groups; ++group) {
         std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
