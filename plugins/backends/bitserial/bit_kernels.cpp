@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -435,31 +434,6 @@ QLAB_AVX2 void pack_pixel_avx2(const std::uint8_t* codes, std::int64_t count, in
 
 #endif
 
-#if defined(__x86_64__)
-// Four channels at a time in double: fused multiply-add, clamp, convert
-// (rounding half to even, the default mode), narrow to bytes.
-__attribute__((target("avx2,fma"))) void requantize_avx2(const std::int32_t* dots,
-                                                         std::int64_t count, std::int64_t channels,
-                                                         const double* m, const double* c,
-                                                         double lo, double hi, std::uint8_t* out) {
-  const __m256d vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
-  for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels) {
-    std::int64_t k = 0;
-    for (; k + 4 <= channels; k += 4) {
-      const __m256d d =
-          _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dots + k)));
-      __m256d v = _mm256_fmadd_pd(_mm256_loadu_pd(m + k), d, _mm256_loadu_pd(c + k));
-      v = _mm256_min_pd(_mm256_max_pd(v, vlo), vhi);
-      const __m128i q = _mm256_cvtpd_epi32(v);
-      const __m128i bytes = _mm_packus_epi16(_mm_packus_epi32(q, q), _mm_setzero_si128());
-      const auto word = static_cast<std::uint32_t>(_mm_cvtsi128_si32(bytes));
-      std::memcpy(out + k, &word, 4);
-    }
-    for (; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
-  }
-}
-#endif
-
 // One pixel's codes of one group into its words of each plane (zeroed
 // first); planes lie `plane_stride` words apart.
 void pack_pixel_portable(const std::uint8_t* codes, std::int64_t count, int planes,
@@ -704,19 +678,11 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
   thread_local std::vector<std::int32_t> dots;
   dots.resize(static_cast<std::size_t>(g.out_width() * g.out_channels));
   conv_row(x, w, n, oh, dots.data(), isa);
-  requantize(dots.data(), g.out_width(), g.out_channels, q.m, q.c, q.lo, q.hi, out, isa);
+  requantize(dots.data(), g.out_width(), g.out_channels, q.m, q.c, q.lo, q.hi, out);
 }
 
 void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,
-                const double* m, const double* c, double lo, double hi, std::uint8_t* out,
-                Isa isa) {
-#if defined(__x86_64__)
-  // The AVX-512 kernels requantize in their blocks: others call this.
-  if (isa != Isa::portable) {
-    requantize_avx2(dots, count, channels, m, c, lo, hi, out);
-    return;
-  }
-#endif
+                const double* m, const double* c, double lo, double hi, std::uint8_t* out) {
   for (std::int64_t i = 0; i < count; ++i, dots += channels, out += channels)
     for (std::int64_t k = 0; k < channels; ++k) out[k] = code_of(m[k], dots[k], c[k], lo, hi);
 }

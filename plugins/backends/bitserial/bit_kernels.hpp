@@ -121,8 +121,9 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
 
 /// Output codes from `count` columns of dots, `channels` each:
 /// out[i] = round(m[k] dots[i] + c[k]) clamped to [lo, hi], k the channel,
-/// m dots + c fused (one rounding), then rounded half to even.
+/// m dots + c fused (one rounding), then rounded half to even, as the
+/// vector kernels do it in registers.
 void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,
-                const double* m, const double* c, double lo, double hi, std::uint8_t* out, Isa isa);
+                const double* m, const double* c, double lo, double hi, std::uint8_t* out);
 
 }  // namespace qlab::bits
