@@ -1,7 +1,8 @@
 // Cross-layer equalization, bias correction and AdaRound on small layers
 // with known answers: equalization keeps the float function and equalizes
 // ranges; bias correction zeroes the mean output shift on the calibration
-// data; AdaRound's rounding beats nearest and never leaves the grid.
+// data; AdaRound's rounding beats nearest and never leaves the grid;
+// sequential MSE's scales beat min/max on each channel's output.
 #include <qlab/quant/passes.hpp>
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/ptq_methods.hpp>
@@ -162,6 +163,41 @@ TEST(AdaRound, BeatsNearestOnTheLayersOutputAndStaysOnTheGrid) {
   EXPECT_LE(la.codes.max().item<std::int64_t>(), la.weight.qmax);
   EXPECT_FALSE(torch::equal(la.codes, ln.codes));
   EXPECT_NE(learned.notes.front().find("adaround:"), std::string::npos);
+}
+
+TEST(SequentialMse, ChoosesScalesWhoseOutputBeatsMinMaxOnEveryChannel) {
+  const Graph g = test::conv_relu();
+  auto calibration = test::calibration_for(g, 7);
+  calibration.images = calibration.images.abs();
+  PtqSpec spec;
+  spec.config = default_config_list({}, {2, 8, 8});
+  spec.calibration_batches = 4;
+  const auto minmax = post_training_quantize(test::randomised(g, 5), spec, calibration);
+  spec.sequential_mse = true;
+  const auto searched = post_training_quantize(test::randomised(g, 5), spec, calibration);
+  const auto& lm = minmax.layers.at("conv");
+  const auto& ls = searched.layers.at("conv");
+  const auto w = layer_parameter(minmax.float_module, "conv", "weight");
+  const auto b = layer_parameter(minmax.float_module, "conv", "bias");
+  // The search's own measure: the output through the fused ReLU, on the
+  // input on its 8-bit grid against the float layer on the float input. Its
+  // sample is 4 batches of 64: all 256 images.
+  const auto x = calibration.images;
+  const auto xq = fake_quantize(x, searched.activations.at("input"));
+  const auto want = torch::relu(torch::conv2d(x, w, b, 1, 1));
+  const auto error = [&](const QLayer& l) {
+    const auto y = torch::relu(torch::conv2d(xq, dequantize_codes(l.codes, l.weight), b, 1, 1));
+    return (y - want).pow(2).transpose(0, 1).flatten(1).sum(1);
+  };
+  // Min/max (a clip of 1.0) is one of the candidates, so no channel is worse.
+  EXPECT_TRUE((error(ls) <= error(lm) * (1 + 1e-5)).all().item<bool>());
+  EXPECT_LT(error(ls).sum().item<double>(), 0.9 * error(lm).sum().item<double>());
+  EXPECT_FALSE(torch::equal(ls.weight.scale, lm.weight.scale));
+  // The codes are the weight rounded to nearest on the new scales, in the grid.
+  EXPECT_TRUE(torch::equal(ls.codes, quantize_codes(w, ls.weight)));
+  EXPECT_GE(ls.codes.min().item<std::int64_t>(), ls.weight.qmin);
+  EXPECT_LE(ls.codes.max().item<std::int64_t>(), ls.weight.qmax);
+  EXPECT_NE(searched.notes.back().find("sequential MSE:"), std::string::npos);
 }
 
 }  // namespace

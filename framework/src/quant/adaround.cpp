@@ -25,14 +25,6 @@ torch::Tensor per_channel(const torch::Tensor& t, const torch::Tensor& w) {
   return t.view(shape);
 }
 
-// The layer's output through its fused activation, by the op table's own
-// forward with weight `w`: the paper fits f(W~ x) to f(W x), so errors that
-// a ReLU removes cost nothing.
-torch::Tensor layer_output(const GraphModule& m, const Node& n, const torch::Tensor& x,
-                           const torch::Tensor& w) {
-  return op_info(n.op).forward(OpCall{n.attrs, {x}, m->layer(n.name).get(), w});
-}
-
 // Learns one layer's rounding; returns its new codes.
 torch::Tensor learn_rounding(const GraphModule& m, const Node& node, const QLayer& l,
                              const torch::Tensor& x_float, const torch::Tensor& x_rounded,
@@ -80,6 +72,11 @@ torch::Tensor learn_rounding(const GraphModule& m, const Node& node, const QLaye
 }
 
 }  // namespace
+
+torch::Tensor layer_output(const GraphModule& m, const Node& n, const torch::Tensor& x,
+                           const torch::Tensor& w) {
+  return op_info(n.op).forward(OpCall{n.attrs, {x}, m->layer(n.name).get(), w});
+}
 
 std::vector<std::string> adaround(QuantizedModel& q, const Dataset& calibration,
                                   const AdaRoundOptions& o) {

@@ -10,6 +10,10 @@ namespace qlab {
 
 namespace {
 
+// Batches of calibration images the weight range search fits each layer on:
+// its error is a sum over many outputs, so a few batches settle it.
+constexpr std::int64_t kRangeSearchBatches = 4;
+
 // Calibrates on the float fused model, as PyTorch's observers do: the
 // observers see float values, so what they learn does not depend on bits.
 CalibratedObservers calibrate(GraphModule fused, const std::map<std::string, int>& sites,
@@ -104,6 +108,7 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
       (!o.has("per_channel") || o.get<bool>("per_channel")) && ctx.engine.per_channel_weights;
   if (o.has("weight_range") && o.get<std::string>("weight_range") == "mse")
     spec.weight_range = WeightRange::mse;
+  spec.sequential_mse = o.has("weight_range") && o.get<std::string>("weight_range") == "seq_mse";
   spec.narrow_range = o.has("narrow_range") && o.get<bool>("narrow_range");
   spec.batch_size = ctx.batch_size;
   spec.reduce_range = ctx.engine.reduce_range;
@@ -188,9 +193,15 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
     q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == Scheme::static_) calibrate_activations(q, selection, spec, calibration);
-  // AdaRound and bias correction fit each layer to the input the quantized
-  // model gives it, activation grids included: they come after calibration,
-  // which sees only the float model, so it is still shared across widths.
+  // The weight range search, AdaRound and bias correction fit each layer to
+  // the input the quantized model gives it, activation grids included: they
+  // come after calibration, which sees only the float model, so it is still
+  // shared across widths.
+  if (spec.sequential_mse && spec.scheme == Scheme::static_) {
+    const auto images = calibration_sample(calibration, kRangeSearchBatches * spec.batch_size, 4246,
+                                           "sequential MSE");
+    for (auto& note : search_weight_ranges(q, images)) q.notes.push_back(std::move(note));
+  }
   if (spec.adaround) {
     AdaRoundOptions o;
     o.iterations = spec.adaround_iterations;

@@ -19,9 +19,10 @@ class Static final : public qlab::Quantizer {
     qlab::Schema s;
     s.boolean("per_channel", true, "one weight scale per output channel")
         .string("weight_range", "minmax",
-                "weight scales: minmax, or mse (the clipping range with the least rounding "
-                "error, searched per channel)",
-                {"minmax", "mse"})
+                "weight scales: minmax; mse (the clipping range with the least rounding "
+                "error, searched per channel); or seq_mse (the clipping range whose layer "
+                "output on calibration data is closest to the float layer's, layer by layer)",
+                {"minmax", "mse", "seq_mse"})
         .boolean("narrow_range", false,
                  "weights on a grid without its lowest code, symmetric around 0 (2 bits: "
                  "ternary -1, 0, 1)")

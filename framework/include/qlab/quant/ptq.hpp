@@ -17,6 +17,9 @@ struct PtqSpec {
   std::string config_key = "[quantizer] config";  ///< names the list in errors
   bool per_channel = true;                        ///< weights per output channel
   WeightRange weight_range = WeightRange::minmax;
+  /// Static: weight scales then searched by each layer's output error
+  /// (search_weight_ranges, ptq_methods.hpp), from `weight_range`'s.
+  bool sequential_mse = false;
   bool narrow_range = false;        ///< weights on [-(2^(b-1) - 1), 2^(b-1) - 1] (weight_qparams)
   std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
   double percentile = 99.99;        ///< for the percentile observer

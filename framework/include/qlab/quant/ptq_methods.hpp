@@ -59,6 +59,22 @@ using LayerVisit = std::function<void(const Node& node, QLayer& layer, const Sli
 /// changing the float one.
 void walk_two_streams(QuantizedModel& q, const torch::Tensor& images, const LayerVisit& visit);
 
+/// Layer `n`'s output on `x` with weight `w`, through its fused activation,
+/// by the op table's own forward: the layer-wise methods fit f(W~ x) to
+/// f(W x), so errors that a ReLU removes cost nothing.
+torch::Tensor layer_output(const GraphModule& m, const Node& n, const torch::Tensor& x,
+                           const torch::Tensor& w);
+
+/// Sequential MSE (as AIMET names it), on `q`'s quantized layers in graph
+/// order: each weight channel's clipping range, from 0.1x to 1.5x its largest
+/// |w|, is the one whose layer output on the quantized model's input (the
+/// layers before it already searched) is closest, in squared error, to the
+/// float layer's output on the float input. Channels are searched at once,
+/// as each output channel depends on its own weights only. Sets QLayer::weight's
+/// scales and the codes on them; binary and half-step grids are left as they
+/// are. Returns notes.
+std::vector<std::string> search_weight_ranges(QuantizedModel& q, const torch::Tensor& images);
+
 struct AdaRoundOptions {
   int iterations = 500;          ///< Adam steps per layer
   std::int64_t samples = 256;    ///< calibration images each layer's rounding is fitted on
