@@ -2,7 +2,8 @@
 // with known answers: equalization keeps the float function and equalizes
 // ranges; bias correction zeroes the mean output shift on the calibration
 // data; AdaRound's rounding beats nearest and never leaves the grid;
-// sequential MSE's scales beat min/max on each channel's output.
+// sequential MSE's scales beat min/max on each channel's output; the
+// logits' cross-entropy range beats the observer's.
 #include <qlab/quant/passes.hpp>
 #include <qlab/quant/ptq.hpp>
 #include <qlab/quant/ptq_methods.hpp>
@@ -198,6 +199,41 @@ TEST(SequentialMse, ChoosesScalesWhoseOutputBeatsMinMaxOnEveryChannel) {
   EXPECT_GE(ls.codes.min().item<std::int64_t>(), ls.weight.qmin);
   EXPECT_LE(ls.codes.max().item<std::int64_t>(), ls.weight.qmax);
   EXPECT_NE(searched.notes.back().find("sequential MSE:"), std::string::npos);
+}
+
+TEST(OutputRange, CrossEntropyRangeKeepsTheFloatSoftmaxBetterThanTheObservers) {
+  const Graph g = test::mlp();  // fc2's output: ten logits an image
+  const auto calibration = test::calibration_for(g, 3);
+  PtqSpec spec;
+  spec.config = default_config_list({}, {8, 8, 3});  // 8 levels of logits
+  spec.calibration_batches = 4;
+  const auto observed = post_training_quantize(test::randomised(g, 4), spec, calibration);
+  spec.output_cross_entropy = true;
+  const auto searched = post_training_quantize(test::randomised(g, 4), spec, calibration);
+  const auto& before = observed.activations.at("fc2");
+  const auto& after = searched.activations.at("fc2");
+  torch::NoGradGuard no_grad;
+  GraphModule float_model = observed.float_module;
+  const auto logits = float_model->forward(calibration.images)[0];
+  const auto cross_entropy = [&](const QParams& p) {
+    return -(torch::softmax(logits, 1) * torch::log_softmax(fake_quantize(logits, p), 1))
+                .sum(1)
+                .mean()
+                .item<double>();
+  };
+  // The search's sample is 4 batches of 64: all 256 images.
+  EXPECT_LT(cross_entropy(after), cross_entropy(before));
+  EXPECT_FALSE(torch::equal(after.scale, before.scale));
+  EXPECT_EQ(after.qmin, before.qmin);
+  EXPECT_EQ(after.qmax, before.qmax);
+  // Inside the observed range, which stays on record.
+  const double lo = before.min.item<double>(), hi = before.max.item<double>();
+  const double step = after.scale.item<double>();
+  const double bottom = (after.qmin - after.zero_point.item<std::int64_t>()) * step;
+  EXPECT_GE(bottom, lo - step);
+  EXPECT_LE((after.qmax - after.zero_point.item<std::int64_t>()) * step, hi + step);
+  EXPECT_TRUE(torch::equal(after.min, before.min));
+  EXPECT_NE(searched.notes.back().find("output range: fc2"), std::string::npos);
 }
 
 }  // namespace

@@ -10,8 +10,8 @@ namespace qlab {
 
 namespace {
 
-// Batches of calibration images the weight range search fits each layer on:
-// its error is a sum over many outputs, so a few batches settle it.
+// Batches of calibration images the range searches (weights, logits) fit
+// on: their errors are sums over many outputs, so a few batches settle them.
 constexpr std::int64_t kRangeSearchBatches = 4;
 
 // Calibrates on the float fused model, as PyTorch's observers do: the
@@ -110,6 +110,8 @@ PtqSpec ptq_spec(Scheme scheme, const Options& o, const QuantizeContext& ctx) {
     spec.weight_range = WeightRange::mse;
   spec.sequential_mse = o.has("weight_range") && o.get<std::string>("weight_range") == "seq_mse";
   spec.narrow_range = o.has("narrow_range") && o.get<bool>("narrow_range");
+  spec.output_cross_entropy =
+      o.has("output_range") && o.get<std::string>("output_range") == "cross_entropy";
   spec.batch_size = ctx.batch_size;
   spec.reduce_range = ctx.engine.reduce_range;
   spec.cache = ctx.calibration_cache;
@@ -193,6 +195,11 @@ QuantizedModel post_training_quantize(GraphModule trained, const PtqSpec& spec,
     q.layers[name].activation_bits = bits.input;
   }
   if (spec.scheme == Scheme::static_) calibrate_activations(q, selection, spec, calibration);
+  if (spec.output_cross_entropy && spec.scheme == Scheme::static_) {
+    const auto images = calibration_sample(calibration, kRangeSearchBatches * spec.batch_size, 4248,
+                                           "output range");
+    for (auto& note : search_output_ranges(q, images)) q.notes.push_back(std::move(note));
+  }
   // The weight range search, AdaRound and bias correction fit each layer to
   // the input the quantized model gives it, activation grids included: they
   // come after calibration, which sees only the float model, so it is still

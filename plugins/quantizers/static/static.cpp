@@ -27,6 +27,10 @@ class Static final : public qlab::Quantizer {
                  "weights on a grid without its lowest code, symmetric around 0 (2 bits: "
                  "ternary -1, 0, 1)")
         .string("observer", "minmax", "activation observer", qlab::observer_kinds())
+        .string("output_range", "observer",
+                "the range of the model's quantized logits: the observer's, or cross_entropy "
+                "(the range within it whose quantized logits keep the float softmax best)",
+                {"observer", "cross_entropy"})
         .number("percentile", 99.99, "percentile observer: share of values kept", 50.0, 100.0)
         .integer("calibration_batches", 32, "training batches the activation observers see", 0,
                  1000000)

@@ -20,6 +20,8 @@ struct PtqSpec {
   /// Static: weight scales then searched by each layer's output error
   /// (search_weight_ranges, ptq_methods.hpp), from `weight_range`'s.
   bool sequential_mse = false;
+  /// Static: the logits' range chosen by cross-entropy (search_output_ranges).
+  bool output_cross_entropy = false;
   bool narrow_range = false;        ///< weights on [-(2^(b-1) - 1), 2^(b-1) - 1] (weight_qparams)
   std::string observer = "minmax";  ///< static: activation observer (observer_kinds())
   double percentile = 99.99;        ///< for the percentile observer
