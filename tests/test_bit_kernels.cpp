@@ -3,7 +3,9 @@
 // packing, and under 64 channels, where kernel rows are packed densely),
 // padding with a non-zero zero point, stride, groups, 1x1 maps as
 // linear layers, every weight grid of 1 and 2 bits; on each instruction set
-// this CPU has. The sums are integers, so they must be equal, not close.
+// this CPU has, with activations packed as bit planes and as fields (a
+// pixel's channels filling whole words or not). The sums are integers, so
+// they must be equal, not close.
 #include <bit_layers.hpp>
 
 #include <gtest/gtest.h>
@@ -82,6 +84,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   std::mt19937 rng(7);
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
+  int dense_fields = 0, window_fields = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -89,6 +92,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     g.groups = c.spec.groups;
     g.kernel = c.kernel;
     ++(g.windowed() ? windowed : aligned);
+    ++(g.group_in() % 4 == 0 ? dense_fields : window_fields);
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -101,16 +105,19 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
         {torch::randint(0, static_cast<std::int64_t>(c.levels.size()), wshape, torch::kInt64)});
     const auto expected = reference_dots(c, a, w);
     for (Isa isa : isas())
-      for (bool parallel : {false, true}) {
-        BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa);
-        const auto got = layer.dots(x, parallel);
-        ASSERT_TRUE(torch::equal(got, expected))
-            << describe(c) << " on " << to_string(isa) << ": max difference "
-            << (got - expected).abs().max().item<int>();
-      }
+      for (Packing packing : {Packing::planes, Packing::fields})
+        for (bool parallel : {false, true}) {
+          BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, packing);
+          const auto got = layer.dots(x, parallel);
+          ASSERT_TRUE(torch::equal(got, expected))
+              << describe(c) << " on " << to_string(isa) << ", " << to_string(packing)
+              << ": max difference " << (got - expected).abs().max().item<int>();
+        }
   }
   EXPECT_GE(windowed, 40);
   EXPECT_GE(aligned, 40);
+  EXPECT_GE(dense_fields, 30);
+  EXPECT_GE(window_fields, 30);
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on
@@ -146,18 +153,20 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
                               .round()
                               .clamp(lo, c.spec.out_qmax)
                               .to(torch::kUInt8);
-    for (Isa isa : isas()) {
-      BitLayer layer(c.spec, w, scale, bias, isa);
-      const auto y = layer(x, true);
-      ASSERT_TRUE(y.is_quantized());
-      EXPECT_EQ(y.q_scale(), c.spec.out_scale);
-      EXPECT_EQ(y.q_zero_point(), c.spec.out_zero_point);
-      const auto codes = c.spec.linear ? y.int_repr() : y.int_repr().permute({0, 2, 3, 1});
-      if (!c.spec.linear) {
-        EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+    for (Isa isa : isas())
+      for (Packing packing : {Packing::planes, Packing::fields}) {
+        BitLayer layer(c.spec, w, scale, bias, isa, packing);
+        const auto y = layer(x, true);
+        ASSERT_TRUE(y.is_quantized());
+        EXPECT_EQ(y.q_scale(), c.spec.out_scale);
+        EXPECT_EQ(y.q_zero_point(), c.spec.out_zero_point);
+        const auto codes = c.spec.linear ? y.int_repr() : y.int_repr().permute({0, 2, 3, 1});
+        if (!c.spec.linear) {
+          EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+        }
+        ASSERT_TRUE(torch::equal(codes, expected))
+            << describe(c) << " on " << to_string(isa) << ", " << to_string(packing);
       }
-      ASSERT_TRUE(torch::equal(codes, expected)) << describe(c) << " on " << to_string(isa);
-    }
   }
 }
 

@@ -6,6 +6,8 @@
 #include "int8_cases.hpp"
 #include "test_support.hpp"
 
+#include <bit_kernels.hpp>
+
 #include <qlab/quant/ptq.hpp>
 
 #include <fmt/format.h>
@@ -142,7 +144,8 @@ TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
 
 // bitserial takes every conv2d and linear layer of 1- or 2-bit weights and
 // inputs onto its bit kernels (the suite above checks their outputs), and
-// leaves wider ones to oneDNN's int8 kernels.
+// leaves wider ones to oneDNN's int8 kernels. On AVX2, a W2A2 conv2d runs on
+// packed fields, and says so.
 TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
   auto b = registry().backend("bitserial");
   if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
@@ -158,8 +161,13 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
       const auto exe = b->lower(q);
       ASSERT_EQ(exe->mode(), Mode::int8);
       std::size_t bit_layers = 0;
-      for (const auto& line : exe->lowered())
+      for (const auto& line : exe->lowered()) {
         bit_layers += line.find("bitserial::") != std::string::npos;
+        const bool conv = line.find("bitserial::conv2d") != std::string::npos;
+        EXPECT_EQ(line.find(", fields)") != std::string::npos,
+                  conv && bits == 2 && bits::best_isa() == bits::Isa::avx2)
+            << line;
+      }
       if (bits <= 2) {
         EXPECT_EQ(bit_layers, q->layers.size()) << c.name << " at " << bits << " bits";
         EXPECT_NE(exe->describe().find("bitserial's own kernels for"), std::string::npos)

@@ -220,10 +220,12 @@ void run_layer(benchmark::State& state, const Graph& graph, int bits, const std:
 }
 
 // The bit kernels: 1- and 2-bit layers on bitserial's kernels (each
-// instruction set this CPU has) against the same layer on oneDNN's int8
-// kernels, quint8 in and out; and a binary LeNet, W1A1 but for its first
-// layer (8-bit input) and last (8-bit output), as DoReFa-Net and XNOR-Net
-// keep them, against its int8 twin. Pairs in kSpeedups.
+// instruction set this CPU has; at 2 bits, on bit planes and on packed
+// fields, "_fields") against the same layer on oneDNN's int8
+// kernels, quint8 in and out; and a binary (and a 2-bit) LeNet, W1A1
+// (W2A2) but for its first layer (8-bit input) and last (8-bit output), as
+// DoReFa-Net and XNOR-Net keep them, against its int8 twin. Pairs in
+// kSpeedups.
 void register_bit_kernels() {
   auto add_layer = [](const std::string& name, const char* kind, int bits, const char* node,
                       const int8::EngineInfo& info) {
@@ -240,23 +242,31 @@ void register_bit_kernels() {
       const std::string name = fmt::format("bits/layer/{}/w{}a{}", kind, bits, bits);
       add_layer(name + "/int8_onednn", kind, bits, node, {"onednn", at::QEngine::ONEDNN, true, {}});
       for (bits::Isa isa : {bits::Isa::avx512, bits::Isa::avx2, bits::Isa::portable})
-        if (bits::cpu_has(isa))
-          add_layer(name + "/bitserial_" + bits::to_string(isa), kind, bits, node,
-                    {"bitserial", at::QEngine::ONEDNN, true,
-                     [isa](const int8::LayerOffer& o) { return bits::bit_layer_for(o, isa); }});
+        for (bits::Packing packing : {bits::Packing::planes, bits::Packing::fields})
+          if (bits::cpu_has(isa) && (bits == 2 || packing == bits::Packing::planes))
+            add_layer(
+                name + "/bitserial_" + bits::to_string(isa) +
+                    (packing == bits::Packing::fields ? "_fields" : ""),
+                kind, bits, node,
+                {"bitserial", at::QEngine::ONEDNN, true, [isa, packing](const int8::LayerOffer& o) {
+                   return bits::bit_layer_for(o, isa, packing);
+                 }});
     }
-  ConfigEntry all, first, last;
-  all.bits = {1, 1, 1};
-  first.op_names = {"features.0"};
-  first.bits = {8, 8, 1};
-  last.op_names = {"classifier.2"};
-  last.bits = {8, 1, 8};
-  Target binary = target("onednn", true);
-  binary.config = {all, first, last};
-  add("bits/model/lenet_w1a1/int8_onednn", model("lenet"), binary);
-  binary.backend = "bitserial";
-  add("bits/model/lenet_w1a1/bitserial", model("lenet"), binary);
-  add("bits/model/lenet_w1a1/fp32", model("lenet"), target("cpu", false));
+  for (int bits : {1, 2}) {
+    ConfigEntry all, first, last;
+    all.bits = {bits, bits, bits};
+    first.op_names = {"features.0"};
+    first.bits = {8, 8, bits};
+    last.op_names = {"classifier.2"};
+    last.bits = {8, bits, 8};
+    Target low = target("onednn", true);
+    low.config = {all, first, last};
+    const std::string name = fmt::format("bits/model/lenet_w{}a{}/", bits, bits);
+    add(name + "int8_onednn", model("lenet"), low);
+    low.backend = "bitserial";
+    add(name + "bitserial", model("lenet"), low);
+    add(name + "fp32", model("lenet"), target("cpu", false));
+  }
 }
 
 // Speed-ups printed after the run: each benchmark named `prefix` + `fast`
@@ -265,6 +275,9 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/bitserial_avx512", "/int8_onednn"},
     {"/bitserial_avx2", "/int8_onednn"},
     {"/bitserial_portable", "/int8_onednn"},
+    {"/bitserial_avx512_fields", "/int8_onednn"},
+    {"/bitserial_avx2_fields", "/int8_onednn"},
+    {"/bitserial_portable_fields", "/int8_onednn"},
     {"/bitserial", "/int8_onednn"},
     {"/bitserial", "/fp32"},
 };

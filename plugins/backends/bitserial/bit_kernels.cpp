@@ -3,19 +3,15 @@
 // for any x86-64 and best_isa() picks among them at run time.
 #include "bit_kernels.hpp"
 
+#include "avx2_store.hpp"
+#include "field_kernels.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 #include <string>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define QLAB_AVX2 __attribute__((target("avx2,fma,popcnt")))
-#define QLAB_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")))
-#endif
 
 namespace qlab::bits {
 namespace {
@@ -165,50 +161,10 @@ QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i sh
   }
 }
 
-// Stores one column's 8 dots of block b, or (with c.requant) their codes,
-// as requantize() computes them: fused multiply-add in double, clamp, round
-// half to even, narrow to bytes.
 QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, __m256i dot) {
-  const std::int64_t lanes = c.lanes(b);
-  if (!c.requant) {
-    std::int32_t* dst = c.dots(ow, b);
-    if (lanes == kChannelBlock) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dot);
-    } else {
-      alignas(32) std::int32_t part[kChannelBlock];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(part), dot);
-      std::copy(part, part + lanes, dst);
-    }
-    return;
-  }
-  const Requant& q = *c.requant;
-  const double *m = q.m + b * kChannelBlock, *add = q.c + b * kChannelBlock;
-  double m_part[kChannelBlock] = {}, add_part[kChannelBlock] = {};
-  if (lanes < kChannelBlock) {  // m and c end at the last channel
-    std::copy(m, m + lanes, m_part);
-    std::copy(add, add + lanes, add_part);
-    m = m_part;
-    add = add_part;
-  }
-  const __m256d lo = _mm256_set1_pd(q.lo), hi = _mm256_set1_pd(q.hi);
-  __m128i half[2];
-#pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    const __m256d d =
-        _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(dot, 1) : _mm256_castsi256_si128(dot));
-    __m256d v = _mm256_fmadd_pd(_mm256_loadu_pd(m + 4 * h), d, _mm256_loadu_pd(add + 4 * h));
-    half[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
-  }
-  const __m128i words = _mm_packus_epi32(half[0], half[1]);
-  const __m128i bytes = _mm_packus_epi16(words, words);
-  std::uint8_t* dst = c.codes + ow * c.out_column + b * kChannelBlock;
-  if (lanes == kChannelBlock) {
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
-  } else {
-    alignas(16) std::uint8_t part[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(part), bytes);
-    std::copy(part, part + lanes, dst);
-  }
+  const std::int64_t channel = b * kChannelBlock;
+  store_block_avx2(dot, channel, c.lanes(b), c.requant, c.requant ? nullptr : c.dots(ow, b),
+                   c.requant ? c.codes + ow * c.out_column + channel : nullptr);
 }
 
 // R consecutive output columns of one block of 8 channels (two registers),
@@ -517,6 +473,13 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * g.kernel * words * kChannelBlock),
                 0);
   w.code_sums.assign(static_cast<std::size_t>(g.out_channels), 0);
+  // Fields: a kernel row's codes side by side, four to a word, each half
+  // holding its two in the reverse of the activations' order.
+  constexpr int kWeightShift[4] = {13, 0, 29, 16};
+  const std::int64_t field_words = g.field_words(),
+                     field_blocks = (g.group_out() + kFieldBlock - 1) / kFieldBlock;
+  w.fields.assign(
+      static_cast<std::size_t>(g.groups * field_blocks * g.kernel * field_words * kFieldBlock), 0);
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
     const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
     const std::int64_t b = in_group / kChannelBlock, lane = in_group % kChannelBlock;
@@ -536,6 +499,13 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
           w.bits[static_cast<std::size_t>(at)] |= static_cast<std::uint64_t>((level >> q) & 1)
                                                   << (bit % 64);
         }
+        const std::int64_t at =
+            (((group * field_blocks + in_group / kFieldBlock) * g.kernel + row) * field_words +
+             (tap * g.group_in() + ch) / 4) *
+                kFieldBlock +
+            in_group % kFieldBlock;
+        w.fields[static_cast<std::size_t>(at)] |= static_cast<std::uint32_t>(level)
+                                                  << kWeightShift[(tap * g.group_in() + ch) % 4];
       }
   }
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
@@ -548,16 +518,33 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   return w;
 }
 
-void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out) {
+const char* to_string(Packing packing) { return packing == Packing::fields ? "fields" : "planes"; }
+
+Packing best_packing(Isa isa, int weight_planes, int activation_planes, bool linear) {
+  return isa == Isa::avx2 && weight_planes == 2 && activation_planes == 2 && !linear
+             ? Packing::fields
+             : Packing::planes;
+}
+
+void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out,
+                         Packing packing) {
   g.check();
   if (planes < 1 || planes > 2) invalid("bit kernels take 1- or 2-bit activations");
   out.geometry = g;
   out.planes = planes;
-  out.bits.resize(static_cast<std::size_t>(g.batch * g.groups * planes * plane_words(g)));
+  out.packing = packing;
+  if (packing == Packing::fields)
+    out.fields.resize(static_cast<std::size_t>(g.batch * g.groups * field_image_words(g)));
+  else
+    out.bits.resize(static_cast<std::size_t>(g.batch * g.groups * planes * plane_words(g)));
 }
 
 void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t first,
                       std::int64_t last, PackedActivations& out, Isa isa) {
+  if (out.packing == Packing::fields) {
+    pack_fields(nhwc, pad_code, first, last, out, isa);
+    return;
+  }
   const ConvGeometry& g = out.geometry;
   const int planes = out.planes;
   const std::int64_t words = g.words(), stride = plane_words(g);
@@ -638,6 +625,10 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
 
 void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
               std::int32_t* out, Isa isa) {
+  if (x.packing == Packing::fields) {
+    field_row(x, w, n, oh, nullptr, out, nullptr, isa);
+    return;
+  }
   std::vector<std::int32_t> a_sums(static_cast<std::size_t>(x.geometry.out_width()));
   for (std::int64_t group = 0; group < x.geometry.groups; ++group) {
     const Row row = row_of(x, w, n, oh, group, out);
@@ -657,6 +648,10 @@ void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n
 
 void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
                     std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
+  if (x.packing == Packing::fields) {
+    field_row(x, w, n, oh, &q, nullptr, out, isa);
+    return;
+  }
   const ConvGeometry& g = x.geometry;
 #if defined(__x86_64__)
   if (isa != Isa::portable) {

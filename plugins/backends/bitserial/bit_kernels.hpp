@@ -19,6 +19,18 @@
 // kernel row's taps are packed densely instead, `kernel` pixels' channels
 // side by side, one such window per column: an im2col along rows only.
 //
+// A 2-bit by 2-bit layer takes four plane pairs this way, and on AVX2 that
+// is as slow as int8. It runs instead on packed fields (Packing::fields):
+// four codes to a 32-bit word, two to each 16-bit half, 2^13 apart. One
+// vpmaddwd of an activation word and a weight word holding its codes in the
+// opposite order sums four products into the middle field,
+//
+//   (a0 + X a1)(c1 + X c0) + (a2 + X a3)(c3 + X c2)
+//     = (a0 c1 + a2 c3) + X (a0 c0 + a1 c1 + a2 c2 + a3 c3) + X^2 (a1 c0 + a3 c2),
+//
+// the packing of several narrow operands into one wide multiply of ULPPACK
+// (Won et al., MLSys 2022); int8 needs two multiplies for four products.
+//
 // Nothing here depends on LibTorch: bit_layers.hpp wraps it for tensors.
 #include <cstdint>
 #include <string>
@@ -57,12 +69,17 @@ struct ConvGeometry {
   std::int64_t row_words() const {
     return windowed() ? (kernel * group_in() + 63) / 64 : kernel * words();
   }
+  /// 32-bit words of one kernel row of packed fields (four codes a word).
+  std::int64_t field_words() const { return (kernel * group_in() + 3) / 4; }
   /// Throws std::invalid_argument naming what does not fit.
   void check() const;
 };
 
 /// Output channels the kernels compute together (one 64-bit lane each).
 inline constexpr std::int64_t kChannelBlock = 8;
+
+/// Output channels of a block of packed fields (one AVX-512 register).
+inline constexpr std::int64_t kFieldBlock = 16;
 
 /// A layer's weights as bit planes, blocked by kChannelBlock output
 /// channels: [group][block][weight plane][kernel row][row word][lane].
@@ -75,6 +92,9 @@ struct PackedWeights {
   /// layout, the block's 8 lanes masked to the low nibble of each byte,
   /// then the 8 lanes shifted down by 4 and masked the same.
   std::vector<std::uint64_t> nibbles;
+  /// The unsigned codes c as fields, for Packing::fields, in blocks of
+  /// kFieldBlock channels: [group][block][kernel row][field word][lane].
+  std::vector<std::uint32_t> fields;
   std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
 };
 
@@ -83,20 +103,39 @@ struct PackedWeights {
 /// alpha c + beta for unsigned c of at most `planes` bits.
 PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes);
 
+/// How activations are packed, and so which kernel runs: bit planes (AND
+/// and popcount) or fields (multiply-add, AVX2 or portable; see above; an
+/// AVX-512 CPU runs the AVX2 kernel).
+enum class Packing { planes, fields };
+const char* to_string(Packing packing);
+
+/// The faster packing for this layer on `isa`, as measured by
+/// `qlab_bench --benchmark_filter=bits/`: fields for a conv2d of 2-bit
+/// weights and activations on AVX2; planes otherwise (at 1 bit, on
+/// AVX-512's VPOPCNTQ, and for linear layers, whose one output column per
+/// row reads each weight once, so that the planes' 4x fewer bytes win).
+Packing best_packing(Isa isa, int weight_planes, int activation_planes, bool linear);
+
 /// A batch of activation codes as bit planes, with its padding border
 /// filled with `pad_code` (the code of a real 0): [image][group][plane]
 /// [row][column][word] over the padded map; windowed, [image][group][plane]
-/// [row][window's first column][row word].
+/// [row][window's first column][row word]. Packed as fields, in `fields`:
+/// [image][group][row][column][field word], a pixel's channels side by side
+/// when they fill whole words (a multiple of 4), else one window of a
+/// kernel row per column, zero codes filling its last word.
 struct PackedActivations {
   ConvGeometry geometry;
   int planes = 1;  ///< activation planes, A
+  Packing packing = Packing::planes;
   std::vector<std::uint64_t> bits;
+  std::vector<std::uint32_t> fields;
 };
 
 /// Packs codes (uint8, NHWC, each below 2^planes) of images [first, last).
 /// `out` must be sized by prepare_activations first; ranges may run in
 /// parallel.
-void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out);
+void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& out,
+                         Packing packing = Packing::planes);
 void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t first,
                       std::int64_t last, PackedActivations& out, Isa isa);
 

@@ -21,8 +21,11 @@ const std::uint8_t* codes_of(const torch::Tensor& q) {
 }  // namespace
 
 BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
-                   const torch::Tensor& bias, Isa isa)
-    : spec_(spec), isa_(isa) {
+                   const torch::Tensor& bias, Isa isa, std::optional<Packing> packing)
+    : spec_(spec),
+      isa_(isa),
+      packing_(packing.value_or(
+          best_packing(isa, spec.weight_bits, spec.activation_bits, spec.linear))) {
   if (codes.scalar_type() != torch::kInt8) throw std::invalid_argument("weight codes must be int8");
   const std::int64_t out = codes.size(0);
   ConvGeometry g;
@@ -44,9 +47,9 @@ BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torc
 }
 
 std::string BitLayer::kernel() const {
-  return fmt::format("bitserial::{}{} W{}A{} ({})", spec_.linear ? "linear" : "conv2d",
+  return fmt::format("bitserial::{}{} W{}A{} ({}{})", spec_.linear ? "linear" : "conv2d",
                      spec_.relu ? "_relu" : "", spec_.weight_bits, spec_.activation_bits,
-                     to_string(isa_));
+                     to_string(isa_), packing_ == Packing::fields ? ", fields" : "");
 }
 
 ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
@@ -77,7 +80,7 @@ void BitLayer::for_rows(
   // named in the lambdas would be each worker's own.
   thread_local PackedActivations buffer;
   PackedActivations& packed = buffer;
-  prepare_activations(g, spec_.activation_bits, packed);
+  prepare_activations(g, spec_.activation_bits, packed, packing_);
   const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
   const std::uint8_t* codes = codes_of(nhwc);
   const auto run_rows = [&](std::int64_t first, std::int64_t last) {
@@ -152,7 +155,8 @@ int planes_of(const QParams& grid) {
 
 // The bit kernel for an offered layer, when its weights and input have at
 // most 2 bits.
-std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa isa) {
+std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa isa,
+                                               std::optional<Packing> packing) {
   const int weight_planes = o.layer.weight.bits <= 2 ? o.layer.weight.bits : 0;
   const int input_planes = planes_of(o.input);
   if (weight_planes == 0 || input_planes == 0) return std::nullopt;
@@ -170,7 +174,7 @@ std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa is
   spec.out_zero_point = o.out_zero_point;
   spec.out_qmax = o.out_qmax;
   const auto [codes, scale] = int8_codes(o.layer);
-  auto layer = std::make_shared<const bits::BitLayer>(spec, codes, scale, o.bias, isa);
+  auto layer = std::make_shared<const bits::BitLayer>(spec, codes, scale, o.bias, isa, packing);
   return int8::LayerKernel{layer->kernel(), [layer](const torch::Tensor& x, bool parallel) {
                              return (*layer)(x, parallel);
                            }};

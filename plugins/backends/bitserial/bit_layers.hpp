@@ -29,8 +29,9 @@ struct LayerSpec {
 class BitLayer {
  public:
   /// Throws std::invalid_argument when the codes do not fit the widths.
+  /// `packing`: which kernel runs; by default best_packing's.
   BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
-           const torch::Tensor& bias, Isa isa);
+           const torch::Tensor& bias, Isa isa, std::optional<Packing> packing = std::nullopt);
 
   /// The layer on a quint8 input (NCHW shape, any memory format; [N, in]
   /// for linear) whose codes lie below 2^activation_bits: quint8 out,
@@ -41,7 +42,8 @@ class BitLayer {
   /// linear): what an int8 kernel accumulates from the same codes.
   torch::Tensor dots(const torch::Tensor& x, bool parallel) const;
 
-  /// How reports name it: "bitserial::conv2d_relu W1A1 (avx2)".
+  /// How reports name it: "bitserial::conv2d_relu W1A1 (avx2)", or
+  /// "... W2A2 (avx2, fields)" on packed fields.
   std::string kernel() const;
 
  private:
@@ -54,6 +56,7 @@ class BitLayer {
 
   LayerSpec spec_;
   Isa isa_;
+  Packing packing_;
   PackedWeights weights_;
   std::vector<double> weight_scale_;  // per output channel
   std::vector<double> bias_;          // per output channel, 0 when absent
@@ -61,6 +64,7 @@ class BitLayer {
 
 /// The bit layer for a layer the int8 executable offers, when its weights
 /// and its input have at most 2 bits (a conv2d or linear layer).
-std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& offer, Isa isa);
+std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& offer, Isa isa,
+                                               std::optional<Packing> packing = std::nullopt);
 
 }  // namespace qlab::bits
