@@ -1,7 +1,9 @@
 // bitserial: 1- and 2-bit conv2d and linear layers on bit kernels (AND +
-// popcount over packed bit planes, bit_kernels.hpp); every other layer, and
-// any layer wider than 2 bits (a real-valued first layer, an 8-bit last
-// one), on oneDNN's int8 kernels, as the int8 backends run them.
+// popcount over packed bit planes, or, for W2A2 convolutions on AVX2, one
+// multiply-add for four products over packed fields; bit_kernels.hpp);
+// every other layer, and any layer wider than 2 bits (a real-valued first
+// layer, an 8-bit last one), on oneDNN's int8 kernels, as the int8 backends
+// run them.
 #include "bit_layers.hpp"
 
 #include <aten_int8.hpp>
@@ -67,4 +69,5 @@ class Bitserial final : public qlab::int8::AtenInt8Backend {
 
 QLAB_PLUGIN(
     Bitserial, "backend", "bitserial",
-    "1- and 2-bit conv2d/linear on AND + popcount bit kernels (AVX2), the rest on oneDNN int8")
+    "1- and 2-bit conv2d/linear on bit kernels (AND + popcount; W2A2 convs on packed fields), "
+    "the rest on oneDNN int8")
