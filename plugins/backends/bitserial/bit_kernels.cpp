@@ -95,7 +95,8 @@ Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, s
   r.w_plane = geo.kernel * r.run * kChannelBlock;
   r.blocks = blocks(w.geometry);
   r.w = w.bits.data() + g * r.blocks * w.planes * r.w_plane;
-  r.wn = w.nibbles.data() + 2 * g * r.blocks * w.planes * r.w_plane;
+  // Only AVX2 reads the nibbles, and only it packs them.
+  r.wn = w.nibbles.empty() ? nullptr : w.nibbles.data() + 2 * g * r.blocks * w.planes * r.w_plane;
   r.alpha = w.alpha;
   r.beta = w.beta;
   r.out_column = geo.out_channels;
@@ -451,7 +452,8 @@ void ConvGeometry::check() const {
     invalid("a bit convolution's kernel is larger than its padded input");
 }
 
-PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes) {
+PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes, Isa isa,
+                           Packing packing) {
   g.check();
   if (planes < 1 || planes > 2) invalid("bit kernels take 1- or 2-bit weights");
   const std::int64_t taps = g.kernel * g.kernel, fan_in = taps * g.group_in(),
@@ -478,8 +480,11 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   constexpr int kWeightShift[4] = {13, 0, 29, 16};
   const std::int64_t field_words = g.field_words(),
                      field_blocks = (g.group_out() + kFieldBlock - 1) / kFieldBlock;
-  w.fields.assign(
-      static_cast<std::size_t>(g.groups * field_blocks * g.kernel * field_words * kFieldBlock), 0);
+  const bool fields = packing == Packing::fields;
+  if (fields)
+    w.fields.assign(
+        static_cast<std::size_t>(g.groups * field_blocks * g.kernel * field_words * kFieldBlock),
+        0);
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
     const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
     const std::int64_t b = in_group / kChannelBlock, lane = in_group % kChannelBlock;
@@ -499,6 +504,7 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
           w.bits[static_cast<std::size_t>(at)] |= static_cast<std::uint64_t>((level >> q) & 1)
                                                   << (bit % 64);
         }
+        if (!fields) continue;
         const std::int64_t at =
             (((group * field_blocks + in_group / kFieldBlock) * g.kernel + row) * field_words +
              (tap * g.group_in() + ch) / 4) *
@@ -508,6 +514,7 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
                                                   << kWeightShift[(tap * g.group_in() + ch) % 4];
       }
   }
+  if (isa != Isa::avx2 || fields) return w;
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
   w.nibbles.resize(2 * w.bits.size());
   for (std::size_t i = 0; i < w.bits.size(); i += kChannelBlock)

@@ -78,31 +78,6 @@ struct ConvGeometry {
 /// Output channels the kernels compute together (one 64-bit lane each).
 inline constexpr std::int64_t kChannelBlock = 8;
 
-/// Output channels of a block of packed fields (one AVX-512 register).
-inline constexpr std::int64_t kFieldBlock = 16;
-
-/// A layer's weights as bit planes, blocked by kChannelBlock output
-/// channels: [group][block][weight plane][kernel row][row word][lane].
-struct PackedWeights {
-  ConvGeometry geometry;
-  int planes = 1;  ///< weight planes, B
-  std::int32_t alpha = 1, beta = 0;
-  std::vector<std::uint64_t> bits;
-  /// `bits` split into nibbles for the AVX2 lookups: per word of `bits`'
-  /// layout, the block's 8 lanes masked to the low nibble of each byte,
-  /// then the 8 lanes shifted down by 4 and masked the same.
-  std::vector<std::uint64_t> nibbles;
-  /// The unsigned codes c as fields, for Packing::fields, in blocks of
-  /// kFieldBlock channels: [group][block][kernel row][field word][lane].
-  std::vector<std::uint32_t> fields;
-  std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
-};
-
-/// Packs int8 weight codes in (out, kernel row, kernel column, in / groups)
-/// order. Throws std::invalid_argument when the codes are not
-/// alpha c + beta for unsigned c of at most `planes` bits.
-PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes);
-
 /// How activations are packed, and so which kernel runs: bit planes (AND
 /// and popcount) or fields (multiply-add, AVX2 or portable; see above; an
 /// AVX-512 CPU runs the AVX2 kernel).
@@ -115,6 +90,35 @@ const char* to_string(Packing packing);
 /// AVX-512's VPOPCNTQ, and for linear layers, whose one output column per
 /// row reads each weight once, so that the planes' 4x fewer bytes win).
 Packing best_packing(Isa isa, int weight_planes, int activation_planes, bool linear);
+
+/// Output channels of a block of packed fields (one AVX-512 register).
+inline constexpr std::int64_t kFieldBlock = 16;
+
+/// A layer's weights as bit planes, blocked by kChannelBlock output
+/// channels: [group][block][weight plane][kernel row][row word][lane].
+struct PackedWeights {
+  ConvGeometry geometry;
+  int planes = 1;  ///< weight planes, B
+  std::int32_t alpha = 1, beta = 0;
+  std::vector<std::uint64_t> bits;
+  /// `bits` split into nibbles for the AVX2 lookups (packed for AVX2
+  /// planes only): per word of `bits`' layout, the block's 8 lanes masked
+  /// to the low nibble of each byte, then the 8 lanes shifted down by 4 and
+  /// masked the same.
+  std::vector<std::uint64_t> nibbles;
+  /// The unsigned codes c as fields (packed for Packing::fields only), in
+  /// blocks of kFieldBlock channels: [group][block][kernel row][field
+  /// word][lane].
+  std::vector<std::uint32_t> fields;
+  std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
+};
+
+/// Packs int8 weight codes in (out, kernel row, kernel column, in / groups)
+/// order, for the kernel that `isa` and `packing` choose. Throws
+/// std::invalid_argument when the codes are not alpha c + beta for
+/// unsigned c of at most `planes` bits.
+PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int planes, Isa isa,
+                           Packing packing);
 
 /// A batch of activation codes as bit planes, with its padding border
 /// filled with `pad_code` (the code of a real 0): [image][group][plane]

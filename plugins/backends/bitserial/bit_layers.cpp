@@ -36,7 +36,7 @@ BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torc
   g.height = g.width = g.kernel;
   // (out, kernel row, kernel column, channel): a tap's channels side by side.
   const auto ordered = spec.linear ? codes.contiguous() : codes.permute({0, 2, 3, 1}).contiguous();
-  weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits);
+  weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits, isa, packing_);
   const auto s = scale.to(torch::kFloat64).contiguous().expand({out}).contiguous();
   weight_scale_.assign(s.data_ptr<double>(), s.data_ptr<double>() + out);
   bias_.assign(static_cast<std::size_t>(out), 0.0);
