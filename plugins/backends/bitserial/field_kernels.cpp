@@ -52,13 +52,14 @@ struct FieldRow {
   }
 };
 
-// The four codes of an activation word, each below 4.
+// The sum of an activation word's four codes.
 inline std::uint32_t word_sum(std::uint32_t v) {
   return (v & 3) + ((v >> kFieldBits) & 3) + ((v >> 16) & 3) + (v >> (16 + kFieldBits));
 }
 
-// The middle fields' sum of four products of an activation word and a
-// weight word (each half a non-negative int16), as one vpmaddwd lane.
+// One vpmaddwd lane: an activation word times a weight word, half by half
+// (each half a non-negative int16); its middle field is the sum of the four
+// code products.
 inline std::uint32_t product(std::uint32_t a, std::uint32_t w) {
   return (a & 0xffff) * (w & 0xffff) + (a >> 16) * (w >> 16);
 }
