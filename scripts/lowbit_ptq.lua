@@ -6,12 +6,7 @@
 --   qlab sweep scripts/lowbit_ptq.lua     -- ~10 min after seed 003's script (its points are reused)
 local args = qlab.args{ lenet_epochs = 3, mobilenet_epochs = 2 }
 
-local function with(t, extra)
-  local out = {}
-  for k, v in pairs(t) do out[k] = v end
-  for k, v in pairs(extra or {}) do out[k] = v end
-  return out
-end
+local with = qlab.with
 
 local models = {
   { name = "LeNet", base = {

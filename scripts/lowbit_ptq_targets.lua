@@ -7,12 +7,7 @@
 --   qlab sweep scripts/lowbit_ptq_targets.lua     -- ~35 min (~10 more to train the baselines)
 local args = qlab.args{ lenet_epochs = 3, mobilenet_epochs = 2 }
 
-local function with(t, extra)
-  local out = {}
-  for k, v in pairs(t) do out[k] = v end
-  for k, v in pairs(extra or {}) do out[k] = v end
-  return out
-end
+local with = qlab.with
 
 local seq_mse = { weight_range = "seq_mse", observer = "histogram" }
 local long_adaround = { rounding = "adaround", adaround_iterations = 5000, adaround_batches = 128 }

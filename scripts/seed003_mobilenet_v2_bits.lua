@@ -13,12 +13,7 @@
 local args = qlab.args{ width = 0.25, epochs = 2, limit_train = 12000, limit_test = 1000,
                         dataset = "cifar100" }
 
-local function with(t, extra)
-  local out = {}
-  for k, v in pairs(t) do out[k] = v end
-  for k, v in pairs(extra or {}) do out[k] = v end
-  return out
-end
+local with = qlab.with
 
 -- A point whose quantizer takes a config list.
 local function has_list(r) return next(r.config.quantizer.config or {}) ~= nil end

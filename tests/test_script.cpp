@@ -142,6 +142,22 @@ v = a.epochs .. " " .. a.tag .. " " .. a.lr .. " " .. tostring(a.verbose)
             "t.lua:1: script argument 'epoch=3': unknown key 'epoch' (known: epochs)");
 }
 
+TEST_F(ScriptTest, WithCopiesABaseAndSetsTheChanges) {
+  auto& s = script();
+  EXPECT_EQ(run(s, R"(
+local base = { model = "lenet", quantizer = { name = "static", weight_bits = 4 } }
+local w = qlab.with(base, { quantizer = { name = "dorefa" }, backend = "onednn" })
+v = w.model .. " " .. w.quantizer.name .. " " .. tostring(w.quantizer.weight_bits) .. " " ..
+    w.backend .. " " .. base.quantizer.name .. " " .. tostring(base.backend) .. " " ..
+    tostring(qlab.with(base).quantizer == base.quantizer)
+)"),
+            "");
+  EXPECT_EQ(global(s, "v"), "lenet dorefa nil onednn static nil true");
+  EXPECT_EQ(run(s, "qlab.with(base)"), "t.lua:1: qlab.with expects a table, found nil");
+  EXPECT_EQ(run(s, "qlab.with({}, 3)"),
+            "t.lua:1: qlab.with: its changes must be a table, found number");
+}
+
 TEST_F(ScriptTest, OptionErrorsNameTheScriptLine) {
   auto& s = script();
   EXPECT_EQ(run(s, "\n\nqlab.evaluate{ model = 'lenet', train = { epochs = 'two' } }"),
@@ -211,9 +227,9 @@ TEST_F(ScriptTest, ErrorsNameALongScriptPathInFull) {
 TEST_F(ScriptTest, TheStackStaysBalancedAfterErrors) {
   auto& s = script();
   const int top = lua_gettop(s.state());
-  for (const char* code :
-       {"qlab.evaluate(42)", "qlab.sweep{ base = 1 }", "qlab.results{ 1 }", "qlab.report{}",
-        "qlab.plot{ kind = 'pie' }", "qlab.args{ f = function() end }", "error({})"}) {
+  for (const char* code : {"qlab.evaluate(42)", "qlab.sweep{ base = 1 }", "qlab.results{ 1 }",
+                           "qlab.report{}", "qlab.plot{ kind = 'pie' }",
+                           "qlab.args{ f = function() end }", "qlab.with({}, 1)", "error({})"}) {
     EXPECT_NE(run(s, code), "") << code;
     EXPECT_EQ(lua_gettop(s.state()), top) << code;
   }

@@ -295,13 +295,41 @@ int l_args(lua_State* L) {
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {
-    {"train", guarded<l_train>},       {"quantize", guarded<l_quantize>},
-    {"evaluate", guarded<l_evaluate>}, {"sweep", guarded<l_sweep>},
-    {"results", guarded<l_results>},   {"report", guarded<l_report>},
-    {"plot", guarded<l_plot>},         {"plugins", guarded<l_plugins>},
-    {"args", guarded<l_args>},         {"mixed_precision", guarded<l_mixed_precision>},
-    {"export", guarded<l_export>},     {nullptr, nullptr}};
+// A copy of `base` with the keys of `changes` set over it: one level deep,
+// so a changed section replaces the whole section, as a sweep's base wants
+// when one quantizer's options stand in for another's.
+int l_with(lua_State* L) {
+  expect_table(L, 1, "qlab.with");
+  const bool changes = !lua_isnoneornil(L, 2);
+  if (changes && lua_type(L, 2) != LUA_TTABLE)
+    throw Error(
+        fmt::format("qlab.with: its changes must be a table, found {}", luaL_typename(L, 2)));
+  lua_settop(L, 2);
+  lua_newtable(L);
+  for (int from = 1; from <= (changes ? 2 : 1); ++from) {
+    lua_pushnil(L);
+    while (lua_next(L, from)) {  // key, value
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);  // key, key, value
+      lua_settable(L, 3);
+    }
+  }
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {{"train", guarded<l_train>},
+                               {"quantize", guarded<l_quantize>},
+                               {"evaluate", guarded<l_evaluate>},
+                               {"sweep", guarded<l_sweep>},
+                               {"results", guarded<l_results>},
+                               {"report", guarded<l_report>},
+                               {"plot", guarded<l_plot>},
+                               {"plugins", guarded<l_plugins>},
+                               {"args", guarded<l_args>},
+                               {"mixed_precision", guarded<l_mixed_precision>},
+                               {"export", guarded<l_export>},
+                               {"with", guarded<l_with>},
+                               {nullptr, nullptr}};
 
 int message_handler(lua_State* L) {
   // Keep Lua's "file:line: message"; a non-string error object is described.
