@@ -19,19 +19,17 @@ namespace {
 std::int64_t blocks(const ConvGeometry& g) {
   return (g.group_out() + kChannelBlock - 1) / kChannelBlock;
 }
-std::int64_t padded_height(const ConvGeometry& g) { return g.height + 2 * g.padding; }
-std::int64_t padded_width(const ConvGeometry& g) { return g.width + 2 * g.padding; }
 // Columns of a packed row: every padded pixel, or windowed, every column a
 // kernel row can start at; and the words at each.
 std::int64_t row_columns(const ConvGeometry& g) {
-  return g.windowed() ? padded_width(g) - g.kernel + 1 : padded_width(g);
+  return g.windowed() ? g.padded_width() - g.kernel + 1 : g.padded_width();
 }
 std::int64_t column_words(const ConvGeometry& g) {
   return g.windowed() ? g.row_words() : g.words();
 }
 // Words of one plane of one group over the padded map.
 std::int64_t plane_words(const ConvGeometry& g) {
-  return padded_height(g) * row_columns(g) * column_words(g);
+  return g.padded_height() * row_columns(g) * column_words(g);
 }
 
 // round(fma(m, d, c)) clamped, as the vector code computes it: adding
@@ -475,16 +473,8 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * g.kernel * words * kChannelBlock),
                 0);
   w.code_sums.assign(static_cast<std::size_t>(g.out_channels), 0);
-  // Fields: a kernel row's codes side by side, four to a word, each half
-  // holding its two in the reverse of the activations' order.
-  constexpr int kWeightShift[4] = {13, 0, 29, 16};
-  const std::int64_t field_words = g.field_words(),
-                     field_blocks = (g.group_out() + kFieldBlock - 1) / kFieldBlock;
   const bool fields = packing == Packing::fields;
-  if (fields)
-    w.fields.assign(
-        static_cast<std::size_t>(g.groups * field_blocks * g.kernel * field_words * kFieldBlock),
-        0);
+  if (fields) w.fields.assign(static_cast<std::size_t>(weight_field_words(g)), 0);
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
     const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
     const std::int64_t b = in_group / kChannelBlock, lane = in_group % kChannelBlock;
@@ -504,14 +494,7 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
           w.bits[static_cast<std::size_t>(at)] |= static_cast<std::uint64_t>((level >> q) & 1)
                                                   << (bit % 64);
         }
-        if (!fields) continue;
-        const std::int64_t at =
-            (((group * field_blocks + in_group / kFieldBlock) * g.kernel + row) * field_words +
-             (tap * g.group_in() + ch) / 4) *
-                kFieldBlock +
-            in_group % kFieldBlock;
-        w.fields[static_cast<std::size_t>(at)] |= static_cast<std::uint32_t>(level)
-                                                  << kWeightShift[(tap * g.group_in() + ch) % 4];
+        if (fields) put_weight_field(g, oc, row, tap * g.group_in() + ch, level, w.fields);
       }
   }
   if (isa != Isa::avx2 || fields) return w;
@@ -555,7 +538,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   const ConvGeometry& g = out.geometry;
   const int planes = out.planes;
   const std::int64_t words = g.words(), stride = plane_words(g);
-  const std::int64_t hp = padded_height(g), wp = padded_width(g), cg = g.group_in();
+  const std::int64_t hp = g.padded_height(), wp = g.padded_width(), cg = g.group_in();
   auto pack = pack_pixel_portable;
 #if defined(__x86_64__)
   if (isa == Isa::avx2) pack = pack_pixel_avx2;

@@ -59,6 +59,8 @@ struct ConvGeometry {
 
   std::int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
   std::int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  std::int64_t padded_height() const { return height + 2 * padding; }
+  std::int64_t padded_width() const { return width + 2 * padding; }
   std::int64_t group_in() const { return in_channels / groups; }
   std::int64_t group_out() const { return out_channels / groups; }
   /// 64-bit words per plane of one group's channels at one pixel.

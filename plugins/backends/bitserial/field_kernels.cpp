@@ -19,18 +19,22 @@ constexpr int kFieldBits = 13;
 constexpr std::uint32_t kFieldMask = (1u << kFieldBits) - 1;
 // A word adds at most 2 x 9 to the low field and 4 x 9 to the middle one.
 constexpr int kWordsPerRead = static_cast<int>(kFieldMask / 36);
-// Where an activation word keeps its codes 0..3, low bit first.
+// Where an activation word keeps its codes 0..3, low bit first; a weight
+// word keeps each half's two in reverse order.
 constexpr int kActivationShift[4] = {0, kFieldBits, 16, 16 + kFieldBits};
+constexpr int kWeightShift[4] = {kFieldBits, 0, 16 + kFieldBits, 16};
 
 bool dense(const ConvGeometry& g) { return g.group_in() % 4 == 0; }
-std::int64_t padded_width(const ConvGeometry& g) { return g.width + 2 * g.padding; }
 // Columns of a packed row: every padded pixel (dense), or every column a
 // kernel row can start at; and the words at each.
 std::int64_t columns(const ConvGeometry& g) {
-  return dense(g) ? padded_width(g) : padded_width(g) - g.kernel + 1;
+  return dense(g) ? g.padded_width() : g.padded_width() - g.kernel + 1;
 }
 std::int64_t column_words(const ConvGeometry& g) {
   return dense(g) ? g.group_in() / 4 : g.field_words();
+}
+std::int64_t blocks(const ConvGeometry& g) {
+  return (g.group_out() + kFieldBlock - 1) / kFieldBlock;
 }
 
 // One output row of one group, as the kernels read it.
@@ -259,8 +263,24 @@ QLAB_AVX2 void row_avx2(const FieldRow& c, std::int32_t* sums) {
 
 }  // namespace
 
+std::int64_t weight_field_words(const ConvGeometry& g) {
+  return g.groups * blocks(g) * g.kernel * g.field_words() * kFieldBlock;
+}
+
+void put_weight_field(const ConvGeometry& g, std::int64_t oc, std::int64_t row, std::int64_t at,
+                      int level, std::vector<std::uint32_t>& fields) {
+  // [group][block][kernel row][field word][lane]
+  const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
+  const std::int64_t word =
+      (((group * blocks(g) + in_group / kFieldBlock) * g.kernel + row) * g.field_words() + at / 4) *
+          kFieldBlock +
+      in_group % kFieldBlock;
+  fields[static_cast<std::size_t>(word)] |= static_cast<std::uint32_t>(level)
+                                            << kWeightShift[at % 4];
+}
+
 std::int64_t field_image_words(const ConvGeometry& g) {
-  return (g.height + 2 * g.padding) * columns(g) * column_words(g);
+  return g.padded_height() * columns(g) * column_words(g);
 }
 
 void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t first,
@@ -270,7 +290,7 @@ void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t f
 #if defined(__x86_64__)
   if (isa != Isa::portable) encode = encode_avx2;
 #endif
-  const std::int64_t cg = g.group_in(), wp = padded_width(g), hp = g.height + 2 * g.padding;
+  const std::int64_t cg = g.group_in(), wp = g.padded_width(), hp = g.padded_height();
   const std::int64_t row_words = columns(g) * column_words(g), image = field_image_words(g);
   std::vector<std::uint8_t> line(static_cast<std::size_t>(wp * cg));
   for (std::int64_t n = first; n < last; ++n)
@@ -308,7 +328,7 @@ void field_row(const PackedActivations& x, const PackedWeights& w, std::int64_t 
     r.column = g.stride * column_words(g);
     r.kernel = g.kernel;
     r.run = g.field_words();
-    r.blocks = (g.group_out() + kFieldBlock - 1) / kFieldBlock;
+    r.blocks = blocks(g);
     r.block_words = g.kernel * r.run * kFieldBlock;
     r.w = w.fields.data() + group * r.blocks * r.block_words;
     r.group_out = g.group_out();

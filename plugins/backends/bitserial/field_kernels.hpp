@@ -3,7 +3,17 @@
 // bit_kernels.cpp to dispatch to.
 #include "bit_kernels.hpp"
 
+#include <vector>
+
 namespace qlab::bits {
+
+/// 32-bit words of a layer's weights as fields (PackedWeights::fields).
+std::int64_t weight_field_words(const ConvGeometry& g);
+
+/// Sets the unsigned code `level` of output channel `oc` at place `at` of
+/// kernel row `row` (tap * channels per group + channel) in `fields`.
+void put_weight_field(const ConvGeometry& g, std::int64_t oc, std::int64_t row, std::int64_t at,
+                      int level, std::vector<std::uint32_t>& fields);
 
 /// 32-bit words of one image's group of packed fields.
 std::int64_t field_image_words(const ConvGeometry& g);
