@@ -47,18 +47,17 @@ std::vector<std::string> search_output_ranges(QuantizedModel& q, const torch::Te
     double best = cross_entropy(logits, fake_quantize(logits, p));
     const double observed = best;
     std::pair<double, double> chosen{lo, hi};
+    QParams grid = p;
     for (int a = 0; a <= kSteps; ++a)
       for (int b = 0; b <= kSteps; ++b) {
         const double top = hi * (0.3 + 0.7 * b / kSteps), bottom = lo * a / kSteps;
-        const QParams c = qparams_from_range(torch::tensor({bottom}), torch::tensor({top}), p.bits,
-                                             p.symmetric, p.axis, reduced);
+        QParams c = qparams_from_range(torch::tensor({bottom}), torch::tensor({top}), p.bits,
+                                       p.symmetric, p.axis, reduced);
         const double e = cross_entropy(logits, fake_quantize(logits, c));
-        if (e < best) best = e, chosen = {bottom, top};
+        if (e < best) best = e, chosen = {bottom, top}, grid = std::move(c);
       }
-    QParams c = qparams_from_range(torch::tensor({chosen.first}), torch::tensor({chosen.second}),
-                                   p.bits, p.symmetric, p.axis, reduced);
-    c.min = p.min, c.max = p.max;  // the observed range, for the record
-    p = c;
+    grid.min = p.min, grid.max = p.max;  // the observed range, for the record
+    p = std::move(grid);
     notes.push_back(fmt::format(
         "output range: {} on [{:.3g}, {:.3g}] (observed [{:.3g}, {:.3g}]), chosen by the "
         "cross-entropy against the float outputs on {} calibration images: {:.4f} (observed "
