@@ -47,6 +47,9 @@ Graph single(const char* kind) {
   } else if (std::string(kind) == "conv5x5_1to6_32x32") {
     auto x = g.input("input", {1, 32, 32});
     g.set_outputs({g.relu("relu", g.conv2d("conv", x, 1, 6, 5))});
+  } else if (std::string(kind) == "conv5x5_6to16_14x14") {
+    auto x = g.input("input", {6, 14, 14});
+    g.set_outputs({g.relu("relu", g.conv2d("conv", x, 6, 16, 5))});
   } else if (std::string(kind) == "linear_9216to128") {
     auto x = g.input("input", {9216});
     g.set_outputs({g.relu("relu", g.linear("fc", x, 9216, 128))});
@@ -237,6 +240,7 @@ void register_bit_kernels() {
   };
   for (const auto& [kind, node] :
        {std::pair<const char*, const char*>{"conv3x3_64to64_28x28", "conv"},
+        {"conv5x5_6to16_14x14", "conv"},
         {"linear_9216to128", "fc"}})
     for (int bits : {1, 2}) {
       const std::string name = fmt::format("bits/layer/{}/w{}a{}", kind, bits, bits);
@@ -269,6 +273,22 @@ void register_bit_kernels() {
   }
 }
 
+// LeNet's first layer (1 input channel, 6 out, 5x5, 32x32, batch 64) at 8
+// bits on qlab's image convolution and on oneDNN's int8 kernel.
+void register_image_conv() {
+  for (bool image_convs : {false, true}) {
+    int8::EngineInfo info{"onednn", at::QEngine::ONEDNN, true, {}};
+    info.image_convs = image_convs;
+    benchmark::RegisterBenchmark(
+        image_convs ? "kernel/conv5x5_1to6_32x32/qlab_image_conv"
+                    : "kernel/conv5x5_1to6_32x32/onednn_engine",
+        [=](benchmark::State& st) { run_layer(st, single("conv5x5_1to6_32x32"), 8, "conv", info); })
+        ->Arg(64)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
 // Speed-ups printed after the run: each benchmark named `prefix` + `fast`
 // against `prefix` + `slow`, for every prefix both ran under.
 const std::pair<const char*, const char*> kSpeedups[] = {
@@ -280,6 +300,7 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/bitserial_portable_fields", "/int8_onednn"},
     {"/bitserial", "/int8_onednn"},
     {"/bitserial", "/fp32"},
+    {"/qlab_image_conv", "/onednn_engine"},
 };
 
 // The console output, and each benchmark's real time kept for kSpeedups.
@@ -311,6 +332,7 @@ class SpeedupReporter : public benchmark::ConsoleReporter {
 void register_all() {
   register_code_kernels();
   register_bit_kernels();
+  register_image_conv();
   const std::vector<std::pair<std::string, bool>> targets{
       {"cpu", false}, {"onednn", true}, {"qnnpack", true}, {"fbgemm", true}, {"x86", true}};
   std::vector<Subject> subjects;

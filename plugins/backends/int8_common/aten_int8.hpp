@@ -41,6 +41,10 @@ struct EngineInfo {
   /// Kernels of the backend's own that take the layers they fit (bitserial);
   /// nothing: the layer runs on the engine's.
   std::function<std::optional<LayerKernel>(const LayerOffer&)> own_kernels;
+  /// Run convolutions over few input channels (a network's first, on an
+  /// image) on qlab's image convolution (image_conv.hpp), which outruns the
+  /// engines' there; false: on the engine's, for benchmarks that compare.
+  bool image_convs = true;
 };
 
 /// A backend on one of LibTorch's quantized CPU engines: fp32 models run on

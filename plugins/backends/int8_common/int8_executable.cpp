@@ -13,6 +13,7 @@
 #include "int8_executable.hpp"
 
 #include "code_kernels.hpp"
+#include "image_conv.hpp"
 
 #include <qlab/error.hpp>
 #include <qlab/quant/ptq.hpp>
@@ -334,12 +335,15 @@ class Int8Executable final : public Executable {
   Mode mode() const override { return Mode::int8; }
   std::vector<std::string> lowered() const override { return lowered_; }
   std::string describe() const override {
-    const std::string fallbacks = fallbacks_.empty()
-                                      ? std::string()
-                                      : fmt::format("; in float: {}", fmt::join(fallbacks_, ", "));
+    // Where layers run other than on the engine's int8 kernels.
+    std::string elsewhere = fallbacks_.empty()
+                                ? std::string()
+                                : fmt::format("; in float: {}", fmt::join(fallbacks_, ", "));
+    if (!image_layers_.empty())
+      elsewhere += fmt::format("; qlab's image convolution for {}", fmt::join(image_layers_, ", "));
     if (own_layers_.empty())
       return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization, {}{}), {} threads",
-                         info_.name, to_string(model_->scheme), model_->widths(), fallbacks,
+                         info_.name, to_string(model_->scheme), model_->widths(), elsewhere,
                          threads());
     std::string engine = c10::toString(info_.engine);
     std::transform(engine.begin(), engine.end(), engine.begin(),
@@ -348,7 +352,7 @@ class Int8Executable final : public Executable {
         "{}'s own kernels for {}, int8 kernels of LibTorch's {} engine for the rest ({} "
         "quantization, {}{}), {} threads",
         info_.name, fmt::join(own_layers_, ", "), engine, to_string(model_->scheme),
-        model_->widths(), fallbacks, threads());
+        model_->widths(), elsewhere, threads());
   }
 
  private:
@@ -382,7 +386,6 @@ class Int8Executable final : public Executable {
     } else if (auto own = quantized && is_static ? own_kernel(n, layer->second, s) : nullptr) {
       s.kind = Kind::own_kernel;
       s.own = std::move(own);
-      own_layers_.push_back(n.name);
     } else if (n.op == Op::conv2d && quantized && is_static) {
       s.kind = Kind::qconv;
       const std::vector<std::int64_t> stride{n.attrs.stride, n.attrs.stride},
@@ -418,13 +421,19 @@ class Int8Executable final : public Executable {
     return in == model_->activations.end() ? nullptr : &in->second;
   }
 
-  // The backend's own kernel for a static layer, if it takes it.
+  // A kernel other than the engine's for a static layer: the backend's own,
+  // if it takes the layer, else qlab's image convolution, if that does.
   std::shared_ptr<const LayerKernel> own_kernel(const Node& n, const QLayer& layer, const Step& s) {
-    if (!info_.own_kernels || !s.requantize) return nullptr;
+    if (!s.requantize) return nullptr;
     const QParams* in = input_grid(n);
     if (!in) return nullptr;
-    auto k =
-        info_.own_kernels({n, layer, *in, kernel_bias(layer, in), s.scale, s.zero_point, s.qmax});
+    const LayerOffer offer{n, layer, *in, kernel_bias(layer, in), s.scale, s.zero_point, s.qmax};
+    std::optional<LayerKernel> k;
+    if (info_.own_kernels) k = info_.own_kernels(offer);
+    if (k)
+      own_layers_.push_back(n.name);
+    else if (info_.image_convs && (k = image_conv_for(offer)))
+      image_layers_.push_back(n.name);
     return k ? std::make_shared<const LayerKernel>(std::move(*k)) : nullptr;
   }
 
@@ -482,6 +491,7 @@ class Int8Executable final : public Executable {
   std::vector<std::size_t> outputs_;
   std::vector<std::string> fallbacks_;
   std::vector<std::string> own_layers_;
+  std::vector<std::string> image_layers_;  // on qlab's image convolution
   std::vector<std::string> lowered_;
 };
 

@@ -1,0 +1,485 @@
+// The int8 image convolution (image_conv.hpp). The AVX2 and AVX-512
+// functions carry their own target attributes, so this file builds for any
+// x86-64 and image_conv_for() picks among them at run time.
+#include "image_conv.hpp"
+
+#include <qlab/parallel.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define QLAB_IMAGE_AVX2 __attribute__((target("avx2,fma")))
+#define QLAB_IMAGE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#endif
+
+namespace qlab::int8 {
+namespace {
+
+constexpr std::int64_t kMaxChannels = 4, kMaxKernel = 11;
+// Output channels a kernel call sums at once: one accumulator register each.
+constexpr std::int64_t kChannelBlock = 8;
+
+struct Shape4 {
+  std::int64_t batch, channels, height, width;
+};
+
+// What the kernels read, set up once per layer.
+struct Layer {
+  std::int64_t in = 1, out = 1, kernel = 1, padding = 0;
+  std::vector<std::int8_t> weights;  // [out][in][kernel row][kernel column]
+  std::vector<std::int32_t> offset;  // per out channel: bias code - z_in sum w
+  std::vector<float> m;              // per out channel: s_in s_w / s_out
+  float zero_point = 0, lo = 0, hi = 255;
+  std::uint8_t pad_code = 0;  // z_in: a real 0 in the border
+};
+
+// round(m dot + z) clamped to [lo, hi], in float as the vector code does it
+// (one fused multiply-add, rounding half to even).
+inline std::uint8_t code_of(const Layer& l, std::int64_t c, std::int32_t dot) {
+  const float v = std::fma(l.m[c], static_cast<float>(dot), l.zero_point);
+  return static_cast<std::uint8_t>(std::nearbyint(std::min(std::max(v, l.lo), l.hi)));
+}
+
+// Image n's dots and codes, one output pixel at a time.
+void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n,
+                    std::uint8_t* out) {
+  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
+                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  for (std::int64_t oh = 0; oh < oh_count; ++oh)
+    for (std::int64_t ow = 0; ow < ow_count; ++ow)
+      for (std::int64_t c = 0; c < l.out; ++c) {
+        std::int32_t dot = l.offset[c];
+        for (std::int64_t ci = 0; ci < l.in; ++ci)
+          for (std::int64_t kh = 0; kh < l.kernel; ++kh)
+            for (std::int64_t kw = 0; kw < l.kernel; ++kw) {
+              const std::int64_t y = oh + kh - l.padding, x = ow + kw - l.padding;
+              const bool inside = y >= 0 && y < s.height && x >= 0 && x < s.width;
+              const std::int32_t a =
+                  inside ? nhwc[((n * s.height + y) * s.width + x) * s.channels + ci] : l.pad_code;
+              dot += a * l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw];
+            }
+        out[((n * oh_count + oh) * ow_count + ow) * l.out + c] = code_of(l, c, dot);
+      }
+}
+
+#if defined(__x86_64__)
+
+// Image n repacked for a kernel of `lanes` columns a register: per input
+// channel, a map of 32-bit elements, element (y, x) holding the codes of
+// rows y .. y + R - 1 at column x of the padded image (T: uint8 for R = 4,
+// uint16 for R = 2). Rows past the padded image meet only zero weights,
+// columns past it only lanes past the output's width: what they hold is
+// never used.
+template <typename T>
+struct Rows {
+  static constexpr int R = 4 / sizeof(T);
+  std::int64_t height, width;       // the padded image; elements of a row (a multiple of 16)
+  std::vector<std::uint8_t> plane;  // per channel: the padded image, height + R - 1 rows
+  std::vector<std::uint32_t> data;
+
+  Rows(const Layer& l, const Shape4& s, std::int64_t lanes)
+      : height(s.height + 2 * l.padding),
+        width((s.width + 2 * l.padding + lanes + 15) / 16 * 16),
+        plane(static_cast<std::size_t>(l.in * (height + R - 1) * width), l.pad_code),
+        data(static_cast<std::size_t>(l.in * height * width), 0) {}
+
+  void fill(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n) {
+    for (std::int64_t ci = 0; ci < l.in; ++ci) {
+      std::uint8_t* p = plane.data() + ci * (height + R - 1) * width;
+      // The image's rows; the border keeps the pad code it was made with.
+      for (std::int64_t iy = 0; iy < s.height; ++iy) {
+        const std::uint8_t* src = nhwc + ((n * s.height + iy) * s.width) * s.channels + ci;
+        std::uint8_t* dst = p + (iy + l.padding) * width + l.padding;
+        if (s.channels == 1)
+          std::memcpy(dst, src, static_cast<std::size_t>(s.width));
+        else
+          for (std::int64_t ix = 0; ix < s.width; ++ix) dst[ix] = src[ix * s.channels];
+      }
+      for (std::int64_t y = 0; y < height; ++y)
+        for (std::int64_t x = 0; x < width; x += 16)
+          interleave(p + y * width + x, data.data() + (ci * height + y) * width + x);
+    }
+  }
+  const std::uint32_t* at(std::int64_t ci, std::int64_t y, std::int64_t x) const {
+    return data.data() + (ci * height + y) * width + x;
+  }
+
+ private:
+  // 16 columns of R rows (`width` bytes apart) into 16 elements.
+  void interleave(const std::uint8_t* p, std::uint32_t* out) const {
+    const auto load = [&](int r) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * width));
+    };
+    __m128i e[4];
+    if constexpr (R == 4) {
+      const __m128i a = load(0), b = load(1), c = load(2), d = load(3);
+      const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b),
+                    cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+      e[0] = _mm_unpacklo_epi16(ab_lo, cd_lo);
+      e[1] = _mm_unpackhi_epi16(ab_lo, cd_lo);
+      e[2] = _mm_unpacklo_epi16(ab_hi, cd_hi);
+      e[3] = _mm_unpackhi_epi16(ab_hi, cd_hi);
+    } else {
+      const __m128i zero = _mm_setzero_si128(), a = load(0), b = load(1);
+      const __m128i a_lo = _mm_unpacklo_epi8(a, zero), a_hi = _mm_unpackhi_epi8(a, zero),
+                    b_lo = _mm_unpacklo_epi8(b, zero), b_hi = _mm_unpackhi_epi8(b, zero);
+      e[0] = _mm_unpacklo_epi16(a_lo, b_lo);
+      e[1] = _mm_unpackhi_epi16(a_lo, b_lo);
+      e[2] = _mm_unpacklo_epi16(a_hi, b_hi);
+      e[3] = _mm_unpackhi_epi16(a_hi, b_hi);
+    }
+    for (int k = 0; k < 4; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4 * k), e[k]);
+  }
+};
+
+// A chunk of `lanes` output columns is lanes * out bytes of the output row
+// in (column, channel) order: `out` registers of `lanes` bytes each. Lane j
+// of register v computes byte e = lanes v + j of the chunk, the dot of
+// column e / out and channel e % out, so that the codes leave in one store
+// per register. Per register, what its lanes read: the column each takes
+// from a load of `lanes` columns, the weights of each lane's channel (per
+// input channel, group of R kernel rows and kernel column: R weights in one
+// 32-bit element, T int8 or int16, the rows past the kernel 0), and each
+// lane's channel's offset and m.
+template <typename T>
+struct Lanes {
+  static constexpr int R = 4 / sizeof(T);
+  std::int64_t lanes, taps;  // taps: in * groups of R rows * kernel columns
+  std::vector<std::int32_t> column, offset;
+  std::vector<float> m;
+  std::vector<std::uint32_t> weights;  // [register][tap][lane]
+
+  Lanes(const Layer& l, std::int64_t lanes_)
+      : lanes(lanes_), taps(l.in * ((l.kernel + R - 1) / R) * l.kernel) {
+    const std::int64_t groups = (l.kernel + R - 1) / R;
+    for (std::int64_t e = 0; e < l.out * lanes; ++e) {
+      const std::int64_t c = e % l.out;
+      column.push_back(static_cast<std::int32_t>(e / l.out));
+      offset.push_back(l.offset[c]);
+      m.push_back(l.m[c]);
+    }
+    weights.resize(static_cast<std::size_t>(l.out * taps * lanes));
+    for (std::int64_t v = 0; v < l.out; ++v)
+      for (std::int64_t j = 0; j < lanes; ++j) {
+        const std::int64_t c = (v * lanes + j) % l.out;
+        for (std::int64_t ci = 0; ci < l.in; ++ci)
+          for (std::int64_t g = 0; g < groups; ++g)
+            for (std::int64_t kw = 0; kw < l.kernel; ++kw) {
+              T parts[R] = {};
+              for (int r = 0; r < R; ++r)
+                if (g * R + r < l.kernel)
+                  parts[r] = static_cast<T>(
+                      l.weights[((c * l.in + ci) * l.kernel + g * R + r) * l.kernel + kw]);
+              const std::int64_t tap = (ci * groups + g) * l.kernel + kw;
+              std::memcpy(&weights[static_cast<std::size_t>((v * taps + tap) * lanes + j)], parts,
+                          sizeof(std::uint32_t));
+            }
+      }
+  }
+};
+
+// Registers [v0, v0 + V) of every chunk of image n's output, V at a time so
+// that their accumulators stay in registers.
+template <int V>
+QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes<std::int16_t>& t,
+                                    const Rows<std::uint16_t>& rows, std::int64_t n,
+                                    std::int64_t v0, std::uint8_t* out) {
+  constexpr std::int64_t kLanes = 8, R = 2;
+  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
+                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  const std::int64_t groups = (l.kernel + R - 1) / R;
+  __m256i column[V], offset[V];
+  __m256 m[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) {
+    const std::int64_t at = (v0 + v) * kLanes;
+    column[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.column.data() + at));
+    offset[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.offset.data() + at));
+    m[v] = _mm256_loadu_ps(t.m.data() + at);
+  }
+  const __m256 lo = _mm256_set1_ps(l.lo), hi = _mm256_set1_ps(l.hi),
+               zero_point = _mm256_set1_ps(l.zero_point);
+  for (std::int64_t oh = 0; oh < oh_count; ++oh)
+    for (std::int64_t ow = 0; ow < ow_count; ow += kLanes) {
+      __m256i acc[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[v] = offset[v];
+      const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
+      std::int64_t tap = 0;
+      for (std::int64_t ci = 0; ci < l.in; ++ci)
+        for (std::int64_t g = 0; g < groups; ++g) {
+          const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
+          for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
+            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + kw));
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v)
+              acc[v] = _mm256_add_epi32(
+                  acc[v], _mm256_madd_epi16(_mm256_permutevar8x32_epi32(x, column[v]),
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                                w + (v * t.taps + tap) * kLanes))));
+          }
+        }
+      const std::int64_t bytes = std::min(kLanes, ow_count - ow) * l.out;
+      std::uint8_t* dst = out + ((n * oh_count + oh) * ow_count + ow) * l.out;
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        const __m256 y = _mm256_fmadd_ps(m[v], _mm256_cvtepi32_ps(acc[v]), zero_point);
+        const __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
+        const __m128i words =
+            _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        const __m128i codes = _mm_packus_epi16(words, words);
+        const std::int64_t first = (v0 + v) * kLanes;
+        if (first + kLanes <= bytes) {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + first), codes);
+        } else if (first < bytes) {
+          alignas(16) std::uint8_t part[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(part), codes);
+          std::memcpy(dst + first, part, static_cast<std::size_t>(bytes - first));
+        }
+      }
+    }
+}
+
+// GCC 12 warns of the undefined source operand inside its own AVX-512
+// intrinsics (a false positive, GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+template <int V>
+QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
+                                        const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
+                                        std::int64_t n, std::int64_t v0, std::uint8_t* out) {
+  constexpr std::int64_t kLanes = 16, R = 4;
+  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
+                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  const std::int64_t groups = (l.kernel + R - 1) / R;
+  __m512i column[V], offset[V];
+  __m512 m[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) {
+    const std::int64_t at = (v0 + v) * kLanes;
+    column[v] = _mm512_loadu_si512(t.column.data() + at);
+    offset[v] = _mm512_loadu_si512(t.offset.data() + at);
+    m[v] = _mm512_loadu_ps(t.m.data() + at);
+  }
+  const __m512 lo = _mm512_set1_ps(l.lo), hi = _mm512_set1_ps(l.hi),
+               zero_point = _mm512_set1_ps(l.zero_point);
+  for (std::int64_t oh = 0; oh < oh_count; ++oh)
+    for (std::int64_t ow = 0; ow < ow_count; ow += kLanes) {
+      __m512i acc[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[v] = offset[v];
+      const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
+      std::int64_t tap = 0;
+      for (std::int64_t ci = 0; ci < l.in; ++ci)
+        for (std::int64_t g = 0; g < groups; ++g) {
+          const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
+          for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
+            const __m512i x = _mm512_loadu_si512(a + kw);
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v)
+              acc[v] = _mm512_dpbusd_epi32(acc[v], _mm512_permutexvar_epi32(column[v], x),
+                                           _mm512_loadu_si512(w + (v * t.taps + tap) * kLanes));
+          }
+        }
+      const std::int64_t bytes = std::min(kLanes, ow_count - ow) * l.out;
+      std::uint8_t* dst = out + ((n * oh_count + oh) * ow_count + ow) * l.out;
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        const std::int64_t first = (v0 + v) * kLanes;
+        if (first >= bytes) continue;
+        const __m512 y = _mm512_fmadd_ps(m[v], _mm512_cvtepi32_ps(acc[v]), zero_point);
+        const __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(y, lo), hi));
+        const auto mask = first + kLanes <= bytes
+                              ? static_cast<__mmask16>(0xffff)
+                              : static_cast<__mmask16>((1u << (bytes - first)) - 1);
+        _mm_mask_storeu_epi8(dst + first, mask, _mm512_cvtusepi32_epi8(q));
+      }
+    }
+}
+
+#pragma GCC diagnostic pop
+
+// run(V, v0) for registers [v0, v0 + V) of a chunk, V up to 8, V a
+// constant for the kernels' accumulator arrays.
+template <typename Fn>
+void by_registers(std::int64_t registers, Fn&& run) {
+  for (std::int64_t v0 = 0; v0 < registers; v0 += 8) {
+    switch (std::min<std::int64_t>(8, registers - v0)) {
+      case 1:
+        run(std::integral_constant<int, 1>{}, v0);
+        break;
+      case 2:
+        run(std::integral_constant<int, 2>{}, v0);
+        break;
+      case 3:
+        run(std::integral_constant<int, 3>{}, v0);
+        break;
+      case 4:
+        run(std::integral_constant<int, 4>{}, v0);
+        break;
+      case 5:
+        run(std::integral_constant<int, 5>{}, v0);
+        break;
+      case 6:
+        run(std::integral_constant<int, 6>{}, v0);
+        break;
+      case 7:
+        run(std::integral_constant<int, 7>{}, v0);
+        break;
+      default:
+        run(std::integral_constant<int, 8>{}, v0);
+        break;
+    }
+  }
+}
+
+#endif
+
+class ImageConv {
+ public:
+  ImageConv(const LayerOffer& o, ImageConvIsa isa) : isa_(isa) {
+    const auto [codes, scale] = int8_codes(o.layer);
+    l_.out = codes.size(0);
+    l_.in = codes.size(1);
+    l_.kernel = codes.size(2);
+    l_.padding = o.node.attrs.padding;
+    const auto w = codes.contiguous();
+    l_.weights.assign(w.data_ptr<std::int8_t>(), w.data_ptr<std::int8_t>() + w.numel());
+    const double s_in = o.input.scale.item<double>();
+    // The input's uint8 codes [0, qmax - qmin] and its zero point, shifted alike.
+    const auto z_in = o.input.zero_point.item<std::int64_t>() - o.input.qmin;
+    l_.pad_code = static_cast<std::uint8_t>(z_in);
+    const auto sums = codes.to(torch::kInt64).sum({1, 2, 3});
+    const auto s_w = scale.to(torch::kFloat64).expand({l_.out}).contiguous();
+    const torch::Tensor bias = o.layer.bias.defined()
+                                   ? int32_bias(o.layer, s_in).codes.to(torch::kInt64)
+                                   : torch::zeros({l_.out}, torch::kInt64);
+    for (std::int64_t c = 0; c < l_.out; ++c) {
+      l_.offset.push_back(static_cast<std::int32_t>(bias[c].item<std::int64_t>() -
+                                                    z_in * sums[c].item<std::int64_t>()));
+      l_.m.push_back(static_cast<float>(s_in * s_w[c].item<double>() / o.out_scale));
+    }
+    out_scale_ = o.out_scale;
+    out_zero_point_ = o.out_zero_point;
+    l_.zero_point = static_cast<float>(o.out_zero_point);
+    const bool relu = o.node.attrs.activation != Activation::none;
+    l_.lo = relu ? static_cast<float>(std::max<std::int64_t>(o.out_zero_point, 0)) : 0.0f;
+    l_.hi = o.out_qmax;
+#if defined(__x86_64__)
+    if (isa_ == ImageConvIsa::avx2) avx2_.emplace(l_, 8);
+    if (isa_ == ImageConvIsa::avx512_vnni) avx512_.emplace(l_, 16);
+#endif
+    name_ = fmt::format("qlab::conv2d{} over {} input channel{} ({})", relu ? "_relu" : "", l_.in,
+                        l_.in == 1 ? "" : "s", to_string(isa_));
+  }
+
+  const std::string& name() const { return name_; }
+
+  torch::Tensor operator()(const torch::Tensor& x, bool parallel) const {
+    if (!x.is_quantized() || x.dim() != 4 || x.size(1) != l_.in ||
+        x.size(2) + 2 * l_.padding < l_.kernel || x.size(3) + 2 * l_.padding < l_.kernel)
+      throw std::invalid_argument(
+          fmt::format("{} takes a quint8 [N, {}, H, W] input of at least "
+                      "the kernel's size, not [{}]",
+                      name_, l_.in, fmt::join(x.sizes(), ", ")));
+    const Shape4 s{x.size(0), x.size(1), x.size(2), x.size(3)};
+    const auto nhwc = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const auto* codes = reinterpret_cast<const std::uint8_t*>(nhwc.data_ptr<c10::quint8>());
+    const std::int64_t oh = s.height + 2 * l_.padding - l_.kernel + 1,
+                       ow = s.width + 2 * l_.padding - l_.kernel + 1;
+    auto out = at::_empty_affine_quantized({s.batch, l_.out, oh, ow},
+                                           at::device(at::kCPU).dtype(torch::kQUInt8), out_scale_,
+                                           out_zero_point_, at::MemoryFormat::ChannelsLast);
+    auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
+    for_ranges(s.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
+#if defined(__x86_64__)
+      if (isa_ == ImageConvIsa::avx2) {
+        Rows<std::uint16_t> rows(l_, s, 8);
+        for (std::int64_t n = first; n < last; ++n) {
+          rows.fill(l_, s, codes, n);
+          by_registers(l_.out, [&](auto v, std::int64_t v0) {
+            registers_avx2<decltype(v)::value>(l_, s, *avx2_, rows, n, v0, dst);
+          });
+        }
+        return;
+      }
+      if (isa_ == ImageConvIsa::avx512_vnni) {
+        Rows<std::uint8_t> rows(l_, s, 16);
+        for (std::int64_t n = first; n < last; ++n) {
+          rows.fill(l_, s, codes, n);
+          by_registers(l_.out, [&](auto v, std::int64_t v0) {
+            registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, dst);
+          });
+        }
+        return;
+      }
+#endif
+      for (std::int64_t n = first; n < last; ++n) image_portable(l_, s, codes, n, dst);
+    });
+    return out;
+  }
+
+ private:
+  ImageConvIsa isa_;
+  Layer l_;
+#if defined(__x86_64__)
+  std::optional<Lanes<std::int16_t>> avx2_;
+  std::optional<Lanes<std::int8_t>> avx512_;
+#endif
+  double out_scale_ = 1;
+  std::int64_t out_zero_point_ = 0;
+  std::string name_;
+};
+
+}  // namespace
+
+const char* to_string(ImageConvIsa isa) {
+  switch (isa) {
+    case ImageConvIsa::avx512_vnni:
+      return "avx512 vnni";
+    case ImageConvIsa::avx2:
+      return "avx2";
+    default:
+      return "portable";
+  }
+}
+
+bool cpu_has(ImageConvIsa isa) {
+#if defined(__x86_64__)
+  if (isa == ImageConvIsa::avx512_vnni)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (isa == ImageConvIsa::avx2)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return isa == ImageConvIsa::portable;
+}
+
+std::optional<LayerKernel> image_conv_for(const LayerOffer& o, std::optional<ImageConvIsa> isa) {
+  const Attrs& a = o.node.attrs;
+  if (o.node.op != Op::conv2d || a.groups != 1 || a.stride != 1 || a.in > kMaxChannels ||
+      a.kernel > kMaxKernel)
+    return std::nullopt;
+  // The int8 path oneDNN takes here (ONEDNN_MAX_CPU_ISA and QLAB_INT8_PATH
+  // cap it): a machine capped at AVX2 runs AVX2 on every int8 kernel.
+  if (!isa)
+    isa = onednn_path() == CpuPath::vnni && cpu_has(ImageConvIsa::avx512_vnni)
+              ? ImageConvIsa::avx512_vnni
+          : cpu_has(ImageConvIsa::avx2) ? ImageConvIsa::avx2
+                                        : ImageConvIsa::portable;
+  auto conv = std::make_shared<const ImageConv>(o, *isa);
+  return LayerKernel{
+      conv->name(), [conv](const torch::Tensor& x, bool parallel) { return (*conv)(x, parallel); }};
+}
+
+}  // namespace qlab::int8

@@ -1,0 +1,41 @@
+#pragma once
+// An int8 convolution for layers over few input channels: a network's first
+// layer, on a grayscale or RGB image. The engines' kernels put input
+// channels in their vector lanes, so with one channel they idle: oneDNN
+// 2.6 takes 0.24 ms for LeNet's 1->6 5x5 conv at batch 64, three times its
+// next conv, which has six times the multiplies. This kernel puts output
+// columns in the lanes instead. The input is repacked per image so that
+// each 32-bit element holds the codes of R consecutive rows at one column;
+// one load then serves every output channel, and one multiply-add sums R
+// taps of a kernel column per lane:
+//
+//   AVX-512 VNNI: R = 4 rows of uint8, vpdpbusd (u8 x s8, exact in int32),
+//                 16 columns per register;
+//   AVX2:         R = 2 rows of uint16, vpmaddwd (exact; no 16-bit pair
+//                 sums to saturate, unlike int8 on AVX2's vpmaddubsw),
+//                 8 columns per register;
+//   portable:     plain loops.
+//
+// The dots are exact integers, bias codes and the input's zero point
+// folded in; each becomes a code as round(m dot + z_out) in float, clamped
+// to the output grid, as the engines requantize.
+#include "aten_int8.hpp"
+
+#include <optional>
+
+namespace qlab::int8 {
+
+enum class ImageConvIsa { portable, avx2, avx512_vnni };
+const char* to_string(ImageConvIsa isa);
+/// Whether this CPU runs `isa`.
+bool cpu_has(ImageConvIsa isa);
+
+/// The layer on the image convolution, if it takes it: a static conv2d
+/// with at most 4 input channels, no groups, stride 1 and a square kernel
+/// of at most 11. `isa`: the instructions to use; by default AVX-512 VNNI
+/// where oneDNN's int8 path is VNNI (onednn_path(): ONEDNN_MAX_CPU_ISA and
+/// QLAB_INT8_PATH cap both alike), else AVX2 if the CPU has it.
+std::optional<LayerKernel> image_conv_for(const LayerOffer& o,
+                                          std::optional<ImageConvIsa> isa = std::nullopt);
+
+}  // namespace qlab::int8

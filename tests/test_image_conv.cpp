@@ -1,0 +1,184 @@
+// qlab's int8 image convolution (few input channels, output columns in the
+// vector lanes) against the integer convolution it must equal, on every
+// instruction set this CPU has, and as the int8 executable lowers it.
+#include "int8_cases.hpp"
+
+#include <image_conv.hpp>
+#include <int8_executable.hpp>
+
+#include <code_kernels.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace qlab::int8 {
+namespace {
+
+struct ConvCase {
+  std::int64_t in, out, kernel, padding, height, width, batch;
+  bool relu;
+};
+
+std::string describe(const ConvCase& c) {
+  return fmt::format("{}->{} k{} p{} {}x{} batch {}{}", c.in, c.out, c.kernel, c.padding, c.height,
+                     c.width, c.batch, c.relu ? " relu" : "");
+}
+
+// A static 8-bit model of one conv (and its relu, fused), quantized on
+// random data; `reduce_range`: 7-bit activations, whose pairs of products
+// the engines' AVX2 kernels sum in 16 bits without saturating.
+std::shared_ptr<const QuantizedModel> quantized_conv(const ConvCase& c, std::uint64_t seed,
+                                                     bool reduce_range = false) {
+  Graph g("ImageConv");
+  auto x = g.input("input", {c.in, c.height, c.width});
+  x = g.conv2d("conv", x, c.in, c.out, c.kernel, 1, c.padding);
+  if (c.relu) x = g.relu("relu", x);
+  g.set_outputs({x});
+  auto m = test::randomised(g, seed);
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  spec.reduce_range = reduce_range;
+  return std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, test::calibration_for(m->graph(), seed)));
+}
+
+// What the int8 executable offers for the model's conv.
+LayerOffer offer_for(const QuantizedModel& q) {
+  const Graph& g = q.graph();
+  const Node& node = g.node("conv");
+  const QLayer& layer = q.layers.at("conv");
+  const QParams& in = q.activations.at(qparams_source(g, node.inputs.at(0)));
+  const QParams& out = q.activations.at("conv");
+  return {node,
+          layer,
+          in,
+          int32_bias(layer, in.scale.item<double>()).values(),
+          out.scale.item<double>(),
+          out.zero_point.item<std::int64_t>() - out.qmin,
+          static_cast<std::uint8_t>(out.qmax - out.qmin)};
+}
+
+// The output codes from exact integer dots: sum (x - z_in) w + bias code,
+// then round(m dot + z_out) in float, clamped to the grid.
+torch::Tensor reference(const LayerOffer& o, const torch::Tensor& x) {
+  const auto [codes, scale] = int8_codes(o.layer);
+  const double s_in = o.input.scale.item<double>();
+  const auto dots = torch::conv2d(x.int_repr().to(torch::kFloat64) - x.q_zero_point(),
+                                  codes.to(torch::kFloat64), {}, 1, o.node.attrs.padding) +
+                    int32_bias(o.layer, s_in).codes.to(torch::kFloat64).view({1, -1, 1, 1});
+  const auto s_w = scale.to(torch::kFloat64).expand({codes.size(0)}).contiguous();
+  const bool relu = o.node.attrs.activation != Activation::none;
+  const float lo = relu ? static_cast<float>(std::max<std::int64_t>(o.out_zero_point, 0)) : 0.0f,
+              hi = o.out_qmax;
+  auto want = torch::empty(dots.sizes(), torch::kInt32);
+  const auto d = dots.accessor<double, 4>();
+  auto w = want.accessor<std::int32_t, 4>();
+  for (std::int64_t n = 0; n < dots.size(0); ++n)
+    for (std::int64_t c = 0; c < dots.size(1); ++c) {
+      const auto m = static_cast<float>(s_in * s_w[c].item<double>() / o.out_scale);
+      for (std::int64_t y = 0; y < dots.size(2); ++y)
+        for (std::int64_t x_ = 0; x_ < dots.size(3); ++x_) {
+          const float v =
+              std::fma(m, static_cast<float>(d[n][c][y][x_]), static_cast<float>(o.out_zero_point));
+          w[n][c][y][x_] = static_cast<std::int32_t>(std::nearbyint(std::min(std::max(v, lo), hi)));
+        }
+    }
+  return want;
+}
+
+TEST(ImageConv, CodesEqualTheIntegerConvolutionOnRandomShapes) {
+  std::mt19937 rng(7);
+  const auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  int checked = 0;
+  for (int i = 0; i < 40; ++i) {
+    ConvCase c;
+    c.in = pick(1, 4);
+    c.out = pick(1, 19);  // across the 8-channel blocks, and a block's tail
+    c.kernel = pick(1, 7);
+    c.padding = pick(0, c.kernel / 2);
+    // Widths on both sides of a register's 8 and 16 columns, and narrower.
+    c.height = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.padding), 23);
+    c.width = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.padding), 37);
+    c.batch = pick(1, 5);
+    c.relu = i % 2 == 0;
+    const auto q = quantized_conv(c, 100 + i);
+    const LayerOffer o = offer_for(*q);
+    const auto x = quantize_codes(torch::randn({c.batch, c.in, c.height, c.width}) * 2,
+                                  o.input.scale.item<double>(),
+                                  o.input.zero_point.item<std::int64_t>() - o.input.qmin, false, 0,
+                                  static_cast<std::uint8_t>(o.input.qmax - o.input.qmin));
+    const auto want = reference(o, x);
+    for (ImageConvIsa isa :
+         {ImageConvIsa::portable, ImageConvIsa::avx2, ImageConvIsa::avx512_vnni}) {
+      if (!cpu_has(isa)) continue;
+      const auto kernel = image_conv_for(o, isa);
+      ASSERT_TRUE(kernel) << describe(c);
+      for (bool parallel : {false, true}) {
+        const auto got = kernel->run(x, parallel);
+        ASSERT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+        EXPECT_EQ(got.q_scale(), o.out_scale);
+        EXPECT_EQ(got.q_zero_point(), o.out_zero_point);
+        const auto diff = (got.int_repr().to(torch::kInt32) - want).abs().max().item<int>();
+        EXPECT_EQ(diff, 0) << describe(c) << " on " << to_string(isa)
+                           << (parallel ? ", threaded" : "");
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 80);
+}
+
+TEST(ImageConv, TakesOnlyWhatItComputes) {
+  ConvCase c{3, 8, 3, 1, 12, 12, 2, true};
+  const auto q = quantized_conv(c, 3);
+  LayerOffer o = offer_for(*q);
+  EXPECT_TRUE(image_conv_for(o));
+  const auto refused = [&](auto change) {
+    Node n = o.node;
+    change(n.attrs);
+    return !image_conv_for(
+        {n, o.layer, o.input, o.bias, o.out_scale, o.out_zero_point, o.out_qmax});
+  };
+  EXPECT_TRUE(refused([](Attrs& a) { a.stride = 2; }));
+  EXPECT_TRUE(refused([](Attrs& a) { a.groups = 3; }));
+  EXPECT_TRUE(refused([](Attrs& a) { a.in = 5; }));
+  EXPECT_TRUE(refused([](Attrs& a) { a.kernel = 13; }));
+  const auto kernel = image_conv_for(o, ImageConvIsa::portable);
+  const auto wrong = at::quantize_per_tensor(torch::rand({2, 4, 12, 12}), 0.1, 0, torch::kQUInt8);
+  try {
+    kernel->run(wrong, false);
+    FAIL() << "a 4-channel input to a 3-channel conv was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("[N, 3, H, W]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImageConv, LenetsFirstLayerRunsOnItAndTheRowSaysSo) {
+  ConvCase c{1, 6, 5, 0, 32, 32, 4, true};
+  const auto q = quantized_conv(c, 5, true);
+  const auto lines = [&](bool image_convs) {
+    EngineInfo info{"onednn", at::QEngine::ONEDNN, true, {}};
+    info.image_convs = image_convs;
+    return int8_executable(q, info, false);
+  };
+  const auto on = lines(true), off = lines(false);
+  EXPECT_NE(on->lowered().at(1).find("qlab::conv2d_relu over 1 input channel"), std::string::npos)
+      << on->lowered().at(1);
+  EXPECT_NE(on->describe().find("qlab's image convolution for conv"), std::string::npos)
+      << on->describe();
+  EXPECT_NE(off->lowered().at(1).find("quantized::conv2d_relu"), std::string::npos)
+      << off->lowered().at(1);
+  // Both compute the same codes but where a product of float rounding
+  // differs by one step (oneDNN requantizes in its own order).
+  const auto x = test::calibration_for(q->graph(), 6).images.slice(0, 0, 8);
+  const auto a = on->run(x)[0], b = off->run(x)[0];
+  const double step = q->activations.at("conv").scale.item<double>();
+  EXPECT_LE((a - b).abs().max().item<double>(), step * 1.01);
+}
+
+}  // namespace
+}  // namespace qlab::int8
