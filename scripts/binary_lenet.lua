@@ -3,9 +3,10 @@
 -- but the first (real-valued input: 4-bit weights, 8-bit input) and the
 -- last (4-bit weights, 8-bit output), as DoReFa-Net and XNOR-Net keep them.
 -- Each model runs on the `bitserial` backend (AND + popcount bit kernels for
--- the 1- and 2-bit layers, oneDNN int8 for the first and last) and on
--- `onednn` (its int8 twin: the same codes on int8 kernels); latency is
--- measured at batch 64 against fp32 in the same run.
+-- the 1- and 2-bit layers, int8 for the first and last) and on `onednn`
+-- (its int8 twin: the same codes on int8 kernels). Both run the first
+-- layer, over one input channel, on qlab's int8 image convolution. Latency
+-- is measured at batch 64 against fp32 in the same run.
 --
 --   qlab sweep scripts/binary_lenet.lua
 --   qlab sweep scripts/binary_lenet.lua -- finetune=1
@@ -64,8 +65,9 @@ qlab.report{
   intro = ("LeNet-5 trained %d epochs on Fashion-MNIST, then fine-tuned %d epoch(s) with DoReFa-Net "
            .. "at W1A1 and W2A2 (first layer: 4-bit weights on an 8-bit input; last: 4-bit weights, "
            .. "8-bit output). `bitserial` runs the 1- and 2-bit layers on AND + popcount bit kernels "
-           .. "and the first and last on oneDNN's int8 kernels; `onednn` runs the same codes on int8 "
-           .. "kernels only. Size counts the bit-packed weights. Speed-up is over fp32, measured in "
+           .. "and the first and last on int8 kernels; `onednn` runs the same codes on int8 kernels "
+           .. "only. Both run the first layer (one input channel) on qlab's int8 image convolution, "
+           .. "the last on oneDNN's. Size counts the bit-packed weights. Speed-up is over fp32, measured in "
            .. "the same run.\n\n")
           :format(args.epochs, args.finetune)
           .. head
