@@ -117,10 +117,8 @@ inline torch::Tensor twin(const QuantizedModel& q, const torch::Tensor& x) {
   auto params = m->named_parameters();
   for (const auto& [name, l] : q.layers) {
     auto* bias = params.find(name + ".bias");
-    const auto in =
-        q.activations.find(qparams_source(q.graph(), q.graph().node(name).inputs.at(0)));
-    if (bias && in != q.activations.end())
-      bias->copy_(int32_bias(l, in->second.scale.item<double>()).values());
+    const QParams* in = q.input_grid(name);
+    if (bias && in) bias->copy_(int32_bias(l, in->scale.item<double>()).values());
   }
   return simulate(q, m, x)[0];
 }

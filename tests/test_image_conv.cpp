@@ -46,10 +46,9 @@ std::shared_ptr<const QuantizedModel> quantized_conv(const ConvCase& c, std::uin
 
 // What the int8 executable offers for the model's conv.
 LayerOffer offer_for(const QuantizedModel& q) {
-  const Graph& g = q.graph();
-  const Node& node = g.node("conv");
+  const Node& node = q.graph().node("conv");
   const QLayer& layer = q.layers.at("conv");
-  const QParams& in = q.activations.at(qparams_source(g, node.inputs.at(0)));
+  const QParams& in = *q.input_grid("conv");
   const QParams& out = q.activations.at("conv");
   return {node,
           layer,

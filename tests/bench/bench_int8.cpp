@@ -211,7 +211,7 @@ void run_layer(benchmark::State& state, const Graph& graph, int bits, const std:
   spec.config = default_config_list({}, {bits, bits, bits});
   const Dataset calib{batch_for(graph, 256), torch::randint(10, {256}, torch::kInt64)};
   auto q = std::make_shared<const QuantizedModel>(post_training_quantize(m, spec, calib));
-  const QParams& in = q->activations.at(qparams_source(graph, graph.node(node).inputs.at(0)));
+  const QParams& in = *q->input_grid(node);
   const auto x = int8::quantize_codes(batch_for(graph, state.range(0)), in.scale.item<double>(),
                                       in.zero_point.item<std::int64_t>() - in.qmin, true, 0,
                                       static_cast<std::uint8_t>(in.qmax - in.qmin));

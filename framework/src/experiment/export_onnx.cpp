@@ -5,7 +5,6 @@
 #include <qlab/atomic_write.hpp>
 #include <qlab/error.hpp>
 #include <qlab/experiment.hpp>
-#include <qlab/quant/ptq.hpp>
 
 #include "experiment/baseline.hpp"
 #include "experiment/resolve.hpp"
@@ -31,10 +30,8 @@ void write_reference(const std::string& path, const Resolved& r, const FloatBase
         exe->run(test.images.slice(0, i, i + 256)).at(0).to(torch::kCPU).to(torch::kFloat32));
   double step = 0;
   if (q) {
-    const Graph& g = q->graph();
-    const std::string out = g.output_nodes().at(0);
-    if (auto it = q->activations.find(qparams_source(g, out)); it != q->activations.end())
-      step = it->second.scale.item<double>();
+    if (const QParams* grid = q->output_grid(q->graph().output_nodes().at(0)))
+      step = grid->scale.item<double>();
   }
   write_atomically(
       path,

@@ -12,12 +12,6 @@
 namespace qlab {
 namespace {
 
-// The qparams `name`'s output carries, if it is quantized.
-const QParams* qparams_reaching(const QuantizedModel& m, const std::string& name) {
-  auto it = m.activations.find(qparams_source(m.graph(), name));
-  return it == m.activations.end() ? nullptr : &it->second;
-}
-
 // Why weight grid `p` has no int8 codes of one scale, or "" when it has.
 std::string weight_misfit(const QParams& p) {
   if (p.binary()) return "";
@@ -47,13 +41,21 @@ std::string layer_misfit(const QuantizedModel& m, const std::string& name, const
                : fmt::format("dynamic int8 kernels quantize each batch to 8 bits, not {}",
                              l.activation_bits);
   }
-  if (!qparams_reaching(m, m.graph().node(name).inputs.at(0)))
-    return "its input stays float (weights only)";
+  if (!m.input_grid(name)) return "its input stays float (weights only)";
   if (!m.activations.count(name)) return "its output stays float";
   return "";
 }
 
 }  // namespace
+
+const QParams* QuantizedModel::output_grid(const std::string& name) const {
+  auto it = activations.find(qparams_source(graph(), name));
+  return it == activations.end() ? nullptr : &it->second;
+}
+
+const QParams* QuantizedModel::input_grid(const std::string& name) const {
+  return output_grid(graph().node(name).inputs.at(0));
+}
 
 Int8Codes int8_codes(const QLayer& l) {
   const QParams& p = l.weight;
@@ -103,7 +105,7 @@ std::string QuantizedModel::widths() const {
   for (const auto& [name, l] : layers) {
     int a = l.activation_bits;
     if (scheme == Scheme::static_) {
-      const QParams* in = qparams_reaching(*this, graph().node(name).inputs.at(0));
+      const QParams* in = input_grid(name);
       a = in ? in->bits : 0;
     }
     ++count[fmt::format("W{}A{}", l.weight.bits, a > 0 ? std::to_string(a) : "fp")];
@@ -128,9 +130,7 @@ nlohmann::json QuantizedModel::calibration_config() const {
     if (scheme == Scheme::dynamic && l.activation_bits > 0) {
       j["input_bits"] = l.activation_bits;
       j["input_quantization"] = "per batch, at run time";
-    } else if (const auto* in = scheme == Scheme::dynamic
-                                    ? nullptr
-                                    : qparams_reaching(*this, graph().node(name).inputs.at(0))) {
+    } else if (const auto* in = scheme == Scheme::dynamic ? nullptr : input_grid(name)) {
       const auto a = in->to_json();
       j["input_bits"] = in->bits;
       j["input_scale"] = a["scale"];

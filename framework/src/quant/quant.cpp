@@ -99,11 +99,19 @@ QParams weight_qparams(const torch::Tensor& w, int bits, int axis, WeightRange r
   QParams p = qparams_from_range(-clip, clip, bits, /*symmetric=*/true, axis);
   if (narrow) {
     p.qmin = qmin;
-    p.scale = (clip.to(torch::kFloat64) / half_levels).clamp_min(kMinScale);
-    p.scale = p.scale.to(torch::kFloat32).to(torch::kFloat64);
+    p = with_clip(std::move(p), clip);
   }
   p.min = flat.amin(1).to(torch::kFloat64);  // the weight's own range, for the record
   p.max = flat.amax(1).to(torch::kFloat64);
+  return p;
+}
+
+QParams with_clip(QParams p, const torch::Tensor& clip) {
+  const double half_levels = static_cast<double>(p.qmax - p.qmin) / 2.0;
+  p.scale = (clip.to(torch::kFloat64) / half_levels)
+                .clamp_min(kMinScale)
+                .to(torch::kFloat32)
+                .to(torch::kFloat64);
   return p;
 }
 

@@ -20,17 +20,6 @@ torch::Tensor channel_error(const torch::Tensor& y, const torch::Tensor& target,
   return e.transpose(0, 1).reshape({e.size(1), -1}).sum(1);
 }
 
-// `p` with each channel's range clipped at `clip`: the scale that puts the
-// clip at the grid's half width, as weight_qparams does for its range.
-QParams clipped(QParams p, const torch::Tensor& clip) {
-  const double half_levels = static_cast<double>(p.qmax - p.qmin) / 2.0;
-  p.scale = (clip.to(torch::kFloat64) / half_levels)
-                .clamp_min(std::numeric_limits<float>::epsilon())
-                .to(torch::kFloat32)
-                .to(torch::kFloat64);
-  return p;
-}
-
 }  // namespace
 
 std::vector<std::string> search_weight_ranges(QuantizedModel& q, const torch::Tensor& images) {
@@ -55,7 +44,7 @@ std::vector<std::string> search_weight_ranges(QuantizedModel& q, const torch::Te
     auto best_ratio = torch::ones_like(best_error);
     for (int k = kFirst; k <= kLast; k += kStep) {
       const double ratio = k / 100.0;
-      const QParams p = clipped(l.weight, amax.reshape({-1}) * ratio);
+      const QParams p = with_clip(l.weight, amax.reshape({-1}) * ratio);
       const auto wq = dequantize_codes(quantize_codes(w, p), p).to(w.dtype());
       auto error = torch::zeros_like(best_error);
       for (std::size_t s = 0; s < xq.size(); ++s)
@@ -65,7 +54,7 @@ std::vector<std::string> search_weight_ranges(QuantizedModel& q, const torch::Te
       best_error = torch::where(better, error, best_error);
       best_ratio = torch::where(better, torch::full_like(best_ratio, ratio), best_ratio);
     }
-    l.weight = clipped(l.weight, amax.reshape({-1}).to(torch::kFloat64) * best_ratio);
+    l.weight = with_clip(l.weight, amax.reshape({-1}).to(torch::kFloat64) * best_ratio);
     l.codes = quantize_codes(w, l.weight);
     ++searched;
     clip_sum += best_ratio.sum().item<double>();

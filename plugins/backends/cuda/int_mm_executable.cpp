@@ -69,7 +69,9 @@ struct IntLayer {
 
 // The grid reaching layer node `n`.
 const QParams& input_grid(const QuantizedModel& m, const Node& n) {
-  return m.activations.at(qparams_source(m.graph(), n.inputs.at(0)));
+  const QParams* grid = m.input_grid(n.name);
+  QLAB_CHECK(grid, "int_mm: layer " + n.name + " has no input grid");
+  return *grid;
 }
 
 // Whether the layer can run on int_mm, and why not.

@@ -16,7 +16,6 @@
 #include "image_conv.hpp"
 
 #include <qlab/error.hpp>
-#include <qlab/quant/ptq.hpp>
 #include <qlab/runtime.hpp>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -416,9 +415,7 @@ class Int8Executable final : public Executable {
   // The calibrated grid reaching a node's input; null under the dynamic
   // scheme, or where the input stays float.
   const QParams* input_grid(const Node& n) const {
-    if (model_->scheme != Scheme::static_) return nullptr;
-    const auto in = model_->activations.find(qparams_source(model_->graph(), n.inputs.at(0)));
-    return in == model_->activations.end() ? nullptr : &in->second;
+    return model_->scheme == Scheme::static_ ? model_->input_grid(n.name) : nullptr;
   }
 
   // A kernel other than the engine's for a static layer: the backend's own,

@@ -40,6 +40,13 @@ struct QuantizedModel {
   std::vector<std::string> notes;
 
   const Graph& graph() const { return float_module->graph(); }
+  /// The grid node `name`'s output is on: its own, or that of the node
+  /// whose grid it passes on (a relu, pool or flatten); null where it stays
+  /// float.
+  const QParams* output_grid(const std::string& name) const;
+  /// The grid reaching node `name`'s (first) input: a layer's input grid;
+  /// null where it stays float.
+  const QParams* input_grid(const std::string& name) const;
   /// Why the model cannot run on int8 kernels, per layer or activation
   /// (empty: it can). Every uniform grid of 1 to 8 bits embeds in int8
   /// exactly: b-bit codes are int8 codes of the same scale, binary weights

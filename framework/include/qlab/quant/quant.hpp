@@ -62,6 +62,12 @@ enum class WeightRange { minmax, mse };
 QParams weight_qparams(const torch::Tensor& weight, int bits, int axis,
                        WeightRange range = WeightRange::minmax, bool narrow = false);
 
+/// `p` with the scale that puts `clip` (per channel, or one) at the grid's
+/// half width, (qmax - qmin) / 2 steps, rounded to float32 as the kernels
+/// store it: how weight_qparams scales a narrow grid, and how a search of
+/// clipping ranges rescales one.
+QParams with_clip(QParams p, const torch::Tensor& clip);
+
 /// Integer codes of `x` on p's grid (int64 values in [qmin, qmax]; for binary
 /// 0 means -alpha and 1 means +alpha).
 torch::Tensor quantize_codes(const torch::Tensor& x, const QParams& p);
