@@ -39,6 +39,9 @@ struct Layer {
   std::vector<float> m;              // per out channel: s_in s_w / s_out
   float zero_point = 0, lo = 0, hi = 255;
   std::uint8_t pad_code = 0;  // z_in: a real 0 in the border
+
+  std::int64_t out_height(const Shape4& s) const { return s.height + 2 * padding - kernel + 1; }
+  std::int64_t out_width(const Shape4& s) const { return s.width + 2 * padding - kernel + 1; }
 };
 
 // round(m dot + z) clamped to [lo, hi], in float as the vector code does it
@@ -51,8 +54,7 @@ inline std::uint8_t code_of(const Layer& l, std::int64_t c, std::int32_t dot) {
 // Image n's dots and codes, one output pixel at a time.
 void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n,
                     std::uint8_t* out) {
-  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
-                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   for (std::int64_t oh = 0; oh < oh_count; ++oh)
     for (std::int64_t ow = 0; ow < ow_count; ++ow)
       for (std::int64_t c = 0; c < l.out; ++c) {
@@ -193,8 +195,7 @@ QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes
                                     const Rows<std::uint16_t>& rows, std::int64_t n,
                                     std::int64_t v0, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8, R = 2;
-  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
-                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   const std::int64_t groups = (l.kernel + R - 1) / R;
   __m256i column[V], offset[V];
   __m256 m[V];
@@ -259,8 +260,7 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                         const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
                                         std::int64_t n, std::int64_t v0, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 16, R = 4;
-  const std::int64_t oh_count = s.height + 2 * l.padding - l.kernel + 1,
-                     ow_count = s.width + 2 * l.padding - l.kernel + 1;
+  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   const std::int64_t groups = (l.kernel + R - 1) / R;
   __m512i column[V], offset[V];
   __m512 m[V];
@@ -395,8 +395,7 @@ class ImageConv {
     const Shape4 s{x.size(0), x.size(1), x.size(2), x.size(3)};
     const auto nhwc = x.contiguous(at::MemoryFormat::ChannelsLast);
     const auto* codes = reinterpret_cast<const std::uint8_t*>(nhwc.data_ptr<c10::quint8>());
-    const std::int64_t oh = s.height + 2 * l_.padding - l_.kernel + 1,
-                       ow = s.width + 2 * l_.padding - l_.kernel + 1;
+    const std::int64_t oh = l_.out_height(s), ow = l_.out_width(s);
     auto out = at::_empty_affine_quantized({s.batch, l_.out, oh, ow},
                                            at::device(at::kCPU).dtype(torch::kQUInt8), out_scale_,
                                            out_zero_point_, at::MemoryFormat::ChannelsLast);
