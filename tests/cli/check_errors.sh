@@ -75,7 +75,9 @@ expect 1 "unknown model plugin 'alexnet'" -- "$qlab" print alexnet
 "$qlab" print mobilenet_v2 | grep -q '2236682 parameters' || { echo "FAIL: print mobilenet_v2"; failures=$((failures + 1)); }
 printf '[model]\nname = "lenet"\n[quantizer]\nname = "static"\n[backend]\nname = "onednn"\n[dataset]\nlimit_train = 200\nlimit_test = 100\n[train]\nepochs = 1\n[metrics]\nnames = ["accuracy"]\n' >"$work/printed.toml"
 "$qlab" run -q --print-model --cache "$work/cache" "$work/printed.toml" 2>/dev/null >"$work/printed.out"
-grep -q '^LeNet($' "$work/printed.out" && grep -q 'features.0: quantized::conv2d_relu' "$work/printed.out" ||
+grep -q '^LeNet($' "$work/printed.out" &&
+  grep -q 'features.0: qlab::conv2d_relu over 1 input channel' "$work/printed.out" &&
+  grep -q 'features.3: quantized::conv2d_relu' "$work/printed.out" ||
   { echo "FAIL: run --print-model"; cat "$work/printed.out"; failures=$((failures + 1)); }
 "$qlab" --version | grep -q '^qlab ' || { echo "FAIL: --version"; failures=$((failures + 1)); }
 "$qlab" run --help | grep -q -- '--json' || { echo "FAIL: run --help"; failures=$((failures + 1)); }
