@@ -24,8 +24,6 @@ namespace qlab::int8 {
 namespace {
 
 constexpr std::int64_t kMaxChannels = 4, kMaxKernel = 11;
-// Output channels a kernel call sums at once: one accumulator register each.
-constexpr std::int64_t kChannelBlock = 8;
 
 struct Shape4 {
   std::int64_t batch, channels, height, width;
