@@ -152,14 +152,13 @@ struct Rows {
 template <typename T>
 struct Lanes {
   static constexpr int R = 4 / sizeof(T);
-  std::int64_t lanes, taps;  // taps: in * groups of R rows * kernel columns
+  std::int64_t lanes, groups, taps;  // groups of R kernel rows; in * groups * kernel columns
   std::vector<std::int32_t> column, offset;
   std::vector<float> m;
   std::vector<std::uint32_t> weights;  // [register][tap][lane]
 
   Lanes(const Layer& l, std::int64_t lanes_)
-      : lanes(lanes_), taps(l.in * ((l.kernel + R - 1) / R) * l.kernel) {
-    const std::int64_t groups = (l.kernel + R - 1) / R;
+      : lanes(lanes_), groups((l.kernel + R - 1) / R), taps(l.in * groups * l.kernel) {
     for (std::int64_t e = 0; e < l.out * lanes; ++e) {
       const std::int64_t c = e % l.out;
       column.push_back(static_cast<std::int32_t>(e / l.out));
@@ -192,9 +191,8 @@ template <int V>
 QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes<std::int16_t>& t,
                                     const Rows<std::uint16_t>& rows, std::int64_t n,
                                     std::int64_t v0, std::uint8_t* out) {
-  constexpr std::int64_t kLanes = 8, R = 2;
+  constexpr std::int64_t kLanes = 8, R = Lanes<std::int16_t>::R;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
-  const std::int64_t groups = (l.kernel + R - 1) / R;
   __m256i column[V], offset[V];
   __m256 m[V];
 #pragma GCC unroll 8
@@ -214,7 +212,7 @@ QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes
       const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
       std::int64_t tap = 0;
       for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < groups; ++g) {
+        for (std::int64_t g = 0; g < t.groups; ++g) {
           const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
           for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
             const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + kw));
@@ -257,9 +255,8 @@ template <int V>
 QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                         const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
                                         std::int64_t n, std::int64_t v0, std::uint8_t* out) {
-  constexpr std::int64_t kLanes = 16, R = 4;
+  constexpr std::int64_t kLanes = 16, R = Lanes<std::int8_t>::R;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
-  const std::int64_t groups = (l.kernel + R - 1) / R;
   __m512i column[V], offset[V];
   __m512 m[V];
 #pragma GCC unroll 8
@@ -279,7 +276,7 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
       const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
       std::int64_t tap = 0;
       for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < groups; ++g) {
+        for (std::int64_t g = 0; g < t.groups; ++g) {
           const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
           for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
             const __m512i x = _mm512_loadu_si512(a + kw);
