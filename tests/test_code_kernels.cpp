@@ -60,8 +60,8 @@ TEST(CodeKernels, NarrowGridsClampTheCodes) {
 // rounding the mean code itself.
 TEST(CodeKernels, AveragePoolingRoundsTheMeanValueHalfToEven) {
   torch::manual_seed(1);
-  // Few channels take the gathering loop, many the contiguous one.
-  for (std::int64_t channels : {5, 20}) {
+  // Fewer channels than 16 take the fixed-span loop, more the contiguous one.
+  for (std::int64_t channels : {1, 5, 16, 20}) {
     const auto x =
         at::quantize_per_tensor(torch::rand({3, channels, 11, 9}) * 4, 0.02, 3, torch::kQUInt8);
     const std::pair<std::int64_t, std::int64_t> windows[] = {{2, 2}, {3, 2}, {3, 3}, {11, 1}};

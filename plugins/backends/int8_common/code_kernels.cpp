@@ -48,6 +48,9 @@ struct PoolPlan {
   bool dense = false;
 };
 
+// Lanes of the few-channel window sums; the buffers hold as many spare.
+constexpr std::int64_t kSpan = 16;
+
 // Pools separably: sums the window's rows per column, then each window's
 // columns, then divides. Columns sum to at most 255 * kh, windows to
 // 255 * kh * kw. With many channels, a window's columns are contiguous runs
@@ -70,7 +73,7 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
       for (std::int64_t q = 0; q < columns; ++q) column[q] += p[column_at[q]];
   }
   const std::int32_t* __restrict window_at = plan.window_at.data();
-  if (C >= 16) {
+  if (C >= kSpan) {
     for (std::int64_t j = 0; j < n; j += C) {
       const std::int32_t* __restrict first = column + window_at[j];
       for (std::int64_t c = 0; c < C; ++c) acc[j + c] = first[c];
@@ -80,10 +83,17 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
       }
     }
   } else {
-    for (std::int64_t j = 0; j < n; ++j) acc[j] = column[window_at[j]];
-    for (std::size_t t = 1; t < plan.taps.size(); ++t) {
-      const std::int32_t* __restrict p = column + plan.taps[t];
-      for (std::int64_t j = 0; j < n; ++j) acc[j] += p[window_at[j]];
+    // A window's C channels as one fixed run of kSpan lanes, which
+    // vectorises where a run of C would not: the lanes past C spill into
+    // the next window's place, which that window then overwrites (the
+    // buffers have kSpan spare lanes).
+    for (std::int64_t w = 0; w < n / C; ++w) {
+      const std::int32_t* __restrict first = column + window_at[w * C];
+      std::int32_t sum[kSpan];
+      for (std::int64_t c = 0; c < kSpan; ++c) sum[c] = first[c];
+      for (std::size_t t = 1; t < plan.taps.size(); ++t)
+        for (std::int64_t c = 0; c < kSpan; ++c) sum[c] += first[plan.taps[t] + c];
+      for (std::int64_t c = 0; c < kSpan; ++c) acc[w * C + c] = sum[c];
     }
   }
   // The mean is rounded half to even among the values (mean - z), as ONNX's
@@ -172,7 +182,8 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
   plan.zero_point = static_cast<std::int32_t>(in.q_zero_point());
   const std::int64_t sh = stride[0];
   for_ranges(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
-    std::vector<std::int32_t> column(plan.column_at.size()), acc(plan.out_at.size());
+    std::vector<std::int32_t> column(plan.column_at.size() + kSpan),
+        acc(plan.out_at.size() + kSpan);
     for (std::int64_t row = begin; row < end; ++row) {
       const std::int64_t b = row / OH, oh = row % OH;
       pool_row(src + b * is[0] + oh * sh * is[2], dst + b * os[0] + oh * os[2], column.data(),
