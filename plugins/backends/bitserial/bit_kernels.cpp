@@ -271,16 +271,19 @@ QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
 
 // R consecutive output columns of one block: one register holds the block's
 // 8 channels, VPOPCNTQ counts each lane. kSums: also count the activation
-// words themselves, into a_sums (the first block of a tile does).
-template <int R, bool kSums>
+// words themselves, into a_sums (the first block of a tile does). kBinary:
+// one plane each, known when compiling, so that the plane loops and their
+// sums fold away (else 4 R accumulators spill at R = 8).
+template <int R, bool kSums, bool kBinary>
 QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
                               std::int32_t* a_sums) {
   const std::int64_t kernel = c.kernel, run = c.run, column = c.column, row = c.kernel_row;
+  const int a_planes = kBinary ? 1 : c.a_planes, w_planes = kBinary ? 1 : c.w_planes;
   __m512i total[R], sums[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) total[r] = sums[r] = _mm512_setzero_si512();
-  for (int pa = 0; pa < c.a_planes; ++pa)
-    for (int pw = 0; pw < c.w_planes; ++pw) {
+  for (int pa = 0; pa < a_planes; ++pa)
+    for (int pw = 0; pw < w_planes; ++pw) {
       const bool count_a = kSums && pw == 0;
       const std::uint64_t* wv = c.weights(b, pw);
       const std::uint64_t* a = c.a + pa * c.a_plane + ow0 * column;
@@ -337,19 +340,28 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
 
 // Tile by tile of columns, every block: the tile's activation words stay in
 // L1 while the blocks' weights pass over them.
-template <int R>
+template <int R, bool kBinary>
 QLAB_AVX512 void tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
-  block_avx512<R, true>(c, ow, 0, a_sums);
-  for (std::int64_t b = 1; b < c.blocks; ++b) block_avx512<R, false>(c, ow, b, a_sums);
+  block_avx512<R, true, kBinary>(c, ow, 0, a_sums);
+  for (std::int64_t b = 1; b < c.blocks; ++b) block_avx512<R, false, kBinary>(c, ow, b, a_sums);
+}
+
+template <bool kBinary>
+QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
+  constexpr int kColumns = 8;
+  std::int64_t ow = 0;
+  for (; ow + kColumns <= c.width; ow += kColumns)
+    tile_avx512<kColumns, kBinary>(c, ow, a_sums + ow);
+  for (; ow + 4 <= c.width; ow += 4) tile_avx512<4, kBinary>(c, ow, a_sums + ow);
+  for (; ow + 2 <= c.width; ow += 2) tile_avx512<2, kBinary>(c, ow, a_sums + ow);
+  for (; ow < c.width; ++ow) tile_avx512<1, kBinary>(c, ow, a_sums + ow);
 }
 
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
-  constexpr int kColumns = 8;
-  std::int64_t ow = 0;
-  for (; ow + kColumns <= c.width; ow += kColumns) tile_avx512<kColumns>(c, ow, a_sums + ow);
-  for (; ow + 4 <= c.width; ow += 4) tile_avx512<4>(c, ow, a_sums + ow);
-  for (; ow + 2 <= c.width; ow += 2) tile_avx512<2>(c, ow, a_sums + ow);
-  for (; ow < c.width; ++ow) tile_avx512<1>(c, ow, a_sums + ow);
+  if (c.a_planes == 1 && c.w_planes == 1)
+    columns_avx512<true>(c, a_sums);
+  else
+    columns_avx512<false>(c, a_sums);
 }
 
 // 64 codes into 64 bits of each plane: a byte-wise test of bit p is a
