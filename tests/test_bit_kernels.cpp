@@ -52,7 +52,8 @@ Case random_case(std::mt19937& rng, int trial) {
     c.spec.stride = pick(1, 2);
     c.spec.padding = pick(0, 2);
     c.height = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 9);
-    c.width = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 9);
+    // Wide enough for rows of several column tiles (W1A1 splits at 12).
+    c.width = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 30);
   }
   return c;
 }

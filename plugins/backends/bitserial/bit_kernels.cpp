@@ -346,22 +346,43 @@ QLAB_AVX512 void tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums
   for (std::int64_t b = 1; b < c.blocks; ++b) block_avx512<R, false, kBinary>(c, ow, b, a_sums);
 }
 
-template <bool kBinary>
+// A tile of n <= R columns, on the kernel for exactly n.
+template <int R>
+QLAB_AVX512 void binary_tile_avx512(const Row& c, std::int64_t ow, std::int64_t n,
+                                    std::int32_t* a_sums) {
+  if constexpr (R > 1)
+    if (n < R) return binary_tile_avx512<R - 1>(c, ow, n, a_sums);
+  tile_avx512<R, true>(c, ow, a_sums + ow);
+}
+
 QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
   constexpr int kColumns = 8;
   std::int64_t ow = 0;
   for (; ow + kColumns <= c.width; ow += kColumns)
-    tile_avx512<kColumns, kBinary>(c, ow, a_sums + ow);
-  for (; ow + 4 <= c.width; ow += 4) tile_avx512<4, kBinary>(c, ow, a_sums + ow);
-  for (; ow + 2 <= c.width; ow += 2) tile_avx512<2, kBinary>(c, ow, a_sums + ow);
-  for (; ow < c.width; ++ow) tile_avx512<1, kBinary>(c, ow, a_sums + ow);
+    tile_avx512<kColumns, false>(c, ow, a_sums + ow);
+  for (; ow + 4 <= c.width; ow += 4) tile_avx512<4, false>(c, ow, a_sums + ow);
+  for (; ow + 2 <= c.width; ow += 2) tile_avx512<2, false>(c, ow, a_sums + ow);
+  for (; ow < c.width; ++ow) tile_avx512<1, false>(c, ow, a_sums + ow);
+}
+
+// W1A1 needs 2 R registers, not 4 R: a row splits into near-equal tiles of
+// up to 12 columns, so that LeNet's 10-column rows take one tile, not a
+// tile of 8 and a slower one of 2.
+QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
+  constexpr std::int64_t kColumns = 12;
+  const std::int64_t tiles = (c.width + kColumns - 1) / kColumns;
+  for (std::int64_t t = 0, ow = 0; t < tiles; ++t) {
+    const std::int64_t n = (c.width - ow + tiles - t - 1) / (tiles - t);
+    binary_tile_avx512<kColumns>(c, ow, n, a_sums);
+    ow += n;
+  }
 }
 
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.a_planes == 1 && c.w_planes == 1)
-    columns_avx512<true>(c, a_sums);
+    binary_columns_avx512(c, a_sums);
   else
-    columns_avx512<false>(c, a_sums);
+    columns_avx512(c, a_sums);
 }
 
 // 64 codes into 64 bits of each plane: a byte-wise test of bit p is a
