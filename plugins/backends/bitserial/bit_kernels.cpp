@@ -358,8 +358,7 @@ QLAB_AVX512 void binary_tile_avx512(const Row& c, std::int64_t ow, std::int64_t 
 QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
   constexpr int kColumns = 8;
   std::int64_t ow = 0;
-  for (; ow + kColumns <= c.width; ow += kColumns)
-    tile_avx512<kColumns, false>(c, ow, a_sums + ow);
+  for (; ow + kColumns <= c.width; ow += kColumns) tile_avx512<kColumns, false>(c, ow, a_sums + ow);
   for (; ow + 4 <= c.width; ow += 4) tile_avx512<4, false>(c, ow, a_sums + ow);
   for (; ow + 2 <= c.width; ow += 2) tile_avx512<2, false>(c, ow, a_sums + ow);
   for (; ow < c.width; ++ow) tile_avx512<1, false>(c, ow, a_sums + ow);
