@@ -42,7 +42,9 @@ Case random_case(std::mt19937& rng, int trial) {
   c.levels = c.spec.weight_bits == 1 ? std::vector<int>{-1, 1}
                                      : two_bit[static_cast<std::size_t>(pick(0, 2))];
   c.zero_point = pick(0, (1 << c.spec.activation_bits) - 1);
-  c.batch = pick(1, 3);
+  // A linear layer's images run as the columns of a row: enough of them
+  // for several column tiles.
+  c.batch = c.spec.linear ? pick(1, 30) : pick(1, 3);
   const std::int64_t groups = c.spec.linear ? 1 : std::vector<std::int64_t>{1, 1, 2, 3}[pick(0, 3)];
   c.spec.groups = groups;
   c.in = groups * pick(1, 140);

@@ -645,15 +645,32 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
     }
 }
 
-void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
-              std::int32_t* out, Isa isa) {
-  if (x.packing == Packing::fields) {
-    field_row(x, w, n, oh, nullptr, out, nullptr, isa);
-    return;
-  }
-  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(x.geometry.out_width()));
+namespace {
+
+// What one call computes: output row `oh` of image `n`, or, where `images`
+// is set, images [n, n + images) of a layer with one output pixel each.
+struct Span {
+  std::int64_t n, oh, images;
+};
+
+// Images of one output pixel run as the columns of one row, lying one
+// image's words apart, so that the kernels' column tiles share each weight
+// load among several images as they do among a row's columns.
+Row span_row(const PackedActivations& x, const PackedWeights& w, const Span& s, std::int64_t g,
+             std::int32_t* out) {
+  if (s.images == 0) return row_of(x, w, s.n, s.oh, g, out);
+  Row r = row_of(x, w, s.n, 0, g, out);
+  r.column = x.geometry.groups * x.planes * plane_words(x.geometry);
+  r.width = s.images;
+  return r;
+}
+
+void span_dots(const PackedActivations& x, const PackedWeights& w, const Span& s, std::int32_t* out,
+               Isa isa) {
+  const Row first = span_row(x, w, s, 0, out);
+  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(first.width));
   for (std::int64_t group = 0; group < x.geometry.groups; ++group) {
-    const Row row = row_of(x, w, n, oh, group, out);
+    const Row row = span_row(x, w, s, group, out);
 #if defined(__x86_64__)
     if (isa == Isa::avx512) {
       row_avx512(row, a_sums.data());
@@ -668,18 +685,15 @@ void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n
   }
 }
 
-void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
-                    std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
-  if (x.packing == Packing::fields) {
-    field_row(x, w, n, oh, &q, nullptr, out, isa);
-    return;
-  }
+void span_codes(const PackedActivations& x, const PackedWeights& w, const Span& s, const Requant& q,
+                std::uint8_t* out, Isa isa) {
   const ConvGeometry& g = x.geometry;
+  const std::int64_t width = span_row(x, w, s, 0, nullptr).width;
 #if defined(__x86_64__)
   if (isa != Isa::portable) {
-    std::vector<std::int32_t> a_sums(static_cast<std::size_t>(g.out_width()));
+    std::vector<std::int32_t> a_sums(static_cast<std::size_t>(width));
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      Row row = row_of(x, w, n, oh, group, nullptr);
+      Row row = span_row(x, w, s, group, nullptr);
       const std::int64_t first = group * g.group_out();
       const Requant shifted{q.m + first, q.c + first, q.lo, q.hi};
       row.requant = &shifted;
@@ -693,9 +707,46 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
   }
 #endif
   thread_local std::vector<std::int32_t> dots;
-  dots.resize(static_cast<std::size_t>(g.out_width() * g.out_channels));
-  conv_row(x, w, n, oh, dots.data(), isa);
-  requantize(dots.data(), g.out_width(), g.out_channels, q.m, q.c, q.lo, q.hi, out);
+  dots.resize(static_cast<std::size_t>(width * g.out_channels));
+  span_dots(x, w, s, dots.data(), isa);
+  requantize(dots.data(), width, g.out_channels, q.m, q.c, q.lo, q.hi, out);
+}
+
+void require_one_pixel(const PackedActivations& x) {
+  if (x.packing != Packing::planes || x.geometry.out_height() != 1 || x.geometry.out_width() != 1)
+    invalid("image spans take bit planes of layers with one output pixel");
+}
+
+}  // namespace
+
+void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
+              std::int32_t* out, Isa isa) {
+  if (x.packing == Packing::fields) {
+    field_row(x, w, n, oh, nullptr, out, nullptr, isa);
+    return;
+  }
+  span_dots(x, w, {n, oh, 0}, out, isa);
+}
+
+void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
+                    std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
+  if (x.packing == Packing::fields) {
+    field_row(x, w, n, oh, &q, nullptr, out, isa);
+    return;
+  }
+  span_codes(x, w, {n, oh, 0}, q, out, isa);
+}
+
+void conv_images(const PackedActivations& x, const PackedWeights& w, std::int64_t first,
+                 std::int64_t last, std::int32_t* out, Isa isa) {
+  require_one_pixel(x);
+  span_dots(x, w, {first, 0, last - first}, out, isa);
+}
+
+void conv_images_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t first,
+                       std::int64_t last, const Requant& q, std::uint8_t* out, Isa isa) {
+  require_one_pixel(x);
+  span_codes(x, w, {first, 0, last - first}, q, out, isa);
 }
 
 void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,

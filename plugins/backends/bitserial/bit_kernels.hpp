@@ -150,6 +150,14 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
 void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
               std::int32_t* out, Isa isa);
 
+/// A layer with one output pixel per image (a linear layer, or a conv2d as
+/// large as its padded input): the dots of images [first, last) as one
+/// row, out[image - first][channel], so that the kernels tile over images
+/// as over a row's columns. Bit planes only; throws std::invalid_argument
+/// for other layers.
+void conv_images(const PackedActivations& x, const PackedWeights& w, std::int64_t first,
+                 std::int64_t last, std::int32_t* out, Isa isa);
+
 /// How dots become output codes: round(m[k] dot + c[k]) clamped to
 /// [lo, hi], k the output channel (as requantize() below).
 struct Requant {
@@ -163,6 +171,10 @@ struct Requant {
 /// requantize().
 void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t n,
                     std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa);
+
+/// conv_images' dots as output codes, out[image - first][channel] (uint8).
+void conv_images_codes(const PackedActivations& x, const PackedWeights& w, std::int64_t first,
+                       std::int64_t last, const Requant& q, std::uint8_t* out, Isa isa);
 
 /// Output codes from `count` columns of dots, `channels` each:
 /// out[i] = round(m[k] dots[i] + c[k]) clamped to [lo, hi], k the channel,

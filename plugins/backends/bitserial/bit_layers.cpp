@@ -70,9 +70,8 @@ ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
   return g;
 }
 
-void BitLayer::for_rows(
-    const torch::Tensor& x, const ConvGeometry& g, bool parallel,
-    const std::function<void(const PackedActivations&, std::int64_t, std::int64_t)>& row) const {
+void BitLayer::for_outputs(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
+                           const Images& images, const Rows& row) const {
   const auto nhwc = spec_.linear ? x.contiguous() : x.contiguous(at::MemoryFormat::ChannelsLast);
   // The calling thread keeps its buffer from call to call (packing writes
   // every word; a fresh one would be mapped and faulted in anew at every
@@ -86,12 +85,18 @@ void BitLayer::for_rows(
   const auto run_rows = [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t r = first; r < last; ++r) row(packed, r / g.out_height(), r % g.out_height());
   };
+  // A layer with one output pixel per image (a linear layer, LeNet's last
+  // conv) has rows of one column: a task's images run as one row instead.
+  const bool one_pixel = packing_ == Packing::planes && g.out_height() == 1 && g.out_width() == 1;
   // An image per task where there are images enough for the threads: it is
   // packed and convolved in one pass, while its bits are still in cache.
   if (!parallel || g.batch >= at::get_num_threads()) {
     for_ranges(g.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
       pack_activations(codes, pad, first, last, packed, isa_);
-      run_rows(first * g.out_height(), last * g.out_height());
+      if (one_pixel)
+        images(packed, first, last);
+      else
+        run_rows(first * g.out_height(), last * g.out_height());
     });
     return;
   }
@@ -106,9 +111,14 @@ torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {
   auto out = torch::empty({g.batch, g.out_height(), g.out_width(), g.out_channels}, torch::kInt32);
   std::int32_t* dst = out.data_ptr<std::int32_t>();
   const std::int64_t row = g.out_width() * g.out_channels;
-  for_rows(x, g, parallel, [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
-    conv_row(p, weights_, n, oh, dst + (n * g.out_height() + oh) * row, isa_);
-  });
+  for_outputs(
+      x, g, parallel,
+      [&](const PackedActivations& p, std::int64_t first, std::int64_t last) {
+        conv_images(p, weights_, first, last, dst + first * row, isa_);
+      },
+      [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
+        conv_row(p, weights_, n, oh, dst + (n * g.out_height() + oh) * row, isa_);
+      });
   return spec_.linear ? out.view({g.batch, g.out_channels}) : out;
 }
 
@@ -138,9 +148,14 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const std::int64_t row = g.out_width() * oc;
   const Requant q{m.data(), c.data(), lo, hi};
-  for_rows(x, g, parallel, [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
-    conv_row_codes(p, weights_, n, oh, q, dst + (n * g.out_height() + oh) * row, isa_);
-  });
+  for_outputs(
+      x, g, parallel,
+      [&](const PackedActivations& p, std::int64_t first, std::int64_t last) {
+        conv_images_codes(p, weights_, first, last, q, dst + first * row, isa_);
+      },
+      [&](const PackedActivations& p, std::int64_t n, std::int64_t oh) {
+        conv_row_codes(p, weights_, n, oh, q, dst + (n * g.out_height() + oh) * row, isa_);
+      });
   return out;
 }
 

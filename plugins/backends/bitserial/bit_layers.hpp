@@ -48,11 +48,14 @@ class BitLayer {
 
  private:
   ConvGeometry geometry(const torch::Tensor& x) const;
-  // Packs x and runs `row` on each output row (image n, row oh), on
-  // LibTorch's threads when `parallel`.
-  void for_rows(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
-                const std::function<void(const PackedActivations&, std::int64_t n,
-                                         std::int64_t oh)>& row) const;
+  using Images =
+      std::function<void(const PackedActivations&, std::int64_t first, std::int64_t last)>;
+  using Rows = std::function<void(const PackedActivations&, std::int64_t n, std::int64_t oh)>;
+  // Packs x and runs `images` on each task's images where a layer on bit
+  // planes has one output pixel per image, else `row` on each output row
+  // (image n, row oh); on LibTorch's threads when `parallel`.
+  void for_outputs(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
+                   const Images& images, const Rows& row) const;
 
   LayerSpec spec_;
   Isa isa_;
