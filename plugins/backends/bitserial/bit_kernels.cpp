@@ -665,10 +665,14 @@ Row span_row(const PackedActivations& x, const PackedWeights& w, const Span& s, 
   return r;
 }
 
+// Output columns of a span's row.
+std::int64_t width_of(const PackedActivations& x, const Span& s) {
+  return s.images ? s.images : x.geometry.out_width();
+}
+
 void span_dots(const PackedActivations& x, const PackedWeights& w, const Span& s, std::int32_t* out,
                Isa isa) {
-  const Row first = span_row(x, w, s, 0, out);
-  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(first.width));
+  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(width_of(x, s)));
   for (std::int64_t group = 0; group < x.geometry.groups; ++group) {
     const Row row = span_row(x, w, s, group, out);
 #if defined(__x86_64__)
@@ -688,7 +692,7 @@ void span_dots(const PackedActivations& x, const PackedWeights& w, const Span& s
 void span_codes(const PackedActivations& x, const PackedWeights& w, const Span& s, const Requant& q,
                 std::uint8_t* out, Isa isa) {
   const ConvGeometry& g = x.geometry;
-  const std::int64_t width = span_row(x, w, s, 0, nullptr).width;
+  const std::int64_t width = width_of(x, s);
 #if defined(__x86_64__)
   if (isa != Isa::portable) {
     std::vector<std::int32_t> a_sums(static_cast<std::size_t>(width));

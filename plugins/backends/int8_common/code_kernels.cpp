@@ -53,8 +53,8 @@ constexpr std::int64_t kSpan = 16;
 
 // Pools separably: sums the window's rows per column, then each window's
 // columns, then divides. Columns sum to at most 255 * kh, windows to
-// 255 * kh * kw. With many channels, a window's columns are contiguous runs
-// of C and add as such; with few, gathering per output runs faster.
+// 255 * kh * kw. A window's columns are contiguous runs of C channels and
+// add as such: C lanes at a time with many channels, kSpan with few.
 void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
               std::int32_t* __restrict column, std::int32_t* __restrict acc, const PoolPlan& plan) {
   const auto columns = static_cast<std::int64_t>(plan.column_at.size());
