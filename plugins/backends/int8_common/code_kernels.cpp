@@ -41,7 +41,7 @@ struct PoolPlan {
   std::int64_t channels = 0;
   std::vector<std::int32_t> column_at;  // input row offset of each (w, c): W * C of them
   std::vector<std::int64_t> rows;       // offsets of the window's kh rows
-  std::vector<std::int32_t> window_at;  // per output (ow, c): its window's first column
+  std::vector<std::int32_t> window_at;  // per output column ow: its window's first column
   std::vector<std::int32_t> taps;       // columns of a window's kw pixels, from its first
   std::vector<std::int32_t> out_at;     // output row offset of each (ow, c)
   std::int32_t zero_point = 0;
@@ -75,7 +75,7 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
   const std::int32_t* __restrict window_at = plan.window_at.data();
   if (C >= kSpan) {
     for (std::int64_t j = 0; j < n; j += C) {
-      const std::int32_t* __restrict first = column + window_at[j];
+      const std::int32_t* __restrict first = column + window_at[j / C];
       for (std::int64_t c = 0; c < C; ++c) acc[j + c] = first[c];
       for (std::size_t t = 1; t < plan.taps.size(); ++t) {
         const std::int32_t* __restrict p = first + plan.taps[t];
@@ -88,7 +88,7 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
     // the next window's place, which that window then overwrites (the
     // buffers have kSpan spare lanes).
     for (std::int64_t w = 0; w < n / C; ++w) {
-      const std::int32_t* __restrict first = column + window_at[w * C];
+      const std::int32_t* __restrict first = column + window_at[w];
       std::int32_t sum[kSpan];
       for (std::int64_t c = 0; c < kSpan; ++c) sum[c] = first[c];
       for (std::size_t t = 1; t < plan.taps.size(); ++t)
@@ -173,11 +173,11 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
   for (std::int64_t ky = 0; ky < kernel[0]; ++ky) plan.rows.push_back(ky * is[2]);
   for (std::int64_t kx = 0; kx < kernel[1]; ++kx)
     plan.taps.push_back(static_cast<std::int32_t>(kx * C));
-  for (std::int64_t ow = 0; ow < OW; ++ow)
-    for (std::int64_t c = 0; c < C; ++c) {
-      plan.window_at.push_back(static_cast<std::int32_t>(ow * stride[1] * C + c));
+  for (std::int64_t ow = 0; ow < OW; ++ow) {
+    plan.window_at.push_back(static_cast<std::int32_t>(ow * stride[1] * C));
+    for (std::int64_t c = 0; c < C; ++c)
       plan.out_at.push_back(static_cast<std::int32_t>(ow * os[3] + c * os[1]));
-    }
+  }
   plan.dense = format == at::MemoryFormat::ChannelsLast;
   plan.zero_point = static_cast<std::int32_t>(in.q_zero_point());
   const std::int64_t sh = stride[0];
