@@ -178,6 +178,38 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
     }
 }
 
+// Steps on qlab's kernels run as segments, each thread taking its share of
+// the batch through all of them: the codes are those of the steps run one
+// at a time over the whole batch, which a single thread does.
+TEST(Int8Segments, GiveTheCodesOfOneStepAtATime) {
+  for (const auto& [name, bits] : {std::pair{"bitserial", 1}, {"onednn", 8}}) {
+    auto b = registry().backend(name);
+    if (!b->availability().available) continue;
+    b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
+    for (const auto& c : kCases) {
+      auto m = randomised(c.build(), 30);
+      PtqSpec spec;
+      spec.config = default_config_list({}, every(bits));
+      spec.calibration_batches = 4;
+      auto q = std::make_shared<const QuantizedModel>(
+          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+      const auto exe = b->lower(q);
+      if (std::string(c.name) == "conv_relu")
+        EXPECT_NE(exe->describe().find("through input .. flatten in one pass"), std::string::npos)
+            << name << ": " << exe->describe();
+      // 37 images: shares of unequal size.
+      const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 37);
+      const int threads = at::get_num_threads();
+      at::set_num_threads(3);
+      const auto shared = exe->run(x)[0];
+      at::set_num_threads(1);
+      const auto alone = exe->run(x)[0];
+      at::set_num_threads(threads);
+      EXPECT_TRUE(torch::equal(shared, alone)) << name << ", " << c.name;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, Int8LowBits,
                          ::testing::Values("onednn", "qnnpack", "fbgemm", "x86", "bitserial"));
 

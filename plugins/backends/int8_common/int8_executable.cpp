@@ -10,12 +10,21 @@
 //
 // Each node becomes a Step of one Kind; kKinds holds, per kind, the kernel
 // a report names and the function that runs it, side by side.
+//
+// Consecutive steps on qlab's own kernels (quantizing, an image or bit
+// convolution, pooling), each taking the step before alone, form a
+// segment: every thread takes its share of the batch through all of them
+// and the threads meet once, at its end, instead of at every step. At
+// LeNet's size a step's barrier and cold start cost as much as its work.
+// The engines' kernels, which split each call over the threads themselves,
+// end a segment.
 #include "int8_executable.hpp"
 
 #include "code_kernels.hpp"
 #include "image_conv.hpp"
 
 #include <qlab/error.hpp>
+#include <qlab/parallel.hpp>
 #include <qlab/runtime.hpp>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -27,6 +36,7 @@
 #include <cctype>
 #include <iterator>
 #include <map>
+#include <mutex>
 
 namespace qlab::int8 {
 namespace {
@@ -89,6 +99,18 @@ c10::IValue bias_of(const QLayer& l, const QParams* input) {
 
 torch::Tensor as_float(const torch::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
 
+// An empty tensor for `batch` samples shaped, typed and laid out as `part`.
+torch::Tensor batch_like(const torch::Tensor& part, std::int64_t batch) {
+  auto sizes = part.sizes().vec();
+  sizes[0] = batch;
+  const auto format = part.dim() == 4 && part.is_contiguous(at::MemoryFormat::ChannelsLast)
+                          ? at::MemoryFormat::ChannelsLast
+                          : at::MemoryFormat::Contiguous;
+  return part.is_quantized() ? at::_empty_affine_quantized(sizes, part.options(), part.q_scale(),
+                                                           part.q_zero_point(), format)
+                             : torch::empty(sizes, part.options().memory_format(format));
+}
+
 torch::Tensor activate(torch::Tensor x, Activation a) {
   if (a == Activation::relu) return torch::relu(x);
   if (a == Activation::relu6) return at::hardtanh(x, 0.0, 6.0);
@@ -122,6 +144,7 @@ struct Step {
   std::uint8_t qmin = 0, qmax = 255;         // the output grid's codes (7 bits: 0..127)
   std::shared_ptr<torch::nn::Module> layer;  // float fallback
   std::shared_ptr<const LayerKernel> own;    // a backend's own kernel
+  std::size_t segment_end = 0;               // first step of a segment: one past its last
 };
 
 // What one batch's run reads and writes besides the step itself.
@@ -299,6 +322,7 @@ class Int8Executable final : public Executable {
     plan_channels_last_flatten(g);
     describe_steps(g);
     for (const auto& o : g.output_nodes()) outputs_.push_back(index.at(o));
+    plan_segments();
   }
 
   std::vector<torch::Tensor> run(const torch::Tensor& batch) override {
@@ -307,7 +331,11 @@ class Int8Executable final : public Executable {
     Run r = start(batch);
     for (r.current = 0; r.current < steps_.size(); ++r.current) {
       const Step& s = steps_[r.current];
-      r.values[r.current] = info_of(s.kind).run(s, r);
+      if (s.segment_end && r.parallel && at::get_num_threads() > 1 &&
+          r.input(s).size(0) >= at::get_num_threads())
+        run_segment(r);
+      else
+        r.values[r.current] = info_of(s.kind).run(s, r);
     }
     std::vector<torch::Tensor> out;
     for (auto o : outputs_) out.push_back(as_float(r.values[o]));
@@ -340,6 +368,9 @@ class Int8Executable final : public Executable {
                                 : fmt::format("; in float: {}", fmt::join(fallbacks_, ", "));
     if (!image_layers_.empty())
       elsewhere += fmt::format("; qlab's image convolution for {}", fmt::join(image_layers_, ", "));
+    if (!segments_.empty())
+      elsewhere += fmt::format("; each thread takes its images through {} in one pass",
+                               fmt::join(segments_, ", "));
     if (own_layers_.empty())
       return fmt::format("int8 kernels of LibTorch's {} engine ({} quantization, {}{}), {} threads",
                          info_.name, to_string(model_->scheme), model_->widths(), elsewhere,
@@ -355,6 +386,68 @@ class Int8Executable final : public Executable {
   }
 
  private:
+  // The segment starting at r.current, each thread on its images, its
+  // kernels unthreaded; leaves r.current at its last step.
+  void run_segment(Run& r) const {
+    const std::size_t first = r.current, end = steps_[first].segment_end;
+    const torch::Tensor& whole = r.input(steps_[first]);
+    torch::Tensor out;
+    std::mutex allocating;
+    for_ranges(whole.size(0), 1, true, [&](std::int64_t begin, std::int64_t stop) {
+      torch::NoGradGuard no_grad;  // thread-local, as is a worker's own
+      const torch::Tensor images = whole.narrow(0, begin, stop - begin);
+      Run mine = start(images);
+      mine.parallel = false;
+      torch::Tensor y = images;
+      for (mine.current = first; mine.current < end; ++mine.current) {
+        const Step& s = steps_[mine.current];
+        if (!s.inputs.empty()) mine.values[s.inputs[0]] = y;
+        y = info_of(s.kind).run(s, mine);
+      }
+      {
+        std::lock_guard<std::mutex> lock(allocating);
+        if (!out.defined()) out = batch_like(y, whole.size(0));
+      }
+      out.narrow(0, begin, stop - begin).copy_(y);
+    });
+    r.current = end - 1;
+    r.values[r.current] = std::move(out);
+  }
+
+  // Steps that may run on a share of the batch in a worker thread: qlab's
+  // kernels and LibTorch's quantized tensor ops, which keep no state. Not a
+  // flatten into (h, w, c) order, which marks the run it is in.
+  static bool runs_on_images(const Step& s) {
+    if (s.kind == Kind::input || s.kind == Kind::own_kernel) return true;
+    return s.kind == Kind::stateless && !s.flatten_hwc && s.op != Op::add;
+  }
+
+  // Marks each segment's first step with its end: runs of at least two
+  // steps that run on images, each after the first taking the step before
+  // it as its one input, which nothing else reads.
+  void plan_segments() {
+    std::vector<int> readers(steps_.size(), 0);
+    for (const auto& s : steps_)
+      for (auto in : s.inputs) ++readers[in];
+    for (auto o : outputs_) ++readers[o];
+    const auto continues = [&](std::size_t i) {
+      const Step& s = steps_[i];
+      return runs_on_images(s) && s.inputs.size() == 1 && s.inputs[0] == i - 1 &&
+             readers[i - 1] == 1;
+    };
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      if (!runs_on_images(steps_[i]) || steps_[i].inputs.size() > 1) continue;
+      std::size_t end = i + 1;
+      while (end < steps_.size() && continues(end)) ++end;
+      if (end - i >= 2) {
+        steps_[i].segment_end = end;
+        segments_.push_back(fmt::format("{} .. {}", model_->graph().nodes()[i].name,
+                                        model_->graph().nodes()[end - 1].name));
+      }
+      i = end - 1;
+    }
+  }
+
   // A run of `batch` before its first step.
   Run start(const torch::Tensor& batch) const {
     return {batch, std::vector<torch::Tensor>(steps_.size()), std::vector<bool>(steps_.size()),
@@ -490,6 +583,7 @@ class Int8Executable final : public Executable {
   std::vector<std::string> own_layers_;
   std::vector<std::string> image_layers_;  // on qlab's image convolution
   std::vector<std::string> lowered_;
+  std::vector<std::string> segments_;  // "first .. last" node of each
 };
 
 }  // namespace
