@@ -41,6 +41,14 @@ Case random_case(std::mt19937& rng, int trial) {
   const std::vector<std::vector<int>> two_bit{{-2, -1, 0, 1}, {-3, -1, 1, 3}, {-1, 0, 1}};
   c.levels = c.spec.weight_bits == 1 ? std::vector<int>{-1, 1}
                                      : two_bit[static_cast<std::size_t>(pick(0, 2))];
+  // A third of the linear layers on one-bit inputs take wider weights,
+  // which only selected sums run.
+  if (c.spec.linear && c.spec.activation_bits == 1 && trial % 3 == 0) {
+    c.spec.weight_bits = static_cast<int>(pick(3, 8));
+    const int half = 1 << (c.spec.weight_bits - 1);
+    c.levels.clear();
+    for (int level = -half; level < half; ++level) c.levels.push_back(level);
+  }
   c.zero_point = pick(0, (1 << c.spec.activation_bits) - 1);
   // A linear layer's images run as the columns of a row: enough of them
   // for several column tiles.
@@ -60,9 +68,19 @@ Case random_case(std::mt19937& rng, int trial) {
   return c;
 }
 
+// The packings that run the case: bit planes and fields for weights of up
+// to 2 bits; selected sums for a linear layer on one-bit inputs.
+std::vector<Packing> packings(const Case& c) {
+  std::vector<Packing> out;
+  if (c.spec.weight_bits <= 2) out = {Packing::planes, Packing::fields};
+  if (c.spec.linear && c.spec.activation_bits == 1) out.push_back(Packing::selected);
+  return out;
+}
+
 std::string describe(const Case& c) {
   return c.spec.linear
-             ? "linear " + std::to_string(c.in) + "->" + std::to_string(c.out)
+             ? "linear " + std::to_string(c.in) + "->" + std::to_string(c.out) + " W" +
+                   std::to_string(c.spec.weight_bits) + "A" + std::to_string(c.spec.activation_bits)
              : "conv " + std::to_string(c.in) + "->" + std::to_string(c.out) + " k" +
                    std::to_string(c.kernel) + " s" + std::to_string(c.spec.stride) + " p" +
                    std::to_string(c.spec.padding) + " g" + std::to_string(c.spec.groups) + " " +
@@ -87,7 +105,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   std::mt19937 rng(7);
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
-  int dense_fields = 0, window_fields = 0;
+  int dense_fields = 0, window_fields = 0, selected = 0, wide = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -96,6 +114,9 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     g.kernel = c.kernel;
     ++(g.windowed() ? windowed : aligned);
     ++(g.group_in() % 4 == 0 ? dense_fields : window_fields);
+    const auto ways = packings(c);
+    selected += ways.back() == Packing::selected;
+    wide += c.spec.weight_bits > 2;
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -108,7 +129,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
         {torch::randint(0, static_cast<std::int64_t>(c.levels.size()), wshape, torch::kInt64)});
     const auto expected = reference_dots(c, a, w);
     for (Isa isa : isas())
-      for (Packing packing : {Packing::planes, Packing::fields})
+      for (Packing packing : packings(c))
         for (bool parallel : {false, true}) {
           BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, packing);
           const auto got = layer.dots(x, parallel);
@@ -121,6 +142,8 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(aligned, 40);
   EXPECT_GE(dense_fields, 30);
   EXPECT_GE(window_fields, 30);
+  EXPECT_GE(selected, 10);
+  EXPECT_GE(wide, 4);
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on
@@ -157,7 +180,7 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
                               .clamp(lo, c.spec.out_qmax)
                               .to(torch::kUInt8);
     for (Isa isa : isas())
-      for (Packing packing : {Packing::planes, Packing::fields}) {
+      for (Packing packing : packings(c)) {
         BitLayer layer(c.spec, w, scale, bias, isa, packing);
         const auto y = layer(x, true);
         ASSERT_TRUE(y.is_quantized());
@@ -180,6 +203,12 @@ TEST(BitKernels, RefuseWeightsWiderThanTheirPlanes) {
   const auto w = torch::tensor({-1, 0, 1, 1}, torch::kInt8).view({1, 4});
   EXPECT_THROW(BitLayer(spec, w, torch::ones({1}, torch::kFloat64), {}, Isa::portable),
                std::invalid_argument);
+  // Selected sums take one-bit inputs of linear layers only.
+  spec.activation_bits = 2;
+  spec.weight_bits = 8;
+  EXPECT_THROW(
+      BitLayer(spec, w, torch::ones({1}, torch::kFloat64), {}, Isa::portable, Packing::selected),
+      std::invalid_argument);
 }
 
 TEST(BitKernels, RefuseAnInputOfTheWrongShape) {

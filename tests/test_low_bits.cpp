@@ -11,7 +11,9 @@
 #include <qlab/quant/ptq.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace qlab {
@@ -178,6 +180,30 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
     }
 }
 
+// A linear layer of 8-bit weights on one-bit inputs (a binary network's
+// last layer) runs on selected sums, and equals its twin.
+TEST(Bitserial, ALinearLayerOnOneBitInputsAddsTheWeightsItsBitsSelect) {
+  auto b = registry().backend("bitserial");
+  if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
+  b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
+  const auto list = nlohmann::json::parse(R"([
+    {"op_types": ["conv2d"], "quant_types": ["weight", "input", "output"],
+     "quant_bits": {"weight": 1, "input": 1, "output": 1}},
+    {"op_names": ["classifier.1"], "quant_types": ["weight", "output"],
+     "quant_bits": {"weight": 8, "output": 8}}])");
+  const Made made = quantize_tiny("static", 8, *b, {{"config", TableList{list}}});
+  ASSERT_EQ(made.exe->mode(), Mode::int8) << made.exe->describe();
+  EXPECT_EQ(made.model->widths(), "W1A1 x1, W8A1 x1");
+  const auto rows = made.exe->lowered();
+  const bool selected = std::any_of(rows.begin(), rows.end(), [](const std::string& r) {
+    return r.find("classifier.1: bitserial::linear W8A1") != std::string::npos &&
+           r.find("selected sums") != std::string::npos;
+  });
+  EXPECT_TRUE(selected) << fmt::format("{}", fmt::join(rows, "\n"));
+  const auto x = test::tiny_dataset(64, 43).images;
+  EXPECT_LT(normalised_error(made.exe->run(x)[0], twin(*made.model, x)), kTwinEqual);
+}
+
 // Steps on qlab's kernels run as segments, each thread taking its share of
 // the batch through all of them: the codes are those of the steps run one
 // at a time over the whole batch, which a single thread does.
@@ -194,9 +220,10 @@ TEST(Int8Segments, GiveTheCodesOfOneStepAtATime) {
       auto q = std::make_shared<const QuantizedModel>(
           post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
       const auto exe = b->lower(q);
-      if (std::string(c.name) == "conv_relu")
+      if (std::string(c.name) == "conv_relu") {
         EXPECT_NE(exe->describe().find("through input .. flatten in one pass"), std::string::npos)
             << name << ": " << exe->describe();
+      }
       // 37 images: shares of unequal size.
       const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 37);
       const int threads = at::get_num_threads();

@@ -540,9 +540,19 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   return w;
 }
 
-const char* to_string(Packing packing) { return packing == Packing::fields ? "fields" : "planes"; }
+const char* to_string(Packing packing) {
+  switch (packing) {
+    case Packing::fields:
+      return "fields";
+    case Packing::selected:
+      return "selected sums";
+    default:
+      return "planes";
+  }
+}
 
 Packing best_packing(Isa isa, int weight_planes, int activation_planes, bool linear) {
+  if (linear && activation_planes == 1 && weight_planes > 2) return Packing::selected;
   return isa == Isa::avx2 && weight_planes == 2 && activation_planes == 2 && !linear
              ? Packing::fields
              : Packing::planes;

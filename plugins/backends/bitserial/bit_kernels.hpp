@@ -82,15 +82,18 @@ inline constexpr std::int64_t kChannelBlock = 8;
 
 /// How activations are packed, and so which kernel runs: bit planes (AND
 /// and popcount) or fields (multiply-add, AVX2 or portable; see above; an
-/// AVX-512 CPU runs the AVX2 kernel).
-enum class Packing { planes, fields };
+/// AVX-512 CPU runs the AVX2 kernel); or, for a linear layer on one-bit
+/// inputs, not at all: their bits select weights to add (selected_sums.hpp).
+enum class Packing { planes, fields, selected };
 const char* to_string(Packing packing);
 
 /// The faster packing for this layer on `isa`, as measured by
 /// `qlab_bench --benchmark_filter=bits/`: fields for a conv2d of 2-bit
-/// weights and activations on AVX2; planes otherwise (at 1 bit, on
-/// AVX-512's VPOPCNTQ, and for linear layers, whose one output column per
-/// row reads each weight once, so that the planes' 4x fewer bytes win).
+/// weights and activations on AVX2; selected sums for a linear layer of
+/// one-bit inputs and weights wider than 2 bits, which have no other; planes
+/// otherwise (at 1 bit, on AVX-512's VPOPCNTQ, and for linear layers, whose
+/// one output column per row reads each weight once, so that the planes' 4x
+/// fewer bytes win).
 Packing best_packing(Isa isa, int weight_planes, int activation_planes, bool linear);
 
 /// Output channels of a block of packed fields (one AVX-512 register).

@@ -36,7 +36,16 @@ BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torc
   g.height = g.width = g.kernel;
   // (out, kernel row, kernel column, channel): a tap's channels side by side.
   const auto ordered = spec.linear ? codes.contiguous() : codes.permute({0, 2, 3, 1}).contiguous();
-  weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits, isa, packing_);
+  if (packing_ == Packing::selected) {
+    if (!spec.linear || spec.activation_bits != 1)
+      throw std::invalid_argument("selected sums take linear layers of one-bit inputs");
+    selected_ = select_weights(ordered.data_ptr<std::int8_t>(), out, g.in_channels);
+    weights_.geometry = g;
+    const auto sums = ordered.to(torch::kInt64).sum(1).to(torch::kInt32).contiguous();
+    weights_.code_sums.assign(sums.data_ptr<std::int32_t>(), sums.data_ptr<std::int32_t>() + out);
+  } else {
+    weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits, isa, packing_);
+  }
   const auto s = scale.to(torch::kFloat64).contiguous().expand({out}).contiguous();
   weight_scale_.assign(s.data_ptr<double>(), s.data_ptr<double>() + out);
   bias_.assign(static_cast<std::size_t>(out), 0.0);
@@ -49,7 +58,8 @@ BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torc
 std::string BitLayer::kernel() const {
   return fmt::format("bitserial::{}{} W{}A{} ({}{})", spec_.linear ? "linear" : "conv2d",
                      spec_.relu ? "_relu" : "", spec_.weight_bits, spec_.activation_bits,
-                     to_string(isa_), packing_ == Packing::fields ? ", fields" : "");
+                     to_string(isa_),
+                     packing_ == Packing::planes ? "" : std::string(", ") + to_string(packing_));
 }
 
 ConvGeometry BitLayer::geometry(const torch::Tensor& x) const {
@@ -106,8 +116,27 @@ void BitLayer::for_outputs(const torch::Tensor& x, const ConvGeometry& g, bool p
   for_ranges(g.batch * g.out_height(), 1, parallel, run_rows);
 }
 
+void BitLayer::for_selected(const torch::Tensor& x, bool parallel, const Selected& run) const {
+  const auto codes = x.contiguous();
+  const std::uint8_t* a = codes_of(codes);
+  const std::int64_t in = selected_.in;
+  for_ranges(x.size(0), 1, parallel, [&](std::int64_t first, std::int64_t last) {
+    std::vector<std::int32_t> dots(static_cast<std::size_t>((last - first) * selected_.out));
+    selected_dots(selected_, a + first * in, last - first, dots.data(), isa_);
+    run(dots.data(), first, last);
+  });
+}
+
 torch::Tensor BitLayer::dots(const torch::Tensor& x, bool parallel) const {
   const ConvGeometry g = geometry(x);
+  if (packing_ == Packing::selected) {
+    auto out = torch::empty({g.batch, g.out_channels}, torch::kInt32);
+    std::int32_t* dst = out.data_ptr<std::int32_t>();
+    for_selected(x, parallel, [&](const std::int32_t* dots, std::int64_t first, std::int64_t last) {
+      std::copy(dots, dots + (last - first) * g.out_channels, dst + first * g.out_channels);
+    });
+    return out;
+  }
   auto out = torch::empty({g.batch, g.out_height(), g.out_width(), g.out_channels}, torch::kInt32);
   std::int32_t* dst = out.data_ptr<std::int32_t>();
   const std::int64_t row = g.out_width() * g.out_channels;
@@ -148,6 +177,12 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const std::int64_t row = g.out_width() * oc;
   const Requant q{m.data(), c.data(), lo, hi};
+  if (packing_ == Packing::selected) {
+    for_selected(x, parallel, [&](const std::int32_t* dots, std::int64_t first, std::int64_t last) {
+      requantize(dots, last - first, oc, q.m, q.c, q.lo, q.hi, dst + first * oc);
+    });
+    return out;
+  }
   for_outputs(
       x, g, parallel,
       [&](const PackedActivations& p, std::int64_t first, std::int64_t last) {
@@ -169,11 +204,12 @@ int planes_of(const QParams& grid) {
 }  // namespace
 
 // The bit kernel for an offered layer, when its weights and input have at
-// most 2 bits.
+// most 2 bits, or it is a linear layer on one-bit inputs.
 std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& o, Isa isa,
                                                std::optional<Packing> packing) {
-  const int weight_planes = o.layer.weight.bits <= 2 ? o.layer.weight.bits : 0;
   const int input_planes = planes_of(o.input);
+  const bool selected = o.node.op == Op::linear && input_planes == 1 && o.layer.weight.bits <= 8;
+  const int weight_planes = o.layer.weight.bits <= 2 || selected ? o.layer.weight.bits : 0;
   if (weight_planes == 0 || input_planes == 0) return std::nullopt;
   if (o.node.op != Op::conv2d && o.node.op != Op::linear) return std::nullopt;
   bits::LayerSpec spec;

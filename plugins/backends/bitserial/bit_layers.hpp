@@ -2,6 +2,7 @@
 // A conv2d or linear layer on the bit kernels (bit_kernels.hpp), between
 // quint8 tensors as the int8 executable passes them: codes in, codes out.
 #include "bit_kernels.hpp"
+#include "selected_sums.hpp"
 
 #include <aten_int8.hpp>
 
@@ -18,7 +19,7 @@ namespace qlab::bits {
 struct LayerSpec {
   bool linear = false;
   std::int64_t stride = 1, padding = 0, groups = 1;
-  int weight_bits = 1;      ///< planes of the weight codes
+  int weight_bits = 1;      ///< bits of the weight codes: planes, or up to 8 for selected sums
   int activation_bits = 1;  ///< planes of the input codes
   bool relu = false;        ///< clamp the output at its zero point
   double out_scale = 1;     ///< the output grid: codes [0, out_qmax]
@@ -56,17 +57,24 @@ class BitLayer {
   // (image n, row oh); on LibTorch's threads when `parallel`.
   void for_outputs(const torch::Tensor& x, const ConvGeometry& g, bool parallel,
                    const Images& images, const Rows& row) const;
+  // Packing::selected: `run` on the dots of each task's images [first, last).
+  using Selected =
+      std::function<void(const std::int32_t* dots, std::int64_t first, std::int64_t last)>;
+  void for_selected(const torch::Tensor& x, bool parallel, const Selected& run) const;
 
   LayerSpec spec_;
   Isa isa_;
   Packing packing_;
-  PackedWeights weights_;
+  PackedWeights weights_;             // Packing::selected: its geometry and code sums only
+  SelectedWeights selected_;          // Packing::selected
   std::vector<double> weight_scale_;  // per output channel
   std::vector<double> bias_;          // per output channel, 0 when absent
 };
 
 /// The bit layer for a layer the int8 executable offers, when its weights
-/// and its input have at most 2 bits (a conv2d or linear layer).
+/// and its input have at most 2 bits (a conv2d or linear layer), or it is a
+/// linear layer of one-bit inputs and weights of up to 8 bits (selected
+/// sums).
 std::optional<int8::LayerKernel> bit_layer_for(const int8::LayerOffer& offer, Isa isa,
                                                std::optional<Packing> packing = std::nullopt);
 

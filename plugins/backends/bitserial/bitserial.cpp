@@ -1,9 +1,10 @@
 // bitserial: 1- and 2-bit conv2d and linear layers on bit kernels (AND +
 // popcount over packed bit planes, or, for W2A2 convolutions on AVX2, one
-// multiply-add for four products over packed fields; bit_kernels.hpp);
-// every other layer, and any layer wider than 2 bits (a real-valued first
-// layer, an 8-bit last one), on oneDNN's int8 kernels, as the int8 backends
-// run them.
+// multiply-add for four products over packed fields; bit_kernels.hpp), and
+// linear layers of wider weights on one-bit inputs (a binary network's
+// 8-bit last layer) on selected sums (selected_sums.hpp); every other layer
+// (a real-valued first layer, any layer on wider inputs) on oneDNN's int8
+// kernels, as the int8 backends run them.
 #include "bit_layers.hpp"
 
 #include <aten_int8.hpp>
@@ -70,4 +71,4 @@ class Bitserial final : public qlab::int8::AtenInt8Backend {
 QLAB_PLUGIN(
     Bitserial, "backend", "bitserial",
     "1- and 2-bit conv2d/linear on bit kernels (AND + popcount; W2A2 convs on packed fields), "
-    "the rest on oneDNN int8")
+    "linear layers on 1-bit inputs on selected sums, the rest on oneDNN int8")
