@@ -55,7 +55,9 @@ Case random_case(std::mt19937& rng, int trial) {
   c.batch = c.spec.linear ? pick(1, 30) : pick(1, 3);
   const std::int64_t groups = c.spec.linear ? 1 : std::vector<std::int64_t>{1, 1, 2, 3}[pick(0, 3)];
   c.spec.groups = groups;
-  c.in = groups * pick(1, 140);
+  // Every sixth case has few channels, so that W1A1 rows fit half a word
+  // (the AVX2 pair kernel) often enough.
+  c.in = groups * (trial % 6 == 1 ? pick(1, 6) : pick(1, 140));
   c.out = groups * pick(1, 9);
   if (!c.spec.linear) {
     c.kernel = std::vector<std::int64_t>{1, 2, 3, 5}[pick(0, 3)];
@@ -105,7 +107,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   std::mt19937 rng(7);
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
-  int dense_fields = 0, window_fields = 0, selected = 0, wide = 0;
+  int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -113,6 +115,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     g.groups = c.spec.groups;
     g.kernel = c.kernel;
     ++(g.windowed() ? windowed : aligned);
+    paired += g.paired() && c.spec.weight_bits == 1 && c.spec.activation_bits == 1;
     ++(g.group_in() % 4 == 0 ? dense_fields : window_fields);
     const auto ways = packings(c);
     selected += ways.back() == Packing::selected;
@@ -143,6 +146,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(dense_fields, 30);
   EXPECT_GE(window_fields, 30);
   EXPECT_GE(selected, 10);
+  EXPECT_GE(paired, 6);  // W1A1 rows that fit half a word: the AVX2 pair kernel
   EXPECT_GE(wide, 4);
 }
 

@@ -57,7 +57,8 @@ struct Row {
   std::int32_t* out;        // output column 0, the group's channel 0
   std::int64_t out_column;  // int32 between output columns
   std::int64_t group_out;
-  std::int64_t width;  // output columns
+  std::int64_t width;   // output columns
+  bool paired = false;  // ConvGeometry::paired()
   // Set: the kernel writes codes (uint8, out_column apart), not dots; m and
   // c start at the group's channel 0.
   const Requant* requant = nullptr;
@@ -97,6 +98,7 @@ Row row_of(const PackedActivations& x, const PackedWeights& w, std::int64_t n, s
   r.wn = w.nibbles.empty() ? nullptr : w.nibbles.data() + 2 * g * r.blocks * w.planes * r.w_plane;
   r.alpha = w.alpha;
   r.beta = w.beta;
+  r.paired = geo.paired();
   r.out_column = geo.out_channels;
   r.group_out = geo.group_out();
   r.out = out ? out + g * r.group_out : nullptr;  // conv_row_codes writes codes instead
@@ -160,10 +162,36 @@ QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i sh
   }
 }
 
+// flush() for the paired kernel: each 64-bit lane's low and high 4 bytes
+// (two columns) summed apart.
+template <int N>
+QLAB_AVX2 inline void flush_halves(__m256i (&bytes)[N], __m256i (&low)[N], __m256i (&high)[N]) {
+  const __m256i zero = _mm256_setzero_si256(), low_half = _mm256_set1_epi64x(0xffffffffLL);
+#pragma GCC unroll 16
+  for (int k = 0; k < N; ++k) {
+    low[k] = _mm256_add_epi64(low[k], _mm256_sad_epu8(_mm256_and_si256(bytes[k], low_half), zero));
+    high[k] =
+        _mm256_add_epi64(high[k], _mm256_sad_epu8(_mm256_andnot_si256(low_half, bytes[k]), zero));
+    bytes[k] = zero;
+  }
+}
+
 QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, __m256i dot) {
   const std::int64_t channel = b * kChannelBlock;
   store_block_avx2(dot, channel, c.lanes(b), c.requant, c.requant ? nullptr : c.dots(ow, b),
                    c.requant ? c.codes + ow * c.out_column + channel : nullptr);
+}
+
+// Column ow's dots of block b from its counts, 64 bits a channel in two
+// registers (channels 0-3, 4-7; they fit 32 bits): alpha counts + beta sum a.
+QLAB_AVX2 inline void store_counts_avx2(const Row& c, std::int64_t ow, std::int64_t b,
+                                        __m256i first, __m256i second, std::int32_t a_sum) {
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256i counts = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(first, even),
+                                                   _mm256_permutevar8x32_epi32(second, even), 0x20);
+  store_avx2(c, ow, b,
+             _mm256_add_epi32(_mm256_mullo_epi32(counts, _mm256_set1_epi32(c.alpha)),
+                              _mm256_set1_epi32(c.beta * a_sum)));
 }
 
 // R consecutive output columns of one block of 8 channels (two registers),
@@ -227,18 +255,83 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
       }
     flush<N>(bytes, total, shift);
   }
-  // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
-  const __m256i alpha = _mm256_set1_epi32(c.alpha);
-  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m256i lo = _mm256_permutevar8x32_epi32(total[2 * r], even),
-                  hi = _mm256_permutevar8x32_epi32(total[2 * r + 1], even);
-    const __m256i acc = _mm256_permute2x128_si256(lo, hi, 0x20);
-    store_avx2(
-        c, ow0 + r, b,
-        _mm256_add_epi32(_mm256_mullo_epi32(acc, alpha), _mm256_set1_epi32(c.beta * a_sums[r])));
+  for (int r = 0; r < R; ++r)
+    store_counts_avx2(c, ow0 + r, b, total[2 * r], total[2 * r + 1], a_sums[r]);
+}
+
+// Two columns at once where their kernel rows share a word (c.paired: the
+// weights twice in each word; W1A1): column 2p's word in the low half of a
+// broadcast, 2p + 1's in the high half. The byte counts of each half are
+// summed apart when flushed. P = (n + 1) / 2 pairs cover `n` columns from
+// ow0; an odd n's last pair takes its last column twice (and writes it
+// twice).
+template <int P>
+QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::int64_t b,
+                          const std::int32_t* a_sums) {
+  constexpr int N = 2 * P;  // accumulators: pair p, half of the block h at 2p + h
+  constexpr int kWordsPerFlush = 255 / 8;
+  const std::int64_t column = c.column, row = c.kernel_row;
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                         1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i zero = _mm256_setzero_si256();
+  std::int64_t first[P], second[P];
+  __m256i bytes[N], low[N], high[N];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+    first[p] = 2 * p * column;
+    second[p] = std::min<std::int64_t>(2 * p + 1, n - 1) * column;
   }
+#pragma GCC unroll 16
+  for (int k = 0; k < N; ++k) bytes[k] = low[k] = high[k] = zero;
+  const std::uint64_t* wv = c.weight_nibbles(b, 0);
+  const std::uint64_t* a = c.a + ow0 * column;
+  int pending = 0;
+  for (std::int64_t i = 0; i < c.kernel; ++i, a += row, wv += 2 * kChannelBlock) {
+    const auto* w = reinterpret_cast<const __m256i*>(wv);
+    const __m256i w_low[2] = {_mm256_loadu_si256(w), _mm256_loadu_si256(w + 1)},
+                  w_high[2] = {_mm256_loadu_si256(w + 2), _mm256_loadu_si256(w + 3)};
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const __m256i v =
+          _mm256_set1_epi64x(static_cast<long long>(a[first[p]] | (a[second[p]] << 32)));
+      const __m256i v_high = _mm256_srli_epi16(v, 4);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h)
+        bytes[2 * p + h] = _mm256_add_epi8(
+            bytes[2 * p + h],
+            _mm256_add_epi8(_mm256_shuffle_epi8(table, _mm256_and_si256(v, w_low[h])),
+                            _mm256_shuffle_epi8(table, _mm256_and_si256(v_high, w_high[h]))));
+    }
+    if (++pending == kWordsPerFlush) {
+      flush_halves<N>(bytes, low, high);
+      pending = 0;
+    }
+  }
+  flush_halves<N>(bytes, low, high);
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+    store_counts_avx2(c, ow0 + 2 * p, b, low[2 * p], low[2 * p + 1], a_sums[2 * p]);
+    const std::int64_t r = std::min<std::int64_t>(2 * p + 1, n - 1);
+    store_counts_avx2(c, ow0 + r, b, high[2 * p], high[2 * p + 1], a_sums[r]);
+  }
+}
+
+// A paired tile of n <= 2 P columns, on the kernel for exactly (n + 1) / 2
+// pairs.
+template <int P>
+QLAB_AVX2 void pair_tile_avx2(const Row& c, std::int64_t ow, std::int64_t n,
+                              const std::int32_t* a_sums) {
+  if constexpr (P > 1)
+    if ((n + 1) / 2 < P) return pair_tile_avx2<P - 1>(c, ow, n, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b) pairs_avx2<P>(c, ow, n, b, a_sums + ow);
+}
+
+// A paired W1A1 row, in tiles of up to 8 columns (4 pairs).
+QLAB_AVX2 void pair_tiles_avx2(const Row& c, const std::int32_t* a_sums) {
+  constexpr std::int64_t kColumns = 8;
+  for (std::int64_t ow = 0; ow < c.width; ow += kColumns)
+    pair_tile_avx2<kColumns / 2>(c, ow, std::min(kColumns, c.width - ow), a_sums);
 }
 
 template <int WP>
@@ -257,7 +350,9 @@ QLAB_AVX2 void tiles_avx2(const Row& c, const std::int32_t* a_sums) {
 
 QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
   activation_sums(c, a_sums);
-  if (c.w_planes == 1)
+  if (c.paired && c.a_planes == 1 && c.w_planes == 1)
+    pair_tiles_avx2(c, a_sums);
+  else if (c.w_planes == 1)
     tiles_avx2<1>(c, a_sums);
   else
     tiles_avx2<2>(c, a_sums);
@@ -529,6 +624,10 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
         if (fields) put_weight_field(g, oc, row, tap * g.group_in() + ch, level, w.fields);
       }
   }
+  // Activation words use only their low half here: a weight copy in the
+  // high half meets zeros, but in the paired kernel's broadcasts.
+  if (g.paired())
+    for (auto& word : w.bits) word |= word << 32;
   if (isa != Isa::avx2 || fields) return w;
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
   w.nibbles.resize(2 * w.bits.size());
