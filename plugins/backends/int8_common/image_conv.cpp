@@ -75,21 +75,25 @@ void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, s
 // Image n repacked for a kernel of `lanes` columns a register: per input
 // channel, a map of 32-bit elements, element (y, x) holding the codes of
 // rows y .. y + R - 1 at column x of the padded image (T: uint8 for R = 4,
-// uint16 for R = 2). Rows past the padded image meet only zero weights,
-// columns past it only lanes past the output's width: what they hold is
-// never used.
+// uint16 for R = 2), and a map of `row` elements holding row y's codes at
+// columns x .. x + R - 1. A kernel's rows go R at a time through the first;
+// the last kernel % R rows, which would leave most of an element's rows
+// idle, R columns at a time through the second. Rows and columns past the
+// padded image meet only zero weights or lanes past the output's width:
+// what they hold is never used.
 template <typename T>
 struct Rows {
   static constexpr int R = 4 / sizeof(T);
   std::int64_t height, width;       // the padded image; elements of a row (a multiple of 16)
   std::vector<std::uint8_t> plane;  // per channel: the padded image, height + R - 1 rows
-  std::vector<std::uint32_t> data;
+  std::vector<std::uint32_t> data, row;
 
   Rows(const Layer& l, const Shape4& s, std::int64_t lanes)
       : height(s.height + 2 * l.padding),
         width((s.width + 2 * l.padding + lanes + 15) / 16 * 16),
         plane(static_cast<std::size_t>(l.in * (height + R - 1) * width), l.pad_code),
-        data(static_cast<std::size_t>(l.in * height * width), 0) {}
+        data(static_cast<std::size_t>(l.in * height * width), 0),
+        row(l.kernel % R ? data.size() : 0, 0) {}
 
   void fill(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n) {
     for (std::int64_t ci = 0; ci < l.in; ++ci) {
@@ -104,19 +108,26 @@ struct Rows {
           for (std::int64_t ix = 0; ix < s.width; ++ix) dst[ix] = src[ix * s.channels];
       }
       for (std::int64_t y = 0; y < height; ++y)
-        for (std::int64_t x = 0; x < width; x += 16)
-          interleave(p + y * width + x, data.data() + (ci * height + y) * width + x);
+        for (std::int64_t x = 0; x < width; x += 16) {
+          interleave(p + y * width + x, width, data.data() + (ci * height + y) * width + x);
+          if (!row.empty())
+            interleave(p + y * width + x, 1, row.data() + (ci * height + y) * width + x);
+        }
     }
   }
   const std::uint32_t* at(std::int64_t ci, std::int64_t y, std::int64_t x) const {
     return data.data() + (ci * height + y) * width + x;
   }
+  const std::uint32_t* row_at(std::int64_t ci, std::int64_t y, std::int64_t x) const {
+    return row.data() + (ci * height + y) * width + x;
+  }
 
  private:
-  // 16 columns of R rows (`width` bytes apart) into 16 elements.
-  void interleave(const std::uint8_t* p, std::uint32_t* out) const {
+  // 16 columns of R codes `step` bytes apart (R rows, or R columns of a
+  // row) into 16 elements.
+  void interleave(const std::uint8_t* p, std::int64_t step, std::uint32_t* out) const {
     const auto load = [&](int r) {
-      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * width));
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * step));
     };
     __m128i e[4];
     if constexpr (R == 4) {
@@ -146,19 +157,26 @@ struct Rows {
 // column e / out and channel e % out, so that the codes leave in one store
 // per register. Per register, what its lanes read: the column each takes
 // from a load of `lanes` columns, the weights of each lane's channel (per
-// input channel, group of R kernel rows and kernel column: R weights in one
-// 32-bit element, T int8 or int16, the rows past the kernel 0), and each
-// lane's channel's offset and m.
+// input channel, R weights in one 32-bit element, T int8 or int16: per
+// group of R kernel rows and kernel column, then per remaining kernel row
+// and group of R kernel columns, those past the kernel 0), and each lane's
+// channel's offset and m.
 template <typename T>
 struct Lanes {
   static constexpr int R = 4 / sizeof(T);
-  std::int64_t lanes, groups, taps;  // groups of R kernel rows; in * groups * kernel columns
+  std::int64_t lanes;
+  std::int64_t groups, left, runs;  // groups of R kernel rows; rows left; groups of R columns
+  std::int64_t taps;                // elements per register: in (groups kernel + left runs)
   std::vector<std::int32_t> column, offset;
   std::vector<float> m;
   std::vector<std::uint32_t> weights;  // [register][tap][lane]
 
   Lanes(const Layer& l, std::int64_t lanes_)
-      : lanes(lanes_), groups((l.kernel + R - 1) / R), taps(l.in * groups * l.kernel) {
+      : lanes(lanes_),
+        groups(l.kernel / R),
+        left(l.kernel % R),
+        runs((l.kernel + R - 1) / R),
+        taps(l.in * (groups * l.kernel + left * runs)) {
     for (std::int64_t e = 0; e < l.out * lanes; ++e) {
       const std::int64_t c = e % l.out;
       column.push_back(static_cast<std::int32_t>(e / l.out));
@@ -169,21 +187,45 @@ struct Lanes {
     for (std::int64_t v = 0; v < l.out; ++v)
       for (std::int64_t j = 0; j < lanes; ++j) {
         const std::int64_t c = (v * lanes + j) % l.out;
-        for (std::int64_t ci = 0; ci < l.in; ++ci)
+        // (kernel row, column) of each of a tap's R parts, in the kernels' order.
+        std::int64_t tap = 0;
+        const auto put = [&](std::int64_t ci, auto at) {
+          T parts[R] = {};
+          for (int r = 0; r < R; ++r) {
+            const auto [kh, kw] = at(r);
+            if (kh < l.kernel && kw < l.kernel)
+              parts[r] =
+                  static_cast<T>(l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw]);
+          }
+          std::memcpy(&weights[static_cast<std::size_t>((v * taps + tap++) * lanes + j)], parts,
+                      sizeof(std::uint32_t));
+        };
+        for (std::int64_t ci = 0; ci < l.in; ++ci) {
           for (std::int64_t g = 0; g < groups; ++g)
-            for (std::int64_t kw = 0; kw < l.kernel; ++kw) {
-              T parts[R] = {};
-              for (int r = 0; r < R; ++r)
-                if (g * R + r < l.kernel)
-                  parts[r] = static_cast<T>(
-                      l.weights[((c * l.in + ci) * l.kernel + g * R + r) * l.kernel + kw]);
-              const std::int64_t tap = (ci * groups + g) * l.kernel + kw;
-              std::memcpy(&weights[static_cast<std::size_t>((v * taps + tap) * lanes + j)], parts,
-                          sizeof(std::uint32_t));
-            }
+            for (std::int64_t kw = 0; kw < l.kernel; ++kw)
+              put(ci, [&](int r) { return std::pair{g * R + r, kw}; });
+          for (std::int64_t kh = groups * R; kh < l.kernel; ++kh)
+            for (std::int64_t q = 0; q < runs; ++q)
+              put(ci, [&](int r) { return std::pair{kh, q * R + r}; });
+        }
       }
   }
 };
+
+// Where the taps of input channel ci's g-th group of kernel rows read, for
+// output row oh and columns from ow: a group of R rows, `kernel` elements a
+// column apart; then each row left, `runs` elements R columns apart.
+struct Run {
+  const std::uint32_t* a;
+  std::int64_t count, step;
+};
+template <typename W, typename T>
+Run run_of(const Lanes<W>& t, const Rows<T>& rows, std::int64_t ci, std::int64_t oh,
+           std::int64_t ow, std::int64_t g, std::int64_t kernel) {
+  constexpr std::int64_t R = Rows<T>::R;
+  if (g < t.groups) return {rows.at(ci, oh + g * R, ow), kernel, 1};
+  return {rows.row_at(ci, oh + t.groups * R + g - t.groups, ow), t.runs, R};
+}
 
 // Registers [v0, v0 + V) of every chunk of image n's output, V at a time so
 // that their accumulators stay in registers.
@@ -191,7 +233,7 @@ template <int V>
 QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes<std::int16_t>& t,
                                     const Rows<std::uint16_t>& rows, std::int64_t n,
                                     std::int64_t v0, std::uint8_t* out) {
-  constexpr std::int64_t kLanes = 8, R = Lanes<std::int16_t>::R;
+  constexpr std::int64_t kLanes = 8;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   __m256i column[V], offset[V];
   __m256 m[V];
@@ -212,10 +254,11 @@ QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes
       const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
       std::int64_t tap = 0;
       for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < t.groups; ++g) {
-          const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
-          for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
-            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + kw));
+        for (std::int64_t g = 0; g < t.groups + t.left; ++g) {
+          const Run r = run_of(t, rows, ci, oh, ow, g, l.kernel);
+          for (std::int64_t k = 0; k < r.count; ++k, ++tap) {
+            const __m256i x =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.a + k * r.step));
 #pragma GCC unroll 8
             for (int v = 0; v < V; ++v)
               acc[v] = _mm256_add_epi32(
@@ -255,7 +298,7 @@ template <int V>
 QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                         const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
                                         std::int64_t n, std::int64_t v0, std::uint8_t* out) {
-  constexpr std::int64_t kLanes = 16, R = Lanes<std::int8_t>::R;
+  constexpr std::int64_t kLanes = 16;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   __m512i column[V], offset[V];
   __m512 m[V];
@@ -276,10 +319,10 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
       const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
       std::int64_t tap = 0;
       for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < t.groups; ++g) {
-          const std::uint32_t* a = rows.at(ci, oh + g * R, ow);
-          for (std::int64_t kw = 0; kw < l.kernel; ++kw, ++tap) {
-            const __m512i x = _mm512_loadu_si512(a + kw);
+        for (std::int64_t g = 0; g < t.groups + t.left; ++g) {
+          const Run r = run_of(t, rows, ci, oh, ow, g, l.kernel);
+          for (std::int64_t k = 0; k < r.count; ++k, ++tap) {
+            const __m512i x = _mm512_loadu_si512(r.a + k * r.step);
 #pragma GCC unroll 8
             for (int v = 0; v < V; ++v)
               acc[v] = _mm512_dpbusd_epi32(acc[v], _mm512_permutexvar_epi32(column[v], x),
