@@ -127,16 +127,23 @@ TEST_P(Int8LowBits, EveryQuantizerAtEveryWidthMatchesItsTwin) {
     }
 }
 
+// The tiny model from an NNI-style list mixing widths per layer: its convs
+// at W`weight`A`activation`, classifier.1 at 8-bit weights and output.
+Made quantize_mixed(const Backend& backend, int weight, int activation) {
+  const auto list = nlohmann::json::parse(fmt::format(R"([
+    {{"op_types": ["conv2d"], "quant_types": ["weight", "input", "output"],
+     "quant_bits": {{"weight": {}, "input": {}, "output": {}}}}},
+    {{"op_names": ["classifier.1"], "quant_types": ["weight", "output"],
+     "quant_bits": {{"weight": 8, "output": 8}}}}])",
+                                                      weight, activation, activation));
+  return quantize_tiny("static", 8, backend, {{"config", TableList{list}}});
+}
+
 // An NNI-style list mixing widths per layer runs on int8 kernels too.
 TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
   const auto b = backend();
   if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
-  const auto list = nlohmann::json::parse(R"([
-    {"op_types": ["conv2d"], "quant_types": ["weight", "input", "output"],
-     "quant_bits": {"weight": 2, "input": 4, "output": 4}},
-    {"op_names": ["classifier.1"], "quant_types": ["weight", "output"],
-     "quant_bits": {"weight": 8, "output": 8}}])");
-  const Made made = quantize_tiny("static", 8, *b, {{"config", TableList{list}}});
+  const Made made = quantize_mixed(*b, 2, 4);
   ASSERT_EQ(made.exe->mode(), Mode::int8) << made.exe->describe();
   EXPECT_EQ(made.model->widths(), "W2A4 x1, W8A4 x1");
   const auto x = test::tiny_dataset(64, 43).images;
@@ -186,12 +193,7 @@ TEST(Bitserial, ALinearLayerOnOneBitInputsAddsTheWeightsItsBitsSelect) {
   auto b = registry().backend("bitserial");
   if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
   b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
-  const auto list = nlohmann::json::parse(R"([
-    {"op_types": ["conv2d"], "quant_types": ["weight", "input", "output"],
-     "quant_bits": {"weight": 1, "input": 1, "output": 1}},
-    {"op_names": ["classifier.1"], "quant_types": ["weight", "output"],
-     "quant_bits": {"weight": 8, "output": 8}}])");
-  const Made made = quantize_tiny("static", 8, *b, {{"config", TableList{list}}});
+  const Made made = quantize_mixed(*b, 1, 1);
   ASSERT_EQ(made.exe->mode(), Mode::int8) << made.exe->describe();
   EXPECT_EQ(made.model->widths(), "W1A1 x1, W8A1 x1");
   const auto rows = made.exe->lowered();
