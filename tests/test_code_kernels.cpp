@@ -60,29 +60,37 @@ TEST(CodeKernels, NarrowGridsClampTheCodes) {
 // rounding the mean code itself.
 TEST(CodeKernels, AveragePoolingRoundsTheMeanValueHalfToEven) {
   torch::manual_seed(1);
-  // Fewer channels than 16 take the fixed-span loop, more the contiguous one.
-  for (std::int64_t channels : {1, 5, 16, 20}) {
-    const auto x =
-        at::quantize_per_tensor(torch::rand({3, channels, 11, 9}) * 4, 0.02, 3, torch::kQUInt8);
-    const std::pair<std::int64_t, std::int64_t> windows[] = {{2, 2}, {3, 2}, {3, 3}, {11, 1}};
-    for (const auto& [kernel, stride] : windows)
-      for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast})
-        for (bool parallel : {false, true}) {
-          const auto in = x.contiguous(format);
-          const auto got = avg_pool_codes(in, {kernel, std::min<std::int64_t>(kernel, 9)},
-                                          {stride, stride}, parallel);
-          const auto want =
-              torch::avg_pool2d(in.int_repr().to(torch::kFloat),
-                                {kernel, std::min<std::int64_t>(kernel, 9)}, {stride, stride})
-                  .sub(3)
-                  .round()
-                  .add(3);
-          EXPECT_TRUE(got.is_contiguous(format));
-          EXPECT_EQ(got.q_scale(), x.q_scale());
-          EXPECT_TRUE(torch::equal(codes(got), want.to(torch::kInt32)))
-              << channels << ": " << kernel << "/" << stride;
-        }
-  }
+  struct Window {
+    std::int64_t height, width, stride;
+  };
+  // Windows of 2^k pixels round in integers, the others in float; past 257
+  // pixels (17 x 16) the sums leave 16 bits. Fewer channels than 16 take
+  // the fixed-span loops, more the contiguous ones.
+  const Window windows[] = {{2, 2, 2}, {3, 2, 2}, {3, 3, 2}, {11, 9, 1}, {1, 1, 1},
+                            {1, 2, 1}, {4, 2, 3}, {4, 4, 4}, {17, 16, 1}};
+  // Codes spread over the grid, and codes near its top, whose sums over the
+  // 17 x 16 window would wrap in 16 bits.
+  const std::pair<double, double> ranges[] = {{0, 4}, {4.9, 0.3}};
+  for (std::int64_t channels : {1, 5, 16, 20})
+    for (const auto& [low, width] : ranges) {
+      const auto x = at::quantize_per_tensor(torch::rand({3, channels, 18, 17}) * width + low, 0.02,
+                                             3, torch::kQUInt8);
+      for (const auto& [kh, kw, stride] : windows)
+        for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast})
+          for (bool parallel : {false, true}) {
+            const auto in = x.contiguous(format);
+            const auto got = avg_pool_codes(in, {kh, kw}, {stride, stride}, parallel);
+            const auto want =
+                torch::avg_pool2d(in.int_repr().to(torch::kFloat), {kh, kw}, {stride, stride})
+                    .sub(3)
+                    .round()
+                    .add(3);
+            EXPECT_TRUE(got.is_contiguous(format));
+            EXPECT_EQ(got.q_scale(), x.q_scale());
+            EXPECT_TRUE(torch::equal(codes(got), want.to(torch::kInt32)))
+                << channels << " from " << low << ": " << kh << "x" << kw << "/" << stride;
+          }
+    }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <qlab/parallel.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -46,10 +47,36 @@ struct PoolPlan {
   std::vector<std::int32_t> out_at;     // output row offset of each (ow, c)
   std::int32_t zero_point = 0;
   bool dense = false;
+  int shift = -1;  // log2 of a window's pixels where that is a whole number above 0
 };
 
 // Lanes of the few-channel window sums; the buffers hold as many spare.
 constexpr std::int64_t kSpan = 16;
+
+// Writes the codes of a row's n = plan.out_at.size() window sums. The mean
+// is rounded half to even among the values (mean - z), as ONNX's
+// DequantizeLinear, AveragePool, QuantizeLinear means it; ATen rounds among
+// the codes, which breaks a tie the other way whenever z is odd. A float
+// quotient of integers below 2^24 is correctly rounded, so a mean that is
+// exactly k + 1/2 stays a tie.
+template <typename Sum>
+void round_means(const Sum* __restrict sums, std::uint8_t* __restrict out, const PoolPlan& plan) {
+  const auto n = static_cast<std::int64_t>(plan.out_at.size());
+  const float count = static_cast<float>(plan.rows.size() * plan.taps.size());
+  const auto z = static_cast<float>(plan.zero_point);
+  const std::int32_t zero_point = plan.zero_point;
+  const std::int32_t* __restrict out_at = plan.out_at.data();
+  if (plan.dense)
+    for (std::int64_t j = 0; j < n; ++j)
+      out[j] = static_cast<std::uint8_t>(
+          static_cast<std::int32_t>(round_half_even(static_cast<float>(sums[j]) / count - z)) +
+          zero_point);
+  else
+    for (std::int64_t j = 0; j < n; ++j)
+      out[out_at[j]] = static_cast<std::uint8_t>(
+          static_cast<std::int32_t>(round_half_even(static_cast<float>(sums[j]) / count - z)) +
+          zero_point);
+}
 
 // Pools separably: sums the window's rows per column, then each window's
 // columns, then divides. Columns sum to at most 255 * kh, windows to
@@ -96,21 +123,75 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
       for (std::int64_t c = 0; c < kSpan; ++c) acc[w * C + c] = sum[c];
     }
   }
-  // The mean is rounded half to even among the values (mean - z), as ONNX's
-  // DequantizeLinear, AveragePool, QuantizeLinear means it; ATen rounds among
-  // the codes, which breaks a tie the other way whenever z is odd. A float
-  // quotient of integers below 2^24 is correctly rounded, so a mean that is
-  // exactly k + 1/2 stays a tie.
-  const float count = static_cast<float>(plan.rows.size() * plan.taps.size());
-  const auto z = static_cast<float>(plan.zero_point);
-  for (std::int64_t j = 0; j < n; ++j)
-    acc[j] = static_cast<std::int32_t>(round_half_even(static_cast<float>(acc[j]) / count - z)) +
-             plan.zero_point;
-  const std::int32_t* __restrict out_at = plan.out_at.data();
-  if (plan.dense)
-    for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<std::uint8_t>(acc[j]);
-  else
-    for (std::int64_t j = 0; j < n; ++j) out[out_at[j]] = static_cast<std::uint8_t>(acc[j]);
+  round_means(acc, out, plan);
+}
+
+// pool_row for channels-last rows whose window sums fit 16 bits: twice the
+// lanes, and no gathers. It sums the rows, then the window at every start
+// (shifted contiguous adds), then moves each window's C sums into place.
+void pool_row_narrow(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
+                     std::uint16_t* __restrict column, std::uint16_t* __restrict window,
+                     const PoolPlan& plan) {
+  const auto columns = static_cast<std::int64_t>(plan.column_at.size());
+  const std::int64_t C = plan.channels;
+  // The first two rows, and the first two taps, summed in one pass each: a
+  // pass that only copies becomes a memmove call.
+  const std::uint8_t* __restrict first_row = in + plan.rows[0];
+  if (plan.rows.size() == 1) {
+    for (std::int64_t q = 0; q < columns; ++q) column[q] = first_row[q];
+  } else {
+    const std::uint8_t* __restrict second_row = in + plan.rows[1];
+    for (std::int64_t q = 0; q < columns; ++q)
+      column[q] = static_cast<std::uint16_t>(first_row[q] + second_row[q]);
+  }
+  for (std::size_t r = 2; r < plan.rows.size(); ++r) {
+    const std::uint8_t* __restrict p = in + plan.rows[r];
+    for (std::int64_t q = 0; q < columns; ++q)
+      column[q] = static_cast<std::uint16_t>(column[q] + p[q]);
+  }
+  const std::uint16_t* sums = column;  // one tap a window: its column sums
+  if (plan.taps.size() > 1) {
+    const std::int64_t starts = columns - plan.taps.back();
+    const std::uint16_t* __restrict second = column + plan.taps[1];
+    for (std::int64_t q = 0; q < starts; ++q)
+      window[q] = static_cast<std::uint16_t>(column[q] + second[q]);
+    for (std::size_t t = 2; t < plan.taps.size(); ++t) {
+      const std::uint16_t* __restrict p = column + plan.taps[t];
+      for (std::int64_t q = 0; q < starts; ++q)
+        window[q] = static_cast<std::uint16_t>(window[q] + p[q]);
+    }
+    sums = window;
+  }
+  // Each output window's C sums, into the buffer not read from: with few
+  // channels as a fixed run of kSpan lanes whose spill the next window
+  // overwrites (the buffers have kSpan spare).
+  std::uint16_t* means = sums == window ? column : window;
+  const auto outputs = static_cast<std::int64_t>(plan.window_at.size());
+  for (std::int64_t ow = 0; ow < outputs; ++ow) {
+    const std::uint16_t* from = sums + plan.window_at[ow];
+    if (C < kSpan)
+      std::memcpy(means + ow * C, from, kSpan * sizeof(std::uint16_t));
+    else
+      std::memcpy(means + ow * C, from, static_cast<std::size_t>(C) * sizeof(std::uint16_t));
+  }
+  if (plan.shift < 0) {
+    round_means(means, out, plan);
+    return;
+  }
+  // A window of 2^k pixels: its mean value (sum - 2^k z) / 2^k is q - z
+  // and r / 2^k over, for q = sum >> k, r = sum & (2^k - 1); half to even
+  // rounds up past a half, and at a half where q - z is odd: where r plus
+  // that parity passes the half. q + up <= 255.
+  const auto n = static_cast<std::int64_t>(plan.out_at.size());
+  const auto shift = static_cast<std::uint16_t>(plan.shift);
+  const auto low = static_cast<std::uint16_t>((1 << shift) - 1),
+             half = static_cast<std::uint16_t>(1 << (shift - 1)),
+             z = static_cast<std::uint16_t>(plan.zero_point);
+  for (std::int64_t j = 0; j < n; ++j) {
+    const std::uint16_t sum = means[j], q = sum >> shift, r = sum & low;
+    const std::uint16_t up = static_cast<std::uint16_t>(r + ((q ^ z) & 1)) > half;
+    out[j] = static_cast<std::uint8_t>(q + up);
+  }
 }
 
 }  // namespace
@@ -180,8 +261,22 @@ torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2>
   }
   plan.dense = format == at::MemoryFormat::ChannelsLast;
   plan.zero_point = static_cast<std::int32_t>(in.q_zero_point());
+  const std::int64_t pixels = kernel[0] * kernel[1];
+  for (int k = 1; k < 16; ++k)
+    if (pixels == std::int64_t{1} << k) plan.shift = k;
   const std::int64_t sh = stride[0];
+  const bool narrow = plan.dense && kernel[0] * kernel[1] * 255 <= 0xffff;
   for_ranges(N * OH, 1, parallel, [&, src, dst, sh, OH](std::int64_t begin, std::int64_t end) {
+    if (narrow) {
+      std::vector<std::uint16_t> column(plan.column_at.size() + kSpan),
+          window(plan.column_at.size() + kSpan);
+      for (std::int64_t row = begin; row < end; ++row) {
+        const std::int64_t b = row / OH, oh = row % OH;
+        pool_row_narrow(src + b * is[0] + oh * sh * is[2], dst + b * os[0] + oh * os[2],
+                        column.data(), window.data(), plan);
+      }
+      return;
+    }
     std::vector<std::int32_t> column(plan.column_at.size() + kSpan),
         acc(plan.out_at.size() + kSpan);
     for (std::int64_t row = begin; row < end; ++row) {
