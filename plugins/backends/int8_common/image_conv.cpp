@@ -151,16 +151,44 @@ struct Rows {
   }
 };
 
+// Output channel c's weights as the kernels read them: per input channel,
+// R weights (T: int8 or int16) in each 32-bit element, per group of R
+// kernel rows and kernel column, then per remaining kernel row and group of
+// R kernel columns, those past the kernel 0.
+template <typename T>
+std::vector<std::uint32_t> channel_taps(const Layer& l, std::int64_t c) {
+  constexpr int R = 4 / sizeof(T);
+  std::vector<std::uint32_t> taps;
+  const auto put = [&](std::int64_t ci, auto at) {
+    T parts[R] = {};
+    for (int r = 0; r < R; ++r) {
+      const auto [kh, kw] = at(r);
+      if (kh < l.kernel && kw < l.kernel)
+        parts[r] = static_cast<T>(l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw]);
+    }
+    std::uint32_t element;
+    std::memcpy(&element, parts, sizeof element);
+    taps.push_back(element);
+  };
+  const std::int64_t groups = l.kernel / R, runs = (l.kernel + R - 1) / R;
+  for (std::int64_t ci = 0; ci < l.in; ++ci) {
+    for (std::int64_t g = 0; g < groups; ++g)
+      for (std::int64_t kw = 0; kw < l.kernel; ++kw)
+        put(ci, [&](int r) { return std::pair{g * R + r, kw}; });
+    for (std::int64_t kh = groups * R; kh < l.kernel; ++kh)
+      for (std::int64_t q = 0; q < runs; ++q)
+        put(ci, [&](int r) { return std::pair{kh, q * R + r}; });
+  }
+  return taps;
+}
+
 // A chunk of `lanes` output columns is lanes * out bytes of the output row
 // in (column, channel) order: `out` registers of `lanes` bytes each. Lane j
 // of register v computes byte e = lanes v + j of the chunk, the dot of
 // column e / out and channel e % out, so that the codes leave in one store
 // per register. Per register, what its lanes read: the column each takes
-// from a load of `lanes` columns, the weights of each lane's channel (per
-// input channel, R weights in one 32-bit element, T int8 or int16: per
-// group of R kernel rows and kernel column, then per remaining kernel row
-// and group of R kernel columns, those past the kernel 0), and each lane's
-// channel's offset and m.
+// from a load of `lanes` columns, the weights of each lane's channel
+// (channel_taps), and each lane's channel's offset and m.
 template <typename T>
 struct Lanes {
   static constexpr int R = 4 / sizeof(T);
@@ -186,29 +214,38 @@ struct Lanes {
     weights.resize(static_cast<std::size_t>(l.out * taps * lanes));
     for (std::int64_t v = 0; v < l.out; ++v)
       for (std::int64_t j = 0; j < lanes; ++j) {
-        const std::int64_t c = (v * lanes + j) % l.out;
-        // (kernel row, column) of each of a tap's R parts, in the kernels' order.
-        std::int64_t tap = 0;
-        const auto put = [&](std::int64_t ci, auto at) {
-          T parts[R] = {};
-          for (int r = 0; r < R; ++r) {
-            const auto [kh, kw] = at(r);
-            if (kh < l.kernel && kw < l.kernel)
-              parts[r] =
-                  static_cast<T>(l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw]);
-          }
-          std::memcpy(&weights[static_cast<std::size_t>((v * taps + tap++) * lanes + j)], parts,
-                      sizeof(std::uint32_t));
-        };
-        for (std::int64_t ci = 0; ci < l.in; ++ci) {
-          for (std::int64_t g = 0; g < groups; ++g)
-            for (std::int64_t kw = 0; kw < l.kernel; ++kw)
-              put(ci, [&](int r) { return std::pair{g * R + r, kw}; });
-          for (std::int64_t kh = groups * R; kh < l.kernel; ++kh)
-            for (std::int64_t q = 0; q < runs; ++q)
-              put(ci, [&](int r) { return std::pair{kh, q * R + r}; });
-        }
+        const auto element = channel_taps<T>(l, (v * lanes + j) % l.out);
+        for (std::int64_t tap = 0; tap < taps; ++tap)
+          weights[static_cast<std::size_t>((v * taps + tap) * lanes + j)] = element[tap];
       }
+  }
+};
+
+// AVX2's layout (image_conv.hpp says why): a register per output channel,
+// 8 columns in its lanes, so that one load of 8 columns serves every
+// channel with no permute; the codes are transposed to (column, channel)
+// order as they are stored.
+// Channels go in blocks of up to 8 registers. Past 8 channels, the last
+// block ends at the last channel, overlapping the one before, so that every
+// block stores 8 whole bytes a column.
+struct Channels {
+  static constexpr int R = 2;
+  std::int64_t groups, left, runs, taps;  // as in Lanes
+  std::int64_t block;                     // channels a block
+  std::vector<std::int64_t> firsts;       // each block's first channel
+  std::vector<std::uint32_t> weights;     // [channel][tap]
+
+  explicit Channels(const Layer& l)
+      : groups(l.kernel / R),
+        left(l.kernel % R),
+        runs((l.kernel + R - 1) / R),
+        taps(l.in * (groups * l.kernel + left * runs)),
+        block(std::min<std::int64_t>(l.out, 8)) {
+    for (std::int64_t c = 0; c < l.out; c += block) firsts.push_back(std::min(c, l.out - block));
+    for (std::int64_t c = 0; c < l.out; ++c) {
+      const auto element = channel_taps<std::int16_t>(l, c);
+      weights.insert(weights.end(), element.begin(), element.end());
+    }
   }
 };
 
@@ -219,30 +256,57 @@ struct Run {
   const std::uint32_t* a;
   std::int64_t count, step;
 };
-template <typename W, typename T>
-Run run_of(const Lanes<W>& t, const Rows<T>& rows, std::int64_t ci, std::int64_t oh,
-           std::int64_t ow, std::int64_t g, std::int64_t kernel) {
+template <typename Taps, typename T>
+Run run_of(const Taps& t, const Rows<T>& rows, std::int64_t ci, std::int64_t oh, std::int64_t ow,
+           std::int64_t g, std::int64_t kernel) {
   constexpr std::int64_t R = Rows<T>::R;
   if (g < t.groups) return {rows.at(ci, oh + g * R, ow), kernel, 1};
   return {rows.row_at(ci, oh + t.groups * R + g - t.groups, ow), t.runs, R};
 }
 
-// Registers [v0, v0 + V) of every chunk of image n's output, V at a time so
-// that their accumulators stay in registers.
+// Eight columns' codes of V <= 8 channels (q[v], int32 in [0, 255]; those
+// past V zero) transposed into (column, channel) order and stored, `stride`
+// bytes a column: 8 bytes a column, the V past the first landing on the
+// columns after, stored after it; none past the row's `room` bytes from dst.
+QLAB_IMAGE_AVX2 inline void store_columns(const __m256i (&q)[8], std::uint8_t* dst,
+                                          std::int64_t columns, std::int64_t room,
+                                          std::int64_t stride) {
+  // Per 128-bit half h: 4 bytes (columns 4h .. 4h + 3) of channels 0-3, then
+  // a 4x4 byte transpose: 4 channels of each column.
+  const __m256i low = _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]),
+                                          _mm256_packus_epi32(q[2], q[3])),
+                high = _mm256_packus_epi16(_mm256_packus_epi32(q[4], q[5]),
+                                           _mm256_packus_epi32(q[6], q[7]));
+  const __m256i transpose = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i first = _mm256_shuffle_epi8(low, transpose),
+                second = _mm256_shuffle_epi8(high, transpose);
+  alignas(32) std::uint64_t bytes[8];  // columns 0, 1, 4, 5, 2, 3, 6, 7
+  _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), _mm256_unpacklo_epi32(first, second));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(bytes + 4), _mm256_unpackhi_epi32(first, second));
+  constexpr int kAt[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+  std::int64_t j = 0;
+  for (; j < columns && room - j * stride >= 8; ++j)
+    std::memcpy(dst + j * stride, &bytes[kAt[j]], sizeof(std::uint64_t));
+  for (; j < columns; ++j)
+    std::memcpy(dst + j * stride, &bytes[kAt[j]], static_cast<std::size_t>(room - j * stride));
+}
+
+// Channels [c0, c0 + V) of image n's output, 8 columns a step.
 template <int V>
-QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes<std::int16_t>& t,
-                                    const Rows<std::uint16_t>& rows, std::int64_t n,
-                                    std::int64_t v0, std::uint8_t* out) {
+QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
+                                   const Rows<std::uint16_t>& rows, std::int64_t n, std::int64_t c0,
+                                   std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
-  __m256i column[V], offset[V];
+  const std::uint32_t* w = t.weights.data() + c0 * t.taps;
+  const std::int64_t taps = t.taps;
+  __m256i offset[V];
   __m256 m[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) {
-    const std::int64_t at = (v0 + v) * kLanes;
-    column[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.column.data() + at));
-    offset[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.offset.data() + at));
-    m[v] = _mm256_loadu_ps(t.m.data() + at);
+    offset[v] = _mm256_set1_epi32(l.offset[c0 + v]);
+    m[v] = _mm256_set1_ps(l.m[c0 + v]);
   }
   const __m256 lo = _mm256_set1_ps(l.lo), hi = _mm256_set1_ps(l.hi),
                zero_point = _mm256_set1_ps(l.zero_point);
@@ -251,7 +315,6 @@ QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes
       __m256i acc[V];
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[v] = offset[v];
-      const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
       std::int64_t tap = 0;
       for (std::int64_t ci = 0; ci < l.in; ++ci)
         for (std::int64_t g = 0; g < t.groups + t.left; ++g) {
@@ -262,29 +325,23 @@ QLAB_IMAGE_AVX2 void registers_avx2(const Layer& l, const Shape4& s, const Lanes
 #pragma GCC unroll 8
             for (int v = 0; v < V; ++v)
               acc[v] = _mm256_add_epi32(
-                  acc[v], _mm256_madd_epi16(_mm256_permutevar8x32_epi32(x, column[v]),
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                w + (v * t.taps + tap) * kLanes))));
+                  acc[v],
+                  _mm256_madd_epi16(x, _mm256_set1_epi32(static_cast<int>(w[v * taps + tap]))));
           }
         }
-      const std::int64_t bytes = std::min(kLanes, ow_count - ow) * l.out;
-      std::uint8_t* dst = out + ((n * oh_count + oh) * ow_count + ow) * l.out;
+      __m256i q[8];
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) {
-        const __m256 y = _mm256_fmadd_ps(m[v], _mm256_cvtepi32_ps(acc[v]), zero_point);
-        const __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
-        const __m128i words =
-            _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        const __m128i codes = _mm_packus_epi16(words, words);
-        const std::int64_t first = (v0 + v) * kLanes;
-        if (first + kLanes <= bytes) {
-          _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + first), codes);
-        } else if (first < bytes) {
-          alignas(16) std::uint8_t part[16];
-          _mm_store_si128(reinterpret_cast<__m128i*>(part), codes);
-          std::memcpy(dst + first, part, static_cast<std::size_t>(bytes - first));
+      for (int v = 0; v < 8; ++v) {
+        if (v >= V) {
+          q[v] = _mm256_setzero_si256();
+          continue;
         }
+        const __m256 y = _mm256_fmadd_ps(m[v], _mm256_cvtepi32_ps(acc[v]), zero_point);
+        q[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
       }
+      const std::int64_t columns = std::min(kLanes, ow_count - ow);
+      store_columns(q, out + ((n * oh_count + oh) * ow_count + ow) * l.out + c0, columns,
+                    (ow_count - ow) * l.out - c0, l.out);
     }
 }
 
@@ -347,37 +404,26 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
 
 #pragma GCC diagnostic pop
 
-// run(V, v0) for registers [v0, v0 + V) of a chunk, V up to 8, V a
-// constant for the kernels' accumulator arrays.
+// fn(V) for V in 1 .. 8, V a constant for the kernels' accumulator arrays.
 template <typename Fn>
-void by_registers(std::int64_t registers, Fn&& run) {
-  for (std::int64_t v0 = 0; v0 < registers; v0 += 8) {
-    switch (std::min<std::int64_t>(8, registers - v0)) {
-      case 1:
-        run(std::integral_constant<int, 1>{}, v0);
-        break;
-      case 2:
-        run(std::integral_constant<int, 2>{}, v0);
-        break;
-      case 3:
-        run(std::integral_constant<int, 3>{}, v0);
-        break;
-      case 4:
-        run(std::integral_constant<int, 4>{}, v0);
-        break;
-      case 5:
-        run(std::integral_constant<int, 5>{}, v0);
-        break;
-      case 6:
-        run(std::integral_constant<int, 6>{}, v0);
-        break;
-      case 7:
-        run(std::integral_constant<int, 7>{}, v0);
-        break;
-      default:
-        run(std::integral_constant<int, 8>{}, v0);
-        break;
-    }
+void with_constant(std::int64_t v, Fn&& fn) {
+  switch (v) {
+    case 1:
+      return fn(std::integral_constant<int, 1>{});
+    case 2:
+      return fn(std::integral_constant<int, 2>{});
+    case 3:
+      return fn(std::integral_constant<int, 3>{});
+    case 4:
+      return fn(std::integral_constant<int, 4>{});
+    case 5:
+      return fn(std::integral_constant<int, 5>{});
+    case 6:
+      return fn(std::integral_constant<int, 6>{});
+    case 7:
+      return fn(std::integral_constant<int, 7>{});
+    default:
+      return fn(std::integral_constant<int, 8>{});
   }
 }
 
@@ -414,7 +460,7 @@ class ImageConv {
     l_.lo = relu ? static_cast<float>(std::max<std::int64_t>(o.out_zero_point, 0)) : 0.0f;
     l_.hi = o.out_qmax;
 #if defined(__x86_64__)
-    if (isa_ == ImageConvIsa::avx2) avx2_.emplace(l_, 8);
+    if (isa_ == ImageConvIsa::avx2) avx2_.emplace(l_);
     if (isa_ == ImageConvIsa::avx512_vnni) avx512_.emplace(l_, 16);
 #endif
     name_ = fmt::format("qlab::conv2d{} over {} input channel{} ({})", relu ? "_relu" : "", l_.in,
@@ -444,9 +490,10 @@ class ImageConv {
         Rows<std::uint16_t> rows(l_, s, 8);
         for (std::int64_t n = first; n < last; ++n) {
           rows.fill(l_, s, codes, n);
-          by_registers(l_.out, [&](auto v, std::int64_t v0) {
-            registers_avx2<decltype(v)::value>(l_, s, *avx2_, rows, n, v0, dst);
-          });
+          for (std::int64_t c0 : avx2_->firsts)
+            with_constant(avx2_->block, [&](auto v) {
+              channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows, n, c0, dst);
+            });
         }
         return;
       }
@@ -454,9 +501,12 @@ class ImageConv {
         Rows<std::uint8_t> rows(l_, s, 16);
         for (std::int64_t n = first; n < last; ++n) {
           rows.fill(l_, s, codes, n);
-          by_registers(l_.out, [&](auto v, std::int64_t v0) {
-            registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, dst);
-          });
+          // Registers [v0, v0 + V) of every chunk, V up to 8 at a time so that
+          // their accumulators stay in registers.
+          for (std::int64_t v0 = 0; v0 < l_.out; v0 += 8)
+            with_constant(std::min<std::int64_t>(8, l_.out - v0), [&](auto v) {
+              registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, dst);
+            });
         }
         return;
       }
@@ -470,7 +520,7 @@ class ImageConv {
   ImageConvIsa isa_;
   Layer l_;
 #if defined(__x86_64__)
-  std::optional<Lanes<std::int16_t>> avx2_;
+  std::optional<Channels> avx2_;
   std::optional<Lanes<std::int8_t>> avx512_;
 #endif
   double out_scale_ = 1;
