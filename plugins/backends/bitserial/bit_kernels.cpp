@@ -718,7 +718,10 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
   const std::int64_t stream_words = (wp * cg + 63) / 64 + 1;
   const int tail = static_cast<int>(g.kernel * cg - 64 * (row_words - 1));
   const std::uint64_t last_mask = tail == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << tail) - 1;
-  std::vector<std::uint8_t> line(static_cast<std::size_t>(wp * cg), pad_code);
+  // The line runs on to whole 32 codes, so that AVX2 packs it with no
+  // code-by-code tail; the bits past the row fall in no window.
+  const std::int64_t line_codes = (wp * cg + 31) / 32 * 32;
+  std::vector<std::uint8_t> line(static_cast<std::size_t>(line_codes), pad_code);
   std::vector<std::uint64_t> stream(static_cast<std::size_t>(planes * stream_words));
   for (std::int64_t n = first; n < last; ++n)
     for (std::int64_t group = 0; group < g.groups; ++group) {
@@ -730,7 +733,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
         const std::uint8_t* src =
             inside ? nhwc + (n * g.height + iy) * g.width * g.in_channels : nullptr;
         if (!inside)
-          std::fill(line.begin(), line.end(), pad_code);
+          std::fill(line.begin(), line.begin() + wp * cg, pad_code);
         else if (g.groups == 1)
           std::copy_n(src, g.width * cg, line.begin() + g.padding * cg);
         else
@@ -738,7 +741,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
             std::copy_n(src + ix * g.in_channels + group * cg, cg,
                         line.begin() + (ix + g.padding) * cg);
         std::fill(stream.begin(), stream.end(), 0);
-        pack(line.data(), wp * cg, planes, stream_words, stream.data());
+        pack(line.data(), line_codes, planes, stream_words, stream.data());
         for (int p = 0; p < planes; ++p) {
           const std::uint64_t* bits = stream.data() + p * stream_words;
           std::uint64_t* dst = image + p * stride + y * columns * row_words;
