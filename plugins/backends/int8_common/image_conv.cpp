@@ -72,6 +72,22 @@ void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, s
 
 #if defined(__x86_64__)
 
+// The kernels' taps, each R weights of one 32-bit element, in order: per
+// input channel, each group of R kernel rows at each kernel column, then
+// each kernel row left at each group of R kernel columns. fn(ci, kh, kw,
+// along): the tap's first weight; `along`: its R weights run along the
+// kernel row, else down the column.
+template <typename Fn>
+void for_each_tap(const Layer& l, int R, Fn&& fn) {
+  const std::int64_t groups = l.kernel / R, runs = (l.kernel + R - 1) / R;
+  for (std::int64_t ci = 0; ci < l.in; ++ci) {
+    for (std::int64_t g = 0; g < groups; ++g)
+      for (std::int64_t kw = 0; kw < l.kernel; ++kw) fn(ci, g * R, kw, false);
+    for (std::int64_t kh = groups * R; kh < l.kernel; ++kh)
+      for (std::int64_t q = 0; q < runs; ++q) fn(ci, kh, q * R, true);
+  }
+}
+
 // Image n repacked for a kernel of `lanes` columns a register: per input
 // channel, a map of 32-bit elements, element (y, x) holding the codes of
 // rows y .. y + R - 1 at column x of the padded image (T: uint8 for R = 4,
@@ -80,20 +96,28 @@ void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, s
 // the last kernel % R rows, which would leave most of an element's rows
 // idle, R columns at a time through the second. Rows and columns past the
 // padded image meet only zero weights or lanes past the output's width:
-// what they hold is never used.
+// what they hold is never used. `taps`: where each tap of channel_taps'
+// order reads, from the element of the output pixel's own (row, column),
+// so that the kernels' tap loop is one flat run of loads.
 template <typename T>
 struct Rows {
   static constexpr int R = 4 / sizeof(T);
   std::int64_t height, width;       // the padded image; elements of a row (a multiple of 16)
   std::vector<std::uint8_t> plane;  // per channel: the padded image, height + R - 1 rows
-  std::vector<std::uint32_t> data, row;
+  std::int64_t map;                 // elements of the first map; the second follows
+  std::vector<std::uint32_t> elements;
+  std::vector<std::int64_t> taps;
 
   Rows(const Layer& l, const Shape4& s, std::int64_t lanes)
       : height(s.height + 2 * l.padding),
         width((s.width + 2 * l.padding + lanes + 15) / 16 * 16),
         plane(static_cast<std::size_t>(l.in * (height + R - 1) * width), l.pad_code),
-        data(static_cast<std::size_t>(l.in * height * width), 0),
-        row(l.kernel % R ? data.size() : 0, 0) {}
+        map(l.in * height * width),
+        elements(static_cast<std::size_t>(l.kernel % R ? 2 * map : map), 0) {
+    for_each_tap(l, R, [&](std::int64_t ci, std::int64_t kh, std::int64_t kw, bool along) {
+      taps.push_back((along ? map : 0) + (ci * height + kh) * width + kw);
+    });
+  }
 
   void fill(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n) {
     for (std::int64_t ci = 0; ci < l.in; ++ci) {
@@ -107,19 +131,18 @@ struct Rows {
         else
           for (std::int64_t ix = 0; ix < s.width; ++ix) dst[ix] = src[ix * s.channels];
       }
+      std::uint32_t* first = elements.data() + ci * height * width;
       for (std::int64_t y = 0; y < height; ++y)
         for (std::int64_t x = 0; x < width; x += 16) {
-          interleave(p + y * width + x, width, data.data() + (ci * height + y) * width + x);
-          if (!row.empty())
-            interleave(p + y * width + x, 1, row.data() + (ci * height + y) * width + x);
+          interleave(p + y * width + x, width, first + y * width + x);
+          if (static_cast<std::int64_t>(elements.size()) > map)
+            interleave(p + y * width + x, 1, first + map + y * width + x);
         }
     }
   }
-  const std::uint32_t* at(std::int64_t ci, std::int64_t y, std::int64_t x) const {
-    return data.data() + (ci * height + y) * width + x;
-  }
-  const std::uint32_t* row_at(std::int64_t ci, std::int64_t y, std::int64_t x) const {
-    return row.data() + (ci * height + y) * width + x;
+  // The element of output pixel (oh, ow), from which `taps` count.
+  const std::uint32_t* at(std::int64_t oh, std::int64_t ow) const {
+    return elements.data() + oh * width + ow;
   }
 
  private:
@@ -151,34 +174,23 @@ struct Rows {
   }
 };
 
-// Output channel c's weights as the kernels read them: per input channel,
-// R weights (T: int8 or int16) in each 32-bit element, per group of R
-// kernel rows and kernel column, then per remaining kernel row and group of
-// R kernel columns, those past the kernel 0.
+// Output channel c's weights as the kernels read them (for_each_tap), R
+// of type T (int8 or int16) to an element, those past the kernel 0.
 template <typename T>
 std::vector<std::uint32_t> channel_taps(const Layer& l, std::int64_t c) {
   constexpr int R = 4 / sizeof(T);
   std::vector<std::uint32_t> taps;
-  const auto put = [&](std::int64_t ci, auto at) {
+  for_each_tap(l, R, [&](std::int64_t ci, std::int64_t kh, std::int64_t kw, bool along) {
     T parts[R] = {};
     for (int r = 0; r < R; ++r) {
-      const auto [kh, kw] = at(r);
-      if (kh < l.kernel && kw < l.kernel)
-        parts[r] = static_cast<T>(l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw]);
+      const std::int64_t y = along ? kh : kh + r, x = along ? kw + r : kw;
+      if (y < l.kernel && x < l.kernel)
+        parts[r] = static_cast<T>(l.weights[((c * l.in + ci) * l.kernel + y) * l.kernel + x]);
     }
     std::uint32_t element;
     std::memcpy(&element, parts, sizeof element);
     taps.push_back(element);
-  };
-  const std::int64_t groups = l.kernel / R, runs = (l.kernel + R - 1) / R;
-  for (std::int64_t ci = 0; ci < l.in; ++ci) {
-    for (std::int64_t g = 0; g < groups; ++g)
-      for (std::int64_t kw = 0; kw < l.kernel; ++kw)
-        put(ci, [&](int r) { return std::pair{g * R + r, kw}; });
-    for (std::int64_t kh = groups * R; kh < l.kernel; ++kh)
-      for (std::int64_t q = 0; q < runs; ++q)
-        put(ci, [&](int r) { return std::pair{kh, q * R + r}; });
-  }
+  });
   return taps;
 }
 
@@ -191,20 +203,14 @@ std::vector<std::uint32_t> channel_taps(const Layer& l, std::int64_t c) {
 // (channel_taps), and each lane's channel's offset and m.
 template <typename T>
 struct Lanes {
-  static constexpr int R = 4 / sizeof(T);
   std::int64_t lanes;
-  std::int64_t groups, left, runs;  // groups of R kernel rows; rows left; groups of R columns
-  std::int64_t taps;                // elements per register: in (groups kernel + left runs)
+  std::int64_t taps;  // elements per register
   std::vector<std::int32_t> column, offset;
   std::vector<float> m;
   std::vector<std::uint32_t> weights;  // [register][tap][lane]
 
   Lanes(const Layer& l, std::int64_t lanes_)
-      : lanes(lanes_),
-        groups(l.kernel / R),
-        left(l.kernel % R),
-        runs((l.kernel + R - 1) / R),
-        taps(l.in * (groups * l.kernel + left * runs)) {
+      : lanes(lanes_), taps(static_cast<std::int64_t>(channel_taps<T>(l, 0).size())) {
     for (std::int64_t e = 0; e < l.out * lanes; ++e) {
       const std::int64_t c = e % l.out;
       column.push_back(static_cast<std::int32_t>(e / l.out));
@@ -229,17 +235,13 @@ struct Lanes {
 // block ends at the last channel, overlapping the one before, so that every
 // block stores 8 whole bytes a column.
 struct Channels {
-  static constexpr int R = 2;
-  std::int64_t groups, left, runs, taps;  // as in Lanes
-  std::int64_t block;                     // channels a block
-  std::vector<std::int64_t> firsts;       // each block's first channel
-  std::vector<std::uint32_t> weights;     // [channel][tap]
+  std::int64_t taps;                   // elements a channel
+  std::int64_t block;                  // channels a block
+  std::vector<std::int64_t> firsts;    // each block's first channel
+  std::vector<std::uint32_t> weights;  // [channel][tap]
 
   explicit Channels(const Layer& l)
-      : groups(l.kernel / R),
-        left(l.kernel % R),
-        runs((l.kernel + R - 1) / R),
-        taps(l.in * (groups * l.kernel + left * runs)),
+      : taps(static_cast<std::int64_t>(channel_taps<std::int16_t>(l, 0).size())),
         block(std::min<std::int64_t>(l.out, 8)) {
     for (std::int64_t c = 0; c < l.out; c += block) firsts.push_back(std::min(c, l.out - block));
     for (std::int64_t c = 0; c < l.out; ++c) {
@@ -248,21 +250,6 @@ struct Channels {
     }
   }
 };
-
-// Where the taps of input channel ci's g-th group of kernel rows read, for
-// output row oh and columns from ow: a group of R rows, `kernel` elements a
-// column apart; then each row left, `runs` elements R columns apart.
-struct Run {
-  const std::uint32_t* a;
-  std::int64_t count, step;
-};
-template <typename Taps, typename T>
-Run run_of(const Taps& t, const Rows<T>& rows, std::int64_t ci, std::int64_t oh, std::int64_t ow,
-           std::int64_t g, std::int64_t kernel) {
-  constexpr std::int64_t R = Rows<T>::R;
-  if (g < t.groups) return {rows.at(ci, oh + g * R, ow), kernel, 1};
-  return {rows.row_at(ci, oh + t.groups * R + g - t.groups, ow), t.runs, R};
-}
 
 // Eight columns' codes of V <= 8 channels (q[v], int32 in [0, 255]; those
 // past V zero) transposed into (column, channel) order and stored, `stride`
@@ -301,6 +288,7 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   const std::uint32_t* w = t.weights.data() + c0 * t.taps;
   const std::int64_t taps = t.taps;
+  const std::int64_t* at = rows.taps.data();
   __m256i offset[V];
   __m256 m[V];
 #pragma GCC unroll 8
@@ -315,20 +303,14 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
       __m256i acc[V];
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[v] = offset[v];
-      std::int64_t tap = 0;
-      for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < t.groups + t.left; ++g) {
-          const Run r = run_of(t, rows, ci, oh, ow, g, l.kernel);
-          for (std::int64_t k = 0; k < r.count; ++k, ++tap) {
-            const __m256i x =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.a + k * r.step));
+      const std::uint32_t* a = rows.at(oh, ow);
+      for (std::int64_t tap = 0; tap < taps; ++tap) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + at[tap]));
 #pragma GCC unroll 8
-            for (int v = 0; v < V; ++v)
-              acc[v] = _mm256_add_epi32(
-                  acc[v],
-                  _mm256_madd_epi16(x, _mm256_set1_epi32(static_cast<int>(w[v * taps + tap]))));
-          }
-        }
+        for (int v = 0; v < V; ++v)
+          acc[v] = _mm256_add_epi32(
+              acc[v], _mm256_madd_epi16(x, _mm256_set1_epi32(static_cast<int>(w[v * taps + tap]))));
+      }
       __m256i q[8];
 #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) {
@@ -374,18 +356,15 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[v] = offset[v];
       const std::uint32_t* w = t.weights.data() + v0 * t.taps * kLanes;
-      std::int64_t tap = 0;
-      for (std::int64_t ci = 0; ci < l.in; ++ci)
-        for (std::int64_t g = 0; g < t.groups + t.left; ++g) {
-          const Run r = run_of(t, rows, ci, oh, ow, g, l.kernel);
-          for (std::int64_t k = 0; k < r.count; ++k, ++tap) {
-            const __m512i x = _mm512_loadu_si512(r.a + k * r.step);
+      const std::int64_t* at = rows.taps.data();
+      const std::uint32_t* a = rows.at(oh, ow);
+      for (std::int64_t tap = 0; tap < t.taps; ++tap) {
+        const __m512i x = _mm512_loadu_si512(a + at[tap]);
 #pragma GCC unroll 8
-            for (int v = 0; v < V; ++v)
-              acc[v] = _mm512_dpbusd_epi32(acc[v], _mm512_permutexvar_epi32(column[v], x),
-                                           _mm512_loadu_si512(w + (v * t.taps + tap) * kLanes));
-          }
-        }
+        for (int v = 0; v < V; ++v)
+          acc[v] = _mm512_dpbusd_epi32(acc[v], _mm512_permutexvar_epi32(column[v], x),
+                                       _mm512_loadu_si512(w + (v * t.taps + tap) * kLanes));
+      }
       const std::int64_t bytes = std::min(kLanes, ow_count - ow) * l.out;
       std::uint8_t* dst = out + ((n * oh_count + oh) * ow_count + ow) * l.out;
 #pragma GCC unroll 8
