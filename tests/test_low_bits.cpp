@@ -35,6 +35,21 @@ constexpr int kWidths[] = {1, 2, 3, 4, 6, 8};
 using test::kTwinEqual;
 LayerBits every(int bits) { return {bits, bits, bits}; }
 
+// Case c's model, its weights randomised, statically quantized at `bits`
+// (weights and activations) on 4 calibration batches, with the engine's
+// per-channel weights and reduced range.
+std::shared_ptr<const QuantizedModel> quantized(const test::Case& c, int bits,
+                                                const EngineConstraints& engine = {}) {
+  auto m = randomised(c.build(), 30);
+  PtqSpec spec;
+  spec.config = default_config_list({}, every(bits));
+  spec.calibration_batches = 4;
+  spec.per_channel = engine.per_channel_weights;
+  spec.reduce_range = engine.reduce_range;
+  return std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+}
+
 class Int8LowBits : public ::testing::TestWithParam<std::string> {
  protected:
   std::shared_ptr<Backend> backend() const {
@@ -53,17 +68,10 @@ TEST_P(Int8LowBits, EveryLayerKindAtEveryWidthMatchesItsTwin) {
   const EngineConstraints engine = b->constraints();
   for (const auto& c : kCases)
     for (int bits : kWidths) {
-      auto m = randomised(c.build(), 30);
-      PtqSpec spec;
-      spec.config = default_config_list({}, every(bits));
-      spec.calibration_batches = 4;
-      spec.per_channel = engine.per_channel_weights;
-      spec.reduce_range = engine.reduce_range;
-      auto q = std::make_shared<const QuantizedModel>(
-          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+      const auto q = quantized(c, bits, engine);
       auto exe = b->lower(q);
       ASSERT_EQ(exe->mode(), Mode::int8) << c.name << " at " << bits << " bits";
-      const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 32);
+      const auto x = calibration_for(q->graph(), 32).images.slice(0, 0, 32);
       const double err = normalised_error(exe->run(x)[0], twin(*q, x));
       EXPECT_LT(err, kTwinEqual) << c.name << " at " << bits << " bits";
       std::printf("W%dA%d %-22s on %s (%s): %.2e against the twin\n", bits, bits, c.name,
@@ -161,12 +169,7 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
   b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
   for (const auto& c : kCases)
     for (int bits : {1, 2, 4}) {
-      auto m = randomised(c.build(), 30);
-      PtqSpec spec;
-      spec.config = default_config_list({}, every(bits));
-      spec.calibration_batches = 4;
-      auto q = std::make_shared<const QuantizedModel>(
-          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
+      const auto q = quantized(c, bits);
       const auto exe = b->lower(q);
       ASSERT_EQ(exe->mode(), Mode::int8);
       std::size_t bit_layers = 0;
@@ -215,19 +218,13 @@ TEST(Int8Segments, GiveTheCodesOfOneStepAtATime) {
     if (!b->availability().available) continue;
     b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
     for (const auto& c : kCases) {
-      auto m = randomised(c.build(), 30);
-      PtqSpec spec;
-      spec.config = default_config_list({}, every(bits));
-      spec.calibration_batches = 4;
-      auto q = std::make_shared<const QuantizedModel>(
-          post_training_quantize(m, spec, calibration_for(m->graph(), 31)));
-      const auto exe = b->lower(q);
+      const auto exe = b->lower(quantized(c, bits));
       if (std::string(c.name) == "conv_relu") {
         EXPECT_NE(exe->describe().find("through input .. flatten in one pass"), std::string::npos)
             << name << ": " << exe->describe();
       }
       // 37 images: shares of unequal size.
-      const auto x = calibration_for(m->graph(), 32).images.slice(0, 0, 37);
+      const auto x = calibration_for(c.build(), 32).images.slice(0, 0, 37);
       const int threads = at::get_num_threads();
       at::set_num_threads(3);
       const auto shared = exe->run(x)[0];
