@@ -235,18 +235,21 @@ struct Lanes {
 // block ends at the last channel, overlapping the one before, so that every
 // block stores 8 whole bytes a column.
 struct Channels {
-  std::int64_t taps;                   // elements a channel
-  std::int64_t block;                  // channels a block
-  std::vector<std::int64_t> firsts;    // each block's first channel
-  std::vector<std::uint32_t> weights;  // [channel][tap]
+  std::int64_t taps;                 // elements a channel
+  std::int64_t block;                // channels a block
+  std::vector<std::int64_t> firsts;  // each block's first channel
+  // [channel][tap][lane]: each element in all 8 lanes, so that the
+  // multiply-add reads it as its memory operand (AVX2 has no broadcast
+  // operand; a separate broadcast costs a micro-op per channel and tap).
+  std::vector<std::uint32_t> weights;
 
   explicit Channels(const Layer& l)
       : taps(static_cast<std::int64_t>(channel_taps<std::int16_t>(l, 0).size())),
         block(std::min<std::int64_t>(l.out, 8)) {
     for (std::int64_t c = 0; c < l.out; c += block) firsts.push_back(std::min(c, l.out - block));
     for (std::int64_t c = 0; c < l.out; ++c) {
-      const auto element = channel_taps<std::int16_t>(l, c);
-      weights.insert(weights.end(), element.begin(), element.end());
+      for (std::uint32_t element : channel_taps<std::int16_t>(l, c))
+        weights.insert(weights.end(), 8, element);
     }
   }
 };
@@ -286,7 +289,7 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
                                    std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
-  const std::uint32_t* w = t.weights.data() + c0 * t.taps;
+  const std::uint32_t* w = t.weights.data() + c0 * t.taps * 8;
   const std::int64_t taps = t.taps;
   const std::int64_t* at = rows.taps.data();
   __m256i offset[V];
@@ -309,7 +312,8 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
 #pragma GCC unroll 8
         for (int v = 0; v < V; ++v)
           acc[v] = _mm256_add_epi32(
-              acc[v], _mm256_madd_epi16(x, _mm256_set1_epi32(static_cast<int>(w[v * taps + tap]))));
+              acc[v], _mm256_madd_epi16(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                               w + (v * taps + tap) * 8))));
       }
       __m256i q[8];
 #pragma GCC unroll 8
