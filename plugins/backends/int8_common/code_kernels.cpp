@@ -126,6 +126,24 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
   round_means(acc, out, plan);
 }
 
+// dst[q] = the sum of the `count` runs at(k)[q], for q < n, in 16 bits.
+// The first two runs are summed in one pass: a pass that only copied would
+// become a memmove call.
+template <typename T, typename At>
+void add_up(std::uint16_t* __restrict dst, std::size_t count, std::int64_t n, At at) {
+  const T* __restrict first = at(0);
+  if (count == 1) {
+    for (std::int64_t q = 0; q < n; ++q) dst[q] = first[q];
+    return;
+  }
+  const T* __restrict second = at(1);
+  for (std::int64_t q = 0; q < n; ++q) dst[q] = static_cast<std::uint16_t>(first[q] + second[q]);
+  for (std::size_t k = 2; k < count; ++k) {
+    const T* __restrict p = at(k);
+    for (std::int64_t q = 0; q < n; ++q) dst[q] = static_cast<std::uint16_t>(dst[q] + p[q]);
+  }
+}
+
 // pool_row for channels-last rows whose window sums fit 16 bits: twice the
 // lanes, and no gathers. It sums the rows, then the window at every start
 // (shifted contiguous adds), then moves each window's C sums into place.
@@ -134,32 +152,12 @@ void pool_row_narrow(const std::uint8_t* __restrict in, std::uint8_t* __restrict
                      const PoolPlan& plan) {
   const auto columns = static_cast<std::int64_t>(plan.column_at.size());
   const std::int64_t C = plan.channels;
-  // The first two rows, and the first two taps, summed in one pass each: a
-  // pass that only copies becomes a memmove call.
-  const std::uint8_t* __restrict first_row = in + plan.rows[0];
-  if (plan.rows.size() == 1) {
-    for (std::int64_t q = 0; q < columns; ++q) column[q] = first_row[q];
-  } else {
-    const std::uint8_t* __restrict second_row = in + plan.rows[1];
-    for (std::int64_t q = 0; q < columns; ++q)
-      column[q] = static_cast<std::uint16_t>(first_row[q] + second_row[q]);
-  }
-  for (std::size_t r = 2; r < plan.rows.size(); ++r) {
-    const std::uint8_t* __restrict p = in + plan.rows[r];
-    for (std::int64_t q = 0; q < columns; ++q)
-      column[q] = static_cast<std::uint16_t>(column[q] + p[q]);
-  }
+  add_up<std::uint8_t>(column, plan.rows.size(), columns,
+                       [&](std::size_t r) { return in + plan.rows[r]; });
   const std::uint16_t* sums = column;  // one tap a window: its column sums
   if (plan.taps.size() > 1) {
-    const std::int64_t starts = columns - plan.taps.back();
-    const std::uint16_t* __restrict second = column + plan.taps[1];
-    for (std::int64_t q = 0; q < starts; ++q)
-      window[q] = static_cast<std::uint16_t>(column[q] + second[q]);
-    for (std::size_t t = 2; t < plan.taps.size(); ++t) {
-      const std::uint16_t* __restrict p = column + plan.taps[t];
-      for (std::int64_t q = 0; q < starts; ++q)
-        window[q] = static_cast<std::uint16_t>(window[q] + p[q]);
-    }
+    add_up<std::uint16_t>(window, plan.taps.size(), columns - plan.taps.back(),
+                          [&](std::size_t t) { return column + plan.taps[t]; });
     sums = window;
   }
   // Each output window's C sums, into the buffer not read from: with few
