@@ -209,8 +209,10 @@ struct Lanes {
   std::vector<float> m;
   std::vector<std::uint32_t> weights;  // [register][tap][lane]
 
-  Lanes(const Layer& l, std::int64_t lanes_)
-      : lanes(lanes_), taps(static_cast<std::int64_t>(channel_taps<T>(l, 0).size())) {
+  Lanes(const Layer& l, std::int64_t lanes_) : lanes(lanes_) {
+    std::vector<std::vector<std::uint32_t>> channels;
+    for (std::int64_t c = 0; c < l.out; ++c) channels.push_back(channel_taps<T>(l, c));
+    taps = static_cast<std::int64_t>(channels[0].size());
     for (std::int64_t e = 0; e < l.out * lanes; ++e) {
       const std::int64_t c = e % l.out;
       column.push_back(static_cast<std::int32_t>(e / l.out));
@@ -220,7 +222,7 @@ struct Lanes {
     weights.resize(static_cast<std::size_t>(l.out * taps * lanes));
     for (std::int64_t v = 0; v < l.out; ++v)
       for (std::int64_t j = 0; j < lanes; ++j) {
-        const auto element = channel_taps<T>(l, (v * lanes + j) % l.out);
+        const auto& element = channels[static_cast<std::size_t>((v * lanes + j) % l.out)];
         for (std::int64_t tap = 0; tap < taps; ++tap)
           weights[static_cast<std::size_t>((v * taps + tap) * lanes + j)] = element[tap];
       }
