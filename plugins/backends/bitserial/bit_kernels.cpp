@@ -162,16 +162,16 @@ QLAB_AVX2 inline void flush(__m256i (&bytes)[N], __m256i (&total)[N], __m128i sh
   }
 }
 
-// flush() for the paired kernel: each 64-bit lane's low and high 4 bytes
-// (two columns) summed apart.
+// flush() for the paired kernel: each 32-bit half of a 64-bit lane (a
+// column) summed into its own 32-bit count, by multiply-adds with ones.
 template <int N>
-QLAB_AVX2 inline void flush_halves(__m256i (&bytes)[N], __m256i (&low)[N], __m256i (&high)[N]) {
-  const __m256i zero = _mm256_setzero_si256(), low_half = _mm256_set1_epi64x(0xffffffffLL);
+QLAB_AVX2 inline void flush_pairs(__m256i (&bytes)[N], __m256i (&counts)[N]) {
+  const __m256i zero = _mm256_setzero_si256(), ones8 = _mm256_set1_epi8(1),
+                ones16 = _mm256_set1_epi16(1);
 #pragma GCC unroll 16
   for (int k = 0; k < N; ++k) {
-    low[k] = _mm256_add_epi64(low[k], _mm256_sad_epu8(_mm256_and_si256(bytes[k], low_half), zero));
-    high[k] =
-        _mm256_add_epi64(high[k], _mm256_sad_epu8(_mm256_andnot_si256(low_half, bytes[k]), zero));
+    counts[k] = _mm256_add_epi32(counts[k],
+                                 _mm256_madd_epi16(_mm256_maddubs_epi16(bytes[k], ones8), ones16));
     bytes[k] = zero;
   }
 }
@@ -192,6 +192,26 @@ QLAB_AVX2 inline void store_counts_avx2(const Row& c, std::int64_t ow, std::int6
   store_avx2(c, ow, b,
              _mm256_add_epi32(_mm256_mullo_epi32(counts, _mm256_set1_epi32(c.alpha)),
                               _mm256_set1_epi32(c.beta * a_sum)));
+}
+
+// A pair's two columns of block b from flush_pairs' counts: channels 0-3
+// in `first`, 4-7 in `second`, each channel's column 2p count, then 2p + 1's.
+QLAB_AVX2 inline void store_pair_avx2(const Row& c, std::int64_t ow, std::int64_t ow_next,
+                                      std::int64_t b, __m256i first, __m256i second,
+                                      std::int32_t a_sum, std::int32_t a_sum_next) {
+  const __m256 f = _mm256_castsi256_ps(first), s = _mm256_castsi256_ps(second);
+  // Within each 128-bit half, channels 0, 1, 4, 5 (or 2, 3, 6, 7); then the
+  // middle 64-bit quarters swap.
+  const __m256i one = _mm256_permute4x64_epi64(
+                    _mm256_castps_si256(_mm256_shuffle_ps(f, s, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8),
+                other = _mm256_permute4x64_epi64(
+                    _mm256_castps_si256(_mm256_shuffle_ps(f, s, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8);
+  const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  store_avx2(c, ow, b,
+             _mm256_add_epi32(_mm256_mullo_epi32(one, alpha), _mm256_set1_epi32(c.beta * a_sum)));
+  store_avx2(
+      c, ow_next, b,
+      _mm256_add_epi32(_mm256_mullo_epi32(other, alpha), _mm256_set1_epi32(c.beta * a_sum_next)));
 }
 
 // R consecutive output columns of one block of 8 channels (two registers),
@@ -265,10 +285,11 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
 // broadcast, 2p + 1's in the high half. The byte counts of each half are
 // summed apart when flushed. P = (n + 1) / 2 pairs cover `n` columns from
 // ow0; an odd n's last pair takes its last column twice (and writes it
-// twice).
-template <int P>
+// twice). kSums: also count the activation words into a_sums, with scalar
+// popcounts beside the vector work (the first block does).
+template <int P, bool kSums>
 QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::int64_t b,
-                          const std::int32_t* a_sums) {
+                          std::int32_t* a_sums) {
   constexpr int N = 2 * P;  // accumulators: pair p, half of the block h at 2p + h
   constexpr int kWordsPerFlush = 255 / 8;
   const std::int64_t column = c.column, row = c.kernel_row;
@@ -276,14 +297,15 @@ QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::i
                                          1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i zero = _mm256_setzero_si256();
   std::int64_t first[P], second[P];
-  __m256i bytes[N], low[N], high[N];
+  std::int32_t sums[2 * P] = {};
+  __m256i bytes[N], counts[N];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
     first[p] = 2 * p * column;
     second[p] = std::min<std::int64_t>(2 * p + 1, n - 1) * column;
   }
 #pragma GCC unroll 16
-  for (int k = 0; k < N; ++k) bytes[k] = low[k] = high[k] = zero;
+  for (int k = 0; k < N; ++k) bytes[k] = counts[k] = zero;
   const std::uint64_t* wv = c.weight_nibbles(b, 0);
   const std::uint64_t* a = c.a + ow0 * column;
   int pending = 0;
@@ -293,8 +315,12 @@ QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::i
                   w_high[2] = {_mm256_loadu_si256(w + 2), _mm256_loadu_si256(w + 3)};
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m256i v =
-          _mm256_set1_epi64x(static_cast<long long>(a[first[p]] | (a[second[p]] << 32)));
+      const std::uint64_t one = a[first[p]], other = a[second[p]];
+      if (kSums) {
+        sums[2 * p] += __builtin_popcountll(one);
+        sums[2 * p + 1] += __builtin_popcountll(other);
+      }
+      const __m256i v = _mm256_set1_epi64x(static_cast<long long>(one | (other << 32)));
       const __m256i v_high = _mm256_srli_epi16(v, 4);
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h)
@@ -304,31 +330,35 @@ QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::i
                             _mm256_shuffle_epi8(table, _mm256_and_si256(v_high, w_high[h]))));
     }
     if (++pending == kWordsPerFlush) {
-      flush_halves<N>(bytes, low, high);
+      flush_pairs<N>(bytes, counts);
       pending = 0;
     }
   }
-  flush_halves<N>(bytes, low, high);
+  flush_pairs<N>(bytes, counts);
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
-    store_counts_avx2(c, ow0 + 2 * p, b, low[2 * p], low[2 * p + 1], a_sums[2 * p]);
-    const std::int64_t r = std::min<std::int64_t>(2 * p + 1, n - 1);
-    store_counts_avx2(c, ow0 + r, b, high[2 * p], high[2 * p + 1], a_sums[r]);
+    const std::int64_t next = std::min<std::int64_t>(2 * p + 1, n - 1);
+    if (kSums) {
+      a_sums[2 * p] = sums[2 * p];
+      a_sums[next] = sums[2 * p + 1];
+    }
+    store_pair_avx2(c, ow0 + 2 * p, ow0 + next, b, counts[2 * p], counts[2 * p + 1], a_sums[2 * p],
+                    a_sums[next]);
   }
 }
 
 // A paired tile of n <= 2 P columns, on the kernel for exactly (n + 1) / 2
 // pairs.
 template <int P>
-QLAB_AVX2 void pair_tile_avx2(const Row& c, std::int64_t ow, std::int64_t n,
-                              const std::int32_t* a_sums) {
+QLAB_AVX2 void pair_tile_avx2(const Row& c, std::int64_t ow, std::int64_t n, std::int32_t* a_sums) {
   if constexpr (P > 1)
     if ((n + 1) / 2 < P) return pair_tile_avx2<P - 1>(c, ow, n, a_sums);
-  for (std::int64_t b = 0; b < c.blocks; ++b) pairs_avx2<P>(c, ow, n, b, a_sums + ow);
+  pairs_avx2<P, true>(c, ow, n, 0, a_sums + ow);
+  for (std::int64_t b = 1; b < c.blocks; ++b) pairs_avx2<P, false>(c, ow, n, b, a_sums + ow);
 }
 
 // A paired W1A1 row, in tiles of up to 8 columns (4 pairs).
-QLAB_AVX2 void pair_tiles_avx2(const Row& c, const std::int32_t* a_sums) {
+QLAB_AVX2 void pair_tiles_avx2(const Row& c, std::int32_t* a_sums) {
   constexpr std::int64_t kColumns = 8;
   for (std::int64_t ow = 0; ow < c.width; ow += kColumns)
     pair_tile_avx2<kColumns / 2>(c, ow, std::min(kColumns, c.width - ow), a_sums);
@@ -349,10 +379,9 @@ QLAB_AVX2 void tiles_avx2(const Row& c, const std::int32_t* a_sums) {
 }
 
 QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
+  if (c.paired && c.a_planes == 1 && c.w_planes == 1) return pair_tiles_avx2(c, a_sums);
   activation_sums(c, a_sums);
-  if (c.paired && c.a_planes == 1 && c.w_planes == 1)
-    pair_tiles_avx2(c, a_sums);
-  else if (c.w_planes == 1)
+  if (c.w_planes == 1)
     tiles_avx2<1>(c, a_sums);
   else
     tiles_avx2<2>(c, a_sums);
@@ -782,22 +811,31 @@ std::int64_t width_of(const PackedActivations& x, const Span& s) {
   return s.images ? s.images : x.geometry.out_width();
 }
 
+// Room for a row's activation sums, kept by each thread: a call takes one
+// row, and allocating per row cost LeNet's features.3 2 us in 65 (a
+// thread's 32 images).
+std::int32_t* sums_for(std::int64_t width) {
+  thread_local std::vector<std::int32_t> sums;
+  if (static_cast<std::int64_t>(sums.size()) < width) sums.resize(static_cast<std::size_t>(width));
+  return sums.data();
+}
+
 void span_dots(const PackedActivations& x, const PackedWeights& w, const Span& s, std::int32_t* out,
                Isa isa) {
-  std::vector<std::int32_t> a_sums(static_cast<std::size_t>(width_of(x, s)));
+  std::int32_t* a_sums = sums_for(width_of(x, s));
   for (std::int64_t group = 0; group < x.geometry.groups; ++group) {
     const Row row = span_row(x, w, s, group, out);
 #if defined(__x86_64__)
     if (isa == Isa::avx512) {
-      row_avx512(row, a_sums.data());
+      row_avx512(row, a_sums);
       continue;
     }
     if (isa == Isa::avx2) {
-      row_avx2(row, a_sums.data());
+      row_avx2(row, a_sums);
       continue;
     }
 #endif
-    row_portable(row, a_sums.data());
+    row_portable(row, a_sums);
   }
 }
 
@@ -807,7 +845,7 @@ void span_codes(const PackedActivations& x, const PackedWeights& w, const Span& 
   const std::int64_t width = width_of(x, s);
 #if defined(__x86_64__)
   if (isa != Isa::portable) {
-    std::vector<std::int32_t> a_sums(static_cast<std::size_t>(width));
+    std::int32_t* a_sums = sums_for(width);
     for (std::int64_t group = 0; group < g.groups; ++group) {
       Row row = span_row(x, w, s, group, nullptr);
       const std::int64_t first = group * g.group_out();
@@ -815,9 +853,9 @@ void span_codes(const PackedActivations& x, const PackedWeights& w, const Span& 
       row.requant = &shifted;
       row.codes = out + first;
       if (isa == Isa::avx512)
-        row_avx512(row, a_sums.data());
+        row_avx512(row, a_sums);
       else
-        row_avx2(row, a_sums.data());
+        row_avx2(row, a_sums);
     }
     return;
   }
