@@ -176,29 +176,42 @@ QLAB_AVX2 inline void flush_pairs(__m256i (&bytes)[N], __m256i (&counts)[N]) {
   }
 }
 
-QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, __m256i dot) {
+// Block b's requantization where the row writes codes (BlockRequant).
+QLAB_AVX2 inline BlockRequant row_requant(const Row& c, std::int64_t b) {
+  return c.requant ? block_requant(*c.requant, b * kChannelBlock, c.lanes(b)) : BlockRequant{};
+}
+
+// Column ow's 8 dots of block b, as dots or, where the row writes codes,
+// as codes by r (row_requant).
+QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, __m256i dot,
+                                 const BlockRequant& r) {
   const std::int64_t channel = b * kChannelBlock;
-  store_block_avx2(dot, channel, c.lanes(b), c.requant, c.requant ? nullptr : c.dots(ow, b),
-                   c.requant ? c.codes + ow * c.out_column + channel : nullptr);
+  if (c.requant)
+    store_dots_avx2(dot, c.lanes(b), &r, nullptr, c.codes + ow * c.out_column + channel);
+  else
+    store_dots_avx2(dot, c.lanes(b), nullptr, c.dots(ow, b), nullptr);
 }
 
 // Column ow's dots of block b from its counts, 64 bits a channel in two
 // registers (channels 0-3, 4-7; they fit 32 bits): alpha counts + beta sum a.
 QLAB_AVX2 inline void store_counts_avx2(const Row& c, std::int64_t ow, std::int64_t b,
-                                        __m256i first, __m256i second, std::int32_t a_sum) {
+                                        __m256i first, __m256i second, std::int32_t a_sum,
+                                        const BlockRequant& r) {
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   const __m256i counts = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(first, even),
                                                    _mm256_permutevar8x32_epi32(second, even), 0x20);
   store_avx2(c, ow, b,
              _mm256_add_epi32(_mm256_mullo_epi32(counts, _mm256_set1_epi32(c.alpha)),
-                              _mm256_set1_epi32(c.beta * a_sum)));
+                              _mm256_set1_epi32(c.beta * a_sum)),
+             r);
 }
 
 // A pair's two columns of block b from flush_pairs' counts: channels 0-3
 // in `first`, 4-7 in `second`, each channel's column 2p count, then 2p + 1's.
 QLAB_AVX2 inline void store_pair_avx2(const Row& c, std::int64_t ow, std::int64_t ow_next,
                                       std::int64_t b, __m256i first, __m256i second,
-                                      std::int32_t a_sum, std::int32_t a_sum_next) {
+                                      std::int32_t a_sum, std::int32_t a_sum_next,
+                                      const BlockRequant& r) {
   const __m256 f = _mm256_castsi256_ps(first), s = _mm256_castsi256_ps(second);
   // Within each 128-bit half, channels 0, 1, 4, 5 (or 2, 3, 6, 7); then the
   // middle 64-bit quarters swap.
@@ -208,10 +221,12 @@ QLAB_AVX2 inline void store_pair_avx2(const Row& c, std::int64_t ow, std::int64_
                     _mm256_castps_si256(_mm256_shuffle_ps(f, s, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8);
   const __m256i alpha = _mm256_set1_epi32(c.alpha);
   store_avx2(c, ow, b,
-             _mm256_add_epi32(_mm256_mullo_epi32(one, alpha), _mm256_set1_epi32(c.beta * a_sum)));
+             _mm256_add_epi32(_mm256_mullo_epi32(one, alpha), _mm256_set1_epi32(c.beta * a_sum)),
+             r);
   store_avx2(
       c, ow_next, b,
-      _mm256_add_epi32(_mm256_mullo_epi32(other, alpha), _mm256_set1_epi32(c.beta * a_sum_next)));
+      _mm256_add_epi32(_mm256_mullo_epi32(other, alpha), _mm256_set1_epi32(c.beta * a_sum_next)),
+      r);
 }
 
 // R consecutive output columns of one block of 8 channels (two registers),
@@ -275,9 +290,10 @@ QLAB_AVX2 void block_avx2(const Row& c, std::int64_t ow0, std::int64_t b,
       }
     flush<N>(bytes, total, shift);
   }
+  const BlockRequant requant = row_requant(c, b);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    store_counts_avx2(c, ow0 + r, b, total[2 * r], total[2 * r + 1], a_sums[r]);
+    store_counts_avx2(c, ow0 + r, b, total[2 * r], total[2 * r + 1], a_sums[r], requant);
 }
 
 // Two columns at once where their kernel rows share a word (c.paired: the
@@ -335,6 +351,7 @@ QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::i
     }
   }
   flush_pairs<N>(bytes, counts);
+  const BlockRequant requant = row_requant(c, b);
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
     const std::int64_t next = std::min<std::int64_t>(2 * p + 1, n - 1);
@@ -343,7 +360,7 @@ QLAB_AVX2 void pairs_avx2(const Row& c, std::int64_t ow0, std::int64_t n, std::i
       a_sums[next] = sums[2 * p + 1];
     }
     store_pair_avx2(c, ow0 + 2 * p, ow0 + next, b, counts[2 * p], counts[2 * p + 1], a_sums[2 * p],
-                    a_sums[next]);
+                    a_sums[next], requant);
   }
 }
 
@@ -438,27 +455,36 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
     }
   // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
   const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  const std::int32_t beta = c.beta;
   const auto mask = static_cast<__mmask8>((1u << c.lanes(b)) - 1);
+  __m256i dots[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (kSums)
       a_sums[r] = static_cast<std::int32_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(sums[r])));
-    const __m256i dot =
+    dots[r] =
         _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
-                         _mm256_set1_epi32(c.beta * a_sums[r]));
-    if (!c.requant) {
-      _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dot);
-      continue;
-    }
-    // As requantize(): fused multiply-add in double, clamp, round half
-    // to even, narrow to bytes.
-    const Requant& q = *c.requant;
-    const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
-                  add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock);
-    __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dot), add);
-    v = _mm512_min_pd(_mm512_max_pd(v, _mm512_set1_pd(q.lo)), _mm512_set1_pd(q.hi));
-    _mm_mask_storeu_epi8(c.codes + (ow0 + r) * c.out_column + b * kChannelBlock, mask,
-                         _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(v)));
+                         _mm256_set1_epi32(beta * a_sums[r]));
+  }
+  if (!c.requant) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dots[r]);
+    return;
+  }
+  // As requantize(): fused multiply-add in double, clamp, round half to
+  // even, narrow to bytes. Loaded once: the byte stores may alias c.
+  const Requant& q = *c.requant;
+  const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
+                add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock),
+                lo = _mm512_set1_pd(q.lo), hi = _mm512_set1_pd(q.hi);
+  std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
+  const std::int64_t step = c.out_column;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dots[r]), add);
+    _mm_mask_storeu_epi8(
+        codes + r * step, mask,
+        _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi))));
   }
 }
 

@@ -224,6 +224,12 @@ QLAB_AVX2 void block_avx2(const FieldRow& c, std::int64_t ow0, std::int64_t b,
   read<N>(acc, total);
   // alpha sum a c + beta sum a.
   const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  BlockRequant requant[H] = {};
+#pragma GCC unroll 2
+  for (int h = 0; h < H; ++h)
+    if (const std::int64_t lanes = c.lanes(b, h * kChannelBlock); c.requant && lanes > 0)
+      requant[h] =
+          block_requant(*c.requant, c.first_channel + b * kFieldBlock + h * kChannelBlock, lanes);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
@@ -233,9 +239,9 @@ QLAB_AVX2 void block_avx2(const FieldRow& c, std::int64_t ow0, std::int64_t b,
           _mm256_add_epi32(_mm256_mullo_epi32(sum, alpha), _mm256_set1_epi32(c.beta * sums[r]));
       const std::int64_t k = b * kFieldBlock + h * kChannelBlock, ow = ow0 + r;
       if (const std::int64_t lanes = c.lanes(b, h * kChannelBlock); lanes > 0)
-        store_block_avx2(dot, c.first_channel + k, lanes, c.requant,
-                         c.requant ? nullptr : c.dots + ow * c.out_column + k,
-                         c.requant ? c.codes + ow * c.out_column + k : nullptr);
+        store_dots_avx2(dot, lanes, c.requant ? &requant[h] : nullptr,
+                        c.requant ? nullptr : c.dots + ow * c.out_column + k,
+                        c.requant ? c.codes + ow * c.out_column + k : nullptr);
     }
 }
 
