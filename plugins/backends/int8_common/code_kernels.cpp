@@ -133,7 +133,8 @@ void pool_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
 // The first two runs are summed in one pass: a pass that only copied would
 // become a memmove call.
 template <typename T, typename At>
-void add_up(std::uint16_t* __restrict dst, std::size_t count, std::int64_t n, At at) {
+__attribute__((always_inline)) inline void add_up(std::uint16_t* __restrict dst, std::size_t count,
+                                                  std::int64_t n, At at) {
   const T* __restrict first = at(0);
   if (count == 1) {
     for (std::int64_t q = 0; q < n; ++q) dst[q] = first[q];
@@ -150,9 +151,10 @@ void add_up(std::uint16_t* __restrict dst, std::size_t count, std::int64_t n, At
 // pool_row for channels-last rows whose window sums fit 16 bits: twice the
 // lanes, and no gathers. It sums the rows, then the window at every start
 // (shifted contiguous adds), then moves each window's C sums into place.
-void pool_row_narrow(const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
-                     std::uint16_t* __restrict column, std::uint16_t* __restrict window,
-                     const PoolPlan& plan) {
+// Cloned for AVX2, chosen when the program loads.
+__attribute__((target_clones("avx2", "default"))) void pool_row_narrow(
+    const std::uint8_t* __restrict in, std::uint8_t* __restrict out,
+    std::uint16_t* __restrict column, std::uint16_t* __restrict window, const PoolPlan& plan) {
   const auto columns = static_cast<std::int64_t>(plan.column_at.size());
   const std::int64_t C = plan.channels;
   add_up<std::uint8_t>(column, plan.rows.size(), columns,
