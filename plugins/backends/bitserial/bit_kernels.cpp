@@ -552,9 +552,22 @@ QLAB_AVX512 void pack_pixel_avx512(const std::uint8_t* codes, std::int64_t count
 
 // 32 codes into 32 bits of each plane: shifting each 16-bit lane left by
 // 7 - p puts bit p of both its bytes at their tops, which movemask gathers.
+// Whole words first, two masks each, so that a word is written once.
 QLAB_AVX2 void pack_pixel_avx2(const std::uint8_t* codes, std::int64_t count, int planes,
                                std::int64_t plane_stride, std::uint64_t* out) {
   std::int64_t ch = 0;
+  for (; ch + 64 <= count; ch += 64) {
+    const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch)),
+                  high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch + 32));
+    for (int p = 0; p < planes; ++p) {
+      const __m128i shift = _mm_cvtsi32_si128(7 - p);
+      const auto first =
+                     static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_sll_epi16(low, shift))),
+                 second = static_cast<std::uint32_t>(
+                     _mm256_movemask_epi8(_mm256_sll_epi16(high, shift)));
+      out[p * plane_stride + ch / 64] |= first | static_cast<std::uint64_t>(second) << 32;
+    }
+  }
   for (; ch + 32 <= count; ch += 32) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch));
     for (int p = 0; p < planes; ++p) {
@@ -582,6 +595,14 @@ void pack_pixel_portable(const std::uint8_t* codes, std::int64_t count, int plan
 }
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
+
+// The 64 bits of a stream from bit `bit` on (the stream has a word past
+// them). The second shift is split in two so that a whole-word start,
+// shifting by 64, adds nothing and needs no branch.
+inline std::uint64_t bits_at(const std::uint64_t* stream, std::uint64_t bit) {
+  const std::uint64_t at = bit / 64, shift = bit % 64;
+  return (stream[at] >> shift) | ((stream[at + 1] << 1) << (63 - shift));
+}
 
 }  // namespace
 
@@ -801,12 +822,9 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
           const std::uint64_t* bits = stream.data() + p * stream_words;
           std::uint64_t* dst = image + p * stride + y * columns * row_words;
           for (std::int64_t x = 0; x < columns; ++x, dst += row_words)
-            for (std::int64_t k = 0; k < row_words; ++k) {
-              const std::int64_t bit = x * cg + 64 * k, at = bit / 64, shift = bit % 64;
-              const std::uint64_t v =
-                  shift ? (bits[at] >> shift) | (bits[at + 1] << (64 - shift)) : bits[at];
-              dst[k] = k + 1 == row_words ? v & last_mask : v;
-            }
+            for (std::int64_t k = 0; k < row_words; ++k)
+              dst[k] = bits_at(bits, static_cast<std::uint64_t>(x * cg + 64 * k)) &
+                       (k + 1 == row_words ? last_mask : ~std::uint64_t{0});
         }
       }
     }
