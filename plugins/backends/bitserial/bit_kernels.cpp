@@ -192,18 +192,26 @@ QLAB_AVX2 inline void store_avx2(const Row& c, std::int64_t ow, std::int64_t b, 
     store_dots_avx2(dot, c.lanes(b), nullptr, c.dots(ow, b), nullptr);
 }
 
-// Column ow's dots of block b from its counts, 64 bits a channel in two
-// registers (channels 0-3, 4-7; they fit 32 bits): alpha counts + beta sum a.
-QLAB_AVX2 inline void store_counts_avx2(const Row& c, std::int64_t ow, std::int64_t b,
-                                        __m256i first, __m256i second, std::int32_t a_sum,
-                                        const BlockRequant& r) {
-  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  const __m256i counts = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(first, even),
-                                                   _mm256_permutevar8x32_epi32(second, even), 0x20);
+// Column ow's dots of block b from its 8 channels' int32 counts: alpha
+// counts + beta sum a.
+QLAB_AVX2 inline void store_count_avx2(const Row& c, std::int64_t ow, std::int64_t b,
+                                       __m256i counts, std::int32_t a_sum, const BlockRequant& r) {
   store_avx2(c, ow, b,
              _mm256_add_epi32(_mm256_mullo_epi32(counts, _mm256_set1_epi32(c.alpha)),
                               _mm256_set1_epi32(c.beta * a_sum)),
              r);
+}
+
+// store_count_avx2 from counts of 64 bits a channel in two registers
+// (channels 0-3, 4-7; they fit 32 bits).
+QLAB_AVX2 inline void store_counts_avx2(const Row& c, std::int64_t ow, std::int64_t b,
+                                        __m256i first, __m256i second, std::int32_t a_sum,
+                                        const BlockRequant& r) {
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  store_count_avx2(c, ow, b,
+                   _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(first, even),
+                                             _mm256_permutevar8x32_epi32(second, even), 0x20),
+                   a_sum, r);
 }
 
 // A pair's two columns of block b from flush_pairs' counts: channels 0-3
@@ -219,14 +227,8 @@ QLAB_AVX2 inline void store_pair_avx2(const Row& c, std::int64_t ow, std::int64_
                     _mm256_castps_si256(_mm256_shuffle_ps(f, s, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8),
                 other = _mm256_permute4x64_epi64(
                     _mm256_castps_si256(_mm256_shuffle_ps(f, s, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8);
-  const __m256i alpha = _mm256_set1_epi32(c.alpha);
-  store_avx2(c, ow, b,
-             _mm256_add_epi32(_mm256_mullo_epi32(one, alpha), _mm256_set1_epi32(c.beta * a_sum)),
-             r);
-  store_avx2(
-      c, ow_next, b,
-      _mm256_add_epi32(_mm256_mullo_epi32(other, alpha), _mm256_set1_epi32(c.beta * a_sum_next)),
-      r);
+  store_count_avx2(c, ow, b, one, a_sum, r);
+  store_count_avx2(c, ow_next, b, other, a_sum_next, r);
 }
 
 // R consecutive output columns of one block of 8 channels (two registers),
@@ -550,31 +552,29 @@ QLAB_AVX512 void pack_pixel_avx512(const std::uint8_t* codes, std::int64_t count
 
 #pragma GCC diagnostic pop
 
-// 32 codes into 32 bits of each plane: shifting each 16-bit lane left by
-// 7 - p puts bit p of both its bytes at their tops, which movemask gathers.
-// Whole words first, two masks each, so that a word is written once.
+// Bit p of 32 codes: shifting each 16-bit lane left by 7 - p puts bit p of
+// both its bytes at their tops, which movemask gathers.
+QLAB_AVX2 inline std::uint32_t plane_bits(__m256i codes, int p) {
+  return static_cast<std::uint32_t>(
+      _mm256_movemask_epi8(_mm256_sll_epi16(codes, _mm_cvtsi32_si128(7 - p))));
+}
+
+// Codes into bits of each plane, 32 at a time (plane_bits): whole words
+// first, two masks each, so that a word is written once.
 QLAB_AVX2 void pack_pixel_avx2(const std::uint8_t* codes, std::int64_t count, int planes,
                                std::int64_t plane_stride, std::uint64_t* out) {
   std::int64_t ch = 0;
   for (; ch + 64 <= count; ch += 64) {
     const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch)),
                   high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch + 32));
-    for (int p = 0; p < planes; ++p) {
-      const __m128i shift = _mm_cvtsi32_si128(7 - p);
-      const auto first =
-                     static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_sll_epi16(low, shift))),
-                 second = static_cast<std::uint32_t>(
-                     _mm256_movemask_epi8(_mm256_sll_epi16(high, shift)));
-      out[p * plane_stride + ch / 64] |= first | static_cast<std::uint64_t>(second) << 32;
-    }
+    for (int p = 0; p < planes; ++p)
+      out[p * plane_stride + ch / 64] |=
+          plane_bits(low, p) | static_cast<std::uint64_t>(plane_bits(high, p)) << 32;
   }
   for (; ch + 32 <= count; ch += 32) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + ch));
-    for (int p = 0; p < planes; ++p) {
-      const auto bits = static_cast<std::uint32_t>(
-          _mm256_movemask_epi8(_mm256_sll_epi16(v, _mm_cvtsi32_si128(7 - p))));
-      out[p * plane_stride + ch / 64] |= static_cast<std::uint64_t>(bits) << (ch % 64);
-    }
+    for (int p = 0; p < planes; ++p)
+      out[p * plane_stride + ch / 64] |= static_cast<std::uint64_t>(plane_bits(v, p)) << (ch % 64);
   }
   for (; ch < count; ++ch)
     for (int p = 0; p < planes; ++p)
