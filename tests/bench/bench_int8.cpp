@@ -15,9 +15,11 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <vector>
 
 namespace qlab {
 namespace {
@@ -303,30 +305,45 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/qlab_image_conv", "/onednn_engine"},
 };
 
-// The console output, and each benchmark's real time kept for kSpeedups.
+// The console output, and each benchmark's real times kept for kSpeedups.
+// Under --benchmark_repetitions a ratio is of the medians, so that with
+// --benchmark_enable_random_interleaving both sides sample the same phases
+// of a shared machine.
 class SpeedupReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs)
       if (!r.error_occurred && r.run_type == Run::RT_Iteration)
-        ms_[r.run_name.function_name] = r.GetAdjustedRealTime();
+        ms_[r.run_name.function_name].push_back(r.GetAdjustedRealTime());
     ConsoleReporter::ReportRuns(runs);
   }
   void print_speedups() const {
-    for (const auto& [name, ms] : ms_)
+    for (const auto& [name, times] : ms_)
       for (const auto& [fast, slow] : kSpeedups) {
         const std::string f = fast;
         if (name.size() <= f.size() || name.compare(name.size() - f.size(), f.size(), f) != 0)
           continue;
         const auto other = ms_.find(name.substr(0, name.size() - f.size()) + slow);
         if (other == ms_.end()) continue;
-        std::printf("speed-up of %s over %s: %.2fx (%.3f ms against %.3f ms)\n", name.c_str(),
-                    other->first.c_str(), other->second / ms, ms, other->second);
+        const double ms = median(times), other_ms = median(other->second);
+        const std::string runs =
+            times.size() > 1 ? fmt::format(", medians of {} and {} runs", times.size(),
+                                           other->second.size())
+                             : "";
+        std::printf("speed-up of %s over %s: %.2fx (%.3f ms against %.3f ms%s)\n", name.c_str(),
+                    other->first.c_str(), other_ms / ms, ms, other_ms, runs.c_str());
       }
   }
 
  private:
-  std::map<std::string, double> ms_;
+  static double median(std::vector<double> v) {
+    const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    if (v.size() % 2) return *mid;
+    return (*mid + *std::max_element(v.begin(), mid)) / 2;
+  }
+
+  std::map<std::string, std::vector<double>> ms_;
 };
 
 void register_all() {
