@@ -107,7 +107,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   std::mt19937 rng(7);
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
-  int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0;
+  int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0, two_by_two = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -120,6 +120,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     const auto ways = packings(c);
     selected += ways.back() == Packing::selected;
     wide += c.spec.weight_bits > 2;
+    two_by_two += c.spec.weight_bits == 2 && c.spec.activation_bits == 2;
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -148,6 +149,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(selected, 10);
   EXPECT_GE(paired, 6);  // W1A1 rows that fit half a word: the AVX2 pair kernel
   EXPECT_GE(wide, 4);
+  EXPECT_GE(two_by_two, 20);  // AVX-512's kernel of four plane pairs in one pass
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on

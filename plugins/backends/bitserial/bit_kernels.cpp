@@ -412,6 +412,49 @@ QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// A block's R columns of counts, total[r] = sum 2^(p+q) popcount(A_p & C_q)
+// per lane, to dots alpha total + beta sum a, stored as dots or as codes.
+// kSums: sum a is the lowest lane of sums[r], and goes to a_sums[r]; else
+// it is read from a_sums[r].
+template <int R, bool kSums>
+QLAB_AVX512 inline void finish_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
+                                      const __m512i (&total)[R], const __m512i (&sums)[R],
+                                      std::int32_t* a_sums) {
+  // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
+  const __m256i alpha = _mm256_set1_epi32(c.alpha);
+  const std::int32_t beta = c.beta;
+  const auto mask = static_cast<__mmask8>((1u << c.lanes(b)) - 1);
+  __m256i dots[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    if (kSums)
+      a_sums[r] = static_cast<std::int32_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(sums[r])));
+    dots[r] =
+        _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
+                         _mm256_set1_epi32(beta * a_sums[r]));
+  }
+  if (!c.requant) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dots[r]);
+    return;
+  }
+  // As requantize(): fused multiply-add in double, clamp, round half to
+  // even, narrow to bytes. Loaded once: the byte stores may alias c.
+  const Requant& q = *c.requant;
+  const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
+                add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock),
+                lo = _mm512_set1_pd(q.lo), hi = _mm512_set1_pd(q.hi);
+  std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
+  const std::int64_t step = c.out_column;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dots[r]), add);
+    _mm_mask_storeu_epi8(
+        codes + r * step, mask,
+        _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi))));
+  }
+}
+
 // R consecutive output columns of one block: one register holds the block's
 // 8 channels, VPOPCNTQ counts each lane. kSums: also count the activation
 // words themselves, into a_sums (the first block of a tile does). kBinary:
@@ -455,39 +498,79 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
         }
       }
     }
-  // alpha acc + beta sum a, as 8 int32 (the counts fit 32 bits).
-  const __m256i alpha = _mm256_set1_epi32(c.alpha);
-  const std::int32_t beta = c.beta;
-  const auto mask = static_cast<__mmask8>((1u << c.lanes(b)) - 1);
-  __m256i dots[R];
+  finish_avx512<R, kSums>(c, ow0, b, total, sums, a_sums);
+}
+
+// R columns of one block of a layer of two planes each (W2A2), the four
+// plane pairs in one pass: per word, two weight loads and two broadcasts
+// serve four AND + popcounts, summed by their weights 2^(p + q) into three
+// accumulators. block_avx512 runs the pairs one pass each, broadcasting
+// each activation word twice and keeping 4 R accumulators, which spill.
+// `words`: the tile's activation words, [kernel row][word][column][plane]
+// (w2a2_tile_avx512), so that one pointer reaches every column's words:
+// read in place they take 2 R address registers, and spill. The activation
+// sums are read from a_sums.
+template <int R>
+QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
+                                   std::int64_t b, std::int32_t* a_sums) {
+  const std::int64_t steps = c.kernel * c.run;
+  __m512i s0[R], s1[R], s2[R];  // weights 1, 2, 4
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    if (kSums)
-      a_sums[r] = static_cast<std::int32_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(sums[r])));
-    dots[r] =
-        _mm256_add_epi32(_mm256_mullo_epi32(_mm512_maskz_cvtepi64_epi32(0xff, total[r]), alpha),
-                         _mm256_set1_epi32(beta * a_sums[r]));
-  }
-  if (!c.requant) {
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = s2[r] = _mm512_setzero_si512();
+  const std::uint64_t* w0 = c.weights(b, 0);
+  const std::uint64_t* w1 = c.weights(b, 1);
+  for (std::int64_t t = 0; t < steps; ++t, words += 2 * R) {
+    const __m512i c0 = _mm512_loadu_si512(w0 + t * kChannelBlock),
+                  c1 = _mm512_loadu_si512(w1 + t * kChannelBlock);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dots[r]);
-    return;
+    for (int r = 0; r < R; ++r) {
+      const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(words[2 * r])),
+                    a1 = _mm512_set1_epi64(static_cast<long long>(words[2 * r + 1]));
+      s0[r] = _mm512_add_epi64(s0[r], _mm512_popcnt_epi64(_mm512_and_si512(a0, c0)));
+      s1[r] = _mm512_add_epi64(s1[r], _mm512_popcnt_epi64(_mm512_and_si512(a0, c1)));
+      s1[r] = _mm512_add_epi64(s1[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c0)));
+      s2[r] = _mm512_add_epi64(s2[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c1)));
+    }
   }
-  // As requantize(): fused multiply-add in double, clamp, round half to
-  // even, narrow to bytes. Loaded once: the byte stores may alias c.
-  const Requant& q = *c.requant;
-  const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
-                add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock),
-                lo = _mm512_set1_pd(q.lo), hi = _mm512_set1_pd(q.hi);
-  std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
-  const std::int64_t step = c.out_column;
+  __m512i total[R];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dots[r]), add);
-    _mm_mask_storeu_epi8(
-        codes + r * step, mask,
-        _mm256_cvtusepi32_epi8(_mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi))));
+  for (int r = 0; r < R; ++r)
+    total[r] = _mm512_add_epi64(
+        s0[r], _mm512_slli_epi64(_mm512_add_epi64(s1[r], _mm512_slli_epi64(s2[r], 1)), 1));
+  finish_avx512<R, false>(c, ow0, b, total, total, a_sums);
+}
+
+// Columns [ow, ow + R) of every block, their words gathered once for all,
+// and counted as they pass: a_sums[r] = sum a of column ow + r.
+template <int R>
+QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
+  thread_local std::vector<std::uint64_t> words;
+  words.resize(static_cast<std::size_t>(c.kernel * c.run * 2 * R));
+  std::uint64_t* to = words.data();
+  std::int64_t sums[R] = {};
+  for (std::int64_t i = 0; i < c.kernel; ++i) {
+    const std::uint64_t* a = c.a + ow * c.column + i * c.kernel_row;
+    for (std::int64_t l = 0; l < c.run; ++l, to += 2 * R)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const std::uint64_t a0 = a[r * c.column + l], a1 = a[r * c.column + l + c.a_plane];
+        to[2 * r] = a0;
+        to[2 * r + 1] = a1;
+        sums[r] += __builtin_popcountll(a0) + 2 * __builtin_popcountll(a1);
+      }
   }
+  for (int r = 0; r < R; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
+  for (std::int64_t b = 0; b < c.blocks; ++b)
+    block_w2a2_avx512<R>(c, words.data(), ow, b, a_sums);
+}
+
+QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
+  constexpr int kColumns = 8;
+  std::int64_t ow = 0;
+  for (; ow + kColumns <= c.width; ow += kColumns) w2a2_tile_avx512<kColumns>(c, ow, a_sums + ow);
+  for (; ow + 4 <= c.width; ow += 4) w2a2_tile_avx512<4>(c, ow, a_sums + ow);
+  for (; ow + 2 <= c.width; ow += 2) w2a2_tile_avx512<2>(c, ow, a_sums + ow);
+  for (; ow < c.width; ++ow) w2a2_tile_avx512<1>(c, ow, a_sums + ow);
 }
 
 // Tile by tile of columns, every block: the tile's activation words stay in
@@ -532,6 +615,8 @@ QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.a_planes == 1 && c.w_planes == 1)
     binary_columns_avx512(c, a_sums);
+  else if (c.a_planes == 2 && c.w_planes == 2)
+    w2a2_columns_avx512(c, a_sums);
   else
     columns_avx512(c, a_sums);
 }
