@@ -56,8 +56,9 @@ Case random_case(std::mt19937& rng, int trial) {
   const std::int64_t groups = c.spec.linear ? 1 : std::vector<std::int64_t>{1, 1, 2, 3}[pick(0, 3)];
   c.spec.groups = groups;
   // Every sixth case has few channels, so that W1A1 rows fit half a word
-  // (the AVX2 pair kernel) often enough.
-  c.in = groups * (trial % 6 == 1 ? pick(1, 6) : pick(1, 140));
+  // (the AVX2 pair kernel) often enough; every seventh, whole words of
+  // them, so that rows pack in one call.
+  c.in = groups * (trial % 6 == 1 ? pick(1, 6) : trial % 7 == 3 ? 64 * pick(1, 2) : pick(1, 140));
   c.out = groups * pick(1, 9);
   if (!c.spec.linear) {
     c.kernel = std::vector<std::int64_t>{1, 2, 3, 5}[pick(0, 3)];
@@ -108,6 +109,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
   int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0, two_by_two = 0;
+  int whole_words = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -121,6 +123,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     selected += ways.back() == Packing::selected;
     wide += c.spec.weight_bits > 2;
     two_by_two += c.spec.weight_bits == 2 && c.spec.activation_bits == 2;
+    whole_words += g.group_in() % 64 == 0 && g.groups == 1 && !g.windowed();
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -149,7 +152,8 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(selected, 10);
   EXPECT_GE(paired, 6);  // W1A1 rows that fit half a word: the AVX2 pair kernel
   EXPECT_GE(wide, 4);
-  EXPECT_GE(two_by_two, 20);  // AVX-512's kernel of four plane pairs in one pass
+  EXPECT_GE(two_by_two, 20);   // AVX-512's kernel of four plane pairs in one pass
+  EXPECT_GE(whole_words, 10);  // rows packed in one call
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on

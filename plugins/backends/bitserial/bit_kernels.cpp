@@ -519,7 +519,10 @@ QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std
   for (int r = 0; r < R; ++r) s0[r] = s1[r] = s2[r] = _mm512_setzero_si512();
   const std::uint64_t* w0 = c.weights(b, 0);
   const std::uint64_t* w1 = c.weights(b, 1);
-  for (std::int64_t t = 0; t < steps; ++t, words += 2 * R) {
+  // do-while: a loop that may run no times made GCC copy every
+  // accumulator to a second register at each step.
+  std::int64_t t = 0;
+  do {
     const __m512i c0 = _mm512_loadu_si512(w0 + t * kChannelBlock),
                   c1 = _mm512_loadu_si512(w1 + t * kChannelBlock);
 #pragma GCC unroll 16
@@ -531,7 +534,8 @@ QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std
       s1[r] = _mm512_add_epi64(s1[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c0)));
       s2[r] = _mm512_add_epi64(s2[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c1)));
     }
-  }
+    words += 2 * R;
+  } while (++t < steps);
   __m512i total[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -560,17 +564,28 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
       }
   }
   for (int r = 0; r < R; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
-  for (std::int64_t b = 0; b < c.blocks; ++b)
-    block_w2a2_avx512<R>(c, words.data(), ow, b, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b) block_w2a2_avx512<R>(c, words.data(), ow, b, a_sums);
 }
 
+// A tile of n <= R columns, on the kernel for exactly n.
+template <int R>
+QLAB_AVX512 void w2a2_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
+                                  std::int32_t* a_sums) {
+  if constexpr (R > 1)
+    if (n < R) return w2a2_some_avx512<R - 1>(c, ow, n, a_sums);
+  w2a2_tile_avx512<R>(c, ow, a_sums + ow);
+}
+
+// Near-equal tiles of up to 8 columns: a 28-column row takes four of 7,
+// not three of 8 and one of 4, which loads each weight for 4 columns only.
 QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  constexpr int kColumns = 8;
-  std::int64_t ow = 0;
-  for (; ow + kColumns <= c.width; ow += kColumns) w2a2_tile_avx512<kColumns>(c, ow, a_sums + ow);
-  for (; ow + 4 <= c.width; ow += 4) w2a2_tile_avx512<4>(c, ow, a_sums + ow);
-  for (; ow + 2 <= c.width; ow += 2) w2a2_tile_avx512<2>(c, ow, a_sums + ow);
-  for (; ow < c.width; ++ow) w2a2_tile_avx512<1>(c, ow, a_sums + ow);
+  constexpr std::int64_t kColumns = 8;
+  const std::int64_t tiles = (c.width + kColumns - 1) / kColumns;
+  for (std::int64_t t = 0, ow = 0; t < tiles; ++t) {
+    const std::int64_t n = (c.width - ow + tiles - t - 1) / (tiles - t);
+    w2a2_some_avx512<kColumns>(c, ow, n, a_sums);
+    ow += n;
+  }
 }
 
 // Tile by tile of columns, every block: the tile's activation words stay in
@@ -851,15 +866,33 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
     std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
     const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
     pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
+    // Whole words a pixel and one group: an image row's codes pack in one
+    // call, its pixels' words lying side by side as the row's.
+    const bool rows = cg % 64 == 0 && g.groups == 1;
     for (std::int64_t n = first; n < last; ++n)
       for (std::int64_t group = 0; group < g.groups; ++group) {
         std::uint64_t* image = out.bits.data() + (n * g.groups + group) * planes * stride;
-        for (std::int64_t y = 0; y < hp; ++y)
+        for (std::int64_t y = 0; y < hp; ++y) {
+          const std::int64_t iy = y - g.padding;
+          if (rows && iy >= 0 && iy < g.height) {
+            std::uint64_t* row = image + y * wp * words;
+            for (std::int64_t x = 0; x < wp; ++x)
+              if (x < g.padding || x >= g.padding + g.width)
+                for (int p = 0; p < planes; ++p)
+                  std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
+                            row + x * words + p * stride);
+            std::uint64_t* inside = row + g.padding * words;
+            for (int p = 0; p < planes; ++p)
+              std::fill(inside + p * stride, inside + p * stride + g.width * words, 0);
+            pack(nhwc + (n * g.height + iy) * g.width * g.in_channels, g.width * cg, planes, stride,
+                 inside);
+            continue;
+          }
           for (std::int64_t x = 0; x < wp; ++x) {
             std::uint64_t* dst = image + (y * wp + x) * words;
             for (int p = 0; p < planes; ++p)
               std::fill(dst + p * stride, dst + p * stride + words, 0);
-            const std::int64_t iy = y - g.padding, ix = x - g.padding;
+            const std::int64_t ix = x - g.padding;
             if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
               for (int p = 0; p < planes; ++p)
                 std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
@@ -869,6 +902,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
             pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg,
                  planes, stride, dst);
           }
+        }
       }
     return;
   }
