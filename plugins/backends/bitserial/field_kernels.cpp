@@ -115,27 +115,43 @@ void row_portable(const FieldRow& c) {
 
 #if defined(__x86_64__)
 
+// As encode_portable, but `codes` must be readable up to 32 bytes past the
+// last multiple of 32 below count (pack_fields pads its line so): the last
+// words come from one load, the codes past count masked off. A kernel row's
+// window of LeNet's features.3 is 30 codes, which went code by code.
 QLAB_AVX2 void encode_avx2(const std::uint8_t* codes, std::int64_t count, std::uint32_t* out) {
   const __m256i even = _mm256_set1_epi32(0x00030003), odd = _mm256_set1_epi32(0x03000300);
+  // Bytes 1 and 3 of each word move up from bits 8 and 24 to 13 and 29.
+  const auto encode = [&](__m256i v) QLAB_AVX2 {
+    return _mm256_or_si256(_mm256_and_si256(v, even),
+                           _mm256_slli_epi32(_mm256_and_si256(v, odd), 5));
+  };
   std::int64_t i = 0;
-  for (; i + 32 <= count; i += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i));
-    // Bytes 1 and 3 of each word move up from bits 8 and 24 to 13 and 29.
-    const __m256i word =
-        _mm256_or_si256(_mm256_and_si256(v, even), _mm256_slli_epi32(_mm256_and_si256(v, odd), 5));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 4), word);
-  }
-  encode_portable(codes + i, count - i, out + i / 4);
+  for (; i + 32 <= count; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 4),
+                        encode(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i))));
+  if (i == count) return;
+  const auto left = static_cast<int>(count - i);
+  const __m256i index =
+      _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                       22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+  const __m256i keep = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(left)), index);
+  const __m256i words = _mm256_cmpgt_epi32(_mm256_set1_epi32((left + 3) / 4),
+                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i));
+  _mm256_maskstore_epi32(reinterpret_cast<int*>(out + i / 4), words,
+                         encode(_mm256_and_si256(v, keep)));
 }
 
 // The sum of the codes in `acc`'s lanes, each lane (a0 + a2) + X (a1 + a3)
 // summed over words.
 QLAB_AVX2 inline std::int64_t lane_sums(__m256i acc) {
-  alignas(32) std::uint32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
-  std::int64_t sum = 0;
-  for (std::uint32_t v : lanes) sum += (v & kFieldMask) + (v >> kFieldBits);
-  return sum;
+  const __m256i fields = _mm256_add_epi32(_mm256_and_si256(acc, _mm256_set1_epi32(kFieldMask)),
+                                          _mm256_srli_epi32(acc, kFieldBits));
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(fields), _mm256_extracti128_si256(fields, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
 }
 
 // sum a over each output column's receptive field: each word's two halves
@@ -298,18 +314,26 @@ void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t f
 #endif
   const std::int64_t cg = g.group_in(), wp = g.padded_width(), hp = g.padded_height();
   const std::int64_t row_words = columns(g) * column_words(g), image = field_image_words(g);
-  std::vector<std::uint8_t> line(static_cast<std::size_t>(wp * cg));
+  // 32 codes of slack for encode_avx2's last load.
+  std::vector<std::uint8_t> line(static_cast<std::size_t>(wp * cg + 32), pad_code);
   for (std::int64_t n = first; n < last; ++n)
     for (std::int64_t group = 0; group < g.groups; ++group)
       for (std::int64_t y = 0; y < hp; ++y) {
-        // A padded row's codes side by side; the border holds the pad code.
+        // A padded row's codes side by side; the border keeps the pad code
+        // that the line starts with.
         const std::int64_t iy = y - g.padding;
-        std::fill(line.begin(), line.end(), pad_code);
-        if (iy >= 0 && iy < g.height) {
+        if (iy < 0 || iy >= g.height) {
+          std::fill(line.begin(), line.begin() + wp * cg, pad_code);
+        } else {
+          std::fill(line.begin(), line.begin() + g.padding * cg, pad_code);
           const std::uint8_t* src = nhwc + (n * g.height + iy) * g.width * g.in_channels;
-          for (std::int64_t ix = 0; ix < g.width; ++ix)
-            std::copy_n(src + ix * g.in_channels + group * cg, cg,
-                        line.begin() + (ix + g.padding) * cg);
+          if (g.groups == 1)
+            std::copy_n(src, g.width * cg, line.begin() + g.padding * cg);
+          else
+            for (std::int64_t ix = 0; ix < g.width; ++ix)
+              std::copy_n(src + ix * g.in_channels + group * cg, cg,
+                          line.begin() + (ix + g.padding) * cg);
+          std::fill(line.begin() + (g.padding + g.width) * cg, line.begin() + wp * cg, pad_code);
         }
         std::uint32_t* dst = out.fields.data() + (n * g.groups + group) * image + y * row_words;
         if (dense(g)) {
