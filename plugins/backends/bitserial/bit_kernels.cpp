@@ -552,24 +552,25 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
   // Room for whole registers past the last row's 2 R words.
   words.resize(static_cast<std::size_t>(c.kernel * c.run * 2 * R + 16));
   std::uint64_t* to = words.data();
-  if (c.run == 1 && c.column == 1) {
-    // One word a kernel row, the columns' words side by side (windowed,
-    // stride 1: LeNet's features.3): a load of R words per plane, the two
-    // planes interleaved by unpacking.
+  if (c.column == 1) {
+    // The columns' words lie side by side, at each word of a kernel row
+    // (stride 1, one word a pixel or a window: LeNet's features.3): a load
+    // of R words per plane, the two planes interleaved by a permute.
     const auto mask = static_cast<__mmask8>((1u << R) - 1);
     const __m512i low = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11),
                   high = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
     __m512i sums = _mm512_setzero_si512();
-    for (std::int64_t i = 0; i < c.kernel; ++i, to += 2 * R) {
-      const std::uint64_t* a = c.a + ow + i * c.kernel_row;
-      const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a),
-                    a1 = _mm512_maskz_loadu_epi64(mask, a + c.a_plane);
-      sums = _mm512_add_epi64(
-          sums,
-          _mm512_add_epi64(_mm512_popcnt_epi64(a0), _mm512_slli_epi64(_mm512_popcnt_epi64(a1), 1)));
-      _mm512_storeu_si512(to, _mm512_permutex2var_epi64(a0, low, a1));
-      if (R > 4) _mm512_storeu_si512(to + 8, _mm512_permutex2var_epi64(a0, high, a1));
-    }
+    for (std::int64_t i = 0; i < c.kernel; ++i)
+      for (std::int64_t l = 0; l < c.run; ++l, to += 2 * R) {
+        const std::uint64_t* a = c.a + ow + i * c.kernel_row + l;
+        const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a),
+                      a1 = _mm512_maskz_loadu_epi64(mask, a + c.a_plane);
+        sums =
+            _mm512_add_epi64(sums, _mm512_add_epi64(_mm512_popcnt_epi64(a0),
+                                                    _mm512_slli_epi64(_mm512_popcnt_epi64(a1), 1)));
+        _mm512_storeu_si512(to, _mm512_permutex2var_epi64(a0, low, a1));
+        if (R > 4) _mm512_storeu_si512(to + 8, _mm512_permutex2var_epi64(a0, high, a1));
+      }
     _mm256_mask_storeu_epi32(a_sums, mask, _mm512_cvtepi64_epi32(sums));
   } else {
     std::int64_t sums[R] = {};
