@@ -673,6 +673,34 @@ QLAB_AVX512 void pack_pixel_avx512(const std::uint8_t* codes, std::int64_t count
   }
 }
 
+// The one-word windows of a packed row (bits_at below, masked), 8 at a
+// time: the row's stream, at most 8 words, sits in a register, and each
+// lane picks its window's two words by permute and joins them by shifts
+// (a shift by 64 leaves 0, so a whole-word start needs no branch). Window x
+// starts at bit x cg.
+QLAB_AVX512 void cut_windows_avx512(const std::uint64_t* stream, std::int64_t stream_words,
+                                    std::int64_t cg, std::int64_t columns, std::uint64_t mask,
+                                    std::uint64_t* dst) {
+  const __m512i words =
+      _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << stream_words) - 1), stream);
+  const __m512i low6 = _mm512_set1_epi64(63), one = _mm512_set1_epi64(1),
+                sixty_four = _mm512_set1_epi64(64),
+                keep = _mm512_set1_epi64(static_cast<long long>(mask));
+  __m512i at = _mm512_setr_epi64(0, cg, 2 * cg, 3 * cg, 4 * cg, 5 * cg, 6 * cg, 7 * cg);
+  const __m512i step = _mm512_set1_epi64(8 * cg);
+  for (std::int64_t x = 0; x < columns; x += 8, at = _mm512_add_epi64(at, step)) {
+    const __m512i index = _mm512_srli_epi64(at, 6), shift = _mm512_and_si512(at, low6);
+    const __m512i low = _mm512_permutexvar_epi64(index, words),
+                  high = _mm512_permutexvar_epi64(_mm512_add_epi64(index, one), words);
+    const __m512i window =
+        _mm512_or_si512(_mm512_srlv_epi64(low, shift),
+                        _mm512_sllv_epi64(high, _mm512_sub_epi64(sixty_four, shift)));
+    const std::int64_t left = std::min<std::int64_t>(8, columns - x);
+    _mm512_mask_storeu_epi64(dst + x, static_cast<__mmask8>((1u << left) - 1),
+                             _mm512_and_si512(window, keep));
+  }
+}
+
 #pragma GCC diagnostic pop
 
 // Bit p of 32 codes: shifting each 16-bit lane left by 7 - p puts bit p of
@@ -963,6 +991,12 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
         for (int p = 0; p < planes; ++p) {
           const std::uint64_t* bits = stream.data() + p * stream_words;
           std::uint64_t* dst = image + p * stride + y * columns * row_words;
+#if defined(__x86_64__)
+          if (isa == Isa::avx512 && row_words == 1 && stream_words <= 8) {
+            cut_windows_avx512(bits, stream_words, cg, columns, last_mask, dst);
+            continue;
+          }
+#endif
           for (std::int64_t x = 0; x < columns; ++x, dst += row_words)
             for (std::int64_t k = 0; k < row_words; ++k)
               dst[k] = bits_at(bits, static_cast<std::uint64_t>(x * cg + 64 * k)) &
