@@ -326,10 +326,9 @@ class SpeedupReporter : public benchmark::ConsoleReporter {
         const auto other = ms_.find(name.substr(0, name.size() - f.size()) + slow);
         if (other == ms_.end()) continue;
         const double ms = median(times), other_ms = median(other->second);
-        const std::string runs =
-            times.size() > 1 ? fmt::format(", medians of {} and {} runs", times.size(),
-                                           other->second.size())
-                             : "";
+        const std::string runs = times.size() > 1 ? fmt::format(", medians of {} and {} runs",
+                                                                times.size(), other->second.size())
+                                                  : "";
         std::printf("speed-up of %s over %s: %.2fx (%.3f ms against %.3f ms%s)\n", name.c_str(),
                     other->first.c_str(), other_ms / ms, ms, other_ms, runs.c_str());
       }

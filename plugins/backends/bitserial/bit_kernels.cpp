@@ -406,6 +406,17 @@ QLAB_AVX2 void row_avx2(const Row& c, std::int32_t* a_sums) {
     tiles_avx2<2>(c, a_sums);
 }
 
+// fn(first, n) for near-equal tiles of at most `most` of `width` columns.
+template <typename Fn>
+void near_equal_tiles(std::int64_t width, std::int64_t most, Fn&& fn) {
+  const std::int64_t tiles = (width + most - 1) / most;
+  for (std::int64_t t = 0, ow = 0; t < tiles; ++t) {
+    const std::int64_t n = (width - ow + tiles - t - 1) / (tiles - t);
+    fn(ow, n);
+    ow += n;
+  }
+}
+
 // GCC 12 warns of the undefined source operand inside its own AVX-512
 // intrinsics (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
@@ -602,13 +613,8 @@ QLAB_AVX512 void w2a2_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
 // Near-equal tiles of up to 8 columns: a 28-column row takes four of 7,
 // not three of 8 and one of 4, which loads each weight for 4 columns only.
 QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  constexpr std::int64_t kColumns = 8;
-  const std::int64_t tiles = (c.width + kColumns - 1) / kColumns;
-  for (std::int64_t t = 0, ow = 0; t < tiles; ++t) {
-    const std::int64_t n = (c.width - ow + tiles - t - 1) / (tiles - t);
-    w2a2_some_avx512<kColumns>(c, ow, n, a_sums);
-    ow += n;
-  }
+  near_equal_tiles(c.width, 8,
+                   [&](std::int64_t ow, std::int64_t n) { w2a2_some_avx512<8>(c, ow, n, a_sums); });
 }
 
 // Tile by tile of columns, every block: the tile's activation words stay in
@@ -641,13 +647,9 @@ QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
 // up to 12 columns, so that LeNet's 10-column rows take one tile, not a
 // tile of 8 and a slower one of 2.
 QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  constexpr std::int64_t kColumns = 12;
-  const std::int64_t tiles = (c.width + kColumns - 1) / kColumns;
-  for (std::int64_t t = 0, ow = 0; t < tiles; ++t) {
-    const std::int64_t n = (c.width - ow + tiles - t - 1) / (tiles - t);
-    binary_tile_avx512<kColumns>(c, ow, n, a_sums);
-    ow += n;
-  }
+  near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
+    binary_tile_avx512<12>(c, ow, n, a_sums);
+  });
 }
 
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
