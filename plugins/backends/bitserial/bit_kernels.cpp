@@ -919,6 +919,10 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
     std::vector<std::uint64_t> border(static_cast<std::size_t>(planes * words), 0);
     const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(cg), pad_code);
     pack_pixel_portable(zeros.data(), cg, planes, words, border.data());
+    const auto put_border = [&](std::uint64_t* dst) {
+      for (int p = 0; p < planes; ++p)
+        std::copy(border.begin() + p * words, border.begin() + (p + 1) * words, dst + p * stride);
+    };
     // Whole words a pixel and one group: an image row's codes pack in one
     // call, its pixels' words lying side by side as the row's.
     const bool rows = cg % 64 == 0 && g.groups == 1;
@@ -930,10 +934,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
           if (rows && iy >= 0 && iy < g.height) {
             std::uint64_t* row = image + y * wp * words;
             for (std::int64_t x = 0; x < wp; ++x)
-              if (x < g.padding || x >= g.padding + g.width)
-                for (int p = 0; p < planes; ++p)
-                  std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
-                            row + x * words + p * stride);
+              if (x < g.padding || x >= g.padding + g.width) put_border(row + x * words);
             std::uint64_t* inside = row + g.padding * words;
             for (int p = 0; p < planes; ++p)
               std::fill(inside + p * stride, inside + p * stride + g.width * words, 0);
@@ -947,9 +948,7 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
               std::fill(dst + p * stride, dst + p * stride + words, 0);
             const std::int64_t ix = x - g.padding;
             if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) {
-              for (int p = 0; p < planes; ++p)
-                std::copy(border.begin() + p * words, border.begin() + (p + 1) * words,
-                          dst + p * stride);
+              put_border(dst);
               continue;
             }
             pack(nhwc + ((n * g.height + iy) * g.width + ix) * g.in_channels + group * cg, cg,

@@ -325,7 +325,6 @@ void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t f
         if (iy < 0 || iy >= g.height) {
           std::fill(line.begin(), line.begin() + wp * cg, pad_code);
         } else {
-          std::fill(line.begin(), line.begin() + g.padding * cg, pad_code);
           const std::uint8_t* src = nhwc + (n * g.height + iy) * g.width * g.in_channels;
           if (g.groups == 1)
             std::copy_n(src, g.width * cg, line.begin() + g.padding * cg);
@@ -333,7 +332,6 @@ void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t f
             for (std::int64_t ix = 0; ix < g.width; ++ix)
               std::copy_n(src + ix * g.in_channels + group * cg, cg,
                           line.begin() + (ix + g.padding) * cg);
-          std::fill(line.begin() + (g.padding + g.width) * cg, line.begin() + wp * cg, pad_code);
         }
         std::uint32_t* dst = out.fields.data() + (n * g.groups + group) * image + y * row_words;
         if (dense(g)) {
