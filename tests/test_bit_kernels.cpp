@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 
 namespace qlab::bits {
@@ -166,7 +168,8 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
     c.spec.relu = trial % 2 == 1;
     c.spec.out_scale = 0.05 + 0.01 * (trial % 7);
     c.spec.out_zero_point = trial % 4;
-    c.spec.out_qmax = static_cast<std::uint8_t>(trial % 3 == 0 ? 255 : 3);
+    // 8-, 2- and 1-bit output grids: requantized in double, or by thresholds.
+    c.spec.out_qmax = static_cast<std::uint8_t>(std::vector<int>{255, 3, 1}[trial % 3]);
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
@@ -204,6 +207,53 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
             << describe(c) << " on " << to_string(isa) << ", " << to_string(packing);
       }
   }
+}
+
+// Thresholds give requantize()'s codes at every dot: checked around each
+// threshold, where a code changes, and at random dots between.
+TEST(BitKernels, ThresholdsGiveTheCodesRequantizeGives) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int checked = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::int64_t channels = 1 + trial % 9;
+    const double lo = trial % 4, hi = lo + 1 + trial % 3;
+    std::vector<double> m, c;
+    for (std::int64_t k = 0; k < channels; ++k) {
+      // Multipliers from 1e-6 to 10; offsets that put the steps anywhere,
+      // some past int32's dots.
+      m.push_back(std::pow(10.0, -6 + 7 * unit(rng)));
+      c.push_back((unit(rng) - 0.5) * (trial % 10 == 0 ? 1e5 : 40.0));
+    }
+    const auto t = requant_thresholds(m.data(), c.data(), channels, lo, hi);
+    ASSERT_EQ(t.size(), static_cast<std::size_t>((hi - lo) * channels));
+    const auto levels = static_cast<int>(hi - lo);
+    for (std::int64_t k = 0; k < channels; ++k) {
+      std::vector<std::int64_t> dots;
+      for (int j = 0; j < levels; ++j)
+        for (std::int64_t d = -3; d <= 3; ++d) dots.push_back(t[j * channels + k] + d);
+      for (int i = 0; i < 20; ++i)
+        dots.push_back(std::uniform_int_distribution<std::int64_t>(-(1 << 24), 1 << 24)(rng));
+      for (std::int64_t d : dots) {
+        if (d <= std::numeric_limits<std::int32_t>::min() ||
+            d > std::numeric_limits<std::int32_t>::max())
+          continue;
+        const auto dot = static_cast<std::int32_t>(d);
+        std::uint8_t expected = 0;
+        requantize(&dot, 1, 1, &m[k], &c[k], lo, hi, &expected);
+        int code = static_cast<int>(lo);
+        for (int j = 0; j < levels; ++j) code += dot > t[j * channels + k];
+        ASSERT_EQ(code, expected) << "dot " << dot << ", m " << m[k] << ", c " << c[k] << ", lo "
+                                  << lo << ", hi " << hi;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 10000);
+  // None for grids of more than four codes, or a multiplier not positive.
+  const double m = 0.5, c = 0, negative = -0.5;
+  EXPECT_TRUE(requant_thresholds(&m, &c, 1, 0, 255).empty());
+  EXPECT_TRUE(requant_thresholds(&negative, &c, 1, 0, 3).empty());
 }
 
 TEST(BitKernels, RefuseWeightsWiderThanTheirPlanes) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -449,14 +450,33 @@ QLAB_AVX512 inline void finish_avx512(const Row& c, std::int64_t ow0, std::int64
     for (int r = 0; r < R; ++r) _mm256_mask_storeu_epi32(c.dots(ow0 + r, b), mask, dots[r]);
     return;
   }
+  const Requant& q = *c.requant;
+  std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
+  const std::int64_t step = c.out_column;
+  if (q.levels) {  // lo plus the thresholds under the dot
+    // Levels past the layer's at INT32_MAX, which no dot exceeds.
+    __m256i above[kMaxThresholds];
+#pragma GCC unroll 3
+    for (int j = 0; j < kMaxThresholds; ++j)
+      above[j] = j < q.levels ? _mm256_maskz_loadu_epi32(
+                                    mask, q.thresholds + j * q.channels + b * kChannelBlock)
+                              : _mm256_set1_epi32(std::numeric_limits<std::int32_t>::max());
+    const __m256i lo = _mm256_set1_epi32(static_cast<int>(q.lo));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      __m256i code = lo;
+#pragma GCC unroll 3
+      for (int j = 0; j < kMaxThresholds; ++j)
+        code = _mm256_sub_epi32(code, _mm256_cmpgt_epi32(dots[r], above[j]));
+      _mm_mask_storeu_epi8(codes + r * step, mask, _mm256_cvtepi32_epi8(code));
+    }
+    return;
+  }
   // As requantize(): fused multiply-add in double, clamp, round half to
   // even, narrow to bytes. Loaded once: the byte stores may alias c.
-  const Requant& q = *c.requant;
   const __m512d m = _mm512_maskz_loadu_pd(mask, q.m + b * kChannelBlock),
                 add = _mm512_maskz_loadu_pd(mask, q.c + b * kChannelBlock),
                 lo = _mm512_set1_pd(q.lo), hi = _mm512_set1_pd(q.hi);
-  std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
-  const std::int64_t step = c.out_column;
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const __m512d v = _mm512_fmadd_pd(m, _mm512_cvtepi32_pd(dots[r]), add);
@@ -1070,7 +1090,7 @@ void span_codes(const PackedActivations& x, const PackedWeights& w, const Span& 
     for (std::int64_t group = 0; group < g.groups; ++group) {
       Row row = span_row(x, w, s, group, nullptr);
       const std::int64_t first = group * g.group_out();
-      const Requant shifted{q.m + first, q.c + first, q.lo, q.hi};
+      const Requant shifted = q.from(first);
       row.requant = &shifted;
       row.codes = out + first;
       if (isa == Isa::avx512)
@@ -1122,6 +1142,55 @@ void conv_images_codes(const PackedActivations& x, const PackedWeights& w, std::
                        std::int64_t last, const Requant& q, std::uint8_t* out, Isa isa) {
   require_one_pixel(x);
   span_codes(x, w, {first, 0, last - first}, q, out, isa);
+}
+
+namespace {
+
+// The greatest int32 dot whose code is below `level`: INT32_MAX where no
+// dot reaches it, INT32_MIN where every one does; else found from the
+// real-valued crossing by a bracket that doubles until it holds the step,
+// then halves. A few code_of calls a threshold: they run at every call of
+// a layer, whose input's scale sets m and c.
+std::int32_t last_below(double m, double c, double lo, double hi, double level) {
+  constexpr std::int64_t kLeast = std::numeric_limits<std::int32_t>::min(),
+                         kMost = std::numeric_limits<std::int32_t>::max();
+  const auto reaches = [&](std::int64_t d) {
+    return code_of(m, static_cast<std::int32_t>(d), c, lo, hi) >= level;
+  };
+  if (!reaches(kMost)) return static_cast<std::int32_t>(kMost);
+  if (reaches(kLeast)) return static_cast<std::int32_t>(kLeast);
+  const double crossing = std::floor((level - 0.5 - c) / m);
+  const auto guess = static_cast<std::int64_t>(
+      std::clamp(crossing, static_cast<double>(kLeast), static_cast<double>(kMost - 1)));
+  std::int64_t below = guess, reached = guess;
+  for (std::int64_t step = 1; reaches(below); step *= 2) {
+    reached = below;
+    below = std::max(kLeast, below - step);
+  }
+  for (std::int64_t step = 1; !reaches(reached); step *= 2) {
+    below = reached;
+    reached = std::min(kMost, reached + step);
+  }
+  while (reached - below > 1) {
+    const std::int64_t mid = below + (reached - below) / 2;
+    (reaches(mid) ? reached : below) = mid;
+  }
+  return static_cast<std::int32_t>(below);
+}
+
+}  // namespace
+
+std::vector<std::int32_t> requant_thresholds(const double* m, const double* c,
+                                             std::int64_t channels, double lo, double hi) {
+  const double levels = hi - lo;
+  if (!(levels >= 1 && levels <= kMaxThresholds)) return {};
+  for (std::int64_t k = 0; k < channels; ++k)
+    if (!(m[k] > 0) || !std::isfinite(m[k]) || !std::isfinite(c[k])) return {};
+  std::vector<std::int32_t> out(static_cast<std::size_t>(levels) * channels);
+  for (int j = 0; j < static_cast<int>(levels); ++j)
+    for (std::int64_t k = 0; k < channels; ++k)
+      out[j * channels + k] = last_below(m[k], c[k], lo, hi, lo + j + 1);
+  return out;
 }
 
 void requantize(const std::int32_t* dots, std::int64_t count, std::int64_t channels,

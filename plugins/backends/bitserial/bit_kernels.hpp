@@ -167,11 +167,38 @@ void conv_images(const PackedActivations& x, const PackedWeights& w, std::int64_
 
 /// How dots become output codes: round(m[k] dot + c[k]) clamped to
 /// [lo, hi], k the output channel (as requantize() below).
+///
+/// Where the output grid has at most kMaxThresholds + 1 codes (a 1- or
+/// 2-bit layer's), `thresholds` may give the same codes by comparisons
+/// alone, as FINN's streamlined networks do: code = lo + the number of
+/// levels j whose thresholds[j * channels + k] the dot exceeds
+/// (requant_thresholds()). The AVX-512 kernels then compare instead of
+/// converting to double and back.
 struct Requant {
   const double* m;
   const double* c;
   double lo, hi;
+  const std::int32_t* thresholds = nullptr;  ///< [level][channel], or none
+  std::int64_t channels = 0;                 ///< between a threshold's levels
+  int levels = 0;                            ///< hi - lo where thresholds are set
+
+  /// The same for the channels from `first` on.
+  Requant from(std::int64_t first) const {
+    return {m + first, c + first, lo, hi, thresholds ? thresholds + first : nullptr,
+            channels,  levels};
+  }
 };
+
+inline constexpr int kMaxThresholds = 3;
+
+/// Per level j in [0, hi - lo) and channel k, the greatest int32 dot d whose
+/// code (requantize()'s) is below lo + j + 1: the codes are monotone in the
+/// dot (m > 0), so a dot's code is lo plus the count of thresholds under
+/// it. Exact for every dot above INT32_MIN, which no layer's dot reaches.
+/// Empty where hi - lo is not in [1, kMaxThresholds] or an m is not positive
+/// and finite.
+std::vector<std::int32_t> requant_thresholds(const double* m, const double* c,
+                                             std::int64_t channels, double lo, double hi);
 
 /// conv_row's dots as output codes, out[ow][channel] (uint8). The AVX-512
 /// and AVX2 kernels requantize in registers; the portable one through
