@@ -173,8 +173,6 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
     const auto shape = c.spec.linear ? std::vector<std::int64_t>{c.batch, c.in}
                                      : std::vector<std::int64_t>{c.batch, c.in, c.height, c.width};
     const auto a = torch::randint(0, 1 << c.spec.activation_bits, shape, torch::kUInt8);
-    const double sx = 0.25;
-    const auto x = at::_make_per_tensor_quantized_tensor(a, sx, c.zero_point);
     const auto wshape =
         c.spec.linear ? std::vector<std::int64_t>{c.out, c.in}
                       : std::vector<std::int64_t>{c.out, c.in / c.spec.groups, c.kernel, c.kernel};
@@ -185,26 +183,34 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
     const auto bias = torch::randn({c.out}, torch::kFloat32) * 0.1;
     const auto dots = reference_dots(c, a, w).to(torch::kFloat64);
     const auto w_sums = w.to(torch::kFloat64).flatten(1).sum(1);
-    const auto real =
-        sx * scale * (dots - static_cast<double>(c.zero_point) * w_sums) + bias.to(torch::kFloat64);
     const double lo = c.spec.relu ? static_cast<double>(c.spec.out_zero_point) : 0.0;
-    const auto expected = (real / c.spec.out_scale + static_cast<double>(c.spec.out_zero_point))
-                              .round()
-                              .clamp(lo, c.spec.out_qmax)
-                              .to(torch::kUInt8);
+    const auto expected_at = [&](double sx) {
+      const auto real = sx * scale * (dots - static_cast<double>(c.zero_point) * w_sums) +
+                        bias.to(torch::kFloat64);
+      return (real / c.spec.out_scale + static_cast<double>(c.spec.out_zero_point))
+          .round()
+          .clamp(lo, c.spec.out_qmax)
+          .to(torch::kUInt8);
+    };
     for (Isa isa : isas())
       for (Packing packing : packings(c)) {
         BitLayer layer(c.spec, w, scale, bias, isa, packing);
-        const auto y = layer(x, true);
-        ASSERT_TRUE(y.is_quantized());
-        EXPECT_EQ(y.q_scale(), c.spec.out_scale);
-        EXPECT_EQ(y.q_zero_point(), c.spec.out_zero_point);
-        const auto codes = c.spec.linear ? y.int_repr() : y.int_repr().permute({0, 2, 3, 1});
-        if (!c.spec.linear) {
-          EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+        // One layer on inputs of another scale and back: what a layer keeps
+        // for its input's grid (thresholds) must follow it.
+        for (double sx : {0.25, 0.3, 0.25}) {
+          const auto x = at::_make_per_tensor_quantized_tensor(a, sx, c.zero_point);
+          const auto y = layer(x, true);
+          ASSERT_TRUE(y.is_quantized());
+          EXPECT_EQ(y.q_scale(), c.spec.out_scale);
+          EXPECT_EQ(y.q_zero_point(), c.spec.out_zero_point);
+          const auto codes = c.spec.linear ? y.int_repr() : y.int_repr().permute({0, 2, 3, 1});
+          if (!c.spec.linear) {
+            EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+          }
+          ASSERT_TRUE(torch::equal(codes, expected_at(sx)))
+              << describe(c) << " on " << to_string(isa) << ", " << to_string(packing)
+              << ", input scale " << sx;
         }
-        ASSERT_TRUE(torch::equal(codes, expected))
-            << describe(c) << " on " << to_string(isa) << ", " << to_string(packing);
       }
   }
 }

@@ -176,19 +176,20 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
                                         spec_.out_zero_point, at::MemoryFormat::ChannelsLast);
   auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
   const std::int64_t row = g.out_width() * oc;
-  // A 1- or 2-bit output grid: codes by comparisons (Requant), on AVX-512.
-  // On AVX2 they measured slower than the double path it keeps (LeNet's
-  // features.3 by 12%, the fields kernel by 4%; in the same binary).
-  const std::vector<std::int32_t> thresholds =
-      isa_ == Isa::avx512 ? requant_thresholds(m.data(), c.data(), oc, lo, hi)
-                          : std::vector<std::int32_t>{};
+  // A 1- or 2-bit output grid: codes by comparisons (Requant), on AVX-512's
+  // bit planes. On AVX2 they measured slower than the double path it keeps
+  // (LeNet's features.3 by 12%, the fields kernel by 4%; in one binary).
+  const auto t = isa_ == Isa::avx512 && packing_ == Packing::planes
+                     ? thresholds_for(sx, zx, m, c, lo, hi)
+                     : nullptr;
+  const bool by_thresholds = t && !t->values.empty();
   const Requant q{m.data(),
                   c.data(),
                   lo,
                   hi,
-                  thresholds.empty() ? nullptr : thresholds.data(),
+                  by_thresholds ? t->values.data() : nullptr,
                   oc,
-                  thresholds.empty() ? 0 : static_cast<int>(hi - lo)};
+                  by_thresholds ? static_cast<int>(hi - lo) : 0};
   if (packing_ == Packing::selected) {
     for_selected(x, parallel, [&](const std::int32_t* dots, std::int64_t first, std::int64_t last) {
       requantize(dots, last - first, oc, q.m, q.c, q.lo, q.hi, dst + first * oc);
@@ -204,6 +205,24 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
         conv_row_codes(p, weights_, n, oh, q, dst + (n * g.out_height() + oh) * row, isa_);
       });
   return out;
+}
+
+std::shared_ptr<const BitLayer::Thresholds> BitLayer::thresholds_for(double scale,
+                                                                     double zero_point,
+                                                                     const std::vector<double>& m,
+                                                                     const std::vector<double>& c,
+                                                                     double lo, double hi) const {
+  {
+    std::lock_guard<std::mutex> lock(thresholds_mutex_);
+    if (thresholds_ && thresholds_->scale == scale && thresholds_->zero_point == zero_point)
+      return thresholds_;
+  }
+  auto fresh = std::make_shared<const Thresholds>(Thresholds{
+      scale, zero_point,
+      requant_thresholds(m.data(), c.data(), static_cast<std::int64_t>(m.size()), lo, hi)});
+  std::lock_guard<std::mutex> lock(thresholds_mutex_);
+  thresholds_ = fresh;
+  return fresh;
 }
 
 namespace {
