@@ -453,14 +453,14 @@ QLAB_AVX512 inline void finish_avx512(const Row& c, std::int64_t ow0, std::int64
   const Requant& q = *c.requant;
   std::uint8_t* codes = c.codes + ow0 * c.out_column + b * kChannelBlock;
   const std::int64_t step = c.out_column;
-  if (q.levels) {  // lo plus the thresholds under the dot
+  if (const int levels = q.levels()) {  // lo plus the thresholds under the dot
     // Levels past the layer's at INT32_MAX, which no dot exceeds.
     __m256i above[kMaxThresholds];
 #pragma GCC unroll 3
     for (int j = 0; j < kMaxThresholds; ++j)
-      above[j] = j < q.levels ? _mm256_maskz_loadu_epi32(
-                                    mask, q.thresholds + j * q.channels + b * kChannelBlock)
-                              : _mm256_set1_epi32(std::numeric_limits<std::int32_t>::max());
+      above[j] = j < levels ? _mm256_maskz_loadu_epi32(
+                                  mask, q.thresholds + j * q.channels + b * kChannelBlock)
+                            : _mm256_set1_epi32(std::numeric_limits<std::int32_t>::max());
     const __m256i lo = _mm256_set1_epi32(static_cast<int>(q.lo));
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -1149,8 +1149,8 @@ namespace {
 // The greatest int32 dot whose code is below `level`: INT32_MAX where no
 // dot reaches it, INT32_MIN where every one does; else found from the
 // real-valued crossing by a bracket that doubles until it holds the step,
-// then halves. A few code_of calls a threshold: they run at every call of
-// a layer, whose input's scale sets m and c.
+// then halves: a few code_of calls a threshold, once per input grid of a
+// layer (BitLayer keeps them).
 std::int32_t last_below(double m, double c, double lo, double hi, double level) {
   constexpr std::int64_t kLeast = std::numeric_limits<std::int32_t>::min(),
                          kMost = std::numeric_limits<std::int32_t>::max();

@@ -180,12 +180,12 @@ struct Requant {
   double lo, hi;
   const std::int32_t* thresholds = nullptr;  ///< [level][channel], or none
   std::int64_t channels = 0;                 ///< between a threshold's levels
-  int levels = 0;                            ///< hi - lo where thresholds are set
 
+  /// Thresholds per channel: hi - lo where they are set, else 0.
+  int levels() const { return thresholds ? static_cast<int>(hi - lo) : 0; }
   /// The same for the channels from `first` on.
   Requant from(std::int64_t first) const {
-    return {m + first, c + first, lo, hi, thresholds ? thresholds + first : nullptr,
-            channels,  levels};
+    return {m + first, c + first, lo, hi, thresholds ? thresholds + first : nullptr, channels};
   }
 };
 

@@ -182,14 +182,8 @@ torch::Tensor BitLayer::operator()(const torch::Tensor& x, bool parallel) const 
   const auto t = isa_ == Isa::avx512 && packing_ == Packing::planes
                      ? thresholds_for(sx, zx, m, c, lo, hi)
                      : nullptr;
-  const bool by_thresholds = t && !t->values.empty();
-  const Requant q{m.data(),
-                  c.data(),
-                  lo,
-                  hi,
-                  by_thresholds ? t->values.data() : nullptr,
-                  oc,
-                  by_thresholds ? static_cast<int>(hi - lo) : 0};
+  const Requant q{m.data(), c.data(), lo, hi, t && !t->values.empty() ? t->values.data() : nullptr,
+                  oc};
   if (packing_ == Packing::selected) {
     for_selected(x, parallel, [&](const std::int32_t* dots, std::int64_t first, std::int64_t last) {
       requantize(dots, last - first, oc, q.m, q.c, q.lo, q.hi, dst + first * oc);
