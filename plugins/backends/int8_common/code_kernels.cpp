@@ -153,8 +153,8 @@ __attribute__((always_inline)) inline void add_up(std::uint16_t* __restrict dst,
 // codes q and q + C of both rows, rounded as pool_row_narrow does, in one
 // contiguous pass; then each window's C codes, at every other pixel. Where
 // pool_row_narrow makes three passes through its buffers, this took LeNet's
-// first pooling from 23.9 to 20.6 us, and its share of the binary LeNet's
-// time from 15% to 9% (perf).
+// first pooling from 23.9 to 20.6 us, and the two poolings' share of the
+// binary LeNet's time from 15% to 9% (perf).
 __attribute__((target_clones("avx2", "default"))) void pool_row_2x2(
     const std::uint8_t* __restrict top, const std::uint8_t* __restrict bottom,
     std::uint8_t* __restrict out, std::uint8_t* __restrict means, std::uint8_t* __restrict windows,
