@@ -36,3 +36,26 @@ if(QLAB_WITH_ONEDNN AND DNNL_INCLUDE_DIR AND DNNL_LIBRARY)
 else()
   message(STATUS "oneDNN not found (libdnnl-dev) or QLAB_WITH_ONEDNN off: the fp32 baseline runs on LibTorch's kernels")
 endif()
+
+# A pip-installed LibTorch carries its own fmt and protobuf headers, newer
+# than the libraries qlab links (fmt 9 and protobuf 3.21 on Debian 12), and
+# its include folder would shadow theirs. Their folders go first, with the
+# multiarch folder beside them that Debian's headers also include from
+# (Lua's luaconf.h, zlib's zconf.h). /usr/include cannot go first (the
+# compiler searches it last, whatever it is told), so this helps where the
+# dependencies sit in a prefix, as tools/gpu's kit puts them.
+get_target_property(qlab_fmt_includes fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+set(qlab_first_includes)
+foreach(dir IN LISTS qlab_fmt_includes Protobuf_INCLUDE_DIRS)
+  if(dir AND NOT dir MATCHES "^/usr/include/?$")
+    list(APPEND qlab_first_includes ${dir})
+    if(CMAKE_LIBRARY_ARCHITECTURE AND IS_DIRECTORY ${dir}/${CMAKE_LIBRARY_ARCHITECTURE})
+      list(APPEND qlab_first_includes ${dir}/${CMAKE_LIBRARY_ARCHITECTURE})
+    endif()
+  endif()
+endforeach()
+list(REMOVE_DUPLICATES qlab_first_includes)
+if(qlab_first_includes)
+  message(STATUS "Searched before LibTorch's headers: ${qlab_first_includes}")
+  include_directories(BEFORE SYSTEM ${qlab_first_includes})
+endif()
