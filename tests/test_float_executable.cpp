@@ -57,7 +57,9 @@ torch::Tensor batch_for(const Graph& g, std::int64_t n) {
 void expect_matches_module(const Graph& g) {
   auto module = test::randomised(g, 3);
   auto exe = float_executable(module);
-  if (kOneDnn) EXPECT_NE(exe->describe().find("oneDNN"), std::string::npos);
+  if (kOneDnn) {
+    EXPECT_NE(exe->describe().find("oneDNN"), std::string::npos);
+  }
   // A full batch and a short last one: each batch size has a plan of its own.
   for (std::int64_t n : {64, 7, 64}) {
     const auto x = batch_for(g, n);
@@ -102,8 +104,9 @@ TEST(FloatExecutable, FallsBackToLibTorchAndSaysWhyForAnOpOneDnnDoesNotLower) {
   g.set_outputs({g.reparameterize("z", mu, logvar)});
   auto exe = float_executable(GraphModule(g));
   EXPECT_NE(exe->describe().find("LibTorch"), std::string::npos) << exe->describe();
-  if (kOneDnn)
+  if (kOneDnn) {
     EXPECT_NE(exe->describe().find("reparameterize (z)"), std::string::npos) << exe->describe();
+  }
   EXPECT_EQ(exe->run(torch::randn({3, 4}))[0].sizes(), (std::vector<std::int64_t>{3, 2}));
 
   Graph bn_first("BatchNormFirst");

@@ -73,7 +73,9 @@ TEST(QParams, MseWeightRangeBeatsMinMaxAndIsTheBestOfAFineScan) {
     EXPECT_LE(codes.max().item<std::int64_t>(), mse.qmax);
     const auto e_mse = channel_errors(w, mse), e_minmax = channel_errors(w, minmax);
     EXPECT_TRUE((e_mse <= e_minmax * (1 + 1e-5)).all().item<bool>()) << bits << " bits";
-    if (bits <= 3) EXPECT_TRUE((e_mse < 0.8 * e_minmax).all().item<bool>()) << bits << " bits";
+    if (bits <= 3) {
+      EXPECT_TRUE((e_mse < 0.8 * e_minmax).all().item<bool>()) << bits << " bits";
+    }
     // No scale on a finer scan than the search's does better than 1% over
     // it (at 8 bits the error is too flat in the range for that to hold).
     for (int k = 5; k <= 300 && bits <= 4; ++k) {
