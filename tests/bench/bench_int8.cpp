@@ -21,6 +21,8 @@
 #include <map>
 #include <vector>
 
+#include <unistd.h>
+
 namespace qlab {
 namespace {
 
@@ -308,9 +310,12 @@ const std::pair<const char*, const char*> kSpeedups[] = {
 // The console output, and each benchmark's real times kept for kSpeedups.
 // Under --benchmark_repetitions a ratio is of the medians, so that with
 // --benchmark_enable_random_interleaving both sides sample the same phases
-// of a shared machine.
+// of a shared machine. A reporter passed in keeps its own options, which
+// --benchmark_color does not reach: colour only on a terminal, as the
+// library's "auto" does, and never in a log.
 class SpeedupReporter : public benchmark::ConsoleReporter {
  public:
+  SpeedupReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs)
       if (!r.error_occurred && r.run_type == Run::RT_Iteration)

@@ -121,7 +121,7 @@ engines() {
   if [[ -x $build/tests/bench/qlab_bench ]]; then
     bounded "${2:-600}" "$build/tests/bench/qlab_bench" \
       --benchmark_filter='^(layer|model)/[^/]+/(fp32|int8_(onednn|fbgemm|x86))/' \
-      --benchmark_min_time=0.2 --benchmark_color=false >"$out/bench_int8.txt" 2>&1 || rc=1
+      --benchmark_min_time=0.2 >"$out/bench_int8.txt" 2>&1 || rc=1
     tail -n 40 "$out/bench_int8.txt"
   fi
   return $rc
