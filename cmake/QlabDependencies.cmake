@@ -41,9 +41,9 @@ endif()
 # than the libraries qlab links (fmt 9 and protobuf 3.21 on Debian 12), and
 # its include folder would shadow theirs. Their folders go first, with the
 # multiarch folder beside them that Debian's headers also include from
-# (Lua's luaconf.h, zlib's zconf.h). /usr/include cannot go first (the
-# compiler searches it last, whatever it is told), so this helps where the
-# dependencies sit in a prefix, as tools/gpu's kit puts them.
+# (Lua's luaconf.h: lua5.4-deb-multiarch.h). /usr/include cannot go first
+# (the compiler searches it last, whatever it is told), so this helps where
+# the dependencies sit in a prefix, as tools/gpu's kit puts them.
 get_target_property(qlab_fmt_includes fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
 set(qlab_first_includes)
 foreach(dir IN LISTS qlab_fmt_includes Protobuf_INCLUDE_DIRS)

@@ -108,7 +108,7 @@ gpu_measure() {
     --reports "$dir" >"$dir/gpu_inference.log" 2>&1
   local rc=$?
   tail -n 20 "$dir/gpu_inference.log"
-  [[ -e $dir/gpu_inference/README.md ]] && cat "$dir/gpu_inference/README.md" | head -n 40
+  [[ -e $dir/gpu_inference/README.md ]] && head -n 40 "$dir/gpu_inference/README.md"
   tar -czf "$out/gpu.tgz" -C "$out" gpu && rm -rf "$dir"
   return $rc
 }
