@@ -346,11 +346,7 @@ void pack_fields(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int64_t f
 void field_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n, std::int64_t oh,
                const Requant* q, std::int32_t* dots, std::uint8_t* codes, Isa isa) {
   const ConvGeometry& g = x.geometry;
-  // Kept by each thread: a fresh one at every row cost LeNet's 6->16 conv
-  // 8% of a row's time (39 of 480 ns at AVX2, old and new alternating in
-  // one process).
-  thread_local std::vector<std::int32_t> sums;
-  sums.resize(static_cast<std::size_t>(g.out_width()));
+  std::int32_t* sums = sums_for(g.out_width());
   const std::int64_t row_words = columns(g) * column_words(g);
   for (std::int64_t group = 0; group < g.groups; ++group) {
     FieldRow r;
@@ -374,7 +370,7 @@ void field_row(const PackedActivations& x, const PackedWeights& w, std::int64_t 
     r.out_column = g.out_channels;
 #if defined(__x86_64__)
     if (isa != Isa::portable) {
-      row_avx2(r, sums.data());
+      row_avx2(r, sums);
       continue;
     }
 #endif

@@ -1,11 +1,15 @@
 #pragma once
 // The kernels on packed fields (Packing::fields, bit_kernels.hpp), for
-// bit_kernels.cpp to dispatch to.
+// bit_kernels.cpp to dispatch to, and what the two files share.
 #include "bit_kernels.hpp"
 
 #include <vector>
 
 namespace qlab::bits {
+
+/// Room for a row's activation sums (at least `width`), kept by each
+/// thread: the kernels take one row a call.
+std::int32_t* sums_for(std::int64_t width);
 
 /// 32-bit words of a layer's weights as fields (PackedWeights::fields).
 std::int64_t weight_field_words(const ConvGeometry& g);
