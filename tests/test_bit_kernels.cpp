@@ -69,16 +69,34 @@ Case random_case(std::mt19937& rng, int trial) {
     c.height = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 9);
     // Wide enough for rows of several column tiles (W1A1 splits at 12).
     c.width = pick(std::max<std::int64_t>(1, c.kernel - 2 * c.spec.padding), 30);
+    // Every eighth case a shape the Winograd kernels take (3x3, stride 1,
+    // one group), drawn as the others so that their draws stay the same.
+    if (trial % 8 == 2) {
+      c.in /= groups;
+      c.out /= groups;
+      c.spec.groups = 1;
+      c.kernel = 3;
+      c.spec.stride = 1;
+      c.height = std::max<std::int64_t>(c.height, 3 - 2 * c.spec.padding);
+      c.width = std::max<std::int64_t>(c.width, 3 - 2 * c.spec.padding);
+    }
   }
   return c;
 }
 
-// The packings that run the case: bit planes and fields for weights of up
-// to 2 bits; selected sums for a linear layer on one-bit inputs.
-std::vector<Packing> packings(const Case& c) {
+bool winograd_case(const Case& c) {
+  return !c.spec.linear && c.kernel == 3 && c.spec.stride == 1 && c.spec.groups == 1 &&
+         c.spec.weight_bits <= 2;
+}
+
+// The packings that run the case on `isa`: bit planes and fields for
+// weights of up to 2 bits; selected sums for a linear layer on one-bit
+// inputs; Winograd for a 3x3 conv of stride 1 (avx512 where it has VNNI).
+std::vector<Packing> packings(const Case& c, Isa isa) {
   std::vector<Packing> out;
   if (c.spec.weight_bits <= 2) out = {Packing::planes, Packing::fields};
   if (c.spec.linear && c.spec.activation_bits == 1) out.push_back(Packing::selected);
+  if (winograd_case(c) && (isa != Isa::avx512 || cpu_has_vnni())) out.push_back(Packing::winograd);
   return out;
 }
 
@@ -111,7 +129,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
   int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0, two_by_two = 0;
-  int whole_words = 0;
+  int whole_words = 0, winograd = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -121,8 +139,9 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     ++(g.windowed() ? windowed : aligned);
     paired += g.paired() && c.spec.weight_bits == 1 && c.spec.activation_bits == 1;
     ++(g.group_in() % 4 == 0 ? dense_fields : window_fields);
-    const auto ways = packings(c);
+    const auto ways = packings(c, Isa::portable);
     selected += ways.back() == Packing::selected;
+    winograd += winograd_case(c);
     wide += c.spec.weight_bits > 2;
     two_by_two += c.spec.weight_bits == 2 && c.spec.activation_bits == 2;
     whole_words += g.group_in() % 64 == 0 && g.groups == 1 && !g.windowed();
@@ -138,7 +157,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
         {torch::randint(0, static_cast<std::int64_t>(c.levels.size()), wshape, torch::kInt64)});
     const auto expected = reference_dots(c, a, w);
     for (Isa isa : isas())
-      for (Packing packing : packings(c))
+      for (Packing packing : packings(c, isa))
         for (bool parallel : {false, true}) {
           BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, packing);
           const auto got = layer.dots(x, parallel);
@@ -156,6 +175,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(wide, 4);
   EXPECT_GE(two_by_two, 20);   // AVX-512's kernel of four plane pairs in one pass
   EXPECT_GE(whole_words, 10);  // rows packed in one call
+  EXPECT_GE(winograd, 10);     // 3x3 convolutions of stride 1, ungrouped
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on
@@ -193,7 +213,7 @@ TEST(BitKernels, OutputsAreTheDotsOnTheOutputGrid) {
           .to(torch::kUInt8);
     };
     for (Isa isa : isas())
-      for (Packing packing : packings(c)) {
+      for (Packing packing : packings(c, isa)) {
         BitLayer layer(c.spec, w, scale, bias, isa, packing);
         // One layer on inputs of another scale and back: what a layer keeps
         // for its input's grid (thresholds) must follow it.
@@ -275,6 +295,69 @@ TEST(BitKernels, RefuseWeightsWiderThanTheirPlanes) {
   EXPECT_THROW(
       BitLayer(spec, w, torch::ones({1}, torch::kFloat64), {}, Isa::portable, Packing::selected),
       std::invalid_argument);
+}
+
+// Winograd's F(2x2, 3x3) on wider layers than the random cases draw:
+// output channels across several register tiles (4 blocks of 16) and their
+// remainder, maps of many tile blocks, every zero point and padding.
+TEST(BitKernels, WinogradEqualsTheIntegerConvolutionOnWideLayers) {
+  std::mt19937 rng(5);
+  torch::manual_seed(5);
+  std::vector<Isa> ways;
+  for (Isa isa : isas())
+    if (isa != Isa::avx512 || cpu_has_vnni()) ways.push_back(isa);
+  for (int trial = 0; trial < 12; ++trial) {
+    auto pick = [&](std::int64_t lo, std::int64_t hi) {
+      return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+    };
+    Case c;
+    c.spec.weight_bits = c.spec.activation_bits = 2;
+    c.levels = trial % 2 ? std::vector<int>{-3, -1, 1, 3} : std::vector<int>{-2, -1, 0, 1};
+    c.zero_point = trial % 4;
+    c.spec.padding = trial % 3;
+    c.kernel = 3;
+    c.batch = pick(1, 3);
+    c.in = pick(1, 150);
+    c.out = pick(1, 90);
+    c.height = pick(std::max<std::int64_t>(1, 3 - 2 * c.spec.padding), 20);
+    c.width = pick(std::max<std::int64_t>(1, 3 - 2 * c.spec.padding), 20);
+    const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
+    const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+    const auto w = torch::tensor(c.levels, torch::kInt8)
+                       .index({torch::randint(0, 4, {c.out, c.in, 3, 3}, torch::kInt64)});
+    const auto expected = reference_dots(c, a, w);
+    for (Isa isa : ways) {
+      BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::winograd);
+      const auto got = layer.dots(x, true);
+      ASSERT_TRUE(torch::equal(got, expected))
+          << describe(c) << " on " << to_string(isa) << ": max difference "
+          << (got - expected).abs().max().item<int>();
+    }
+  }
+}
+
+// W2A2 3x3 convolutions of stride 1 run on Winograd's kernels on AVX2 and
+// VNNI unless asked otherwise; weights past [-3, 3] stay on bit planes or
+// fields, and shapes the kernels do not take are refused.
+TEST(BitKernels, WinogradRunsWhereItFits) {
+  LayerSpec spec;
+  spec.weight_bits = spec.activation_bits = 2;
+  spec.padding = 1;
+  const auto scale = torch::ones({1}, torch::kFloat64);
+  const auto odd = torch::tensor({-3, -1, 1, 3}, torch::kInt8)
+                       .index({torch::randint(0, 4, {8, 16, 3, 3}, torch::kInt64)});
+  for (Isa isa : isas()) {
+    const BitLayer layer(spec, odd, scale, {}, isa);
+    const bool vector = isa == Isa::avx2 || (isa == Isa::avx512 && cpu_has_vnni());
+    EXPECT_EQ(layer.kernel().find("winograd") != std::string::npos, vector) << layer.kernel();
+    const BitLayer wide(spec, odd * 2, scale, {}, isa);
+    EXPECT_EQ(wide.kernel().find("winograd"), std::string::npos) << wide.kernel();
+  }
+  EXPECT_THROW(BitLayer(spec, odd * 2, scale, {}, Isa::portable, Packing::winograd),
+               std::invalid_argument);
+  spec.stride = 2;
+  EXPECT_THROW(BitLayer(spec, odd, scale, {}, Isa::portable, Packing::winograd),
+               std::invalid_argument);
 }
 
 TEST(BitKernels, RefuseAnInputOfTheWrongShape) {

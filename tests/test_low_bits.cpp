@@ -7,6 +7,7 @@
 #include "test_support.hpp"
 
 #include <bit_kernels.hpp>
+#include <winograd_kernels.hpp>
 
 #include <qlab/quant/ptq.hpp>
 
@@ -161,12 +162,16 @@ TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
 
 // bitserial takes every conv2d and linear layer of 1- or 2-bit weights and
 // inputs onto its bit kernels (the suite above checks their outputs), and
-// leaves wider ones to oneDNN's int8 kernels. On AVX2, a W2A2 conv2d runs on
-// packed fields, and says so.
+// leaves wider ones to oneDNN's int8 kernels. A W2A2 conv2d runs on
+// Winograd's kernels where it is 3x3 of stride 1 on AVX2 or VNNI, else on
+// AVX2 on packed fields, and says so.
 TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
   auto b = registry().backend("bitserial");
   if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
   b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
+  const bool avx2 = bits::best_isa() == bits::Isa::avx2,
+             vnni = bits::best_isa() == bits::Isa::avx512 && bits::cpu_has_vnni();
+  std::size_t winograd = 0;
   for (const auto& c : kCases)
     for (int bits : {1, 2, 4}) {
       const auto q = quantized(c, bits);
@@ -175,10 +180,14 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
       std::size_t bit_layers = 0;
       for (const auto& line : exe->lowered()) {
         bit_layers += line.find("bitserial::") != std::string::npos;
-        const bool conv = line.find("bitserial::conv2d") != std::string::npos;
-        EXPECT_EQ(line.find(", fields)") != std::string::npos,
-                  conv && bits == 2 && bits::best_isa() == bits::Isa::avx2)
-            << line;
+        const bool two_bit_conv = line.find("bitserial::conv2d") != std::string::npos && bits == 2;
+        if (line.find(", fields)") != std::string::npos) {
+          EXPECT_TRUE(two_bit_conv && avx2) << line;
+        }
+        if (line.find(", winograd)") != std::string::npos) {
+          EXPECT_TRUE(two_bit_conv && (avx2 || vnni)) << line;
+          ++winograd;
+        }
       }
       if (bits <= 2) {
         EXPECT_EQ(bit_layers, q->layers.size()) << c.name << " at " << bits << " bits";
@@ -188,6 +197,7 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
         EXPECT_EQ(bit_layers, 0u) << c.name << " at " << bits << " bits";
       }
     }
+  EXPECT_EQ(winograd > 0, avx2 || vnni);  // the cases hold 3x3 convolutions of stride 1
 }
 
 // A linear layer of 8-bit weights on one-bit inputs (a binary network's

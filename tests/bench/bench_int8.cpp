@@ -259,6 +259,14 @@ void register_bit_kernels() {
                 {"bitserial", at::QEngine::ONEDNN, true, [isa, packing](const int8::LayerOffer& o) {
                    return bits::bit_layer_for(o, isa, packing);
                  }});
+      // Winograd's F(2x2, 3x3), the default for this W2A2 layer on VNNI and AVX2.
+      if (bits == 2 && std::string(kind).rfind("conv3x3", 0) == 0)
+        for (bits::Isa isa : {bits::Isa::avx512, bits::Isa::avx2})
+          if (isa == bits::Isa::avx512 ? bits::cpu_has_vnni() : bits::cpu_has(isa))
+            add_layer(name + "/bitserial_" + bits::to_string(isa) + "_winograd", kind, bits, node,
+                      {"bitserial", at::QEngine::ONEDNN, true, [isa](const int8::LayerOffer& o) {
+                         return bits::bit_layer_for(o, isa, bits::Packing::winograd);
+                       }});
     }
   for (int bits : {1, 2}) {
     ConfigEntry all, first, last;
@@ -302,6 +310,8 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/bitserial_avx512_fields", "/int8_onednn"},
     {"/bitserial_avx2_fields", "/int8_onednn"},
     {"/bitserial_portable_fields", "/int8_onednn"},
+    {"/bitserial_avx512_winograd", "/int8_onednn"},
+    {"/bitserial_avx2_winograd", "/int8_onednn"},
     {"/bitserial", "/int8_onednn"},
     {"/bitserial", "/fp32"},
     {"/qlab_image_conv", "/onednn_engine"},

@@ -903,6 +903,8 @@ const char* to_string(Packing packing) {
       return "fields";
     case Packing::selected:
       return "selected sums";
+    case Packing::winograd:
+      return "winograd";
     default:
       return "planes";
   }

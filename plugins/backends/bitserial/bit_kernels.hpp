@@ -87,8 +87,10 @@ inline constexpr std::int64_t kChannelBlock = 8;
 /// How activations are packed, and so which kernel runs: bit planes (AND
 /// and popcount) or fields (multiply-add, AVX2 or portable; see above; an
 /// AVX-512 CPU runs the AVX2 kernel); or, for a linear layer on one-bit
-/// inputs, not at all: their bits select weights to add (selected_sums.hpp).
-enum class Packing { planes, fields, selected };
+/// inputs, not at all: their bits select weights to add (selected_sums.hpp);
+/// or, for a 3x3 convolution, as bytes transformed by Winograd's F(2x2,
+/// 3x3) (winograd_kernels.hpp; VNNI or portable).
+enum class Packing { planes, fields, selected, winograd };
 const char* to_string(Packing packing);
 
 /// The faster packing for this layer on `isa`, as measured by

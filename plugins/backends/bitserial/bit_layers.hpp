@@ -3,6 +3,7 @@
 // quint8 tensors as the int8 executable passes them: codes in, codes out.
 #include "bit_kernels.hpp"
 #include "selected_sums.hpp"
+#include "winograd_kernels.hpp"
 
 #include <aten_int8.hpp>
 
@@ -33,7 +34,9 @@ struct LayerSpec {
 class BitLayer {
  public:
   /// Throws std::invalid_argument when the codes do not fit the widths.
-  /// `packing`: which kernel runs; by default best_packing's.
+  /// `packing`: which kernel runs; by default Winograd's for a W2A2 3x3
+  /// convolution of stride 1 on a VNNI CPU (Isa::avx512), else
+  /// best_packing's.
   BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
            const torch::Tensor& bias, Isa isa, std::optional<Packing> packing = std::nullopt);
 
@@ -64,6 +67,9 @@ class BitLayer {
   using Selected =
       std::function<void(const std::int32_t* dots, std::int64_t first, std::int64_t last)>;
   void for_selected(const torch::Tensor& x, bool parallel, const Selected& run) const;
+  // Packing::winograd: dots (no `q`) or codes of every image.
+  void for_winograd(const torch::Tensor& x, const ConvGeometry& g, bool parallel, const Requant* q,
+                    std::int32_t* dots, std::uint8_t* codes) const;
 
   // requant_thresholds() for the input grid (scale, zero point) that set
   // them: a layer's calls share one, and finding them at every call cost
@@ -82,6 +88,7 @@ class BitLayer {
   Packing packing_;
   PackedWeights weights_;             // Packing::selected: its geometry and code sums only
   SelectedWeights selected_;          // Packing::selected
+  WinogradWeights winograd_;          // Packing::winograd
   std::vector<double> weight_scale_;  // per output channel
   std::vector<double> bias_;          // per output channel, 0 when absent
   mutable std::mutex thresholds_mutex_;
