@@ -138,10 +138,8 @@ void BitLayer::for_winograd(const torch::Tensor& x, const ConvGeometry& g, bool 
                             const Requant* q, std::int32_t* dots, std::uint8_t* codes) const {
   const auto nhwc = x.contiguous(at::MemoryFormat::ChannelsLast);
   const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
-  const std::int64_t image = g.out_height() * g.out_width() * g.out_channels;
-  for_ranges(g.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
-    winograd_conv(g, codes_of(nhwc), pad, winograd_, first, last, q,
-                  q ? nullptr : dots + first * image, q ? codes + first * image : nullptr);
+  for_ranges(winograd_items(g), 1, parallel, [&](std::int64_t first, std::int64_t last) {
+    winograd_conv(g, codes_of(nhwc), pad, winograd_, first, last, q, dots, codes);
   });
 }
 

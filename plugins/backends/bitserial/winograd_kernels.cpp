@@ -39,6 +39,23 @@ void output_transform(const T& m0, const T& m1, const T& m2, const T& m3, T& y0,
   y1 = m1 - m2 - m3;
 }
 
+// Tiles transformed and multiplied together: their V (24 KB at 64
+// channels) and M (96 KB at 64 output channels). Blocks of 6 to 48 tiles
+// ran alike: 3.29-3.37 ms for the 64->64 28x28 layer at batch 64 on one
+// thread (VNNI), alternating in one process.
+constexpr std::int64_t kTiles = 24;
+
+// Work item `item` (winograd_items()): its image and its tiles [first, last).
+struct Item {
+  std::int64_t image, first, last;
+};
+Item item_at(const ConvGeometry& g, std::int64_t item) {
+  const std::int64_t tiles = tiles_down(g) * tiles_across(g),
+                     per_image = (tiles + kTiles - 1) / kTiles;
+  const std::int64_t first = item % per_image * kTiles;
+  return {item / per_image, first, std::min(tiles, first + kTiles)};
+}
+
 // The portable kernel: one tile at a time, in plain integers, by the same
 // transforms; its dots go through requantize().
 void conv_portable(const ConvGeometry& g, const std::uint8_t* nhwc, std::uint8_t pad,
@@ -47,70 +64,69 @@ void conv_portable(const ConvGeometry& g, const std::uint8_t* nhwc, std::uint8_t
   const std::int64_t c_in = g.in_channels, c_out = g.out_channels, oh_n = g.out_height(),
                      ow_n = g.out_width(), image_out = oh_n * ow_n * c_out;
   std::vector<std::int32_t> v(static_cast<std::size_t>(kPositions * c_in)),
-      m(static_cast<std::size_t>(kPositions * c_out)),
-      image(q ? static_cast<std::size_t>(image_out) : 0);
-  for (std::int64_t n = first; n < last; ++n) {
-    std::int32_t* out = q ? image.data() : dots + (n - first) * image_out;
-    const std::uint8_t* in = nhwc + n * g.height * g.width * c_in;
-    for (std::int64_t ty = 0; ty < tiles_down(g); ++ty)
-      for (std::int64_t tx = 0; tx < tiles_across(g); ++tx) {
-        for (std::int64_t c = 0; c < c_in; ++c) {
-          std::int32_t d[4][4];
-          for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 4; ++j) {
-              const std::int64_t ih = 2 * ty - g.padding + i, iw = 2 * tx - g.padding + j;
-              d[i][j] = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width
-                            ? in[(ih * g.width + iw) * c_in + c]
-                            : pad;
-            }
-          for (auto& row : d) input_transform(row[0], row[1], row[2], row[3]);
-          for (int j = 0; j < 4; ++j) input_transform(d[0][j], d[1][j], d[2][j], d[3][j]);
-          for (int p = 0; p < kPositions; ++p)
-            v[static_cast<std::size_t>(p * c_in + c)] = d[p / 4][p % 4];
-        }
-        for (int p = 0; p < kPositions; ++p)
-          for (std::int64_t k = 0; k < c_out; ++k) {
-            std::int32_t sum = 0;
-            for (std::int64_t c = 0; c < c_in; ++c)
-              sum += v[static_cast<std::size_t>(p * c_in + c)] * w.u[w.at(p, k, c)];
-            m[static_cast<std::size_t>(p * c_out + k)] = sum;
+      m(static_cast<std::size_t>(kPositions * c_out)), y(static_cast<std::size_t>(4 * c_out));
+  for (std::int64_t item = first; item < last; ++item) {
+    const Item it = item_at(g, item);
+    const std::uint8_t* in = nhwc + it.image * g.height * g.width * c_in;
+    for (std::int64_t tile = it.first; tile < it.last; ++tile) {
+      const std::int64_t ty = tile / tiles_across(g), tx = tile % tiles_across(g);
+      for (std::int64_t c = 0; c < c_in; ++c) {
+        std::int32_t d[4][4];
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) {
+            const std::int64_t ih = 2 * ty - g.padding + i, iw = 2 * tx - g.padding + j;
+            d[i][j] = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width
+                          ? in[(ih * g.width + iw) * c_in + c]
+                          : pad;
           }
-        for (std::int64_t k = 0; k < c_out; ++k) {
-          std::int32_t t[4][2], y[2][2];
-          const auto at = [&](int i, int j) {
-            return m[static_cast<std::size_t>((4 * i + j) * c_out + k)];
-          };
-          for (int i = 0; i < 4; ++i)
-            output_transform(at(i, 0), at(i, 1), at(i, 2), at(i, 3), t[i][0], t[i][1]);
-          for (int s = 0; s < 2; ++s)
-            output_transform(t[0][s], t[1][s], t[2][s], t[3][s], y[0][s], y[1][s]);
-          for (int r = 0; r < 2; ++r)
-            for (int s = 0; s < 2; ++s) {
-              const std::int64_t oh = 2 * ty + r, ow = 2 * tx + s;
-              if (oh < oh_n && ow < ow_n) out[(oh * ow_n + ow) * c_out + k] = y[r][s] / 4;
-            }
-        }
+        for (auto& row : d) input_transform(row[0], row[1], row[2], row[3]);
+        for (int j = 0; j < 4; ++j) input_transform(d[0][j], d[1][j], d[2][j], d[3][j]);
+        for (int p = 0; p < kPositions; ++p)
+          v[static_cast<std::size_t>(p * c_in + c)] = d[p / 4][p % 4];
       }
-    if (q)
-      requantize(out, oh_n * ow_n, c_out, q->m, q->c, q->lo, q->hi,
-                 codes + (n - first) * image_out);
+      for (int p = 0; p < kPositions; ++p)
+        for (std::int64_t k = 0; k < c_out; ++k) {
+          std::int32_t sum = 0;
+          for (std::int64_t c = 0; c < c_in; ++c)
+            sum += v[static_cast<std::size_t>(p * c_in + c)] * w.u[w.at(p, k, c)];
+          m[static_cast<std::size_t>(p * c_out + k)] = sum;
+        }
+      for (std::int64_t k = 0; k < c_out; ++k) {
+        std::int32_t t[4][2], out[2][2];
+        const auto at = [&](int i, int j) {
+          return m[static_cast<std::size_t>((4 * i + j) * c_out + k)];
+        };
+        for (int i = 0; i < 4; ++i)
+          output_transform(at(i, 0), at(i, 1), at(i, 2), at(i, 3), t[i][0], t[i][1]);
+        for (int s = 0; s < 2; ++s)
+          output_transform(t[0][s], t[1][s], t[2][s], t[3][s], out[0][s], out[1][s]);
+        for (int r = 0; r < 2; ++r)
+          for (int s = 0; s < 2; ++s)
+            y[static_cast<std::size_t>((2 * r + s) * c_out + k)] = out[r][s] / 4;
+      }
+      for (int r = 0; r < 2; ++r)
+        for (int s = 0; s < 2; ++s) {
+          const std::int64_t oh = 2 * ty + r, ow = 2 * tx + s;
+          if (oh >= oh_n || ow >= ow_n) continue;
+          const std::int32_t* from = y.data() + (2 * r + s) * c_out;
+          const std::int64_t at = it.image * image_out + (oh * ow_n + ow) * c_out;
+          if (q)
+            requantize(from, 1, c_out, q->m, q->c, q->lo, q->hi, codes + at);
+          else
+            std::copy(from, from + c_out, dots + at);
+        }
+    }
   }
 }
 
-// Tiles transformed and multiplied together: their V (24 KB at 64
-// channels) and M (96 KB at 64 output channels). Blocks of 6 to 48 tiles
-// ran alike: 3.29-3.37 ms for the 64->64 28x28 layer at batch 64 on one
-// thread (VNNI), alternating in one process.
-constexpr std::int64_t kTiles = 24;
-
-// Images [first, last) on one instruction set's kernels: per block of
+// Items [first, last) on one instruction set's kernels: per block of
 // tiles, transform, multiply at each position, finish.
 void conv_vector(const winograd::Kernels& k, const ConvGeometry& g, const std::uint8_t* nhwc,
                  std::uint8_t pad, const WinogradWeights& w, std::int64_t first, std::int64_t last,
                  const Requant* q, std::int32_t* dots, std::uint8_t* codes) {
   const std::int64_t c_in = g.in_channels,
                      image_out = g.out_height() * g.out_width() * g.out_channels;
-  const std::int64_t across = tiles_across(g), tiles = tiles_down(g) * across;
+  const std::int64_t across = tiles_across(g);
   // V + 6: [position][tile][stride bytes]; M: [tile][position][out int32].
   const std::int64_t stride = (c_in + 63) / 64 * 64, out = w.blocks * kWinogradBlock;
   thread_local std::vector<std::uint8_t> v;
@@ -118,36 +134,39 @@ void conv_vector(const winograd::Kernels& k, const ConvGeometry& g, const std::u
   v.resize(static_cast<std::size_t>(kPositions * kTiles * stride));
   m.resize(static_cast<std::size_t>(kTiles * kPositions * out));
   const std::int64_t u_block = w.steps * kWinogradBlock * w.group, m_tile = kPositions * out;
-  for (std::int64_t n = first; n < last; ++n) {
-    const std::uint8_t* image = nhwc + n * g.height * g.width * c_in;
-    for (std::int64_t t0 = 0; t0 < tiles; t0 += kTiles) {
-      const std::int64_t count = std::min(kTiles, tiles - t0);
-      for (std::int64_t i = 0; i < count; ++i)
-        k.transform(g, image, pad, (t0 + i) / across, (t0 + i) % across, v.data() + i * stride,
-                    kTiles * stride);
-      for (int p = 0; p < kPositions; ++p)
-        for (std::int64_t b0 = 0; b0 < w.blocks; b0 += k.blocks) {
-          const auto nb = static_cast<int>(std::min<std::int64_t>(k.blocks, w.blocks - b0));
-          const std::int8_t* u = w.u.data() + (p * w.blocks + b0) * u_block;
-          const std::int32_t* start = w.start.data() + p * out + b0 * kWinogradBlock;
-          for (std::int64_t r0 = 0; r0 < count; r0 += k.rows) {
-            const auto rows = static_cast<int>(std::min<std::int64_t>(k.rows, count - r0));
-            k.multiply(rows, nb)(v.data() + (p * kTiles + r0) * stride, stride, u, u_block, w.steps,
-                                 start, m.data() + r0 * m_tile + p * out + b0 * kWinogradBlock,
-                                 m_tile);
-          }
+  for (std::int64_t item = first; item < last; ++item) {
+    const Item it = item_at(g, item);
+    const std::uint8_t* image = nhwc + it.image * g.height * g.width * c_in;
+    const std::int64_t t0 = it.first, count = it.last - it.first;
+    for (std::int64_t i = 0; i < count; ++i)
+      k.transform(g, image, pad, (t0 + i) / across, (t0 + i) % across, v.data() + i * stride,
+                  kTiles * stride);
+    for (int p = 0; p < kPositions; ++p)
+      for (std::int64_t b0 = 0; b0 < w.blocks; b0 += k.blocks) {
+        const auto nb = static_cast<int>(std::min<std::int64_t>(k.blocks, w.blocks - b0));
+        const std::int8_t* u = w.u.data() + (p * w.blocks + b0) * u_block;
+        const std::int32_t* start = w.start.data() + p * out + b0 * kWinogradBlock;
+        for (std::int64_t r0 = 0; r0 < count; r0 += k.rows) {
+          const auto rows = static_cast<int>(std::min<std::int64_t>(k.rows, count - r0));
+          k.multiply(rows, nb)(v.data() + (p * kTiles + r0) * stride, stride, u, u_block, w.steps,
+                               start, m.data() + r0 * m_tile + p * out + b0 * kWinogradBlock,
+                               m_tile);
         }
-      for (std::int64_t b = 0; b < w.blocks; ++b)
-        k.finish(g, m.data() + b * kWinogradBlock, m_tile, out, b, t0, count, q,
-                 q ? nullptr : dots + (n - first) * image_out,
-                 q ? codes + (n - first) * image_out : nullptr);
-    }
+      }
+    for (std::int64_t b = 0; b < w.blocks; ++b)
+      k.finish(g, m.data() + b * kWinogradBlock, m_tile, out, b, t0, count, q,
+               q ? nullptr : dots + it.image * image_out,
+               q ? codes + it.image * image_out : nullptr);
   }
 }
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
 
 }  // namespace
+
+std::int64_t winograd_items(const ConvGeometry& g) {
+  return g.batch * ((tiles_down(g) * tiles_across(g) + kTiles - 1) / kTiles);
+}
 
 bool winograd_suits(const ConvGeometry& g) {
   return g.kernel == 3 && g.stride == 1 && g.groups == 1;

@@ -67,9 +67,14 @@ bool cpu_has_vnni();
 /// outside [-3, 3].
 WinogradWeights winograd_weights(const ConvGeometry& g, const std::int8_t* codes, Isa isa);
 
-/// The dots (sum a w) of images [first, last) of g's NHWC uint8 codes in
-/// [0, 3] (padding: `pad_code`, also in [0, 3]): out[image][oh][ow]
-/// [channel], int32, `dots` pointing at image `first`'s. With `q`, the
+/// How many items of work a layer of g's shape splits into: each image's
+/// output tiles in blocks of 24, so that a batch smaller than the threads
+/// still spreads over them.
+std::int64_t winograd_items(const ConvGeometry& g);
+
+/// The dots (sum a w) of items [first, last) of g's NHWC uint8 codes in
+/// [0, 3] (padding: `pad_code`, also in [0, 3]) to `dots`
+/// ([image][oh][ow][channel] int32, the whole batch's); with `q`, the
 /// output codes instead, to `codes` (uint8, the same layout). On the kernel
 /// the weights were laid out for; throws std::invalid_argument where this
 /// CPU lacks it.
