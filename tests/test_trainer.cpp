@@ -10,6 +10,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace qlab {
 namespace {
@@ -192,6 +194,25 @@ TEST(Runtime, ForRangesRunOnEveryIntraOpThread) {
   for_ranges(64, 1, false,
              [&](std::int64_t, std::int64_t) { seen.insert(std::this_thread::get_id()); });
   EXPECT_EQ(seen, std::set<std::thread::id>{std::this_thread::get_id()});
+}
+
+// for_claimed covers every item once, in chunks, on the intra-op threads.
+TEST(Runtime, ForClaimedCoversEveryItemOnce) {
+  set_threads(2);
+  std::mutex mutex;
+  std::vector<int> hits(1000, 0);
+  std::set<std::thread::id> seen;
+  for_claimed(1000, 7, true, [&](std::int64_t begin, std::int64_t end) {
+    EXPECT_LE(end - begin, 7);
+    std::lock_guard<std::mutex> lock(mutex);
+    seen.insert(std::this_thread::get_id());
+    for (std::int64_t i = begin; i < end; ++i) ++hits[static_cast<std::size_t>(i)];
+  });
+  EXPECT_EQ(hits, std::vector<int>(1000, 1));
+  EXPECT_GE(seen.size(), 1u);
+  std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  for_claimed(10, 3, false, [&](std::int64_t b, std::int64_t e) { ranges.emplace_back(b, e); });
+  EXPECT_EQ(ranges, (std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 10}}));
 }
 
 }  // namespace

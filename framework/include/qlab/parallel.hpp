@@ -16,4 +16,12 @@ namespace qlab {
 void for_ranges(std::int64_t count, std::int64_t grain, bool parallel,
                 const std::function<void(std::int64_t, std::int64_t)>& body);
 
+/// Runs body(begin, end) over [0, count) in chunks of `chunk` items that
+/// LibTorch's intra-op threads claim in turn, so that a thread slowed by a
+/// neighbour on its core leaves its share to the others instead of making
+/// them wait; in the calling thread, in one range, when not `parallel`.
+/// For loops of many even items: each claim costs an atomic add.
+void for_claimed(std::int64_t count, std::int64_t chunk, bool parallel,
+                 const std::function<void(std::int64_t, std::int64_t)>& body);
+
 }  // namespace qlab

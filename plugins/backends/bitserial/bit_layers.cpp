@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <qlab/parallel.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <stdexcept>
@@ -138,7 +139,15 @@ void BitLayer::for_winograd(const torch::Tensor& x, const ConvGeometry& g, bool 
                             const Requant* q, std::int32_t* dots, std::uint8_t* codes) const {
   const auto nhwc = x.contiguous(at::MemoryFormat::ChannelsLast);
   const auto pad = static_cast<std::uint8_t>(x.q_zero_point());
-  for_ranges(winograd_items(g), 1, parallel, [&](std::int64_t first, std::int64_t last) {
+  // Claimed in chunks, where fixed shares left one thread waiting on the
+  // other (libgomp's spinning took 8.7% of the samples). The 64->64 W2A2
+  // conv, fixed shares and chunks alternating in one process: at VNNI
+  // -1% to +5% faster in six runs (2.38 against 2.51 ms, 2.14 against
+  // 2.22), at AVX2 level. Up to 8 items, so a small batch still gives each
+  // thread several.
+  const std::int64_t items = winograd_items(g),
+                     chunk = std::clamp<std::int64_t>(items / (4 * at::get_num_threads()), 1, 8);
+  for_claimed(items, chunk, parallel, [&](std::int64_t first, std::int64_t last) {
     winograd_conv(g, codes_of(nhwc), pad, winograd_, first, last, q, dots, codes);
   });
 }
