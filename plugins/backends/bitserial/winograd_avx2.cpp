@@ -15,8 +15,14 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+// Every function from here on is compiled for these instructions (GCC's
+// pragma; clang's attribute pragma), the shared steps' templates too.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,popcnt"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,popcnt")
+#endif
 #include "winograd_steps.hpp"
 
 namespace qlab::bits::winograd {
@@ -142,5 +148,9 @@ const Kernels& avx2_kernels() {
 }
 
 }  // namespace qlab::bits::winograd
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif

@@ -1,6 +1,6 @@
 // The Winograd kernels on AVX-512 VNNI (winograd_parts.hpp): bytes
 // transformed 64 channels at a time, M summed four channels a `vpdpbusd`,
-// requantized in registers. The file's target pragma lets it build for any
+// requantized in registers. The file's target pragmas let it build for any
 // x86-64; winograd_conv() calls it only where cpu_has_vnni().
 #include "winograd_parts.hpp"
 
@@ -10,16 +10,25 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+// Every function from here on is compiled for these instructions (GCC's
+// pragma; clang's attribute pragma), the shared steps' templates too.
+#if defined(__clang__)
+#pragma clang attribute push( \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")
+#endif
 #include "winograd_steps.hpp"
 
 namespace qlab::bits::winograd {
 namespace {
 
+#if !defined(__clang__)
 // GCC 12 warns inside its own AVX-512 headers (bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 // The multiply's register tile: 6 tiles x 4 blocks of accumulators. 4 and
 // 5 tiles ran alike (3.70-3.86 ms against 3.78-3.88 at 6, the 64->64 layer
@@ -159,5 +168,9 @@ const Kernels& vnni_kernels() {
 }
 
 }  // namespace qlab::bits::winograd
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif
