@@ -47,21 +47,24 @@ BitLayer::BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torc
   g.height = g.width = g.kernel;
   // (out, kernel row, kernel column, channel): a tap's channels side by side.
   const auto ordered = spec.linear ? codes.contiguous() : codes.permute({0, 2, 3, 1}).contiguous();
+  // Where pack_weights() does not run: the geometry and the code sums it
+  // would have kept.
+  const auto keep_geometry_and_sums = [&] {
+    weights_.geometry = g;
+    const auto sums = ordered.to(torch::kInt64).flatten(1).sum(1).to(torch::kInt32).contiguous();
+    weights_.code_sums.assign(sums.data_ptr<std::int32_t>(), sums.data_ptr<std::int32_t>() + out);
+  };
   if (packing_ == Packing::selected) {
     if (!spec.linear || spec.activation_bits != 1)
       throw std::invalid_argument("selected sums take linear layers of one-bit inputs");
     selected_ = select_weights(ordered.data_ptr<std::int8_t>(), out, g.in_channels);
-    weights_.geometry = g;
-    const auto sums = ordered.to(torch::kInt64).sum(1).to(torch::kInt32).contiguous();
-    weights_.code_sums.assign(sums.data_ptr<std::int32_t>(), sums.data_ptr<std::int32_t>() + out);
+    keep_geometry_and_sums();
   } else if (packing_ == Packing::winograd) {
     if (spec.linear) throw std::invalid_argument("Winograd kernels take conv2d layers");
     g.stride = spec.stride;
     g.padding = spec.padding;
     winograd_ = winograd_weights(g, ordered.data_ptr<std::int8_t>(), isa);
-    weights_.geometry = g;
-    const auto sums = ordered.to(torch::kInt64).flatten(1).sum(1).to(torch::kInt32).contiguous();
-    weights_.code_sums.assign(sums.data_ptr<std::int32_t>(), sums.data_ptr<std::int32_t>() + out);
+    keep_geometry_and_sums();
   } else {
     weights_ = pack_weights(g, ordered.data_ptr<std::int8_t>(), spec.weight_bits, isa, packing_);
   }
