@@ -89,7 +89,7 @@ inline constexpr std::int64_t kChannelBlock = 8;
 /// AVX-512 CPU runs the AVX2 kernel); or, for a linear layer on one-bit
 /// inputs, not at all: their bits select weights to add (selected_sums.hpp);
 /// or, for a 3x3 convolution, as bytes transformed by Winograd's F(2x2,
-/// 3x3) (winograd_kernels.hpp; VNNI or portable).
+/// 3x3) (winograd_kernels.hpp; VNNI, AVX2 or portable).
 enum class Packing { planes, fields, selected, winograd };
 const char* to_string(Packing packing);
 
