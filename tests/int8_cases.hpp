@@ -76,11 +76,13 @@ inline Graph mlp() {
 }
 
 // A flatten between a channels-last map and a linear layer: the executable
-// may hand the map on in (h, w, c) order to a weight permuted to match.
+// may hand the map on in (h, w, c) order to a weight permuted to match. The
+// conv is 5x5 over few channels, as LeNet's: bitserial's product tables
+// take it at W2A2 on AVX2.
 inline Graph conv_flatten_linear() {
   Graph g("ConvFlattenLinear");
-  auto x = g.input("input", {3, 10, 10});
-  x = g.conv2d("conv", x, 3, 8, 3);
+  auto x = g.input("input", {3, 12, 12});
+  x = g.conv2d("conv", x, 3, 8, 5);
   x = g.relu("relu", x);
   x = g.max_pool2d("pool", x, 2, 2);
   x = g.flatten("flatten", x);

@@ -7,6 +7,7 @@
 // pixel's channels filling whole words or not). The sums are integers, so
 // they must be equal, not close.
 #include <bit_layers.hpp>
+#include <table_kernels.hpp>
 
 #include <gtest/gtest.h>
 
@@ -89,12 +90,18 @@ bool winograd_case(const Case& c) {
          c.spec.weight_bits <= 2;
 }
 
-// The packings that run the case on `isa`: bit planes and fields for
-// weights of up to 2 bits; selected sums for a linear layer on one-bit
-// inputs; Winograd for a 3x3 conv of stride 1 (avx512 where it has VNNI).
+// The packings that run the case on `isa`: bit planes, fields and (where
+// their sums fit) tables for weights of up to 2 bits; selected sums for a
+// linear layer on one-bit inputs; Winograd for a 3x3 conv of stride 1
+// (avx512 where it has VNNI).
 std::vector<Packing> packings(const Case& c, Isa isa) {
   std::vector<Packing> out;
   if (c.spec.weight_bits <= 2) out = {Packing::planes, Packing::fields};
+  ConvGeometry g;
+  g.in_channels = c.in;
+  g.groups = c.spec.groups;
+  g.kernel = c.kernel;
+  if (c.spec.weight_bits <= 2 && tables_fit(g)) out.push_back(Packing::tables);
   if (c.spec.linear && c.spec.activation_bits == 1) out.push_back(Packing::selected);
   if (winograd_case(c) && (isa != Isa::avx512 || cpu_has_vnni())) out.push_back(Packing::winograd);
   return out;
@@ -129,7 +136,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   torch::manual_seed(7);
   int windowed = 0, aligned = 0;  // both packings of kernel rows, counted
   int dense_fields = 0, window_fields = 0, selected = 0, wide = 0, paired = 0, two_by_two = 0;
-  int whole_words = 0, winograd = 0;
+  int whole_words = 0, winograd = 0, tables = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
     ConvGeometry g;
@@ -142,6 +149,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
     const auto ways = packings(c, Isa::portable);
     selected += ways.back() == Packing::selected;
     winograd += winograd_case(c);
+    tables += std::count(ways.begin(), ways.end(), Packing::tables) > 0;
     wide += c.spec.weight_bits > 2;
     two_by_two += c.spec.weight_bits == 2 && c.spec.activation_bits == 2;
     whole_words += g.group_in() % 64 == 0 && g.groups == 1 && !g.windowed();
@@ -176,6 +184,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(two_by_two, 20);   // AVX-512's kernel of four plane pairs in one pass
   EXPECT_GE(whole_words, 10);  // rows packed in one call
   EXPECT_GE(winograd, 10);     // 3x3 convolutions of stride 1, ungrouped
+  EXPECT_GE(tables, 100);
 }
 
 // The layer's codes: the dots requantized, s_x s_w (dot - z_x sum w) + b on
@@ -358,6 +367,64 @@ TEST(BitKernels, WinogradRunsWhereItFits) {
   spec.stride = 2;
   EXPECT_THROW(BitLayer(spec, odd, scale, {}, Isa::portable, Packing::winograd),
                std::invalid_argument);
+}
+
+// Product tables by default on AVX2 where their kernel keeps a kernel
+// row's indices in registers (LeNet's 6->16 5x5), fields on wider groups
+// and other strides; bit planes on AVX-512, whose popcounts are faster.
+TEST(BitKernels, TablesRunWhereTheirKernelKeepsIndicesInRegisters) {
+  LayerSpec spec;
+  spec.weight_bits = spec.activation_bits = 2;
+  const auto scale = torch::ones({1}, torch::kFloat64);
+  const auto codes = [](std::int64_t in) {
+    return torch::tensor({-2, -1, 0, 1}, torch::kInt8)
+        .index({torch::randint(0, 4, {16, in, 5, 5}, torch::kInt64)});
+  };
+  for (Isa isa : isas()) {
+    const std::string lenet = BitLayer(spec, codes(6), scale, {}, isa).kernel();
+    EXPECT_EQ(lenet.find("tables") != std::string::npos, isa == Isa::avx2) << lenet;
+    const std::string wide = BitLayer(spec, codes(16), scale, {}, isa).kernel();
+    EXPECT_EQ(wide.find("tables"), std::string::npos) << wide;
+  }
+  if (cpu_has(Isa::avx2)) {
+    spec.stride = 2;
+    EXPECT_NE(BitLayer(spec, codes(6), scale, {}, Isa::avx2).kernel().find("fields"),
+              std::string::npos);
+  }
+}
+
+// The tables' sums are 16-bit: a layer just inside tables_fit(), every
+// product 9, must still give exact dots; one past it is refused.
+TEST(BitKernels, TablesSumTheWidestLayerTheyTakeExactly) {
+  LayerSpec spec;
+  spec.weight_bits = spec.activation_bits = 2;
+  spec.padding = 1;
+  Case c;
+  c.spec = spec;
+  c.in = 291;  // 9 x 25 x 291 = 65475
+  c.out = 3;
+  c.kernel = 5;
+  c.height = c.width = 4;
+  c.zero_point = 3;
+  ConvGeometry g;
+  g.in_channels = c.in;
+  g.kernel = c.kernel;
+  ASSERT_TRUE(tables_fit(g));
+  const auto a = torch::full({1, c.in, c.height, c.width}, 3, torch::kUInt8);
+  const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+  // Codes 1 on the grid {-2 .. 1}: unsigned code 3 (two others set the grid).
+  auto w = torch::full({c.out, c.in, 5, 5}, 1, torch::kInt8);
+  w.index_put_({0, 0, 0, 0}, -2);
+  w.index_put_({0, 0, 0, 1}, -1);
+  const auto expected = reference_dots(c, a, w);
+  for (Isa isa : isas()) {
+    BitLayer layer(spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::tables);
+    EXPECT_TRUE(torch::equal(layer.dots(x, false), expected)) << to_string(isa);
+  }
+  const auto wider = torch::ones({c.out, c.in + 1, 5, 5}, torch::kInt8);
+  EXPECT_THROW(
+      BitLayer(spec, wider, torch::ones({1}, torch::kFloat64), {}, Isa::portable, Packing::tables),
+      std::invalid_argument);
 }
 
 TEST(BitKernels, RefuseAnInputOfTheWrongShape) {

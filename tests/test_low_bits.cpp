@@ -164,14 +164,15 @@ TEST_P(Int8LowBits, MixedWidthsFromAConfigListMatchTheirTwin) {
 // inputs onto its bit kernels (the suite above checks their outputs), and
 // leaves wider ones to oneDNN's int8 kernels. A W2A2 conv2d runs on
 // Winograd's kernels where it is 3x3 of stride 1 on AVX2 or VNNI, else on
-// AVX2 on packed fields, and says so.
+// AVX2 on product tables (conv_flatten_linear's 5x5) or packed fields, and
+// says so.
 TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
   auto b = registry().backend("bitserial");
   if (!b->availability().available) GTEST_SKIP() << b->availability().reason;
   b->configure(resolve(b->options(), RawSection{"backend", {}, {}}));
   const bool avx2 = bits::best_isa() == bits::Isa::avx2,
              vnni = bits::best_isa() == bits::Isa::avx512 && bits::cpu_has_vnni();
-  std::size_t winograd = 0;
+  std::size_t winograd = 0, tables = 0;
   for (const auto& c : kCases)
     for (int bits : {1, 2, 4}) {
       const auto q = quantized(c, bits);
@@ -188,6 +189,10 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
           EXPECT_TRUE(two_bit_conv && (avx2 || vnni)) << line;
           ++winograd;
         }
+        if (line.find(", tables)") != std::string::npos) {
+          EXPECT_TRUE(two_bit_conv && avx2) << line;
+          ++tables;
+        }
       }
       if (bits <= 2) {
         EXPECT_EQ(bit_layers, q->layers.size()) << c.name << " at " << bits << " bits";
@@ -198,6 +203,7 @@ TEST(Bitserial, RunsOneAndTwoBitLayersOnBitKernelsAndTheRestOnInt8) {
       }
     }
   EXPECT_EQ(winograd > 0, avx2 || vnni);  // the cases hold 3x3 convolutions of stride 1
+  EXPECT_EQ(tables > 0, avx2);
 }
 
 // A linear layer of 8-bit weights on one-bit inputs (a binary network's

@@ -249,12 +249,17 @@ void register_bit_kernels() {
     for (int bits : {1, 2}) {
       const std::string name = fmt::format("bits/layer/{}/w{}a{}", kind, bits, bits);
       add_layer(name + "/int8_onednn", kind, bits, node, {"onednn", at::QEngine::ONEDNN, true, {}});
+      const bool conv = std::string(node) == "conv";
       for (bits::Isa isa : {bits::Isa::avx512, bits::Isa::avx2, bits::Isa::portable})
-        for (bits::Packing packing : {bits::Packing::planes, bits::Packing::fields})
-          if (bits::cpu_has(isa) && (bits == 2 || packing == bits::Packing::planes))
+        for (bits::Packing packing :
+             {bits::Packing::planes, bits::Packing::fields, bits::Packing::tables})
+          if (bits::cpu_has(isa) && (bits == 2 || packing == bits::Packing::planes) &&
+              (conv || packing != bits::Packing::tables))
             add_layer(
                 name + "/bitserial_" + bits::to_string(isa) +
-                    (packing == bits::Packing::fields ? "_fields" : ""),
+                    (packing == bits::Packing::planes
+                         ? ""
+                         : std::string("_") + bits::to_string(packing)),
                 kind, bits, node,
                 {"bitserial", at::QEngine::ONEDNN, true, [isa, packing](const int8::LayerOffer& o) {
                    return bits::bit_layer_for(o, isa, packing);
@@ -310,6 +315,9 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/bitserial_avx512_fields", "/int8_onednn"},
     {"/bitserial_avx2_fields", "/int8_onednn"},
     {"/bitserial_portable_fields", "/int8_onednn"},
+    {"/bitserial_avx512_tables", "/int8_onednn"},
+    {"/bitserial_avx2_tables", "/int8_onednn"},
+    {"/bitserial_portable_tables", "/int8_onednn"},
     {"/bitserial_avx512_winograd", "/int8_onednn"},
     {"/bitserial_avx2_winograd", "/int8_onednn"},
     {"/bitserial", "/int8_onednn"},

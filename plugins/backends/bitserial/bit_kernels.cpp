@@ -5,6 +5,7 @@
 
 #include "avx2_store.hpp"
 #include "field_kernels.hpp"
+#include "table_kernels.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -858,8 +859,12 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   w.bits.assign(static_cast<std::size_t>(g.groups * nb * planes * g.kernel * words * kChannelBlock),
                 0);
   w.code_sums.assign(static_cast<std::size_t>(g.out_channels), 0);
-  const bool fields = packing == Packing::fields;
+  const bool fields = packing == Packing::fields, tables = packing == Packing::tables;
   if (fields) w.fields.assign(static_cast<std::size_t>(weight_field_words(g)), 0);
+  if (tables) {
+    if (!tables_fit(g)) invalid("a layer this wide overflows the table kernels' sums");
+    w.table_indices.assign(static_cast<std::size_t>(table_index_bytes(g)), 0);
+  }
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
     const std::int64_t group = oc / g.group_out(), in_group = oc % g.group_out();
     const std::int64_t b = in_group / kChannelBlock, lane = in_group % kChannelBlock;
@@ -880,13 +885,14 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
                                                   << (bit % 64);
         }
         if (fields) put_weight_field(g, oc, row, tap * g.group_in() + ch, level, w.fields);
+        if (tables) put_table_index(g, oc, t, ch, level, w.table_indices);
       }
   }
   // Activation words use only their low half here: a weight copy in the
   // high half meets zeros, but in the paired kernel's broadcasts.
   if (g.paired())
     for (auto& word : w.bits) word |= word << 32;
-  if (isa != Isa::avx2 || fields) return w;
+  if (isa != Isa::avx2 || fields || tables) return w;
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
   w.nibbles.resize(2 * w.bits.size());
   for (std::size_t i = 0; i < w.bits.size(); i += kChannelBlock)
@@ -905,6 +911,8 @@ const char* to_string(Packing packing) {
       return "selected sums";
     case Packing::winograd:
       return "winograd";
+    case Packing::tables:
+      return "tables";
     default:
       return "planes";
   }
@@ -924,9 +932,15 @@ void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& o
   out.geometry = g;
   out.planes = planes;
   out.packing = packing;
-  if (packing == Packing::fields)
+  if (packing == Packing::fields) {
     out.fields.resize(static_cast<std::size_t>(g.batch * g.groups * field_image_words(g)));
-  else
+  } else if (packing == Packing::tables) {
+    if (!tables_fit(g)) invalid("a layer this wide overflows the table kernels' sums");
+    out.tables.resize(static_cast<std::size_t>(g.batch * g.groups * table_image_bytes(g)));
+    out.window_sums.resize(
+        static_cast<std::size_t>(g.batch * g.groups * g.out_height() * g.out_width()));
+    out.table_offsets = table_offsets(g);
+  } else
     out.bits.resize(static_cast<std::size_t>(g.batch * g.groups * planes * plane_words(g)));
 }
 
@@ -934,6 +948,10 @@ void pack_activations(const std::uint8_t* nhwc, std::uint8_t pad_code, std::int6
                       std::int64_t last, PackedActivations& out, Isa isa) {
   if (out.packing == Packing::fields) {
     pack_fields(nhwc, pad_code, first, last, out, isa);
+    return;
+  }
+  if (out.packing == Packing::tables) {
+    pack_tables(nhwc, pad_code, first, last, out);
     return;
   }
   const ConvGeometry& g = out.geometry;
@@ -1122,6 +1140,10 @@ void conv_row(const PackedActivations& x, const PackedWeights& w, std::int64_t n
     field_row(x, w, n, oh, nullptr, out, nullptr, isa);
     return;
   }
+  if (x.packing == Packing::tables) {
+    table_row(x, w, n, oh, nullptr, out, nullptr, isa);
+    return;
+  }
   span_dots(x, w, {n, oh, 0}, out, isa);
 }
 
@@ -1129,6 +1151,10 @@ void conv_row_codes(const PackedActivations& x, const PackedWeights& w, std::int
                     std::int64_t oh, const Requant& q, std::uint8_t* out, Isa isa) {
   if (x.packing == Packing::fields) {
     field_row(x, w, n, oh, &q, nullptr, out, isa);
+    return;
+  }
+  if (x.packing == Packing::tables) {
+    table_row(x, w, n, oh, &q, nullptr, out, isa);
     return;
   }
   span_codes(x, w, {n, oh, 0}, q, out, isa);

@@ -89,8 +89,10 @@ inline constexpr std::int64_t kChannelBlock = 8;
 /// AVX-512 CPU runs the AVX2 kernel); or, for a linear layer on one-bit
 /// inputs, not at all: their bits select weights to add (selected_sums.hpp);
 /// or, for a 3x3 convolution, as bytes transformed by Winograd's F(2x2,
-/// 3x3) (winograd_kernels.hpp; VNNI, AVX2 or portable).
-enum class Packing { planes, fields, selected, winograd };
+/// 3x3) (winograd_kernels.hpp; VNNI, AVX2 or portable); or as tables of
+/// products that a byte shuffle looks up (table_kernels.hpp; AVX2 or
+/// portable, for layers that tables_fit()).
+enum class Packing { planes, fields, selected, winograd, tables };
 const char* to_string(Packing packing);
 
 /// The faster packing for this layer on `isa`, as measured by
@@ -121,6 +123,9 @@ struct PackedWeights {
   /// blocks of kFieldBlock channels: [group][block][kernel row][field
   /// word][lane].
   std::vector<std::uint32_t> fields;
+  /// Per output channel and input channel pair, the byte c0 + 4 c1 (packed
+  /// for Packing::tables only; layout in table_kernels.cpp).
+  std::vector<std::uint8_t> table_indices;
   std::vector<std::int32_t> code_sums;  ///< per output channel: sum of its int8 codes
 };
 
@@ -137,13 +142,20 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
 /// [row][window's first column][row word]. Packed as fields, in `fields`:
 /// [image][group][row][column][field word], a pixel's channels side by side
 /// when they fill whole words (a multiple of 4), else one window of a
-/// kernel row per column, zero codes filling its last word.
+/// kernel row per column, zero codes filling its last word. Packed as
+/// tables, in `tables` (16 bytes per pixel and channel pair; layout in
+/// table_kernels.cpp), with each output pixel's receptive-field code sum in
+/// `window_sums` ([image][group][output row][output column]) and where its
+/// lookups read in `table_offsets`.
 struct PackedActivations {
   ConvGeometry geometry;
   int planes = 1;  ///< activation planes, A
   Packing packing = Packing::planes;
   std::vector<std::uint64_t> bits;
   std::vector<std::uint32_t> fields;
+  std::vector<std::uint8_t> tables;
+  std::vector<std::int32_t> window_sums;
+  std::vector<std::int32_t> table_offsets;
 };
 
 /// Packs codes (uint8, NHWC, each below 2^planes) of images [first, last).

@@ -35,8 +35,9 @@ class BitLayer {
  public:
   /// Throws std::invalid_argument when the codes do not fit the widths.
   /// `packing`: which kernel runs; by default Winograd's for a W2A2 3x3
-  /// convolution of stride 1 on a VNNI CPU (Isa::avx512), else
-  /// best_packing's.
+  /// convolution of stride 1 on VNNI (Isa::avx512) or AVX2; on AVX2,
+  /// product tables for the other W2A2 convolutions that tables_blocked();
+  /// else best_packing's.
   BitLayer(const LayerSpec& spec, const torch::Tensor& codes, const torch::Tensor& scale,
            const torch::Tensor& bias, Isa isa, std::optional<Packing> packing = std::nullopt);
 

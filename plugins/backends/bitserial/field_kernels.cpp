@@ -8,6 +8,7 @@
 #include "field_kernels.hpp"
 
 #include "avx2_store.hpp"
+#include "row_output.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -38,22 +39,12 @@ std::int64_t blocks(const ConvGeometry& g) {
 }
 
 // One output row of one group, as the kernels read it.
-struct FieldRow {
+struct FieldRow : RowOutput {
   const std::uint32_t* a;  // kernel row 0 under output column 0
   std::int64_t kernel_row, column, kernel, run;
   const std::uint32_t* w;    // block 0 of kFieldBlock channels: [block][kernel row][word][lane]
   std::int64_t block_words;  // words of one block
-  std::int64_t blocks, group_out, width;
-  std::int32_t alpha, beta;
-  const Requant* requant;  // set: codes out, else dots
-  std::int32_t* dots;      // output column 0, the group's channel 0
-  std::uint8_t* codes;
-  std::int64_t out_column, first_channel;
-
-  // Channels of block b from its channel `from` on, at most 8.
-  std::int64_t lanes(std::int64_t b, std::int64_t from = 0) const {
-    return std::max<std::int64_t>(0, std::min(kChannelBlock, group_out - b * kFieldBlock - from));
-  }
+  std::int64_t blocks;
 };
 
 // The sum of an activation word's four codes.
@@ -101,14 +92,8 @@ void row_portable(const FieldRow& c) {
             }
           }
         sum += (acc >> kFieldBits) & kFieldMask;
-        const auto dot = static_cast<std::int32_t>(c.alpha * sum + c.beta * a_sum);
-        const std::int64_t k = b * kFieldBlock + lane;
-        if (c.requant)
-          requantize(&dot, 1, 1, c.requant->m + c.first_channel + k,
-                     c.requant->c + c.first_channel + k, c.requant->lo, c.requant->hi,
-                     c.codes + ow * c.out_column + k);
-        else
-          c.dots[ow * c.out_column + k] = dot;
+        c.put(ow, b * kFieldBlock + lane,
+              static_cast<std::int32_t>(c.alpha * sum + c.beta * a_sum));
       }
   }
 }
@@ -350,6 +335,7 @@ void field_row(const PackedActivations& x, const PackedWeights& w, std::int64_t 
   const std::int64_t row_words = columns(g) * column_words(g);
   for (std::int64_t group = 0; group < g.groups; ++group) {
     FieldRow r;
+    static_cast<RowOutput&>(r) = row_output(g, w, group, q, dots, codes);
     r.kernel_row = row_words;
     r.a =
         x.fields.data() + (n * g.groups + group) * field_image_words(g) + oh * g.stride * row_words;
@@ -359,15 +345,6 @@ void field_row(const PackedActivations& x, const PackedWeights& w, std::int64_t 
     r.blocks = blocks(g);
     r.block_words = g.kernel * r.run * kFieldBlock;
     r.w = w.fields.data() + group * r.blocks * r.block_words;
-    r.group_out = g.group_out();
-    r.width = g.out_width();
-    r.alpha = w.alpha;
-    r.beta = w.beta;
-    r.requant = q;
-    r.first_channel = group * r.group_out;
-    r.dots = dots ? dots + r.first_channel : nullptr;
-    r.codes = codes ? codes + r.first_channel : nullptr;
-    r.out_column = g.out_channels;
 #if defined(__x86_64__)
     if (isa != Isa::portable) {
       row_avx2(r, sums);
