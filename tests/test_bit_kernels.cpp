@@ -393,6 +393,48 @@ TEST(BitKernels, TablesRunWhereTheirKernelKeepsIndicesInRegisters) {
   }
 }
 
+// The AVX2 kernels that keep a kernel row's indices in registers, on every
+// shape they take, at widths that end in each of their column tiles, with
+// padding and partial channel blocks.
+TEST(BitKernels, TableKernelsOnKernelRowsEqualTheIntegerConvolution) {
+  std::mt19937 rng(13);
+  torch::manual_seed(13);
+  int blocked = 0;
+  for (std::int64_t kernel : {3, 5})
+    for (std::int64_t in = 1; in <= (kernel == 5 ? 8 : 12); ++in) {
+      Case c;
+      c.spec.weight_bits = c.spec.activation_bits = 2;
+      c.spec.padding = static_cast<std::int64_t>(rng() % 3);
+      c.levels = {-3, -1, 1, 3};
+      c.in = in;
+      c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3];
+      c.kernel = kernel;
+      c.batch = 2;
+      c.height = kernel + 1;
+      c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % 15);
+      c.width = std::max<std::int64_t>(c.width, kernel);
+      c.zero_point = static_cast<std::int64_t>(rng() % 4);
+      ConvGeometry g;
+      g.in_channels = c.in;
+      g.kernel = kernel;
+      blocked += tables_blocked(g);
+      const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
+      const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+      const auto w =
+          torch::tensor(c.levels, torch::kInt8)
+              .index({torch::randint(0, 4, {c.out, c.in, kernel, kernel}, torch::kInt64)});
+      const auto expected = reference_dots(c, a, w);
+      for (Isa isa : isas()) {
+        BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::tables);
+        const auto got = layer.dots(x, true);
+        ASSERT_TRUE(torch::equal(got, expected))
+            << describe(c) << " on " << to_string(isa) << ": max difference "
+            << (got - expected).abs().max().item<int>();
+      }
+    }
+  EXPECT_EQ(blocked, 20);
+}
+
 // The tables' sums are 16-bit: a layer just inside tables_fit(), every
 // product 9, must still give exact dots; one past it is refused.
 TEST(BitKernels, TablesSumTheWidestLayerTheyTakeExactly) {
