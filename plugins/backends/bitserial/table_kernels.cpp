@@ -197,8 +197,8 @@ QLAB_AVX2 void block_avx2(const TableRow& c, std::int64_t ow0, std::int64_t b,
   finish<R>(c, ow0, b, requant, low, high);
 }
 
-// Columns in fours, then twos and ones, on the kernel for the layer's
-// shape.
+// Columns in sixes, then fours, twos and ones, on the kernel for the
+// layer's shape.
 template <int K, int S>
 QLAB_AVX2 void columns_avx2(const TableRow& c, std::int64_t b, const BlockRequant* requant) {
   std::int64_t ow = 0;
