@@ -435,6 +435,53 @@ TEST(BitKernels, TableKernelsOnKernelRowsEqualTheIntegerConvolution) {
   EXPECT_EQ(blocked, 20);
 }
 
+// The AVX-512 W2A2 kernel that counts two columns a register, where their
+// kernel rows share a word: every paired shape, strides 1 (columns loaded 8
+// at a time) and 2 (picked one by one), widths that end in each of its
+// column tiles, groups, padding and partial channel blocks.
+TEST(BitKernels, PairedPlaneKernelsEqualTheIntegerConvolution) {
+  std::mt19937 rng(17);
+  torch::manual_seed(17);
+  int paired = 0;
+  for (std::int64_t kernel : {3, 5})
+    for (std::int64_t in = 1; in * kernel <= 32; ++in)
+      for (std::int64_t stride : {1, 2}) {
+        Case c;
+        c.spec.weight_bits = c.spec.activation_bits = 2;
+        c.spec.stride = stride;
+        c.spec.padding = static_cast<std::int64_t>(rng() % 3);
+        c.spec.groups = 1 + static_cast<std::int64_t>(rng() % 2);
+        c.levels = {-2, -1, 0, 1};
+        c.in = in * c.spec.groups;
+        c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3] * c.spec.groups;
+        c.kernel = kernel;
+        c.batch = 2;
+        c.height = kernel + 1;
+        c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % 27);
+        c.width = std::max<std::int64_t>(c.width, kernel);
+        c.zero_point = static_cast<std::int64_t>(rng() % 4);
+        ConvGeometry g;
+        g.in_channels = c.in;
+        g.groups = c.spec.groups;
+        g.kernel = kernel;
+        paired += g.paired();
+        const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
+        const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+        const auto w =
+            torch::tensor(c.levels, torch::kInt8)
+                .index({torch::randint(0, 4, {c.out, in, kernel, kernel}, torch::kInt64)});
+        const auto expected = reference_dots(c, a, w);
+        for (Isa isa : isas()) {
+          BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::planes);
+          const auto got = layer.dots(x, true);
+          ASSERT_TRUE(torch::equal(got, expected))
+              << describe(c) << " on " << to_string(isa) << ": max difference "
+              << (got - expected).abs().max().item<int>();
+        }
+      }
+  EXPECT_EQ(paired, 32);
+}
+
 // The tables' sums are 16-bit: a layer just inside tables_fit(), every
 // product 9, must still give exact dots; one past it is refused.
 TEST(BitKernels, TablesSumTheWidestLayerTheyTakeExactly) {

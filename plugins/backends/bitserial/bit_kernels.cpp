@@ -533,18 +533,26 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
   finish_avx512<R, kSums>(c, ow0, b, total, sums, a_sums);
 }
 
-// R columns of one block of a layer of two planes each (W2A2), the four
+// N columns of one block of a layer of two planes each (W2A2), the four
 // plane pairs in one pass: per word, two weight loads and two broadcasts
 // serve four AND + popcounts, summed by their weights 2^(p + q) into three
 // accumulators. block_avx512 runs the pairs one pass each, broadcasting
-// each activation word twice and keeping 4 R accumulators, which spill.
+// each activation word twice and keeping 4 N accumulators, which spill.
 // `words`: the tile's activation words, [kernel row][word][column][plane]
 // (w2a2_tile_avx512), so that one pointer reaches every column's words:
-// read in place they take 2 R address registers, and spill. The activation
+// read in place they take 2 N address registers, and spill. The activation
 // sums are read from a_sums.
-template <int R>
+//
+// kPairs: two columns a register where their kernel rows share a word
+// (c.paired, which packs the weights twice in each word; LeNet's 6->16
+// conv): column 2p's word in the low half of each lane, 2p + 1's in the
+// high, [kernel row][pair][plane] (w2a2_pair_tile_avx512). That halves the
+// ANDs, counts and adds per column. VPOPCNTD counts each 32-bit half apart
+// either way; unpaired, the halves are added at the end.
+template <int N, bool kPairs>
 QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
                                    std::int64_t b, std::int32_t* a_sums) {
+  constexpr int R = kPairs ? (N + 1) / 2 : N;  // registers of columns
   const std::int64_t steps = c.kernel * c.run;
   __m512i s0[R], s1[R], s2[R];  // weights 1, 2, 4
 #pragma GCC unroll 16
@@ -561,19 +569,28 @@ QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std
     for (int r = 0; r < R; ++r) {
       const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(words[2 * r])),
                     a1 = _mm512_set1_epi64(static_cast<long long>(words[2 * r + 1]));
-      s0[r] = _mm512_add_epi64(s0[r], _mm512_popcnt_epi64(_mm512_and_si512(a0, c0)));
-      s1[r] = _mm512_add_epi64(s1[r], _mm512_popcnt_epi64(_mm512_and_si512(a0, c1)));
-      s1[r] = _mm512_add_epi64(s1[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c0)));
-      s2[r] = _mm512_add_epi64(s2[r], _mm512_popcnt_epi64(_mm512_and_si512(a1, c1)));
+      s0[r] = _mm512_add_epi32(s0[r], _mm512_popcnt_epi32(_mm512_and_si512(a0, c0)));
+      s1[r] = _mm512_add_epi32(s1[r], _mm512_popcnt_epi32(_mm512_and_si512(a0, c1)));
+      s1[r] = _mm512_add_epi32(s1[r], _mm512_popcnt_epi32(_mm512_and_si512(a1, c0)));
+      s2[r] = _mm512_add_epi32(s2[r], _mm512_popcnt_epi32(_mm512_and_si512(a1, c1)));
     }
     words += 2 * R;
   } while (++t < steps);
-  __m512i total[R];
+  const __m512i low = _mm512_set1_epi64(0xffffffff);
+  __m512i total[N];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-    total[r] = _mm512_add_epi64(
-        s0[r], _mm512_slli_epi64(_mm512_add_epi64(s1[r], _mm512_slli_epi64(s2[r], 1)), 1));
-  finish_avx512<R, false>(c, ow0, b, total, total, a_sums);
+  for (int r = 0; r < R; ++r) {
+    const __m512i sum = _mm512_add_epi32(
+        s0[r], _mm512_slli_epi32(_mm512_add_epi32(s1[r], _mm512_slli_epi32(s2[r], 1)), 1));
+    const __m512i first = _mm512_and_si512(sum, low), second = _mm512_srli_epi64(sum, 32);
+    if (!kPairs) {
+      total[r] = _mm512_add_epi64(first, second);
+    } else {
+      total[2 * r] = first;
+      if (2 * r + 1 < N) total[2 * r + 1] = second;
+    }
+  }
+  finish_avx512<N, false>(c, ow0, b, total, total, a_sums);
 }
 
 // Columns [ow, ow + R) of every block, their words gathered once for all,
@@ -619,7 +636,8 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
     }
     for (int r = 0; r < R; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
   }
-  for (std::int64_t b = 0; b < c.blocks; ++b) block_w2a2_avx512<R>(c, words.data(), ow, b, a_sums);
+  for (std::int64_t b = 0; b < c.blocks; ++b)
+    block_w2a2_avx512<R, false>(c, words.data(), ow, b, a_sums);
 }
 
 // A tile of n <= R columns, on the kernel for exactly n.
@@ -636,6 +654,80 @@ QLAB_AVX512 void w2a2_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
 QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
   near_equal_tiles(c.width, 8,
                    [&](std::int64_t ow, std::int64_t n) { w2a2_some_avx512<8>(c, ow, n, a_sums); });
+}
+
+// Columns [ow, ow + N) of every block, their words joined into pairs once
+// for all and counted as they pass: a_sums[r] = sum a of column ow + r.
+template <int N>
+QLAB_AVX512 void w2a2_pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
+  constexpr int P = (N + 1) / 2, kChunks = (N + 7) / 8;
+  thread_local std::vector<std::uint64_t> pairs;
+  // Room for a whole chunk's 8 words past the last row's 2 P.
+  pairs.resize(static_cast<std::size_t>(c.kernel * 2 * P + 8));
+  std::uint64_t* to = pairs.data();
+  if (c.column == 1) {
+    // 8 columns' words side by side a load per plane; VPMOVQD narrows them
+    // to 4 pair words (the high halves are zero), a permute interleaves the
+    // planes.
+    const __m512i interleave = _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7);
+    __m512i sums[kChunks];
+#pragma GCC unroll 2
+    for (int h = 0; h < kChunks; ++h) sums[h] = _mm512_setzero_si512();
+    for (std::int64_t i = 0; i < c.kernel; ++i, to += 2 * P) {
+      const std::uint64_t* a = c.a + ow + i * c.kernel_row;
+#pragma GCC unroll 2
+      for (int h = 0; h < kChunks; ++h) {
+        const auto mask = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
+        const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a + 8 * h),
+                      a1 = _mm512_maskz_loadu_epi64(mask, a + 8 * h + c.a_plane);
+        sums[h] = _mm512_add_epi64(sums[h],
+                                   _mm512_add_epi64(_mm512_popcnt_epi64(a0),
+                                                    _mm512_slli_epi64(_mm512_popcnt_epi64(a1), 1)));
+        const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a0)),
+                                                _mm512_cvtepi64_epi32(a1), 1);
+        _mm512_storeu_si512(to + 8 * h, _mm512_permutexvar_epi64(interleave, both));
+      }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < kChunks; ++h) {
+      const auto mask = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
+      _mm256_mask_storeu_epi32(a_sums + 8 * h, mask, _mm512_cvtepi64_epi32(sums[h]));
+    }
+  } else {
+    std::int64_t sums[N] = {};
+    for (std::int64_t i = 0; i < c.kernel; ++i, to += 2 * P) {
+      const std::uint64_t* a = c.a + ow * c.column + i * c.kernel_row;
+#pragma GCC unroll 16
+      for (int r = 0; r < N; ++r) {
+        const std::uint64_t a0 = a[r * c.column], a1 = a[r * c.column + c.a_plane];
+        const int shift = 32 * (r % 2);
+        if (shift == 0) to[r] = to[r + 1] = 0;  // this pair's two planes
+        to[r - r % 2] |= a0 << shift;
+        to[r - r % 2 + 1] |= a1 << shift;
+        sums[r] += __builtin_popcountll(a0) + 2 * __builtin_popcountll(a1);
+      }
+    }
+    for (int r = 0; r < N; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
+  }
+  for (std::int64_t b = 0; b < c.blocks; ++b)
+    block_w2a2_avx512<N, true>(c, pairs.data(), ow, b, a_sums);
+}
+
+// A paired tile of n <= N columns, on the kernel for exactly n.
+template <int N>
+QLAB_AVX512 void w2a2_pair_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
+                                       std::int32_t* a_sums) {
+  if constexpr (N > 1)
+    if (n < N) return w2a2_pair_some_avx512<N - 1>(c, ow, n, a_sums);
+  w2a2_pair_tile_avx512<N>(c, ow, a_sums + ow);
+}
+
+// Near-equal tiles of up to 12 columns (6 pairs, 18 accumulators): LeNet's
+// 10-column rows take one tile.
+QLAB_AVX512 void w2a2_pair_columns_avx512(const Row& c, std::int32_t* a_sums) {
+  near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
+    w2a2_pair_some_avx512<12>(c, ow, n, a_sums);
+  });
 }
 
 // Tile by tile of columns, every block: the tile's activation words stay in
@@ -676,6 +768,8 @@ QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.a_planes == 1 && c.w_planes == 1)
     binary_columns_avx512(c, a_sums);
+  else if (c.a_planes == 2 && c.w_planes == 2 && c.paired)
+    w2a2_pair_columns_avx512(c, a_sums);
   else if (c.a_planes == 2 && c.w_planes == 2)
     w2a2_columns_avx512(c, a_sums);
   else
