@@ -393,6 +393,46 @@ TEST(BitKernels, TablesRunWhereTheirKernelKeepsIndicesInRegisters) {
   }
 }
 
+// A W2A2 conv of `in` channels a group: two images a row taller than the
+// kernel, up to `extra` columns wider than the narrowest, random padding,
+// zero point and output channels (5, 16 or 21 a group: partial blocks).
+Case narrow_w2a2_case(std::mt19937& rng, std::int64_t kernel, std::int64_t in, std::int64_t groups,
+                      std::int64_t stride, std::int64_t extra) {
+  Case c;
+  c.spec.weight_bits = c.spec.activation_bits = 2;
+  c.spec.groups = groups;
+  c.spec.stride = stride;
+  c.spec.padding = static_cast<std::int64_t>(rng() % 3);
+  c.levels = {-3, -1, 1, 3};
+  c.in = in * groups;
+  c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3] * groups;
+  c.kernel = kernel;
+  c.batch = 2;
+  c.height = kernel + 1;
+  c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % (extra + 1));
+  c.width = std::max<std::int64_t>(c.width, kernel);
+  c.zero_point = static_cast<std::int64_t>(rng() % 4);
+  return c;
+}
+
+// A W2A2 conv of random codes on `packing`, on every instruction set this
+// CPU has, against the integer convolution.
+void expect_w2a2_dots_on_every_isa(const Case& c, Packing packing) {
+  const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
+  const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
+  const std::vector<std::int64_t> shape{c.out, c.in / c.spec.groups, c.kernel, c.kernel};
+  const auto w =
+      torch::tensor(c.levels, torch::kInt8).index({torch::randint(0, 4, shape, torch::kInt64)});
+  const auto expected = reference_dots(c, a, w);
+  for (Isa isa : isas()) {
+    BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, packing);
+    const auto got = layer.dots(x, true);
+    ASSERT_TRUE(torch::equal(got, expected))
+        << describe(c) << " on " << to_string(isa) << ", " << to_string(packing)
+        << ": max difference " << (got - expected).abs().max().item<int>();
+  }
+}
+
 // The AVX2 kernels that keep a kernel row's indices in registers, on every
 // shape they take, at widths that end in each of their column tiles, with
 // padding and partial channel blocks.
@@ -402,35 +442,12 @@ TEST(BitKernels, TableKernelsOnKernelRowsEqualTheIntegerConvolution) {
   int blocked = 0;
   for (std::int64_t kernel : {3, 5})
     for (std::int64_t in = 1; in <= (kernel == 5 ? 8 : 12); ++in) {
-      Case c;
-      c.spec.weight_bits = c.spec.activation_bits = 2;
-      c.spec.padding = static_cast<std::int64_t>(rng() % 3);
-      c.levels = {-3, -1, 1, 3};
-      c.in = in;
-      c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3];
-      c.kernel = kernel;
-      c.batch = 2;
-      c.height = kernel + 1;
-      c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % 15);
-      c.width = std::max<std::int64_t>(c.width, kernel);
-      c.zero_point = static_cast<std::int64_t>(rng() % 4);
+      const Case c = narrow_w2a2_case(rng, kernel, in, 1, 1, 14);
       ConvGeometry g;
       g.in_channels = c.in;
       g.kernel = kernel;
       blocked += tables_blocked(g);
-      const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
-      const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
-      const auto w =
-          torch::tensor(c.levels, torch::kInt8)
-              .index({torch::randint(0, 4, {c.out, c.in, kernel, kernel}, torch::kInt64)});
-      const auto expected = reference_dots(c, a, w);
-      for (Isa isa : isas()) {
-        BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::tables);
-        const auto got = layer.dots(x, true);
-        ASSERT_TRUE(torch::equal(got, expected))
-            << describe(c) << " on " << to_string(isa) << ": max difference "
-            << (got - expected).abs().max().item<int>();
-      }
+      expect_w2a2_dots_on_every_isa(c, Packing::tables);
     }
   EXPECT_EQ(blocked, 20);
 }
@@ -446,38 +463,14 @@ TEST(BitKernels, PairedPlaneKernelsEqualTheIntegerConvolution) {
   for (std::int64_t kernel : {3, 5})
     for (std::int64_t in = 1; in * kernel <= 32; ++in)
       for (std::int64_t stride : {1, 2}) {
-        Case c;
-        c.spec.weight_bits = c.spec.activation_bits = 2;
-        c.spec.stride = stride;
-        c.spec.padding = static_cast<std::int64_t>(rng() % 3);
-        c.spec.groups = 1 + static_cast<std::int64_t>(rng() % 2);
-        c.levels = {-2, -1, 0, 1};
-        c.in = in * c.spec.groups;
-        c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3] * c.spec.groups;
-        c.kernel = kernel;
-        c.batch = 2;
-        c.height = kernel + 1;
-        c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % 27);
-        c.width = std::max<std::int64_t>(c.width, kernel);
-        c.zero_point = static_cast<std::int64_t>(rng() % 4);
+        const std::int64_t groups = 1 + static_cast<std::int64_t>(rng() % 2);
+        const Case c = narrow_w2a2_case(rng, kernel, in, groups, stride, 26);
         ConvGeometry g;
         g.in_channels = c.in;
-        g.groups = c.spec.groups;
+        g.groups = groups;
         g.kernel = kernel;
         paired += g.paired();
-        const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
-        const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
-        const auto w =
-            torch::tensor(c.levels, torch::kInt8)
-                .index({torch::randint(0, 4, {c.out, in, kernel, kernel}, torch::kInt64)});
-        const auto expected = reference_dots(c, a, w);
-        for (Isa isa : isas()) {
-          BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, Packing::planes);
-          const auto got = layer.dots(x, true);
-          ASSERT_TRUE(torch::equal(got, expected))
-              << describe(c) << " on " << to_string(isa) << ": max difference "
-              << (got - expected).abs().max().item<int>();
-        }
+        expect_w2a2_dots_on_every_isa(c, Packing::planes);
       }
   EXPECT_EQ(paired, 32);
 }

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace qlab::bits {
 namespace {
@@ -419,6 +420,15 @@ void near_equal_tiles(std::int64_t width, std::int64_t most, Fn&& fn) {
   }
 }
 
+// fn(std::integral_constant<int, n>) for n in [1, R]: a tile's width as a
+// template argument, so that its kernel unrolls over exactly its columns.
+template <int R, typename Fn>
+void with_width(std::int64_t n, Fn&& fn) {
+  if constexpr (R > 1)
+    if (n < R) return with_width<R - 1>(n, fn);
+  fn(std::integral_constant<int, R>{});
+}
+
 // GCC 12 warns of the undefined source operand inside its own AVX-512
 // intrinsics (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
@@ -640,22 +650,6 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
     block_w2a2_avx512<R, false>(c, words.data(), ow, b, a_sums);
 }
 
-// A tile of n <= R columns, on the kernel for exactly n.
-template <int R>
-QLAB_AVX512 void w2a2_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
-                                  std::int32_t* a_sums) {
-  if constexpr (R > 1)
-    if (n < R) return w2a2_some_avx512<R - 1>(c, ow, n, a_sums);
-  w2a2_tile_avx512<R>(c, ow, a_sums + ow);
-}
-
-// Near-equal tiles of up to 8 columns: a 28-column row takes four of 7,
-// not three of 8 and one of 4, which loads each weight for 4 columns only.
-QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  near_equal_tiles(c.width, 8,
-                   [&](std::int64_t ow, std::int64_t n) { w2a2_some_avx512<8>(c, ow, n, a_sums); });
-}
-
 // Columns [ow, ow + N) of every block, their words joined into pairs once
 // for all and counted as they pass: a_sums[r] = sum a of column ow + r.
 template <int N>
@@ -713,21 +707,20 @@ QLAB_AVX512 void w2a2_pair_tile_avx512(const Row& c, std::int64_t ow, std::int32
     block_w2a2_avx512<N, true>(c, pairs.data(), ow, b, a_sums);
 }
 
-// A paired tile of n <= N columns, on the kernel for exactly n.
-template <int N>
-QLAB_AVX512 void w2a2_pair_some_avx512(const Row& c, std::int64_t ow, std::int64_t n,
-                                       std::int32_t* a_sums) {
-  if constexpr (N > 1)
-    if (n < N) return w2a2_pair_some_avx512<N - 1>(c, ow, n, a_sums);
-  w2a2_pair_tile_avx512<N>(c, ow, a_sums + ow);
-}
-
-// Near-equal tiles of up to 12 columns (6 pairs, 18 accumulators): LeNet's
-// 10-column rows take one tile.
-QLAB_AVX512 void w2a2_pair_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-    w2a2_pair_some_avx512<12>(c, ow, n, a_sums);
-  });
+// Near-equal tiles: a 28-column row takes four of 7, not three of 8 and
+// one of 4, which loads each weight for 4 columns only. Up to 8 columns
+// (24 accumulators), or 12 paired (6 pairs, 18): LeNet's 10-column rows
+// take one tile.
+QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
+  if (c.paired)
+    near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
+      with_width<12>(
+          n, [&](auto r) { w2a2_pair_tile_avx512<decltype(r)::value>(c, ow, a_sums + ow); });
+    });
+  else
+    near_equal_tiles(c.width, 8, [&](std::int64_t ow, std::int64_t n) {
+      with_width<8>(n, [&](auto r) { w2a2_tile_avx512<decltype(r)::value>(c, ow, a_sums + ow); });
+    });
 }
 
 // Tile by tile of columns, every block: the tile's activation words stay in
@@ -736,15 +729,6 @@ template <int R, bool kBinary>
 QLAB_AVX512 void tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
   block_avx512<R, true, kBinary>(c, ow, 0, a_sums);
   for (std::int64_t b = 1; b < c.blocks; ++b) block_avx512<R, false, kBinary>(c, ow, b, a_sums);
-}
-
-// A tile of n <= R columns, on the kernel for exactly n.
-template <int R>
-QLAB_AVX512 void binary_tile_avx512(const Row& c, std::int64_t ow, std::int64_t n,
-                                    std::int32_t* a_sums) {
-  if constexpr (R > 1)
-    if (n < R) return binary_tile_avx512<R - 1>(c, ow, n, a_sums);
-  tile_avx512<R, true>(c, ow, a_sums + ow);
 }
 
 QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
@@ -761,15 +745,13 @@ QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
 // tile of 8 and a slower one of 2.
 QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
   near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-    binary_tile_avx512<12>(c, ow, n, a_sums);
+    with_width<12>(n, [&](auto r) { tile_avx512<decltype(r)::value, true>(c, ow, a_sums + ow); });
   });
 }
 
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.a_planes == 1 && c.w_planes == 1)
     binary_columns_avx512(c, a_sums);
-  else if (c.a_planes == 2 && c.w_planes == 2 && c.paired)
-    w2a2_pair_columns_avx512(c, a_sums);
   else if (c.a_planes == 2 && c.w_planes == 2)
     w2a2_columns_avx512(c, a_sums);
   else
