@@ -543,6 +543,15 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
   finish_avx512<R, kSums>(c, ow0, b, total, sums, a_sums);
 }
 
+// sum + popcount(x) per 64-bit lane, or per 32-bit half (k32). Counting
+// every layer by halves and adding them at the end cost the unpaired
+// linear 9216->128 layer 5% (0.113 against 0.107 ms).
+template <bool k32>
+QLAB_AVX512 inline __m512i count_and_add(__m512i sum, __m512i x) {
+  return k32 ? _mm512_add_epi32(sum, _mm512_popcnt_epi32(x))
+             : _mm512_add_epi64(sum, _mm512_popcnt_epi64(x));
+}
+
 // N columns of one block of a layer of two planes each (W2A2), the four
 // plane pairs in one pass: per word, two weight loads and two broadcasts
 // serve four AND + popcounts, summed by their weights 2^(p + q) into three
@@ -556,9 +565,9 @@ QLAB_AVX512 void block_avx512(const Row& c, std::int64_t ow0, std::int64_t b,
 // kPairs: two columns a register where their kernel rows share a word
 // (c.paired, which packs the weights twice in each word; LeNet's 6->16
 // conv): column 2p's word in the low half of each lane, 2p + 1's in the
-// high, [kernel row][pair][plane] (w2a2_pair_tile_avx512). That halves the
-// ANDs, counts and adds per column. VPOPCNTD counts each 32-bit half apart
-// either way; unpaired, the halves are added at the end.
+// high, [kernel row][pair][plane] (w2a2_pair_tile_avx512), each 32-bit half
+// counted apart by VPOPCNTD. That halves the ANDs, counts and adds per
+// column.
 template <int N, bool kPairs>
 QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
                                    std::int64_t b, std::int32_t* a_sums) {
@@ -579,26 +588,25 @@ QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std
     for (int r = 0; r < R; ++r) {
       const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(words[2 * r])),
                     a1 = _mm512_set1_epi64(static_cast<long long>(words[2 * r + 1]));
-      s0[r] = _mm512_add_epi32(s0[r], _mm512_popcnt_epi32(_mm512_and_si512(a0, c0)));
-      s1[r] = _mm512_add_epi32(s1[r], _mm512_popcnt_epi32(_mm512_and_si512(a0, c1)));
-      s1[r] = _mm512_add_epi32(s1[r], _mm512_popcnt_epi32(_mm512_and_si512(a1, c0)));
-      s2[r] = _mm512_add_epi32(s2[r], _mm512_popcnt_epi32(_mm512_and_si512(a1, c1)));
+      s0[r] = count_and_add<kPairs>(s0[r], _mm512_and_si512(a0, c0));
+      s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a0, c1));
+      s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a1, c0));
+      s2[r] = count_and_add<kPairs>(s2[r], _mm512_and_si512(a1, c1));
     }
     words += 2 * R;
   } while (++t < steps);
-  const __m512i low = _mm512_set1_epi64(0xffffffff);
   __m512i total[N];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
+    if (!kPairs) {
+      total[r] = _mm512_add_epi64(
+          s0[r], _mm512_slli_epi64(_mm512_add_epi64(s1[r], _mm512_slli_epi64(s2[r], 1)), 1));
+      continue;
+    }
     const __m512i sum = _mm512_add_epi32(
         s0[r], _mm512_slli_epi32(_mm512_add_epi32(s1[r], _mm512_slli_epi32(s2[r], 1)), 1));
-    const __m512i first = _mm512_and_si512(sum, low), second = _mm512_srli_epi64(sum, 32);
-    if (!kPairs) {
-      total[r] = _mm512_add_epi64(first, second);
-    } else {
-      total[2 * r] = first;
-      if (2 * r + 1 < N) total[2 * r + 1] = second;
-    }
+    total[2 * r] = _mm512_and_si512(sum, _mm512_set1_epi64(0xffffffff));
+    if (2 * r + 1 < N) total[2 * r + 1] = _mm512_srli_epi64(sum, 32);
   }
   finish_avx512<N, false>(c, ow0, b, total, total, a_sums);
 }
