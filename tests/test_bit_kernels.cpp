@@ -393,17 +393,18 @@ TEST(BitKernels, TablesRunWhereTheirKernelKeepsIndicesInRegisters) {
   }
 }
 
-// A W2A2 conv of `in` channels a group: two images a row taller than the
+// A conv of `bits`-bit weights and activations (binary, or DoReFa's odd
+// 2-bit grid) over `in` channels a group: two images a row taller than the
 // kernel, up to `extra` columns wider than the narrowest, random padding,
 // zero point and output channels (5, 16 or 21 a group: partial blocks).
-Case narrow_w2a2_case(std::mt19937& rng, std::int64_t kernel, std::int64_t in, std::int64_t groups,
-                      std::int64_t stride, std::int64_t extra) {
+Case narrow_case(std::mt19937& rng, int bits, std::int64_t kernel, std::int64_t in,
+                 std::int64_t groups, std::int64_t stride, std::int64_t extra) {
   Case c;
-  c.spec.weight_bits = c.spec.activation_bits = 2;
+  c.spec.weight_bits = c.spec.activation_bits = bits;
   c.spec.groups = groups;
   c.spec.stride = stride;
   c.spec.padding = static_cast<std::int64_t>(rng() % 3);
-  c.levels = {-3, -1, 1, 3};
+  c.levels = bits == 1 ? std::vector<int>{-1, 1} : std::vector<int>{-3, -1, 1, 3};
   c.in = in * groups;
   c.out = std::vector<std::int64_t>{5, 16, 21}[rng() % 3] * groups;
   c.kernel = kernel;
@@ -411,18 +412,20 @@ Case narrow_w2a2_case(std::mt19937& rng, std::int64_t kernel, std::int64_t in, s
   c.height = kernel + 1;
   c.width = kernel - 2 * c.spec.padding + static_cast<std::int64_t>(rng() % (extra + 1));
   c.width = std::max<std::int64_t>(c.width, kernel);
-  c.zero_point = static_cast<std::int64_t>(rng() % 4);
+  c.zero_point = static_cast<std::int64_t>(rng() % (1 << bits));
   return c;
 }
 
-// A W2A2 conv of random codes on `packing`, on every instruction set this
-// CPU has, against the integer convolution.
-void expect_w2a2_dots_on_every_isa(const Case& c, Packing packing) {
-  const auto a = torch::randint(0, 4, {c.batch, c.in, c.height, c.width}, torch::kUInt8);
+// The case's conv of random codes on `packing`, on every instruction set
+// this CPU has, against the integer convolution.
+void expect_dots_on_every_isa(const Case& c, Packing packing) {
+  const auto a = torch::randint(0, 1 << c.spec.activation_bits, {c.batch, c.in, c.height, c.width},
+                                torch::kUInt8);
   const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
   const std::vector<std::int64_t> shape{c.out, c.in / c.spec.groups, c.kernel, c.kernel};
-  const auto w =
-      torch::tensor(c.levels, torch::kInt8).index({torch::randint(0, 4, shape, torch::kInt64)});
+  const auto levels = static_cast<std::int64_t>(c.levels.size());
+  const auto w = torch::tensor(c.levels, torch::kInt8)
+                     .index({torch::randint(0, levels, shape, torch::kInt64)});
   const auto expected = reference_dots(c, a, w);
   for (Isa isa : isas()) {
     BitLayer layer(c.spec, w, torch::ones({1}, torch::kFloat64), {}, isa, packing);
@@ -442,37 +445,38 @@ TEST(BitKernels, TableKernelsOnKernelRowsEqualTheIntegerConvolution) {
   int blocked = 0;
   for (std::int64_t kernel : {3, 5})
     for (std::int64_t in = 1; in <= (kernel == 5 ? 8 : 12); ++in) {
-      const Case c = narrow_w2a2_case(rng, kernel, in, 1, 1, 14);
+      const Case c = narrow_case(rng, 2, kernel, in, 1, 1, 14);
       ConvGeometry g;
       g.in_channels = c.in;
       g.kernel = kernel;
       blocked += tables_blocked(g);
-      expect_w2a2_dots_on_every_isa(c, Packing::tables);
+      expect_dots_on_every_isa(c, Packing::tables);
     }
   EXPECT_EQ(blocked, 20);
 }
 
-// The AVX-512 W2A2 kernel that counts two columns a register, where their
-// kernel rows share a word: every paired shape, strides 1 (columns loaded 8
-// at a time) and 2 (picked one by one), widths that end in each of its
-// column tiles, groups, padding and partial channel blocks.
+// The AVX-512 kernels that count two columns a register, where their
+// kernel rows share a word, at W1A1 and W2A2: every paired shape, strides 1
+// (columns loaded 8 at a time) and 2 (picked one by one), widths that end
+// in each of their column tiles, groups, padding and partial channel blocks.
 TEST(BitKernels, PairedPlaneKernelsEqualTheIntegerConvolution) {
   std::mt19937 rng(17);
   torch::manual_seed(17);
   int paired = 0;
-  for (std::int64_t kernel : {3, 5})
-    for (std::int64_t in = 1; in * kernel <= 32; ++in)
-      for (std::int64_t stride : {1, 2}) {
-        const std::int64_t groups = 1 + static_cast<std::int64_t>(rng() % 2);
-        const Case c = narrow_w2a2_case(rng, kernel, in, groups, stride, 26);
-        ConvGeometry g;
-        g.in_channels = c.in;
-        g.groups = groups;
-        g.kernel = kernel;
-        paired += g.paired();
-        expect_w2a2_dots_on_every_isa(c, Packing::planes);
-      }
-  EXPECT_EQ(paired, 32);
+  for (int bits : {1, 2})
+    for (std::int64_t kernel : {3, 5})
+      for (std::int64_t in = 1; in * kernel <= 32; ++in)
+        for (std::int64_t stride : {1, 2}) {
+          const std::int64_t groups = 1 + static_cast<std::int64_t>(rng() % 2);
+          const Case c = narrow_case(rng, bits, kernel, in, groups, stride, 34);
+          ConvGeometry g;
+          g.in_channels = c.in;
+          g.groups = groups;
+          g.kernel = kernel;
+          paired += g.paired();
+          expect_dots_on_every_isa(c, Packing::planes);
+        }
+  EXPECT_EQ(paired, 64);
 }
 
 // The tables' sums are 16-bit: a layer just inside tables_fit(), every

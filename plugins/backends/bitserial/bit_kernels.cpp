@@ -565,35 +565,38 @@ QLAB_AVX512 inline __m512i count_and_add(__m512i sum, __m512i x) {
 // kPairs: two columns a register where their kernel rows share a word
 // (c.paired, which packs the weights twice in each word; LeNet's 6->16
 // conv): column 2p's word in the low half of each lane, 2p + 1's in the
-// high, [kernel row][pair][plane] (w2a2_pair_tile_avx512), each 32-bit half
+// high, [kernel row][pair][plane] (pair_tile_avx512), each 32-bit half
 // counted apart by VPOPCNTD. That halves the ANDs, counts and adds per
-// column.
-template <int N, bool kPairs>
+// column. W1A1 runs paired here too, kPlanes 1.
+template <int N, bool kPairs, int kPlanes = 2>
 QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
                                    std::int64_t b, std::int32_t* a_sums) {
+  static_assert(kPlanes == 2 || kPairs, "unpaired W1A1 runs on block_avx512");
   constexpr int R = kPairs ? (N + 1) / 2 : N;  // registers of columns
   const std::int64_t steps = c.kernel * c.run;
   __m512i s0[R], s1[R], s2[R];  // weights 1, 2, 4
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) s0[r] = s1[r] = s2[r] = _mm512_setzero_si512();
   const std::uint64_t* w0 = c.weights(b, 0);
-  const std::uint64_t* w1 = c.weights(b, 1);
+  const std::uint64_t* w1 = c.weights(b, kPlanes - 1);
   // do-while: a loop that may run no times made GCC copy every
   // accumulator to a second register at each step.
   std::int64_t t = 0;
   do {
     const __m512i c0 = _mm512_loadu_si512(w0 + t * kChannelBlock),
-                  c1 = _mm512_loadu_si512(w1 + t * kChannelBlock);
+                  c1 = kPlanes == 2 ? _mm512_loadu_si512(w1 + t * kChannelBlock) : c0;
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(words[2 * r])),
-                    a1 = _mm512_set1_epi64(static_cast<long long>(words[2 * r + 1]));
+      const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(words[kPlanes * r]));
       s0[r] = count_and_add<kPairs>(s0[r], _mm512_and_si512(a0, c0));
-      s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a0, c1));
-      s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a1, c0));
-      s2[r] = count_and_add<kPairs>(s2[r], _mm512_and_si512(a1, c1));
+      if (kPlanes == 2) {
+        const __m512i a1 = _mm512_set1_epi64(static_cast<long long>(words[2 * r + 1]));
+        s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a0, c1));
+        s1[r] = count_and_add<kPairs>(s1[r], _mm512_and_si512(a1, c0));
+        s2[r] = count_and_add<kPairs>(s2[r], _mm512_and_si512(a1, c1));
+      }
     }
-    words += 2 * R;
+    words += kPlanes * R;
   } while (++t < steps);
   __m512i total[N];
 #pragma GCC unroll 16
@@ -603,8 +606,11 @@ QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std
           s0[r], _mm512_slli_epi64(_mm512_add_epi64(s1[r], _mm512_slli_epi64(s2[r], 1)), 1));
       continue;
     }
-    const __m512i sum = _mm512_add_epi32(
-        s0[r], _mm512_slli_epi32(_mm512_add_epi32(s1[r], _mm512_slli_epi32(s2[r], 1)), 1));
+    const __m512i sum =
+        kPlanes == 1
+            ? s0[r]
+            : _mm512_add_epi32(s0[r], _mm512_slli_epi32(
+                                          _mm512_add_epi32(s1[r], _mm512_slli_epi32(s2[r], 1)), 1));
     total[2 * r] = _mm512_and_si512(sum, _mm512_set1_epi64(0xffffffff));
     if (2 * r + 1 < N) total[2 * r + 1] = _mm512_srli_epi64(sum, 32);
   }
@@ -658,30 +664,36 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
     block_w2a2_avx512<R, false>(c, words.data(), ow, b, a_sums);
 }
 
-// Columns [ow, ow + N) of every block, their words joined into pairs once
-// for all and counted as they pass: a_sums[r] = sum a of column ow + r.
-template <int N>
-QLAB_AVX512 void w2a2_pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
+// Columns [ow, ow + N) of every block of a paired layer of kPlanes planes,
+// their words joined into pairs once for all and counted as they pass:
+// a_sums[r] = sum a of column ow + r.
+template <int N, int kPlanes>
+QLAB_AVX512 void pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a_sums) {
   constexpr int P = (N + 1) / 2, kChunks = (N + 7) / 8;
   thread_local std::vector<std::uint64_t> pairs;
-  // Room for a whole chunk's 8 words past the last row's 2 P.
-  pairs.resize(static_cast<std::size_t>(c.kernel * 2 * P + 8));
+  // Room for a whole chunk's 8 words past the last row's kPlanes P.
+  pairs.resize(static_cast<std::size_t>(c.kernel * kPlanes * P + 8));
   std::uint64_t* to = pairs.data();
   if (c.column == 1) {
     // 8 columns' words side by side a load per plane; VPMOVQD narrows them
-    // to 4 pair words (the high halves are zero), a permute interleaves the
-    // planes.
+    // to 4 pair words (the high halves are zero), a permute interleaves
+    // two planes.
     const __m512i interleave = _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7);
     __m512i sums[kChunks];
 #pragma GCC unroll 2
     for (int h = 0; h < kChunks; ++h) sums[h] = _mm512_setzero_si512();
-    for (std::int64_t i = 0; i < c.kernel; ++i, to += 2 * P) {
+    for (std::int64_t i = 0; i < c.kernel; ++i, to += kPlanes * P) {
       const std::uint64_t* a = c.a + ow + i * c.kernel_row;
 #pragma GCC unroll 2
       for (int h = 0; h < kChunks; ++h) {
         const auto mask = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
-        const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a + 8 * h),
-                      a1 = _mm512_maskz_loadu_epi64(mask, a + 8 * h + c.a_plane);
+        const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a + 8 * h);
+        if (kPlanes == 1) {
+          sums[h] = _mm512_add_epi64(sums[h], _mm512_popcnt_epi64(a0));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + 4 * h), _mm512_cvtepi64_epi32(a0));
+          continue;
+        }
+        const __m512i a1 = _mm512_maskz_loadu_epi64(mask, a + 8 * h + c.a_plane);
         sums[h] = _mm512_add_epi64(sums[h],
                                    _mm512_add_epi64(_mm512_popcnt_epi64(a0),
                                                     _mm512_slli_epi64(_mm512_popcnt_epi64(a1), 1)));
@@ -697,22 +709,25 @@ QLAB_AVX512 void w2a2_pair_tile_avx512(const Row& c, std::int64_t ow, std::int32
     }
   } else {
     std::int64_t sums[N] = {};
-    for (std::int64_t i = 0; i < c.kernel; ++i, to += 2 * P) {
+    for (std::int64_t i = 0; i < c.kernel; ++i, to += kPlanes * P) {
       const std::uint64_t* a = c.a + ow * c.column + i * c.kernel_row;
 #pragma GCC unroll 16
       for (int r = 0; r < N; ++r) {
-        const std::uint64_t a0 = a[r * c.column], a1 = a[r * c.column + c.a_plane];
         const int shift = 32 * (r % 2);
-        if (shift == 0) to[r] = to[r + 1] = 0;  // this pair's two planes
-        to[r - r % 2] |= a0 << shift;
-        to[r - r % 2 + 1] |= a1 << shift;
-        sums[r] += __builtin_popcountll(a0) + 2 * __builtin_popcountll(a1);
+        std::uint64_t* pair = to + kPlanes * (r / 2);
+#pragma GCC unroll 2
+        for (int p = 0; p < kPlanes; ++p) {
+          const std::uint64_t word = a[r * c.column + p * c.a_plane];
+          if (shift == 0) pair[p] = 0;
+          pair[p] |= word << shift;
+          sums[r] += static_cast<std::int64_t>(__builtin_popcountll(word)) << p;
+        }
       }
     }
     for (int r = 0; r < N; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
   }
   for (std::int64_t b = 0; b < c.blocks; ++b)
-    block_w2a2_avx512<N, true>(c, pairs.data(), ow, b, a_sums);
+    block_w2a2_avx512<N, true, kPlanes>(c, pairs.data(), ow, b, a_sums);
 }
 
 // Near-equal tiles: a 28-column row takes four of 7, not three of 8 and
@@ -722,8 +737,8 @@ QLAB_AVX512 void w2a2_pair_tile_avx512(const Row& c, std::int64_t ow, std::int32
 QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.paired)
     near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-      with_width<12>(
-          n, [&](auto r) { w2a2_pair_tile_avx512<decltype(r)::value>(c, ow, a_sums + ow); });
+      with_width<12>(n,
+                     [&](auto r) { pair_tile_avx512<decltype(r)::value, 2>(c, ow, a_sums + ow); });
     });
   else
     near_equal_tiles(c.width, 8, [&](std::int64_t ow, std::int64_t n) {
@@ -750,11 +765,17 @@ QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
 
 // W1A1 needs 2 R registers, not 4 R: a row splits into near-equal tiles of
 // up to 12 columns, so that LeNet's 10-column rows take one tile, not a
-// tile of 8 and a slower one of 2.
+// tile of 8 and a slower one of 2; paired, up to 16.
 QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
-  near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-    with_width<12>(n, [&](auto r) { tile_avx512<decltype(r)::value, true>(c, ow, a_sums + ow); });
-  });
+  if (c.paired)
+    near_equal_tiles(c.width, 16, [&](std::int64_t ow, std::int64_t n) {
+      with_width<16>(n,
+                     [&](auto r) { pair_tile_avx512<decltype(r)::value, 1>(c, ow, a_sums + ow); });
+    });
+  else
+    near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
+      with_width<12>(n, [&](auto r) { tile_avx512<decltype(r)::value, true>(c, ow, a_sums + ow); });
+    });
 }
 
 QLAB_AVX512 void row_avx512(const Row& c, std::int32_t* a_sums) {
