@@ -875,6 +875,10 @@ void pack_pixel_portable(const std::uint8_t* codes, std::int64_t count, int plan
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
 
+void require_tables_fit(const ConvGeometry& g) {
+  if (!tables_fit(g)) invalid("a layer this wide overflows the table kernels' sums");
+}
+
 // The 64 bits of a stream from bit `bit` on (the stream has a word past
 // them). The second shift is split in two so that a whole-word start,
 // shifting by 64, adds nothing and needs no branch.
@@ -967,7 +971,7 @@ PackedWeights pack_weights(const ConvGeometry& g, const std::int8_t* codes, int 
   const bool fields = packing == Packing::fields, tables = packing == Packing::tables;
   if (fields) w.fields.assign(static_cast<std::size_t>(weight_field_words(g)), 0);
   if (tables) {
-    if (!tables_fit(g)) invalid("a layer this wide overflows the table kernels' sums");
+    require_tables_fit(g);
     w.table_indices.assign(static_cast<std::size_t>(table_index_bytes(g)), 0);
   }
   for (std::int64_t oc = 0; oc < g.out_channels; ++oc) {
@@ -1040,7 +1044,7 @@ void prepare_activations(const ConvGeometry& g, int planes, PackedActivations& o
   if (packing == Packing::fields) {
     out.fields.resize(static_cast<std::size_t>(g.batch * g.groups * field_image_words(g)));
   } else if (packing == Packing::tables) {
-    if (!tables_fit(g)) invalid("a layer this wide overflows the table kernels' sums");
+    require_tables_fit(g);
     out.tables.resize(static_cast<std::size_t>(g.batch * g.groups * table_image_bytes(g)));
     out.window_sums.resize(
         static_cast<std::size_t>(g.batch * g.groups * g.out_height() * g.out_width()));

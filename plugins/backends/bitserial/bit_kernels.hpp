@@ -69,7 +69,8 @@ struct ConvGeometry {
   bool windowed() const { return (kernel * group_in() + 63) / 64 < kernel * words(); }
   /// Whether a kernel row's taps fill at most half a word, so that two
   /// columns' rows can share one: the weights are then packed twice in
-  /// each word, and the AVX2 W1A1 kernel counts two columns in one pass.
+  /// each word, and the AVX2 W1A1 kernel and the AVX-512 W1A1 and W2A2
+  /// kernels count two columns in one pass.
   bool paired() const { return windowed() && kernel * group_in() <= 32; }
   /// Words of one kernel row of one plane.
   std::int64_t row_words() const {

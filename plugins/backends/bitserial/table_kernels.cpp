@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <iterator>
 
 namespace qlab::bits {
 namespace {
@@ -40,6 +41,14 @@ constexpr Tables kTables = [] {
 
 // Bytes of a pixel's codes: steps of two channel pairs, a lookup each.
 std::int64_t steps(const ConvGeometry& g) { return (g.group_in() + 3) / 4; }
+
+// The shapes (kernel, steps; stride 1) whose AVX2 kernel keeps a kernel
+// row's indices in registers: tables_blocked() and the dispatch both read
+// this list.
+struct Shape {
+  int kernel, steps;
+};
+constexpr Shape kBlocked[] = {{5, 2}, {5, 1}, {3, 3}, {3, 2}, {3, 1}};
 std::int64_t blocks(const ConvGeometry& g) {
   return (g.group_out() + kFieldBlock - 1) / kFieldBlock;
 }
@@ -215,6 +224,22 @@ QLAB_AVX2 void columns_avx2(const TableRow& c, std::int64_t b, const BlockRequan
   for (; ow < c.width; ++ow) block_avx2<1>(c, ow, b, requant);
 }
 
+// The kernel for the row's shape in kBlocked, from entry I on; else the
+// general one.
+template <std::size_t I = 0>
+QLAB_AVX2 void blocked_columns_avx2(const TableRow& c, std::int64_t b,
+                                    const BlockRequant* requant) {
+  if constexpr (I == std::size(kBlocked)) {
+    columns_avx2(c, b, requant);
+  } else {
+    constexpr Shape shape = kBlocked[I];
+    if (c.stride == 1 && c.kernel == shape.kernel && c.steps == shape.steps)
+      columns_avx2<shape.kernel, shape.steps>(c, b, requant);
+    else
+      blocked_columns_avx2<I + 1>(c, b, requant);
+  }
+}
+
 QLAB_AVX2 void row_avx2(const TableRow& c) {
   for (std::int64_t b = 0; b < c.blocks; ++b) {
     // Set where used: zeroing the two cost 5% of the layer's samples.
@@ -223,21 +248,7 @@ QLAB_AVX2 void row_avx2(const TableRow& c) {
       if (const std::int64_t lanes = c.lanes(b, h * kChannelBlock); c.requant && lanes > 0)
         requant[h] =
             block_requant(*c.requant, c.first_channel + b * kFieldBlock + h * kChannelBlock, lanes);
-    const auto is = [&](std::int64_t k, std::int64_t s) {
-      return c.stride == 1 && c.kernel == k && c.steps == s;
-    };
-    if (is(5, 2))
-      columns_avx2<5, 2>(c, b, requant);
-    else if (is(5, 1))
-      columns_avx2<5, 1>(c, b, requant);
-    else if (is(3, 3))
-      columns_avx2<3, 3>(c, b, requant);
-    else if (is(3, 2))
-      columns_avx2<3, 2>(c, b, requant);
-    else if (is(3, 1))
-      columns_avx2<3, 1>(c, b, requant);
-    else
-      columns_avx2(c, b, requant);
+    blocked_columns_avx2(c, b, requant);
   }
 }
 
@@ -246,7 +257,9 @@ QLAB_AVX2 void row_avx2(const TableRow& c) {
 }  // namespace
 
 bool tables_blocked(const ConvGeometry& g) {
-  return g.stride == 1 && ((g.kernel == 5 && steps(g) <= 2) || (g.kernel == 3 && steps(g) <= 3));
+  return g.stride == 1 && std::any_of(std::begin(kBlocked), std::end(kBlocked), [&](Shape s) {
+           return g.kernel == s.kernel && steps(g) == s.steps;
+         });
 }
 
 bool tables_fit(const ConvGeometry& g) {
