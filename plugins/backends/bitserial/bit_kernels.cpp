@@ -569,8 +569,8 @@ QLAB_AVX512 inline __m512i count_and_add(__m512i sum, __m512i x) {
 // counted apart by VPOPCNTD. That halves the ANDs, counts and adds per
 // column. W1A1 runs paired here too, kPlanes 1.
 template <int N, bool kPairs, int kPlanes = 2>
-QLAB_AVX512 void block_w2a2_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
-                                   std::int64_t b, std::int32_t* a_sums) {
+QLAB_AVX512 void block_one_pass_avx512(const Row& c, const std::uint64_t* words, std::int64_t ow0,
+                                       std::int64_t b, std::int32_t* a_sums) {
   static_assert(kPlanes == 2 || kPairs, "unpaired W1A1 runs on block_avx512");
   constexpr int R = kPairs ? (N + 1) / 2 : N;  // registers of columns
   const std::int64_t steps = c.kernel * c.run;
@@ -661,7 +661,7 @@ QLAB_AVX512 void w2a2_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
     for (int r = 0; r < R; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
   }
   for (std::int64_t b = 0; b < c.blocks; ++b)
-    block_w2a2_avx512<R, false>(c, words.data(), ow, b, a_sums);
+    block_one_pass_avx512<R, false>(c, words.data(), ow, b, a_sums);
 }
 
 // Columns [ow, ow + N) of every block of a paired layer of kPlanes planes,
@@ -727,7 +727,7 @@ QLAB_AVX512 void pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
     for (int r = 0; r < N; ++r) a_sums[r] = static_cast<std::int32_t>(sums[r]);
   }
   for (std::int64_t b = 0; b < c.blocks; ++b)
-    block_w2a2_avx512<N, true, kPlanes>(c, pairs.data(), ow, b, a_sums);
+    block_one_pass_avx512<N, true, kPlanes>(c, pairs.data(), ow, b, a_sums);
 }
 
 // Near-equal tiles: a 28-column row takes four of 7, not three of 8 and
