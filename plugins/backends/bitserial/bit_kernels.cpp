@@ -433,7 +433,9 @@ void with_width(std::int64_t n, Fn&& fn) {
 // intrinsics (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // a GCC-only warning, which clang would warn is unknown
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // A block's R columns of counts, total[r] = sum 2^(p+q) popcount(A_p & C_q)
 // per lane, to dots alpha total + beta sum a, stored as dots or as codes.

@@ -337,7 +337,9 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
 // intrinsics (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // a GCC-only warning, which clang would warn is unknown
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 template <int V>
 QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
