@@ -429,6 +429,15 @@ void with_width(std::int64_t n, Fn&& fn) {
   fn(std::integral_constant<int, R>{});
 }
 
+// fn(ow, std::integral_constant<int, n>) for near-equal tiles of at most
+// Most of `width` columns, each tile's width a template argument.
+template <int Most, typename Fn>
+void for_tiles(std::int64_t width, Fn&& fn) {
+  near_equal_tiles(width, Most, [&](std::int64_t ow, std::int64_t n) {
+    with_width<Most>(n, [&](auto r) { fn(ow, r); });
+  });
+}
+
 // GCC 12 warns of the undefined source operand inside its own AVX-512
 // intrinsics (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
@@ -679,23 +688,26 @@ QLAB_AVX512 void pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
   if (c.column == 1) {
     // 8 columns' words side by side a load per plane; VPMOVQD narrows them
     // to 4 pair words (the high halves are zero), a permute interleaves
-    // two planes.
+    // two planes. Chunk h holds columns 8h .. min(8h + 8, N).
     const __m512i interleave = _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7);
     __m512i sums[kChunks];
+    __mmask8 masks[kChunks];
 #pragma GCC unroll 2
-    for (int h = 0; h < kChunks; ++h) sums[h] = _mm512_setzero_si512();
+    for (int h = 0; h < kChunks; ++h) {
+      sums[h] = _mm512_setzero_si512();
+      masks[h] = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
+    }
     for (std::int64_t i = 0; i < c.kernel; ++i, to += kPlanes * P) {
       const std::uint64_t* a = c.a + ow + i * c.kernel_row;
 #pragma GCC unroll 2
       for (int h = 0; h < kChunks; ++h) {
-        const auto mask = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
-        const __m512i a0 = _mm512_maskz_loadu_epi64(mask, a + 8 * h);
+        const __m512i a0 = _mm512_maskz_loadu_epi64(masks[h], a + 8 * h);
         if (kPlanes == 1) {
           sums[h] = _mm512_add_epi64(sums[h], _mm512_popcnt_epi64(a0));
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + 4 * h), _mm512_cvtepi64_epi32(a0));
           continue;
         }
-        const __m512i a1 = _mm512_maskz_loadu_epi64(mask, a + 8 * h + c.a_plane);
+        const __m512i a1 = _mm512_maskz_loadu_epi64(masks[h], a + 8 * h + c.a_plane);
         sums[h] = _mm512_add_epi64(sums[h],
                                    _mm512_add_epi64(_mm512_popcnt_epi64(a0),
                                                     _mm512_slli_epi64(_mm512_popcnt_epi64(a1), 1)));
@@ -705,10 +717,8 @@ QLAB_AVX512 void pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
       }
     }
 #pragma GCC unroll 2
-    for (int h = 0; h < kChunks; ++h) {
-      const auto mask = static_cast<__mmask8>(N - 8 * h >= 8 ? 0xff : (1u << (N - 8 * h)) - 1);
-      _mm256_mask_storeu_epi32(a_sums + 8 * h, mask, _mm512_cvtepi64_epi32(sums[h]));
-    }
+    for (int h = 0; h < kChunks; ++h)
+      _mm256_mask_storeu_epi32(a_sums + 8 * h, masks[h], _mm512_cvtepi64_epi32(sums[h]));
   } else {
     std::int64_t sums[N] = {};
     for (std::int64_t i = 0; i < c.kernel; ++i, to += kPlanes * P) {
@@ -738,13 +748,12 @@ QLAB_AVX512 void pair_tile_avx512(const Row& c, std::int64_t ow, std::int32_t* a
 // take one tile.
 QLAB_AVX512 void w2a2_columns_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.paired)
-    near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-      with_width<12>(n,
-                     [&](auto r) { pair_tile_avx512<decltype(r)::value, 2>(c, ow, a_sums + ow); });
+    for_tiles<12>(c.width, [&](std::int64_t ow, auto n) {
+      pair_tile_avx512<decltype(n)::value, 2>(c, ow, a_sums + ow);
     });
   else
-    near_equal_tiles(c.width, 8, [&](std::int64_t ow, std::int64_t n) {
-      with_width<8>(n, [&](auto r) { w2a2_tile_avx512<decltype(r)::value>(c, ow, a_sums + ow); });
+    for_tiles<8>(c.width, [&](std::int64_t ow, auto n) {
+      w2a2_tile_avx512<decltype(n)::value>(c, ow, a_sums + ow);
     });
 }
 
@@ -770,13 +779,12 @@ QLAB_AVX512 void columns_avx512(const Row& c, std::int32_t* a_sums) {
 // tile of 8 and a slower one of 2; paired, up to 16.
 QLAB_AVX512 void binary_columns_avx512(const Row& c, std::int32_t* a_sums) {
   if (c.paired)
-    near_equal_tiles(c.width, 16, [&](std::int64_t ow, std::int64_t n) {
-      with_width<16>(n,
-                     [&](auto r) { pair_tile_avx512<decltype(r)::value, 1>(c, ow, a_sums + ow); });
+    for_tiles<16>(c.width, [&](std::int64_t ow, auto n) {
+      pair_tile_avx512<decltype(n)::value, 1>(c, ow, a_sums + ow);
     });
   else
-    near_equal_tiles(c.width, 12, [&](std::int64_t ow, std::int64_t n) {
-      with_width<12>(n, [&](auto r) { tile_avx512<decltype(r)::value, true>(c, ow, a_sums + ow); });
+    for_tiles<12>(c.width, [&](std::int64_t ow, auto n) {
+      tile_avx512<decltype(n)::value, true>(c, ow, a_sums + ow);
     });
 }
 
