@@ -85,6 +85,17 @@ Case random_case(std::mt19937& rng, int trial) {
   return c;
 }
 
+// The case's geometry as far as packing decides: channels, groups, kernel
+// and stride.
+ConvGeometry geometry_of(const Case& c) {
+  ConvGeometry g;
+  g.in_channels = c.in;
+  g.groups = c.spec.groups;
+  g.kernel = c.kernel;
+  g.stride = c.spec.stride;
+  return g;
+}
+
 bool winograd_case(const Case& c) {
   return !c.spec.linear && c.kernel == 3 && c.spec.stride == 1 && c.spec.groups == 1 &&
          c.spec.weight_bits <= 2;
@@ -97,11 +108,7 @@ bool winograd_case(const Case& c) {
 std::vector<Packing> packings(const Case& c, Isa isa) {
   std::vector<Packing> out;
   if (c.spec.weight_bits <= 2) out = {Packing::planes, Packing::fields};
-  ConvGeometry g;
-  g.in_channels = c.in;
-  g.groups = c.spec.groups;
-  g.kernel = c.kernel;
-  if (c.spec.weight_bits <= 2 && tables_fit(g)) out.push_back(Packing::tables);
+  if (c.spec.weight_bits <= 2 && tables_fit(geometry_of(c))) out.push_back(Packing::tables);
   if (c.spec.linear && c.spec.activation_bits == 1) out.push_back(Packing::selected);
   if (winograd_case(c) && (isa != Isa::avx512 || cpu_has_vnni())) out.push_back(Packing::winograd);
   return out;
@@ -139,10 +146,7 @@ TEST(BitKernels, DotsEqualTheIntegerConvolutionOnRandomShapes) {
   int whole_words = 0, winograd = 0, tables = 0;
   for (int trial = 0; trial < 160; ++trial) {
     Case c = random_case(rng, trial);
-    ConvGeometry g;
-    g.in_channels = c.in;
-    g.groups = c.spec.groups;
-    g.kernel = c.kernel;
+    const ConvGeometry g = geometry_of(c);
     ++(g.windowed() ? windowed : aligned);
     paired += g.paired() && c.spec.weight_bits == 1 && c.spec.activation_bits == 1;
     ++(g.group_in() % 4 == 0 ? dense_fields : window_fields);
@@ -446,10 +450,7 @@ TEST(BitKernels, TableKernelsOnKernelRowsEqualTheIntegerConvolution) {
   for (std::int64_t kernel : {3, 5})
     for (std::int64_t in = 1; in <= (kernel == 5 ? 8 : 12); ++in) {
       const Case c = narrow_case(rng, 2, kernel, in, 1, 1, 14);
-      ConvGeometry g;
-      g.in_channels = c.in;
-      g.kernel = kernel;
-      blocked += tables_blocked(g);
+      blocked += tables_blocked(geometry_of(c));
       expect_dots_on_every_isa(c, Packing::tables);
     }
   EXPECT_EQ(blocked, 20);
@@ -469,11 +470,7 @@ TEST(BitKernels, PairedPlaneKernelsEqualTheIntegerConvolution) {
         for (std::int64_t stride : {1, 2}) {
           const std::int64_t groups = 1 + static_cast<std::int64_t>(rng() % 2);
           const Case c = narrow_case(rng, bits, kernel, in, groups, stride, 34);
-          ConvGeometry g;
-          g.in_channels = c.in;
-          g.groups = groups;
-          g.kernel = kernel;
-          paired += g.paired();
+          paired += geometry_of(c).paired();
           expect_dots_on_every_isa(c, Packing::planes);
         }
   EXPECT_EQ(paired, 64);
@@ -492,10 +489,7 @@ TEST(BitKernels, TablesSumTheWidestLayerTheyTakeExactly) {
   c.kernel = 5;
   c.height = c.width = 4;
   c.zero_point = 3;
-  ConvGeometry g;
-  g.in_channels = c.in;
-  g.kernel = c.kernel;
-  ASSERT_TRUE(tables_fit(g));
+  ASSERT_TRUE(tables_fit(geometry_of(c)));
   const auto a = torch::full({1, c.in, c.height, c.width}, 3, torch::kUInt8);
   const auto x = at::_make_per_tensor_quantized_tensor(a, 0.1, c.zero_point);
   // Codes 1 on the grid {-2 .. 1}: unsigned code 3 (two others set the grid).
