@@ -5,9 +5,13 @@
 #include <qlab/plugin/trainer.hpp>
 #include <qlab/runtime.hpp>
 
+#include <ATen/Parallel.h>
+
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -212,6 +216,73 @@ TEST(Runtime, ForClaimedCoversEveryItemOnce) {
   EXPECT_GE(seen.size(), 1u);
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   for_claimed(10, 3, false, [&](std::int64_t b, std::int64_t e) { ranges.emplace_back(b, e); });
+  EXPECT_EQ(ranges, (std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 10}}));
+}
+
+// split_by_speed: ranges in proportion to the speeds, contiguous, covering
+// [0, count), at least one item each where there are enough.
+TEST(Runtime, SplitBySpeedFollowsTheSpeeds) {
+  using Ends = std::vector<std::int64_t>;
+  EXPECT_EQ(split_by_speed(64, {1.0, 1.0}), (Ends{32, 64}));
+  EXPECT_EQ(split_by_speed(64, {3.0, 1.0}), (Ends{48, 64}));
+  EXPECT_EQ(split_by_speed(60, {1.0, 2.0, 3.0}), (Ends{10, 30, 60}));
+  EXPECT_EQ(split_by_speed(3, {100.0, 1.0, 1.0}), (Ends{1, 2, 3}));  // one each
+  EXPECT_EQ(split_by_speed(1, {1.0, 1.0}), (Ends{1, 1}));            // too few for both
+  EXPECT_EQ(split_by_speed(0, {1.0, 1.0}), (Ends{0, 0}));
+  EXPECT_EQ(split_by_speed(10, {0.0, 0.0}), (Ends{5, 10}));  // no speeds: even
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> speed(0.01, 10.0);
+  for (int trial = 0; trial < 500; ++trial) {
+    const std::int64_t count = trial % 70;
+    std::vector<double> speeds(1 + trial % 5);
+    for (double& s : speeds) s = speed(rng);
+    const Ends ends = split_by_speed(count, speeds);
+    ASSERT_EQ(ends.size(), speeds.size());
+    EXPECT_EQ(ends.back(), count);
+    std::int64_t last = 0;
+    for (std::int64_t end : ends) {
+      EXPECT_GE(end, last);
+      if (count >= static_cast<std::int64_t>(speeds.size())) {
+        EXPECT_GT(end, last);
+      }
+      last = end;
+    }
+  }
+}
+
+// SpeedBalanced covers every item once on the intra-op threads, and gives
+// fewer items to a thread whose items take longer (here, sleeping four
+// times as long on thread 1 as on thread 0).
+TEST(Runtime, SpeedBalancedGivesTheSlowerThreadFewerItems) {
+  set_threads(2);
+  SpeedBalanced balanced;
+  std::mutex mutex;
+  for (std::int64_t count : {0, 1, 2, 7, 64}) {
+    std::vector<int> hits(static_cast<std::size_t>(count), 0);
+    balanced.run(count, true, [&](std::int64_t begin, std::int64_t end) {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (std::int64_t i = begin; i < end; ++i) ++hits[static_cast<std::size_t>(i)];
+    });
+    EXPECT_EQ(hits, std::vector<int>(static_cast<std::size_t>(count), 1)) << count;
+  }
+  SpeedBalanced uneven;
+  std::int64_t last_share = 0;
+  for (int run = 0; run < 12; ++run) {
+    std::int64_t first_share = 0;
+    uneven.run(16, true, [&](std::int64_t begin, std::int64_t end) {
+      const int thread = at::get_thread_num();
+      if (begin == 0) first_share = end;
+      std::this_thread::sleep_for(std::chrono::microseconds(thread == 0 ? 100 : 400) *
+                                  (end - begin));
+    });
+    last_share = first_share;
+  }
+  const auto speeds = uneven.speeds();
+  ASSERT_EQ(speeds.size(), 2u);
+  EXPECT_GT(speeds[0], 1.5 * speeds[1]);
+  EXPECT_GT(last_share, 8);  // of 16 items, to the faster thread 0
+  std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  balanced.run(10, false, [&](std::int64_t b, std::int64_t e) { ranges.emplace_back(b, e); });
   EXPECT_EQ(ranges, (std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 10}}));
 }
 

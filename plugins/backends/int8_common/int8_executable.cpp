@@ -393,7 +393,7 @@ class Int8Executable final : public Executable {
     const torch::Tensor& whole = r.input(steps_[first]);
     torch::Tensor out;
     std::mutex allocating;
-    for_ranges(whole.size(0), 1, true, [&](std::int64_t begin, std::int64_t stop) {
+    balances_.at(first)->run(whole.size(0), true, [&](std::int64_t begin, std::int64_t stop) {
       torch::NoGradGuard no_grad;  // thread-local, as is a worker's own
       const torch::Tensor images = whole.narrow(0, begin, stop - begin);
       Run mine = start(images);
@@ -426,6 +426,7 @@ class Int8Executable final : public Executable {
   // steps that run on images, each after the first taking the step before
   // it as its one input, which nothing else reads.
   void plan_segments() {
+    balances_.resize(steps_.size());
     std::vector<int> readers(steps_.size(), 0);
     for (const auto& s : steps_)
       for (auto in : s.inputs) ++readers[in];
@@ -441,6 +442,7 @@ class Int8Executable final : public Executable {
       while (end < steps_.size() && continues(end)) ++end;
       if (end - i >= 2) {
         steps_[i].segment_end = end;
+        balances_[i] = std::make_unique<SpeedBalanced>();
         segments_.push_back(fmt::format("{} .. {}", model_->graph().nodes()[i].name,
                                         model_->graph().nodes()[end - 1].name));
       }
@@ -584,6 +586,8 @@ class Int8Executable final : public Executable {
   std::vector<std::string> image_layers_;  // on qlab's image convolution
   std::vector<std::string> lowered_;
   std::vector<std::string> segments_;  // "first .. last" node of each
+  // Per segment (at its first step): its images split by each thread's speed.
+  std::vector<std::unique_ptr<SpeedBalanced>> balances_;
 };
 
 }  // namespace
