@@ -229,7 +229,8 @@ TEST(Runtime, SplitBySpeedFollowsTheSpeeds) {
   EXPECT_EQ(split_by_speed(3, {100.0, 1.0, 1.0}), (Ends{1, 2, 3}));  // one each
   EXPECT_EQ(split_by_speed(1, {1.0, 1.0}), (Ends{1, 1}));            // too few for both
   EXPECT_EQ(split_by_speed(0, {1.0, 1.0}), (Ends{0, 0}));
-  EXPECT_EQ(split_by_speed(10, {0.0, 0.0}), (Ends{5, 10}));  // no speeds: even
+  EXPECT_EQ(split_by_speed(10, {0.0, 0.0}), (Ends{5, 10}));   // no speeds: even
+  EXPECT_EQ(split_by_speed(10, {-1.0, 1.0}), (Ends{1, 10}));  // under zero: zero, one item
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> speed(0.01, 10.0);
   for (int trial = 0; trial < 500; ++trial) {

@@ -42,9 +42,11 @@ void for_claimed(std::int64_t count, std::int64_t chunk, bool parallel,
 std::vector<std::int64_t> split_by_speed(std::int64_t count, const std::vector<double>& speeds) {
   const auto n = static_cast<std::int64_t>(speeds.size());
   std::vector<std::int64_t> ends(speeds.size(), count);
-  const double total = std::accumulate(speeds.begin(), speeds.end(), 0.0);
-  if (n == 0 || !(total > 0) || !std::isfinite(total)) {  // no speeds to go by: even ranges
-    for (std::int64_t i = 0; i < n; ++i) ends[i] = count * (i + 1) / std::max<std::int64_t>(n, 1);
+  // A speed under zero counts as zero, in the total as in each range.
+  const double total = std::accumulate(speeds.begin(), speeds.end(), 0.0,
+                                       [](double sum, double s) { return sum + std::max(s, 0.0); });
+  if (!(total > 0) || !std::isfinite(total)) {  // no speeds to go by: even ranges
+    for (std::int64_t i = 0; i < n; ++i) ends[i] = count * (i + 1) / n;
     return ends;
   }
   double before = 0;
