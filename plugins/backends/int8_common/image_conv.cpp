@@ -257,12 +257,10 @@ struct Channels {
 };
 
 // Eight columns' codes of V <= 8 channels (q[v], int32 in [0, 255]; those
-// past V zero) transposed into (column, channel) order and stored, `stride`
-// bytes a column: 8 bytes a column, the V past the first landing on the
-// columns after, stored after it; none past the row's `room` bytes from dst.
-QLAB_IMAGE_AVX2 inline void store_columns(const __m256i (&q)[8], std::uint8_t* dst,
-                                          std::int64_t columns, std::int64_t room,
-                                          std::int64_t stride) {
+// past V zero) transposed into (column, channel) order: column j's 8 bytes
+// at bytes[kColumnAt[j]].
+constexpr int kColumnAt[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+QLAB_IMAGE_AVX2 inline void transpose_columns(const __m256i (&q)[8], std::uint64_t* bytes) {
   // Per 128-bit half h: 4 bytes (columns 4h .. 4h + 3) of channels 0-3, then
   // a 4x4 byte transpose: 4 channels of each column.
   const __m256i low = _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]),
@@ -273,64 +271,117 @@ QLAB_IMAGE_AVX2 inline void store_columns(const __m256i (&q)[8], std::uint8_t* d
                                              0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m256i first = _mm256_shuffle_epi8(low, transpose),
                 second = _mm256_shuffle_epi8(high, transpose);
-  alignas(32) std::uint64_t bytes[8];  // columns 0, 1, 4, 5, 2, 3, 6, 7
-  _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), _mm256_unpacklo_epi32(first, second));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(bytes + 4), _mm256_unpackhi_epi32(first, second));
-  constexpr int kAt[8] = {0, 1, 4, 5, 2, 3, 6, 7};
-  std::int64_t j = 0;
-  for (; j < columns && room - j * stride >= 8; ++j)
-    std::memcpy(dst + j * stride, &bytes[kAt[j]], sizeof(std::uint64_t));
-  for (; j < columns; ++j)
-    std::memcpy(dst + j * stride, &bytes[kAt[j]], static_cast<std::size_t>(room - j * stride));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(bytes), _mm256_unpacklo_epi32(first, second));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(bytes + 4), _mm256_unpackhi_epi32(first, second));
 }
 
-// Channels [c0, c0 + V) of image n's output, 8 columns a step.
+// Columns [from, from + columns) of transpose_columns' bytes stored,
+// `stride` bytes a column: 8 bytes a column, the channels past the first V
+// landing on the columns after, stored after it; none past the row's `room`
+// bytes from dst.
+inline void store_columns(const std::uint64_t* bytes, int from, std::int64_t columns,
+                          std::uint8_t* dst, std::int64_t room, std::int64_t stride) {
+  std::int64_t j = 0;
+  for (; j < columns && room - j * stride >= 8; ++j)
+    std::memcpy(dst + j * stride, &bytes[kColumnAt[from + j]], sizeof(std::uint64_t));
+  for (; j < columns; ++j)
+    std::memcpy(dst + j * stride, &bytes[kColumnAt[from + j]],
+                static_cast<std::size_t>(room - j * stride));
+}
+
+// What channels_avx2 holds for a block of V channels: its weights, and each
+// channel's offset and m in all 8 lanes.
+template <int V>
+struct Block {
+  const std::uint32_t* w;
+  std::int64_t taps;
+  const std::int64_t* at;  // Rows::taps
+  __m256i offset[V];
+  __m256 m[V];
+  __m256 lo, hi, zero_point;
+};
+
+// The codes of 8 lanes, lanes 0-3 taking their taps from `a` and 4-7 from
+// `a + upper` (4: the next 4 columns; else the next row's), transposed
+// (transpose_columns).
+template <int V>
+QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline void chunk_codes(const Block<V>& b,
+                                                                       const std::uint32_t* a,
+                                                                       std::int64_t upper,
+                                                                       std::uint64_t* bytes) {
+  __m256i acc[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) acc[v] = b.offset[v];
+  for (std::int64_t tap = 0; tap < b.taps; ++tap) {
+    const std::uint32_t* p = a + b.at[tap];
+    const __m256i x = upper == 4 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                                 : _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + upper),
+                                                       reinterpret_cast<const __m128i*>(p));
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v)
+      acc[v] = _mm256_add_epi32(
+          acc[v], _mm256_madd_epi16(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                           b.w + (v * b.taps + tap) * 8))));
+  }
+  __m256i q[8];
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) {
+    if (v >= V) {
+      q[v] = _mm256_setzero_si256();
+      continue;
+    }
+    const __m256 y = _mm256_fmadd_ps(b.m[v], _mm256_cvtepi32_ps(acc[v]), b.zero_point);
+    q[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, b.lo), b.hi));
+  }
+  transpose_columns(q, bytes);
+}
+
+// Channels [c0, c0 + V) of image n's output, 8 columns a step. A row's last
+// 4 or fewer columns share a register with the next row's, lanes 0-3 one
+// row's and 4-7 the next's, so that LeNet's 28 columns take 3.5 registers
+// of taps a row, not 4.
 template <int V>
 QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
                                    const Rows<std::uint16_t>& rows, std::int64_t n, std::int64_t c0,
                                    std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
-  const std::uint32_t* w = t.weights.data() + c0 * t.taps * 8;
-  const std::int64_t taps = t.taps;
-  const std::int64_t* at = rows.taps.data();
-  __m256i offset[V];
-  __m256 m[V];
+  Block<V> b;
+  b.w = t.weights.data() + c0 * t.taps * 8;
+  b.taps = t.taps;
+  b.at = rows.taps.data();
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) {
-    offset[v] = _mm256_set1_epi32(l.offset[c0 + v]);
-    m[v] = _mm256_set1_ps(l.m[c0 + v]);
+    b.offset[v] = _mm256_set1_epi32(l.offset[c0 + v]);
+    b.m[v] = _mm256_set1_ps(l.m[c0 + v]);
   }
-  const __m256 lo = _mm256_set1_ps(l.lo), hi = _mm256_set1_ps(l.hi),
-               zero_point = _mm256_set1_ps(l.zero_point);
-  for (std::int64_t oh = 0; oh < oh_count; ++oh)
-    for (std::int64_t ow = 0; ow < ow_count; ow += kLanes) {
-      __m256i acc[V];
-#pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) acc[v] = offset[v];
-      const std::uint32_t* a = rows.at(oh, ow);
-      for (std::int64_t tap = 0; tap < taps; ++tap) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + at[tap]));
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v)
-          acc[v] = _mm256_add_epi32(
-              acc[v], _mm256_madd_epi16(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                               w + (v * taps + tap) * 8))));
-      }
-      __m256i q[8];
-#pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) {
-        if (v >= V) {
-          q[v] = _mm256_setzero_si256();
-          continue;
-        }
-        const __m256 y = _mm256_fmadd_ps(m[v], _mm256_cvtepi32_ps(acc[v]), zero_point);
-        q[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
-      }
-      const std::int64_t columns = std::min(kLanes, ow_count - ow);
-      store_columns(q, out + ((n * oh_count + oh) * ow_count + ow) * l.out + c0, columns,
-                    (ow_count - ow) * l.out - c0, l.out);
+  b.lo = _mm256_set1_ps(l.lo);
+  b.hi = _mm256_set1_ps(l.hi);
+  b.zero_point = _mm256_set1_ps(l.zero_point);
+  const std::int64_t whole = ow_count / kLanes * kLanes, tail = ow_count - whole;
+  const auto dst = [&](std::int64_t oh, std::int64_t ow) {
+    return out + ((n * oh_count + oh) * ow_count + ow) * l.out + c0;
+  };
+  const auto room = [&](std::int64_t ow) { return (ow_count - ow) * l.out - c0; };
+  // A shared register's codes for the odd row, stored after that row's
+  // whole registers, whose stores spill onto its first column.
+  alignas(32) std::uint64_t bytes[8], shared[8];
+  for (std::int64_t oh = 0; oh < oh_count; ++oh) {
+    for (std::int64_t ow = 0; ow < whole; ow += kLanes) {
+      chunk_codes(b, rows.at(oh, ow), 4, bytes);
+      store_columns(bytes, 0, kLanes, dst(oh, ow), room(ow), l.out);
     }
+    if (tail == 0) continue;
+    if (tail <= 4 && oh % 2 == 1) {
+      store_columns(shared, 4, tail, dst(oh, whole), room(whole), l.out);
+    } else if (tail <= 4 && oh + 1 < oh_count) {
+      chunk_codes(b, rows.at(oh, whole), rows.width, shared);
+      store_columns(shared, 0, tail, dst(oh, whole), room(whole), l.out);
+    } else {
+      chunk_codes(b, rows.at(oh, whole), 4, bytes);
+      store_columns(bytes, 0, tail, dst(oh, whole), room(whole), l.out);
+    }
+  }
 }
 
 // GCC 12 warns of the undefined source operand inside its own AVX-512
@@ -341,10 +392,13 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+// Registers [v0, v0 + V) of the chunks at columns [ow_first, ow_last) of
+// every row of image n.
 template <int V>
 QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                         const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
-                                        std::int64_t n, std::int64_t v0, std::uint8_t* out) {
+                                        std::int64_t n, std::int64_t v0, std::int64_t ow_first,
+                                        std::int64_t ow_last, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 16;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   __m512i column[V], offset[V];
@@ -359,7 +413,7 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
   const __m512 lo = _mm512_set1_ps(l.lo), hi = _mm512_set1_ps(l.hi),
                zero_point = _mm512_set1_ps(l.zero_point);
   for (std::int64_t oh = 0; oh < oh_count; ++oh)
-    for (std::int64_t ow = 0; ow < ow_count; ow += kLanes) {
+    for (std::int64_t ow = ow_first; ow < ow_last; ow += kLanes) {
       __m512i acc[V];
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[v] = offset[v];
@@ -489,11 +543,21 @@ class ImageConv {
         for (std::int64_t n = first; n < last; ++n) {
           rows.fill(l_, s, codes, n);
           // Registers [v0, v0 + V) of every chunk, V up to 8 at a time so that
-          // their accumulators stay in registers.
-          for (std::int64_t v0 = 0; v0 < l_.out; v0 += 8)
-            with_constant(std::min<std::int64_t>(8, l_.out - v0), [&](auto v) {
-              registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, dst);
-            });
+          // their accumulators stay in registers; of a row's last chunk, of
+          // fewer columns, only the registers its bytes fill.
+          const std::int64_t ow_count = l_.out_width(s), whole = ow_count / 16 * 16,
+                             tail_registers = ((ow_count - whole) * l_.out + 15) / 16;
+          for (std::int64_t v0 = 0; v0 < l_.out; v0 += 8) {
+            if (whole > 0)
+              with_constant(std::min<std::int64_t>(8, l_.out - v0), [&](auto v) {
+                registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, 0, whole, dst);
+              });
+            if (tail_registers > v0)
+              with_constant(std::min<std::int64_t>(8, tail_registers - v0), [&](auto v) {
+                registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, whole, ow_count,
+                                                     dst);
+              });
+          }
         }
         return;
       }
