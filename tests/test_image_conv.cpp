@@ -131,6 +131,80 @@ TEST(ImageConv, CodesEqualTheIntegerConvolutionOnRandomShapes) {
   EXPECT_GE(checked, 80);
 }
 
+// With its 2x2 average pooling, the kernel's codes are the integer
+// convolution's pooled as the executable's pooling step pools them, for
+// even and odd maps, a row's last columns shared or not, and channels on
+// both sides of AVX2's one block of 8 registers.
+TEST(ImageConv, PooledCodesEqualTheConvolutionThenItsPooling) {
+  std::mt19937 rng(11);
+  const auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  int checked = 0;
+  for (int i = 0; i < 40; ++i) {
+    ConvCase c;
+    c.in = pick(1, 4);
+    c.out = pick(1, 16);
+    c.kernel = pick(1, 7);
+    c.padding = pick(0, c.kernel / 2);
+    // Maps of at least 2x2, widths across a register's 8 and 16 columns.
+    c.height = pick(std::max<std::int64_t>(2, c.kernel - 2 * c.padding + 1), 23);
+    c.width = pick(std::max<std::int64_t>(2, c.kernel - 2 * c.padding + 1), 37);
+    c.batch = pick(1, 5);
+    c.relu = i % 2 == 0;
+    const auto q = quantized_conv(c, 300 + i);
+    const LayerOffer o = offer_for(*q);
+    const auto x = quantize_codes(torch::randn({c.batch, c.in, c.height, c.width}) * 2,
+                                  o.input.scale.item<double>(),
+                                  o.input.zero_point.item<std::int64_t>() - o.input.qmin, false, 0,
+                                  static_cast<std::uint8_t>(o.input.qmax - o.input.qmin));
+    const auto map = at::_make_per_tensor_quantized_tensor(reference(o, x).to(torch::kUInt8),
+                                                           o.out_scale, o.out_zero_point);
+    const auto want =
+        avg_pool_codes(map.contiguous(at::MemoryFormat::ChannelsLast), {2, 2}, {2, 2}, false)
+            .int_repr()
+            .to(torch::kInt32);
+    for (ImageConvIsa isa :
+         {ImageConvIsa::portable, ImageConvIsa::avx2, ImageConvIsa::avx512_vnni}) {
+      if (!cpu_has(isa)) continue;
+      const auto kernel = image_conv_for(o, isa, true);
+      ASSERT_TRUE(kernel) << describe(c);
+      EXPECT_NE(kernel->name.find("then its 2x2 average pooling"), std::string::npos)
+          << kernel->name;
+      for (bool parallel : {false, true}) {
+        const auto got = kernel->run(x, parallel);
+        ASSERT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+        ASSERT_EQ(got.sizes(), want.sizes()) << describe(c);
+        EXPECT_EQ(got.q_scale(), o.out_scale);
+        EXPECT_EQ(got.q_zero_point(), o.out_zero_point);
+        const auto diff = (got.int_repr().to(torch::kInt32) - want).abs().max().item<int>();
+        EXPECT_EQ(diff, 0) << describe(c) << " pooled on " << to_string(isa)
+                           << (parallel ? ", threaded" : "");
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 80);
+}
+
+TEST(ImageConv, PoolsAtMost16ChannelsAndMapsOfAtLeast2x2) {
+  ConvCase c{1, 17, 3, 0, 12, 12, 2, true};
+  EXPECT_FALSE(image_conv_for(offer_for(*quantized_conv(c, 4)), std::nullopt, true));
+  EXPECT_TRUE(image_conv_for(offer_for(*quantized_conv(c, 4)), std::nullopt, false));
+  c = {1, 6, 5, 0, 6, 6, 2, true};
+  const auto q = quantized_conv(c, 4);
+  const auto kernel = image_conv_for(offer_for(*q), std::nullopt, true);
+  ASSERT_TRUE(kernel);
+  // A 5x5 input leaves a 1x1 map: nothing to pool.
+  const auto tiny = at::quantize_per_tensor(torch::rand({2, 1, 5, 5}), 0.1, 0, torch::kQUInt8);
+  try {
+    kernel->run(tiny, false);
+    FAIL() << "a 1x1 map was pooled";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("at least 2x2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ImageConv, TakesOnlyWhatItComputes) {
   ConvCase c{3, 8, 3, 1, 12, 12, 2, true};
   const auto q = quantized_conv(c, 3);
@@ -177,6 +251,55 @@ TEST(ImageConv, LenetsFirstLayerRunsOnItAndTheRowSaysSo) {
   const auto a = on->run(x)[0], b = off->run(x)[0];
   const double step = q->activations.at("conv").scale.item<double>();
   EXPECT_LE((a - b).abs().max().item<double>(), step * 1.01);
+}
+
+// A conv, its relu and a 2x2 average pooling, as LeNet begins; `second`:
+// the conv's output also read by a flatten, so that the pooling cannot run
+// in its kernel.
+std::shared_ptr<const QuantizedModel> conv_then_pool(std::int64_t pool_kernel, bool second) {
+  Graph g("ConvPool");
+  auto x = g.input("input", {1, 16, 16});
+  x = g.conv2d("conv", x, 1, 6, 5);
+  x = g.relu("relu", x);
+  auto y = g.avg_pool2d("pool", x, pool_kernel, 2);
+  std::vector<std::string> outputs{g.flatten("flatten", y)};
+  if (second) outputs.push_back(g.flatten("again", x));
+  g.set_outputs(outputs);
+  auto m = test::randomised(g, 21);
+  PtqSpec spec;
+  spec.calibration_batches = 2;
+  spec.reduce_range = true;
+  return std::make_shared<const QuantizedModel>(
+      post_training_quantize(m, spec, test::calibration_for(m->graph(), 21)));
+}
+
+TEST(ImageConv, RunsTheAveragePoolingAfterItWhereItAloneReadsTheConv) {
+  EngineInfo info{"onednn", at::QEngine::ONEDNN, true, {}};
+  const auto fused = int8_executable(conv_then_pool(2, false), info, false);
+  const auto rows = fused->lowered();
+  EXPECT_NE(rows.at(1).find("then its 2x2 average pooling"), std::string::npos) << rows.at(1);
+  EXPECT_NE(rows.at(2).find("in conv's kernel"), std::string::npos) << rows.at(2);
+  for (const auto& [kernel, second] : {std::pair{3, false}, std::pair{2, true}}) {
+    const auto apart = int8_executable(conv_then_pool(kernel, second), info, false)->lowered();
+    EXPECT_EQ(apart.at(1).find("pooling"), std::string::npos) << apart.at(1);
+    EXPECT_NE(apart.at(2).find("quantized tensor op"), std::string::npos) << apart.at(2);
+  }
+  // The same codes as the steps apart: the image convolution unpooled, then
+  // the pooling step's kernel.
+  const auto q = conv_then_pool(2, false);
+  const LayerOffer o = offer_for(*q);
+  const auto x = test::calibration_for(q->graph(), 22).images.slice(0, 0, 8);
+  const auto input = quantize_codes(x, o.input.scale.item<double>(),
+                                    o.input.zero_point.item<std::int64_t>() - o.input.qmin, false,
+                                    0, static_cast<std::uint8_t>(o.input.qmax - o.input.qmin));
+  const auto conv = image_conv_for(o, std::nullopt, false);
+  ASSERT_TRUE(conv);
+  const auto want = avg_pool_codes(conv->run(input, false), {2, 2}, {2, 2}, false);
+  for (bool threads : {false, true}) {
+    const auto got = fused->run(threads ? x : x.slice(0, 0, 1))[0];
+    const auto expected = (threads ? want : want.slice(0, 0, 1)).dequantize();
+    EXPECT_TRUE(torch::equal(got, expected.flatten(1)));
+  }
 }
 
 }  // namespace

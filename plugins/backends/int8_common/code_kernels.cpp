@@ -255,6 +255,21 @@ void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool p
   });
 }
 
+void average_2x2_codes(const std::uint8_t* map, std::int64_t height, std::int64_t width,
+                       std::int64_t channels, std::uint8_t zero_point, std::uint8_t* out,
+                       std::vector<std::uint8_t>& scratch) {
+  static_assert(kAverage2x2MaxChannels == kSpan, "pool_row_2x2's windows are kSpan lanes");
+  TORCH_CHECK(channels >= 1 && channels <= kSpan, "average_2x2_codes takes 1 to ", kSpan,
+              " channels");
+  const std::int64_t row = width * channels, outputs = width / 2;
+  const auto means = static_cast<std::size_t>(row + kSpan);
+  if (scratch.size() < means + static_cast<std::size_t>(outputs * channels + kSpan))
+    scratch.resize(means + static_cast<std::size_t>(outputs * channels + kSpan));
+  for (std::int64_t oh = 0; oh < height / 2; ++oh)
+    pool_row_2x2(map + 2 * oh * row, map + (2 * oh + 1) * row, out + oh * outputs * channels,
+                 scratch.data(), scratch.data() + means, channels, outputs, zero_point);
+}
+
 torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,
                              std::array<std::int64_t, 2> stride, bool parallel) {
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kQUInt8,

@@ -4,6 +4,9 @@
 // as five float passes when composed from ATen ops; these take one pass.
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace qlab::int8 {
 
 /// The quint8 tensor of `x` for (scale, zero_point): clamp(round(x / scale)
@@ -26,5 +29,16 @@ void clamp_codes_(torch::Tensor& q, std::uint8_t qmin, std::uint8_t qmax, bool p
 /// input's memory format.
 torch::Tensor avg_pool_codes(const torch::Tensor& x, std::array<std::int64_t, 2> kernel,
                              std::array<std::int64_t, 2> stride, bool parallel);
+
+/// Channels a map may have for average_2x2_codes.
+constexpr std::int64_t kAverage2x2MaxChannels = 16;
+
+/// avg_pool_codes over 2x2 windows every 2 of one channels-last map of
+/// codes, [height][width][channels] with zero point `zero_point`, into
+/// [height / 2][width / 2][channels]; at most kAverage2x2MaxChannels
+/// channels. `scratch`: a buffer it grows as it needs, kept between calls.
+void average_2x2_codes(const std::uint8_t* map, std::int64_t height, std::int64_t width,
+                       std::int64_t channels, std::uint8_t zero_point, std::uint8_t* out,
+                       std::vector<std::uint8_t>& scratch);
 
 }  // namespace qlab::int8

@@ -3,6 +3,8 @@
 // x86-64 and image_conv_for() picks among them at run time.
 #include "image_conv.hpp"
 
+#include "code_kernels.hpp"
+
 #include <qlab/parallel.hpp>
 
 #include <fmt/format.h>
@@ -49,7 +51,8 @@ inline std::uint8_t code_of(const Layer& l, std::int64_t c, std::int32_t dot) {
   return static_cast<std::uint8_t>(std::nearbyint(std::min(std::max(v, l.lo), l.hi)));
 }
 
-// Image n's dots and codes, one output pixel at a time.
+// Image n's dots and codes, one output pixel at a time, into its map `out`
+// ([row][column][channel]).
 void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, std::int64_t n,
                     std::uint8_t* out) {
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
@@ -66,7 +69,7 @@ void image_portable(const Layer& l, const Shape4& s, const std::uint8_t* nhwc, s
                   inside ? nhwc[((n * s.height + y) * s.width + x) * s.channels + ci] : l.pad_code;
               dot += a * l.weights[((c * l.in + ci) * l.kernel + kh) * l.kernel + kw];
             }
-        out[((n * oh_count + oh) * ow_count + ow) * l.out + c] = code_of(l, c, dot);
+        out[(oh * ow_count + ow) * l.out + c] = code_of(l, c, dot);
       }
 }
 
@@ -256,11 +259,19 @@ struct Channels {
   }
 };
 
-// Eight columns' codes of V <= 8 channels (q[v], int32 in [0, 255]; those
-// past V zero) transposed into (column, channel) order: column j's 8 bytes
-// at bytes[kColumnAt[j]].
+// Eight columns of 8 channels' codes, 8 bytes a column (its channels):
+// columns 0, 1 | 4, 5 in `low`'s 128-bit halves, 2, 3 | 6, 7 in `high`'s.
+struct Columns {
+  __m256i low, high;
+};
+// Where column j's 8 bytes lie among Columns stored as 8 words, and among
+// words in column order.
 constexpr int kColumnAt[8] = {0, 1, 4, 5, 2, 3, 6, 7};
-QLAB_IMAGE_AVX2 inline void transpose_columns(const __m256i (&q)[8], std::uint64_t* bytes) {
+constexpr int kInOrder[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+
+// Eight columns' codes of V <= 8 channels (q[v], int32 in [0, 255]; those
+// past V zero) transposed into (column, channel) order.
+QLAB_IMAGE_AVX2 inline Columns transpose_columns(const __m256i (&q)[8]) {
   // Per 128-bit half h: 4 bytes (columns 4h .. 4h + 3) of channels 0-3, then
   // a 4x4 byte transpose: 4 channels of each column.
   const __m256i low = _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]),
@@ -271,22 +282,49 @@ QLAB_IMAGE_AVX2 inline void transpose_columns(const __m256i (&q)[8], std::uint64
                                              0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m256i first = _mm256_shuffle_epi8(low, transpose),
                 second = _mm256_shuffle_epi8(high, transpose);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(bytes), _mm256_unpacklo_epi32(first, second));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(bytes + 4), _mm256_unpackhi_epi32(first, second));
+  return {_mm256_unpacklo_epi32(first, second), _mm256_unpackhi_epi32(first, second)};
 }
 
-// Columns [from, from + columns) of transpose_columns' bytes stored,
-// `stride` bytes a column: 8 bytes a column, the channels past the first V
-// landing on the columns after, stored after it; none past the row's `room`
-// bytes from dst.
-inline void store_columns(const std::uint64_t* bytes, int from, std::int64_t columns,
+// Columns [from, from + columns) of 8-byte words, column j's at words[at[j]],
+// stored `stride` bytes a column: 8 bytes a column, the channels past the
+// first V landing on the columns after, stored after it; none past the
+// row's `room` bytes from dst.
+inline void store_columns(const std::uint64_t* words, const int* at, int from, std::int64_t columns,
                           std::uint8_t* dst, std::int64_t room, std::int64_t stride) {
   std::int64_t j = 0;
   for (; j < columns && room - j * stride >= 8; ++j)
-    std::memcpy(dst + j * stride, &bytes[kColumnAt[from + j]], sizeof(std::uint64_t));
+    std::memcpy(dst + j * stride, &words[at[from + j]], sizeof(std::uint64_t));
   for (; j < columns; ++j)
-    std::memcpy(dst + j * stride, &bytes[kColumnAt[from + j]],
+    std::memcpy(dst + j * stride, &words[at[from + j]],
                 static_cast<std::size_t>(room - j * stride));
+}
+
+// store_columns of Columns.
+QLAB_IMAGE_AVX2 inline void store_columns(const Columns& c, int from, std::int64_t columns,
+                                          std::uint8_t* dst, std::int64_t room,
+                                          std::int64_t stride) {
+  alignas(32) std::uint64_t words[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(words), c.low);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4), c.high);
+  store_columns(words, kColumnAt, from, columns, dst, room, stride);
+}
+
+// Per channel, the sum of the two columns in each 128-bit half of
+// `columns`, in 16 bits.
+QLAB_IMAGE_AVX2 inline __m256i pair_sums(__m256i columns) {
+  const __m256i zero = _mm256_setzero_si256();
+  return _mm256_add_epi16(_mm256_unpacklo_epi8(columns, zero), _mm256_unpackhi_epi8(columns, zero));
+}
+
+// The codes of 2x2 windows from their sums of 4 codes (16 bits), as
+// avg_pool_codes rounds them: the mean minus the zero point z, rounded half
+// to even. For q = sum >> 2 and r = sum & 3 that is q plus one past a half
+// (r = 3), or at a half (r = 2) where q - z is odd.
+QLAB_IMAGE_AVX2 inline __m256i window_codes(__m256i sum, __m256i z) {
+  const __m256i one = _mm256_set1_epi16(1), two = _mm256_set1_epi16(2);
+  const __m256i q = _mm256_srli_epi16(sum, 2), r = _mm256_and_si256(sum, _mm256_set1_epi16(3));
+  const __m256i odd = _mm256_and_si256(_mm256_xor_si256(q, z), one);
+  return _mm256_sub_epi16(q, _mm256_cmpgt_epi16(_mm256_add_epi16(r, odd), two));
 }
 
 // What channels_avx2 holds for a block of V channels: its weights, and each
@@ -305,10 +343,9 @@ struct Block {
 // `a + upper` (4: the next 4 columns; else the next row's), transposed
 // (transpose_columns).
 template <int V>
-QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline void chunk_codes(const Block<V>& b,
-                                                                       const std::uint32_t* a,
-                                                                       std::int64_t upper,
-                                                                       std::uint64_t* bytes) {
+QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline Columns chunk_codes(const Block<V>& b,
+                                                                          const std::uint32_t* a,
+                                                                          std::int64_t upper) {
   __m256i acc[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) acc[v] = b.offset[v];
@@ -333,19 +370,13 @@ QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline void chunk_codes(const Blo
     const __m256 y = _mm256_fmadd_ps(b.m[v], _mm256_cvtepi32_ps(acc[v]), b.zero_point);
     q[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, b.lo), b.hi));
   }
-  transpose_columns(q, bytes);
+  return transpose_columns(q);
 }
 
-// Channels [c0, c0 + V) of image n's output, 8 columns a step. A row's last
-// 4 or fewer columns share a register with the next row's, lanes 0-3 one
-// row's and 4-7 the next's, so that LeNet's 28 columns take 3.5 registers
-// of taps a row, not 4.
+// Block c0's constants for channels_avx2.
 template <int V>
-QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
-                                   const Rows<std::uint16_t>& rows, std::int64_t n, std::int64_t c0,
-                                   std::uint8_t* out) {
-  constexpr std::int64_t kLanes = 8;
-  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
+QLAB_IMAGE_AVX2 inline Block<V> block_at(const Layer& l, const Channels& t,
+                                         const Rows<std::uint16_t>& rows, std::int64_t c0) {
   Block<V> b;
   b.w = t.weights.data() + c0 * t.taps * 8;
   b.taps = t.taps;
@@ -358,29 +389,95 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
   b.lo = _mm256_set1_ps(l.lo);
   b.hi = _mm256_set1_ps(l.hi);
   b.zero_point = _mm256_set1_ps(l.zero_point);
+  return b;
+}
+
+// Channels [c0, c0 + V) of the image's output map `out` ([row][column]
+// [channel]), 8 columns a step. A row's last 4 or fewer columns share a
+// register with the next row's, lanes 0-3 one row's and 4-7 the next's, so
+// that LeNet's 28 columns take 3.5 registers of taps a row, not 4.
+template <int V>
+QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
+                                   const Rows<std::uint16_t>& rows, std::int64_t c0,
+                                   std::uint8_t* out) {
+  constexpr std::int64_t kLanes = 8;
+  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
+  const Block<V> b = block_at<V>(l, t, rows, c0);
   const std::int64_t whole = ow_count / kLanes * kLanes, tail = ow_count - whole;
   const auto dst = [&](std::int64_t oh, std::int64_t ow) {
-    return out + ((n * oh_count + oh) * ow_count + ow) * l.out + c0;
+    return out + (oh * ow_count + ow) * l.out + c0;
   };
   const auto room = [&](std::int64_t ow) { return (ow_count - ow) * l.out - c0; };
   // A shared register's codes for the odd row, stored after that row's
   // whole registers, whose stores spill onto its first column.
-  alignas(32) std::uint64_t bytes[8], shared[8];
+  Columns shared{};
   for (std::int64_t oh = 0; oh < oh_count; ++oh) {
-    for (std::int64_t ow = 0; ow < whole; ow += kLanes) {
-      chunk_codes(b, rows.at(oh, ow), 4, bytes);
-      store_columns(bytes, 0, kLanes, dst(oh, ow), room(ow), l.out);
-    }
+    for (std::int64_t ow = 0; ow < whole; ow += kLanes)
+      store_columns(chunk_codes(b, rows.at(oh, ow), 4), 0, kLanes, dst(oh, ow), room(ow), l.out);
     if (tail == 0) continue;
     if (tail <= 4 && oh % 2 == 1) {
       store_columns(shared, 4, tail, dst(oh, whole), room(whole), l.out);
     } else if (tail <= 4 && oh + 1 < oh_count) {
-      chunk_codes(b, rows.at(oh, whole), rows.width, shared);
+      shared = chunk_codes(b, rows.at(oh, whole), rows.width);
       store_columns(shared, 0, tail, dst(oh, whole), room(whole), l.out);
     } else {
-      chunk_codes(b, rows.at(oh, whole), 4, bytes);
-      store_columns(bytes, 0, tail, dst(oh, whole), room(whole), l.out);
+      store_columns(chunk_codes(b, rows.at(oh, whole), 4), 0, tail, dst(oh, whole), room(whole),
+                    l.out);
     }
+  }
+}
+
+// The codes of `count` <= 4 pooled columns from their windows' sums (16
+// bits; columns 0 | 2 in `even`'s halves, 1 | 3 in `odd`'s), stored as
+// store_columns does.
+QLAB_IMAGE_AVX2 inline void store_windows(__m256i even, __m256i odd, __m256i zero_point,
+                                          std::int64_t count, std::uint8_t* dst, std::int64_t room,
+                                          std::int64_t stride) {
+  alignas(32) std::uint64_t words[4];
+  _mm256_store_si256(
+      reinterpret_cast<__m256i*>(words),
+      _mm256_packus_epi16(window_codes(even, zero_point), window_codes(odd, zero_point)));
+  store_columns(words, kInOrder, 0, count, dst, room, stride);
+}
+
+// channels_avx2 for all of a layer of V <= 8 channels, then the 2x2
+// average pooling at stride 2 of its map, in registers: per pair of rows,
+// each chunk's two rows of codes (or, for a row's last 4 or fewer columns,
+// the one register they share) summed to windows and rounded
+// (window_codes). `out`: the pooled map. `z`: the codes' zero point.
+template <int V>
+QLAB_IMAGE_AVX2 void pooled_channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
+                                          const Rows<std::uint16_t>& rows, std::uint8_t z,
+                                          std::uint8_t* out) {
+  constexpr std::int64_t kLanes = 8;
+  const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
+  const Block<V> b = block_at<V>(l, t, rows, 0);
+  const __m256i zero_point = _mm256_set1_epi16(z);
+  const std::int64_t whole = ow_count / kLanes * kLanes, tail = ow_count - whole,
+                     pooled_width = ow_count / 2;
+  const auto store = [&](std::int64_t ph, std::int64_t first, std::int64_t count, __m256i even,
+                         __m256i odd) {
+    store_windows(even, odd, zero_point, count, out + (ph * pooled_width + first) * l.out,
+                  (pooled_width - first) * l.out, l.out);
+  };
+  for (std::int64_t ph = 0; ph < oh_count / 2; ++ph) {
+    const std::int64_t top = 2 * ph, bottom = top + 1;
+    // The whole chunks, and a tail of 5 to 7 columns: each row's codes.
+    for (std::int64_t ow = 0; ow < ow_count - (tail <= 4 ? tail : 0); ow += kLanes) {
+      const Columns up = chunk_codes(b, rows.at(top, ow), 4),
+                    down = chunk_codes(b, rows.at(bottom, ow), 4);
+      store(ph, ow / 2, std::min<std::int64_t>(4, pooled_width - ow / 2),
+            _mm256_add_epi16(pair_sums(up.low), pair_sums(down.low)),
+            _mm256_add_epi16(pair_sums(up.high), pair_sums(down.high)));
+    }
+    if (tail < 2 || tail > 4) continue;
+    // The two rows' last columns in one register: the top row's windows in
+    // each half's low lanes, the bottom row's in the high.
+    const Columns both = chunk_codes(b, rows.at(top, whole), rows.width);
+    const __m256i even = pair_sums(both.low), odd = pair_sums(both.high);
+    store(ph, whole / 2, tail / 2,
+          _mm256_add_epi16(even, _mm256_permute2x128_si256(even, even, 0x01)),
+          _mm256_add_epi16(odd, _mm256_permute2x128_si256(odd, odd, 0x01)));
   }
 }
 
@@ -393,11 +490,11 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
 #endif
 
 // Registers [v0, v0 + V) of the chunks at columns [ow_first, ow_last) of
-// every row of image n.
+// every row of the image's output map `out`.
 template <int V>
 QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                         const Lanes<std::int8_t>& t, const Rows<std::uint8_t>& rows,
-                                        std::int64_t n, std::int64_t v0, std::int64_t ow_first,
+                                        std::int64_t v0, std::int64_t ow_first,
                                         std::int64_t ow_last, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 16;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
@@ -428,7 +525,7 @@ QLAB_IMAGE_AVX512 void registers_avx512(const Layer& l, const Shape4& s,
                                        _mm512_loadu_si512(w + (v * t.taps + tap) * kLanes));
       }
       const std::int64_t bytes = std::min(kLanes, ow_count - ow) * l.out;
-      std::uint8_t* dst = out + ((n * oh_count + oh) * ow_count + ow) * l.out;
+      std::uint8_t* dst = out + (oh * ow_count + ow) * l.out;
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) {
         const std::int64_t first = (v0 + v) * kLanes;
@@ -472,7 +569,8 @@ void with_constant(std::int64_t v, Fn&& fn) {
 
 class ImageConv {
  public:
-  ImageConv(const LayerOffer& o, ImageConvIsa isa) : isa_(isa) {
+  ImageConv(const LayerOffer& o, ImageConvIsa isa, bool average_2x2)
+      : isa_(isa), average_2x2_(average_2x2) {
     const auto [codes, scale] = int8_codes(o.layer);
     l_.out = codes.size(0);
     l_.in = codes.size(1);
@@ -504,8 +602,9 @@ class ImageConv {
     if (isa_ == ImageConvIsa::avx2) avx2_.emplace(l_);
     if (isa_ == ImageConvIsa::avx512_vnni) avx512_.emplace(l_, 16);
 #endif
-    name_ = fmt::format("qlab::conv2d{} over {} input channel{} ({})", relu ? "_relu" : "", l_.in,
-                        l_.in == 1 ? "" : "s", to_string(isa_));
+    name_ = fmt::format("qlab::conv2d{} over {} input channel{}{} ({})", relu ? "_relu" : "", l_.in,
+                        l_.in == 1 ? "" : "s", average_2x2_ ? ", then its 2x2 average pooling" : "",
+                        to_string(isa_));
   }
 
   const std::string& name() const { return name_; }
@@ -518,57 +617,103 @@ class ImageConv {
                       "the kernel's size, not [{}]",
                       name_, l_.in, fmt::join(x.sizes(), ", ")));
     const Shape4 s{x.size(0), x.size(1), x.size(2), x.size(3)};
+    const std::int64_t oh = l_.out_height(s), ow = l_.out_width(s);
+    if (average_2x2_ && (oh < 2 || ow < 2))
+      throw std::invalid_argument(
+          fmt::format("{} pools a map of at least 2x2, not the {}x{} of input [{}]", name_, oh, ow,
+                      fmt::join(x.sizes(), ", ")));
     const auto nhwc = x.contiguous(at::MemoryFormat::ChannelsLast);
     const auto* codes = reinterpret_cast<const std::uint8_t*>(nhwc.data_ptr<c10::quint8>());
-    const std::int64_t oh = l_.out_height(s), ow = l_.out_width(s);
-    auto out = at::_empty_affine_quantized({s.batch, l_.out, oh, ow},
+    const std::int64_t out_height = average_2x2_ ? oh / 2 : oh,
+                       out_width = average_2x2_ ? ow / 2 : ow;
+    const std::int64_t map = oh * ow * l_.out, pooled = out_height * out_width * l_.out;
+    auto out = at::_empty_affine_quantized({s.batch, l_.out, out_height, out_width},
                                            at::device(at::kCPU).dtype(torch::kQUInt8), out_scale_,
                                            out_zero_point_, at::MemoryFormat::ChannelsLast);
     auto* dst = reinterpret_cast<std::uint8_t*>(out.data_ptr<c10::quint8>());
     for_ranges(s.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
 #if defined(__x86_64__)
-      if (isa_ == ImageConvIsa::avx2) {
+      if (average_2x2_ && isa_ == ImageConvIsa::avx2 && l_.out <= 8) {
         Rows<std::uint16_t> rows(l_, s, 8);
         for (std::int64_t n = first; n < last; ++n) {
           rows.fill(l_, s, codes, n);
-          for (std::int64_t c0 : avx2_->firsts)
-            with_constant(avx2_->block, [&](auto v) {
-              channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows, n, c0, dst);
-            });
-        }
-        return;
-      }
-      if (isa_ == ImageConvIsa::avx512_vnni) {
-        Rows<std::uint8_t> rows(l_, s, 16);
-        for (std::int64_t n = first; n < last; ++n) {
-          rows.fill(l_, s, codes, n);
-          // Registers [v0, v0 + V) of every chunk, V up to 8 at a time so that
-          // their accumulators stay in registers; of a row's last chunk, of
-          // fewer columns, only the registers its bytes fill.
-          const std::int64_t ow_count = l_.out_width(s), whole = ow_count / 16 * 16,
-                             tail_registers = ((ow_count - whole) * l_.out + 15) / 16;
-          for (std::int64_t v0 = 0; v0 < l_.out; v0 += 8) {
-            if (whole > 0)
-              with_constant(std::min<std::int64_t>(8, l_.out - v0), [&](auto v) {
-                registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, 0, whole, dst);
-              });
-            if (tail_registers > v0)
-              with_constant(std::min<std::int64_t>(8, tail_registers - v0), [&](auto v) {
-                registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, n, v0, whole, ow_count,
-                                                     dst);
-              });
-          }
+          with_constant(l_.out, [&](auto v) {
+            pooled_channels_avx2<decltype(v)::value>(
+                l_, s, *avx2_, rows, static_cast<std::uint8_t>(out_zero_point_), dst + n * pooled);
+          });
         }
         return;
       }
 #endif
-      for (std::int64_t n = first; n < last; ++n) image_portable(l_, s, codes, n, dst);
+      // Else each image's map goes through a buffer of one map, which stays
+      // in L1 for the pooling to read.
+      std::vector<std::uint8_t> buffer(average_2x2_ ? static_cast<std::size_t>(map) : 0), scratch;
+      for_images(
+          s, codes, first, last,
+          [&](std::int64_t n) { return average_2x2_ ? buffer.data() : dst + n * map; },
+          [&](std::int64_t n) {
+            if (average_2x2_)
+              average_2x2_codes(buffer.data(), oh, ow, l_.out,
+                                static_cast<std::uint8_t>(out_zero_point_), dst + n * pooled,
+                                scratch);
+          });
     });
     return out;
   }
 
  private:
+  // Images [first, last) of the batch, each into the map map_of(n), then
+  // done(n).
+  template <typename MapOf, typename Done>
+  void for_images(const Shape4& s, const std::uint8_t* codes, std::int64_t first, std::int64_t last,
+                  MapOf&& map_of, Done&& done) const {
+#if defined(__x86_64__)
+    if (isa_ == ImageConvIsa::avx2) {
+      Rows<std::uint16_t> rows(l_, s, 8);
+      for (std::int64_t n = first; n < last; ++n) {
+        rows.fill(l_, s, codes, n);
+        for (std::int64_t c0 : avx2_->firsts)
+          with_constant(avx2_->block, [&](auto v) {
+            channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows, c0, map_of(n));
+          });
+        done(n);
+      }
+      return;
+    }
+    if (isa_ == ImageConvIsa::avx512_vnni) {
+      Rows<std::uint8_t> rows(l_, s, 16);
+      // Registers [v0, v0 + V) of every chunk, V up to 8 at a time so that
+      // their accumulators stay in registers; of a row's last chunk, of
+      // fewer columns, only the registers its bytes fill.
+      const std::int64_t ow_count = l_.out_width(s), whole = ow_count / 16 * 16,
+                         tail_registers = ((ow_count - whole) * l_.out + 15) / 16;
+      for (std::int64_t n = first; n < last; ++n) {
+        rows.fill(l_, s, codes, n);
+        std::uint8_t* image = map_of(n);
+        for (std::int64_t v0 = 0; v0 < l_.out; v0 += 8) {
+          if (whole > 0)
+            with_constant(std::min<std::int64_t>(8, l_.out - v0), [&](auto v) {
+              registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, v0, 0, whole, image);
+            });
+          if (tail_registers > v0)
+            with_constant(std::min<std::int64_t>(8, tail_registers - v0), [&](auto v) {
+              registers_avx512<decltype(v)::value>(l_, s, *avx512_, rows, v0, whole, ow_count,
+                                                   image);
+            });
+        }
+        done(n);
+      }
+      return;
+    }
+#endif
+    for (std::int64_t n = first; n < last; ++n) {
+      image_portable(l_, s, codes, n, map_of(n));
+      done(n);
+    }
+  }
+
   ImageConvIsa isa_;
+  bool average_2x2_;
   Layer l_;
 #if defined(__x86_64__)
   std::optional<Channels> avx2_;
@@ -603,10 +748,11 @@ bool cpu_has(ImageConvIsa isa) {
   return isa == ImageConvIsa::portable;
 }
 
-std::optional<LayerKernel> image_conv_for(const LayerOffer& o, std::optional<ImageConvIsa> isa) {
+std::optional<LayerKernel> image_conv_for(const LayerOffer& o, std::optional<ImageConvIsa> isa,
+                                          bool average_2x2) {
   const Attrs& a = o.node.attrs;
   if (o.node.op != Op::conv2d || a.groups != 1 || a.stride != 1 || a.in > kMaxChannels ||
-      a.kernel > kMaxKernel)
+      a.kernel > kMaxKernel || (average_2x2 && a.out > kAverage2x2MaxChannels))
     return std::nullopt;
   // The int8 path oneDNN takes here (ONEDNN_MAX_CPU_ISA and QLAB_INT8_PATH
   // cap it): a machine capped at AVX2 runs AVX2 on every int8 kernel.
@@ -615,7 +761,7 @@ std::optional<LayerKernel> image_conv_for(const LayerOffer& o, std::optional<Ima
               ? ImageConvIsa::avx512_vnni
           : cpu_has(ImageConvIsa::avx2) ? ImageConvIsa::avx2
                                         : ImageConvIsa::portable;
-  auto conv = std::make_shared<const ImageConv>(o, *isa);
+  auto conv = std::make_shared<const ImageConv>(o, *isa, average_2x2);
   return LayerKernel{
       conv->name(), [conv](const torch::Tensor& x, bool parallel) { return (*conv)(x, parallel); }};
 }

@@ -33,6 +33,10 @@
 // The dots are exact integers, bias codes and the input's zero point
 // folded in; each becomes a code as round(m dot + z_out) in float, clamped
 // to the output grid, as the engines requantize.
+//
+// A 2x2 average pooling after the layer may run in the kernel (LeNet's):
+// on AVX2, up to 8 channels, on the codes still in registers, the full map
+// never stored; else on each image's map while it is in L1.
 #include "aten_int8.hpp"
 
 #include <optional>
@@ -49,7 +53,11 @@ bool cpu_has(ImageConvIsa isa);
 /// of at most 11. `isa`: the instructions to use; by default AVX-512 VNNI
 /// where oneDNN's int8 path is VNNI (onednn_path(): ONEDNN_MAX_CPU_ISA and
 /// QLAB_INT8_PATH cap both alike), else AVX2 if the CPU has it.
+/// `average_2x2`: the kernel also runs the 2x2 average pooling at stride 2
+/// that follows the layer, codes as avg_pool_codes gives them, on each
+/// image's map while it is in L1 (at most 16 output channels).
 std::optional<LayerKernel> image_conv_for(const LayerOffer& o,
-                                          std::optional<ImageConvIsa> isa = std::nullopt);
+                                          std::optional<ImageConvIsa> isa = std::nullopt,
+                                          bool average_2x2 = false);
 
 }  // namespace qlab::int8

@@ -144,7 +144,8 @@ struct Step {
   std::uint8_t qmin = 0, qmax = 255;         // the output grid's codes (7 bits: 0..127)
   std::shared_ptr<torch::nn::Module> layer;  // float fallback
   std::shared_ptr<const LayerKernel> own;    // a backend's own kernel
-  std::size_t segment_end = 0;               // first step of a segment: one past its last
+  std::string done_by;          // a pooling the step before's kernel ran: that step's node
+  std::size_t segment_end = 0;  // first step of a segment: one past its last
 };
 
 // What one batch's run reads and writes besides the step itself.
@@ -241,7 +242,7 @@ torch::Tensor run_stateless(const Step& s, Run& r) {
     case Op::max_pool2d:
     case Op::avg_pool2d:
     case Op::adaptive_avg_pool2d:
-      return run_pool(s, x, r.parallel);
+      return s.done_by.empty() ? run_pool(s, x, r.parallel) : x;
     case Op::flatten:
       if (s.flatten_hwc && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
         r.hwc[r.current] = true;
@@ -292,6 +293,7 @@ const KindInfo kKinds[] = {
      },
      run_in_float},
     {[](const Step& s, bool in_q) -> std::string {
+       if (!s.done_by.empty()) return "in " + s.done_by + "'s kernel";
        return !in_q           ? "fp32 op"
               : s.flatten_hwc ? "quantized view in (h, w, c) order"
                               : "quantized tensor op";
@@ -501,6 +503,7 @@ class Int8Executable final : public Executable {
       // static scheme, which requantizes around them, lists them as fallbacks.
       s.kind = has_int8_kernel(n.op) ? Kind::stateless : Kind::float_op;
       if (s.kind == Kind::float_op && is_static) fallbacks_.push_back(n.name);
+      if (auto it = pooled_by_.find(n.name); it != pooled_by_.end()) s.done_by = it->second;
     }
     if (s.kind == Kind::float_layer || s.kind == Kind::float_op)
       s.layer = model_->float_module->layer(n.name);
@@ -522,11 +525,36 @@ class Int8Executable final : public Executable {
     const LayerOffer offer{n, layer, *in, kernel_bias(layer, in), s.scale, s.zero_point, s.qmax};
     std::optional<LayerKernel> k;
     if (info_.own_kernels) k = info_.own_kernels(offer);
-    if (k)
+    if (k) {
       own_layers_.push_back(n.name);
-    else if (info_.image_convs && (k = image_conv_for(offer)))
-      image_layers_.push_back(n.name);
+    } else if (info_.image_convs) {
+      const Node* pool = average_2x2_after(n);
+      if (pool && (k = image_conv_for(offer, std::nullopt, true)))
+        pooled_by_[pool->name] = n.name;
+      else
+        k = image_conv_for(offer);
+      if (k) image_layers_.push_back(n.name);
+    }
     return k ? std::make_shared<const LayerKernel>(std::move(*k)) : nullptr;
+  }
+
+  // The 2x2 average pooling at stride 2 that alone reads node n's output,
+  // if one does: the image convolution runs it too, on each image's map
+  // while it is in L1.
+  const Node* average_2x2_after(const Node& n) const {
+    const Graph& g = model_->graph();
+    const auto& outs = g.outputs();
+    if (std::find(outs.begin(), outs.end(), n.name) != outs.end()) return nullptr;
+    const Node* reader = nullptr;
+    for (const auto& m : g.nodes())
+      for (const auto& in : m.inputs)
+        if (in == n.name) {
+          if (reader) return nullptr;
+          reader = &m;
+        }
+    if (!reader || reader->op != Op::avg_pool2d) return nullptr;
+    const Attrs& a = reader->attrs;
+    return a.kernel == 2 && a.stride == 2 && a.padding == 0 ? reader : nullptr;
   }
 
   // Flattening a channels-last map in PyTorch's (c, h, w) order copies it
@@ -583,7 +611,8 @@ class Int8Executable final : public Executable {
   std::vector<std::size_t> outputs_;
   std::vector<std::string> fallbacks_;
   std::vector<std::string> own_layers_;
-  std::vector<std::string> image_layers_;  // on qlab's image convolution
+  std::vector<std::string> image_layers_;         // on qlab's image convolution
+  std::map<std::string, std::string> pooled_by_;  // pooling node -> the conv whose kernel runs it
   std::vector<std::string> lowered_;
   std::vector<std::string> segments_;  // "first .. last" node of each
   // Per segment (at its first step): its images split by each thread's speed.
