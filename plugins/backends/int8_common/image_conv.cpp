@@ -430,9 +430,9 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
 // The codes of `count` <= 4 pooled columns from their windows' sums (16
 // bits; columns 0 | 2 in `even`'s halves, 1 | 3 in `odd`'s), stored as
 // store_columns does.
-QLAB_IMAGE_AVX2 inline void store_windows(__m256i even, __m256i odd, __m256i zero_point,
-                                          std::int64_t count, std::uint8_t* dst, std::int64_t room,
-                                          std::int64_t stride) {
+QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline void store_windows(
+    __m256i even, __m256i odd, __m256i zero_point, std::int64_t count, std::uint8_t* dst,
+    std::int64_t room, std::int64_t stride) {
   alignas(32) std::uint64_t words[4];
   _mm256_store_si256(
       reinterpret_cast<__m256i*>(words),
@@ -455,29 +455,27 @@ QLAB_IMAGE_AVX2 void pooled_channels_avx2(const Layer& l, const Shape4& s, const
   const __m256i zero_point = _mm256_set1_epi16(z);
   const std::int64_t whole = ow_count / kLanes * kLanes, tail = ow_count - whole,
                      pooled_width = ow_count / 2;
-  const auto store = [&](std::int64_t ph, std::int64_t first, std::int64_t count, __m256i even,
-                         __m256i odd) {
-    store_windows(even, odd, zero_point, count, out + (ph * pooled_width + first) * l.out,
-                  (pooled_width - first) * l.out, l.out);
-  };
   for (std::int64_t ph = 0; ph < oh_count / 2; ++ph) {
     const std::int64_t top = 2 * ph, bottom = top + 1;
     // The whole chunks, and a tail of 5 to 7 columns: each row's codes.
     for (std::int64_t ow = 0; ow < ow_count - (tail <= 4 ? tail : 0); ow += kLanes) {
       const Columns up = chunk_codes(b, rows.at(top, ow), 4),
                     down = chunk_codes(b, rows.at(bottom, ow), 4);
-      store(ph, ow / 2, std::min<std::int64_t>(4, pooled_width - ow / 2),
-            _mm256_add_epi16(pair_sums(up.low), pair_sums(down.low)),
-            _mm256_add_epi16(pair_sums(up.high), pair_sums(down.high)));
+      store_windows(_mm256_add_epi16(pair_sums(up.low), pair_sums(down.low)),
+                    _mm256_add_epi16(pair_sums(up.high), pair_sums(down.high)), zero_point,
+                    std::min<std::int64_t>(4, pooled_width - ow / 2),
+                    out + (ph * pooled_width + ow / 2) * l.out, (pooled_width - ow / 2) * l.out,
+                    l.out);
     }
     if (tail < 2 || tail > 4) continue;
     // The two rows' last columns in one register: the top row's windows in
     // each half's low lanes, the bottom row's in the high.
     const Columns both = chunk_codes(b, rows.at(top, whole), rows.width);
     const __m256i even = pair_sums(both.low), odd = pair_sums(both.high);
-    store(ph, whole / 2, tail / 2,
-          _mm256_add_epi16(even, _mm256_permute2x128_si256(even, even, 0x01)),
-          _mm256_add_epi16(odd, _mm256_permute2x128_si256(odd, odd, 0x01)));
+    store_windows(_mm256_add_epi16(even, _mm256_permute2x128_si256(even, even, 0x01)),
+                  _mm256_add_epi16(odd, _mm256_permute2x128_si256(odd, odd, 0x01)), zero_point,
+                  tail / 2, out + (ph * pooled_width + whole / 2) * l.out,
+                  (pooled_width - whole / 2) * l.out, l.out);
   }
 }
 
