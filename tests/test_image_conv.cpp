@@ -8,8 +8,10 @@
 
 #include <code_kernels.hpp>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 
@@ -19,16 +21,18 @@ namespace {
 struct ConvCase {
   std::int64_t in, out, kernel, padding, height, width, batch;
   bool relu;
+  int weight_bits = 8;
 };
 
 std::string describe(const ConvCase& c) {
-  return fmt::format("{}->{} k{} p{} {}x{} batch {}{}", c.in, c.out, c.kernel, c.padding, c.height,
-                     c.width, c.batch, c.relu ? " relu" : "");
+  return fmt::format("{}->{} k{} p{} {}x{} batch {}{} W{}", c.in, c.out, c.kernel, c.padding,
+                     c.height, c.width, c.batch, c.relu ? " relu" : "", c.weight_bits);
 }
 
-// A static 8-bit model of one conv (and its relu, fused), quantized on
-// random data; `reduce_range`: 7-bit activations, whose pairs of products
-// the engines' AVX2 kernels sum in 16 bits without saturating.
+// A static model of one conv (and its relu, fused), 8-bit activations and
+// c.weight_bits-bit weights, quantized on random data; `reduce_range`:
+// 7-bit activations, whose pairs of products the engines' AVX2 kernels sum
+// in 16 bits without saturating.
 std::shared_ptr<const QuantizedModel> quantized_conv(const ConvCase& c, std::uint64_t seed,
                                                      bool reduce_range = false) {
   Graph g("ImageConv");
@@ -40,6 +44,7 @@ std::shared_ptr<const QuantizedModel> quantized_conv(const ConvCase& c, std::uin
   PtqSpec spec;
   spec.calibration_batches = 2;
   spec.reduce_range = reduce_range;
+  spec.config = default_config_list({}, {c.weight_bits, 8, 8});
   return std::make_shared<const QuantizedModel>(
       post_training_quantize(m, spec, test::calibration_for(m->graph(), seed)));
 }
@@ -94,7 +99,8 @@ torch::Tensor reference(const LayerOffer& o, const torch::Tensor& x) {
 // AVX2's blocks of 8 registers and a block's tail (at most 16 pooled);
 // widths on both sides of a register's 8 and 16 columns, and narrower;
 // even and odd maps, so that a row's last columns are shared between two
-// rows or not.
+// rows or not; weights of 8 bits, and of 7, 4 and 2, which AVX2 takes as
+// byte pairs (its row says so).
 void expect_codes_on_random_shapes(bool pooled, unsigned seed) {
   std::mt19937 rng(seed);
   const auto pick = [&](std::int64_t lo, std::int64_t hi) {
@@ -112,6 +118,7 @@ void expect_codes_on_random_shapes(bool pooled, unsigned seed) {
     c.width = pick(std::max(least, c.kernel - 2 * c.padding + least - 1), 37);
     c.batch = pick(1, 5);
     c.relu = i % 2 == 0;
+    c.weight_bits = std::array{8, 7, 4, 2}[static_cast<std::size_t>(i % 4)];
     const auto q = quantized_conv(c, seed + i);
     const LayerOffer o = offer_for(*q);
     const auto x = quantize_codes(torch::randn({c.batch, c.in, c.height, c.width}) * 2,
@@ -133,6 +140,9 @@ void expect_codes_on_random_shapes(bool pooled, unsigned seed) {
       ASSERT_TRUE(kernel) << describe(c);
       EXPECT_EQ(kernel->name.find("then its 2x2 average pooling") != std::string::npos, pooled)
           << kernel->name;
+      if (isa == ImageConvIsa::avx2 && c.weight_bits < 8) {
+        EXPECT_NE(kernel->name.find("byte pairs"), std::string::npos) << kernel->name;
+      }
       for (bool parallel : {false, true}) {
         const auto got = kernel->run(x, parallel);
         ASSERT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
@@ -155,6 +165,40 @@ TEST(ImageConv, CodesEqualTheIntegerConvolutionOnRandomShapes) {
 
 TEST(ImageConv, PooledCodesEqualTheConvolutionThenItsPooling) {
   expect_codes_on_random_shapes(true, 300);
+}
+
+// The largest sums byte pairs meet: every weight at its grid's top and
+// every input code 255, over an 11x11 kernel (33 taps of 4 codes), where
+// one tap more in a 16-bit group would wrap. 8-bit weights there are past
+// what a byte pair holds: they stay on 16-bit pairs.
+TEST(ImageConv, BytePairsHoldTheLargestSumsExactly) {
+  if (!cpu_has(ImageConvIsa::avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (int bits : {8, 7, 4, 2}) {
+    ConvCase c{1, 3, 11, 0, 16, 19, 2, false, bits};
+    Graph g("Saturating");
+    auto x = g.input("input", {1, c.height, c.width});
+    g.set_outputs({g.conv2d("conv", x, 1, c.out, c.kernel, 1, 0)});
+    auto m = test::randomised(g, 9);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : m->named_parameters())
+        if (p.key().find("weight") != std::string::npos) p.value().fill_(0.5);
+    }
+    PtqSpec spec;
+    spec.calibration_batches = 2;
+    spec.config = default_config_list({}, {bits, 8, 8});
+    const QuantizedModel q = post_training_quantize(m, spec, test::calibration_for(m->graph(), 9));
+    const LayerOffer o = offer_for(q);
+    const auto top = o.input.qmax - o.input.qmin;
+    const auto input = at::_make_per_tensor_quantized_tensor(
+        torch::full({c.batch, 1, c.height, c.width}, top, torch::kUInt8),
+        o.input.scale.item<double>(), o.input.zero_point.item<std::int64_t>() - o.input.qmin);
+    const auto kernel = image_conv_for(o, ImageConvIsa::avx2);
+    ASSERT_TRUE(kernel);
+    EXPECT_EQ(kernel->name.find("byte pairs") != std::string::npos, bits < 8) << kernel->name;
+    const auto got = kernel->run(input, false).int_repr().to(torch::kInt32);
+    EXPECT_TRUE(torch::equal(got, reference(o, input))) << describe(c);
+  }
 }
 
 TEST(ImageConv, PoolsAtMost16ChannelsAndMapsOfAtLeast2x2) {

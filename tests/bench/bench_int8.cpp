@@ -291,19 +291,25 @@ void register_bit_kernels() {
 }
 
 // LeNet's first layer (1 input channel, 6 out, 5x5, 32x32, batch 64) at 8
-// bits on qlab's image convolution and on oneDNN's int8 kernel.
+// bits on qlab's image convolution and on oneDNN's int8 kernel; and at 4
+// bits, where AVX2 takes the weights as byte pairs ("_w4").
 void register_image_conv() {
-  for (bool image_convs : {false, true}) {
-    int8::EngineInfo info{"onednn", at::QEngine::ONEDNN, true, {}};
-    info.image_convs = image_convs;
-    benchmark::RegisterBenchmark(
-        image_convs ? "kernel/conv5x5_1to6_32x32/qlab_image_conv"
-                    : "kernel/conv5x5_1to6_32x32/onednn_engine",
-        [=](benchmark::State& st) { run_layer(st, single("conv5x5_1to6_32x32"), 8, "conv", info); })
-        ->Arg(64)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  }
+  for (int bits : {8, 4})
+    for (bool image_convs : {false, true}) {
+      int8::EngineInfo info{"onednn", at::QEngine::ONEDNN, true, {}};
+      info.image_convs = image_convs;
+      const std::string name =
+          fmt::format("kernel/conv5x5_1to6_32x32/{}{}",
+                      image_convs ? "qlab_image_conv" : "onednn_engine", bits == 8 ? "" : "_w4");
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& st) {
+                                     run_layer(st, single("conv5x5_1to6_32x32"), bits, "conv",
+                                               info);
+                                   })
+          ->Arg(64)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
 }
 
 // Speed-ups printed after the run: each benchmark named `prefix` + `fast`
@@ -323,6 +329,8 @@ const std::pair<const char*, const char*> kSpeedups[] = {
     {"/bitserial", "/int8_onednn"},
     {"/bitserial", "/fp32"},
     {"/qlab_image_conv", "/onednn_engine"},
+    {"/qlab_image_conv_w4", "/onednn_engine_w4"},
+    {"/qlab_image_conv_w4", "/qlab_image_conv"},
 };
 
 // The console output, and each benchmark's real times kept for kSpeedups.

@@ -240,6 +240,13 @@ struct Lanes {
 // block ends at the last channel, overlapping the one before, so that every
 // block stores 8 whole bytes a column.
 struct Channels {
+  // Taps of 4 int8 weights on 4 uint8 codes (Rows<uint8_t>), by vpmaddubsw,
+  // where no 16-bit sum can saturate (`group` >= 1); else of 2 int16 on 2
+  // uint16 codes, by vpmaddwd.
+  bool bytes;
+  // With `bytes`: how many taps' pair sums add up in 16 bits before they
+  // are widened to 32.
+  std::int64_t group = 0;
   std::int64_t taps;                 // elements a channel
   std::int64_t block;                // channels a block
   std::vector<std::int64_t> firsts;  // each block's first channel
@@ -249,13 +256,34 @@ struct Channels {
   std::vector<std::uint32_t> weights;
 
   explicit Channels(const Layer& l)
-      : taps(static_cast<std::int64_t>(channel_taps<std::int16_t>(l, 0).size())),
+      : bytes(byte_group(l) >= 1),
+        group(byte_group(l)),
+        taps(static_cast<std::int64_t>(bytes ? channel_taps<std::int8_t>(l, 0).size()
+                                             : channel_taps<std::int16_t>(l, 0).size())),
         block(std::min<std::int64_t>(l.out, 8)) {
     for (std::int64_t c = 0; c < l.out; c += block) firsts.push_back(std::min(c, l.out - block));
     for (std::int64_t c = 0; c < l.out; ++c) {
-      for (std::uint32_t element : channel_taps<std::int16_t>(l, c))
+      for (std::uint32_t element :
+           bytes ? channel_taps<std::int8_t>(l, c) : channel_taps<std::int16_t>(l, c))
         weights.insert(weights.end(), 8, element);
     }
+  }
+
+  // vpmaddubsw sums two uint8 x int8 products in 16 bits, saturating: with
+  // codes up to 255, exact while the two weights' magnitudes sum to at most
+  // 128 (weights of 7 bits or fewer always do), and taps may add up in 16
+  // bits while 255 times their pairs' sums stays under 2^15. The taps a
+  // group, or 0 where a pair of weights is too large.
+  static std::int64_t byte_group(const Layer& l) {
+    std::int64_t widest = 1;  // the largest |w_a| + |w_b| of a 16-bit lane
+    for (std::int64_t c = 0; c < l.out; ++c)
+      for (std::uint32_t element : channel_taps<std::int8_t>(l, c)) {
+        std::int8_t w[4];
+        std::memcpy(w, &element, sizeof w);
+        widest = std::max<std::int64_t>(
+            {widest, std::abs(w[0]) + std::abs(w[1]), std::abs(w[2]) + std::abs(w[3])});
+      }
+    return widest > 128 ? 0 : 32767 / (255 * widest);
   }
 };
 
@@ -333,32 +361,62 @@ template <int V>
 struct Block {
   const std::uint32_t* w;
   std::int64_t taps;
+  std::int64_t group;      // Channels::group
   const std::int64_t* at;  // Rows::taps
   __m256i offset[V];
   __m256 m[V];
   __m256 lo, hi, zero_point;
 };
 
+// The taps' 8 lanes from `a`, lanes 4-7 from `a + upper`.
+QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline __m256i load_lanes(const std::uint32_t* p,
+                                                                         std::int64_t upper) {
+  return upper == 4 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                    : _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + upper),
+                                          reinterpret_cast<const __m128i*>(p));
+}
+
+// Channel v's weights of a tap, in all 8 lanes.
+template <int V>
+QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline __m256i tap_weights(const Block<V>& b, int v,
+                                                                          std::int64_t tap) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.w + (v * b.taps + tap) * 8));
+}
+
 // The codes of 8 lanes, lanes 0-3 taking their taps from `a` and 4-7 from
 // `a + upper` (4: the next 4 columns; else the next row's), transposed
-// (transpose_columns).
-template <int V>
+// (transpose_columns). kBytes: the taps are Channels::bytes's.
+template <int V, bool kBytes>
 QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline Columns chunk_codes(const Block<V>& b,
                                                                           const std::uint32_t* a,
                                                                           std::int64_t upper) {
   __m256i acc[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) acc[v] = b.offset[v];
-  for (std::int64_t tap = 0; tap < b.taps; ++tap) {
-    const std::uint32_t* p = a + b.at[tap];
-    const __m256i x = upper == 4 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                                 : _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + upper),
-                                                       reinterpret_cast<const __m128i*>(p));
+  if constexpr (kBytes) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t first = 0; first < b.taps; first += b.group) {
+      __m256i pairs[V];
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v)
-      acc[v] = _mm256_add_epi32(
-          acc[v], _mm256_madd_epi16(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                           b.w + (v * b.taps + tap) * 8))));
+      for (int v = 0; v < V; ++v) pairs[v] = _mm256_setzero_si256();
+      const std::int64_t last = std::min(b.taps, first + b.group);
+      for (std::int64_t tap = first; tap < last; ++tap) {
+        const __m256i x = load_lanes(a + b.at[tap], upper);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+          pairs[v] = _mm256_add_epi16(pairs[v], _mm256_maddubs_epi16(x, tap_weights(b, v, tap)));
+      }
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v)
+        acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(pairs[v], ones));
+    }
+  } else {
+    for (std::int64_t tap = 0; tap < b.taps; ++tap) {
+      const __m256i x = load_lanes(a + b.at[tap], upper);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v)
+        acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x, tap_weights(b, v, tap)));
+    }
   }
   __m256i q[8];
 #pragma GCC unroll 8
@@ -374,12 +432,13 @@ QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline Columns chunk_codes(const 
 }
 
 // Block c0's constants for channels_avx2.
-template <int V>
-QLAB_IMAGE_AVX2 inline Block<V> block_at(const Layer& l, const Channels& t,
-                                         const Rows<std::uint16_t>& rows, std::int64_t c0) {
+template <int V, typename T>
+QLAB_IMAGE_AVX2 inline Block<V> block_at(const Layer& l, const Channels& t, const Rows<T>& rows,
+                                         std::int64_t c0) {
   Block<V> b;
   b.w = t.weights.data() + c0 * t.taps * 8;
   b.taps = t.taps;
+  b.group = t.group;
   b.at = rows.taps.data();
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) {
@@ -396,11 +455,11 @@ QLAB_IMAGE_AVX2 inline Block<V> block_at(const Layer& l, const Channels& t,
 // [channel]), 8 columns a step. A row's last 4 or fewer columns share a
 // register with the next row's, lanes 0-3 one row's and 4-7 the next's, so
 // that LeNet's 28 columns take 3.5 registers of taps a row, not 4.
-template <int V>
+template <int V, typename T>
 QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
-                                   const Rows<std::uint16_t>& rows, std::int64_t c0,
-                                   std::uint8_t* out) {
+                                   const Rows<T>& rows, std::int64_t c0, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8;
+  constexpr bool kBytes = std::is_same_v<T, std::uint8_t>;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   const Block<V> b = block_at<V>(l, t, rows, c0);
   const std::int64_t whole = ow_count / kLanes * kLanes, tail = ow_count - whole;
@@ -413,16 +472,17 @@ QLAB_IMAGE_AVX2 void channels_avx2(const Layer& l, const Shape4& s, const Channe
   Columns shared{};
   for (std::int64_t oh = 0; oh < oh_count; ++oh) {
     for (std::int64_t ow = 0; ow < whole; ow += kLanes)
-      store_columns(chunk_codes(b, rows.at(oh, ow), 4), 0, kLanes, dst(oh, ow), room(ow), l.out);
+      store_columns(chunk_codes<V, kBytes>(b, rows.at(oh, ow), 4), 0, kLanes, dst(oh, ow), room(ow),
+                    l.out);
     if (tail == 0) continue;
     if (tail <= 4 && oh % 2 == 1) {
       store_columns(shared, 4, tail, dst(oh, whole), room(whole), l.out);
     } else if (tail <= 4 && oh + 1 < oh_count) {
-      shared = chunk_codes(b, rows.at(oh, whole), rows.width);
+      shared = chunk_codes<V, kBytes>(b, rows.at(oh, whole), rows.width);
       store_columns(shared, 0, tail, dst(oh, whole), room(whole), l.out);
     } else {
-      store_columns(chunk_codes(b, rows.at(oh, whole), 4), 0, tail, dst(oh, whole), room(whole),
-                    l.out);
+      store_columns(chunk_codes<V, kBytes>(b, rows.at(oh, whole), 4), 0, tail, dst(oh, whole),
+                    room(whole), l.out);
     }
   }
 }
@@ -445,11 +505,11 @@ QLAB_IMAGE_AVX2 __attribute__((always_inline)) inline void store_windows(
 // each chunk's two rows of codes (or, for a row's last 4 or fewer columns,
 // the one register they share) summed to windows and rounded
 // (window_codes). `out`: the pooled map. `z`: the codes' zero point.
-template <int V>
+template <int V, typename T>
 QLAB_IMAGE_AVX2 void pooled_channels_avx2(const Layer& l, const Shape4& s, const Channels& t,
-                                          const Rows<std::uint16_t>& rows, std::uint8_t z,
-                                          std::uint8_t* out) {
+                                          const Rows<T>& rows, std::uint8_t z, std::uint8_t* out) {
   constexpr std::int64_t kLanes = 8;
+  constexpr bool kBytes = std::is_same_v<T, std::uint8_t>;
   const std::int64_t oh_count = l.out_height(s), ow_count = l.out_width(s);
   const Block<V> b = block_at<V>(l, t, rows, 0);
   const __m256i zero_point = _mm256_set1_epi16(z);
@@ -459,8 +519,8 @@ QLAB_IMAGE_AVX2 void pooled_channels_avx2(const Layer& l, const Shape4& s, const
     const std::int64_t top = 2 * ph, bottom = top + 1;
     // The whole chunks, and a tail of 5 to 7 columns: each row's codes.
     for (std::int64_t ow = 0; ow < ow_count - (tail <= 4 ? tail : 0); ow += kLanes) {
-      const Columns up = chunk_codes(b, rows.at(top, ow), 4),
-                    down = chunk_codes(b, rows.at(bottom, ow), 4);
+      const Columns up = chunk_codes<V, kBytes>(b, rows.at(top, ow), 4),
+                    down = chunk_codes<V, kBytes>(b, rows.at(bottom, ow), 4);
       store_windows(_mm256_add_epi16(pair_sums(up.low), pair_sums(down.low)),
                     _mm256_add_epi16(pair_sums(up.high), pair_sums(down.high)), zero_point,
                     std::min<std::int64_t>(4, pooled_width - ow / 2),
@@ -470,7 +530,7 @@ QLAB_IMAGE_AVX2 void pooled_channels_avx2(const Layer& l, const Shape4& s, const
     if (tail < 2 || tail > 4) continue;
     // The two rows' last columns in one register: the top row's windows in
     // each half's low lanes, the bottom row's in the high.
-    const Columns both = chunk_codes(b, rows.at(top, whole), rows.width);
+    const Columns both = chunk_codes<V, kBytes>(b, rows.at(top, whole), rows.width);
     const __m256i even = pair_sums(both.low), odd = pair_sums(both.high);
     store_windows(_mm256_add_epi16(even, _mm256_permute2x128_si256(even, even, 0x01)),
                   _mm256_add_epi16(odd, _mm256_permute2x128_si256(odd, odd, 0x01)), zero_point,
@@ -600,9 +660,14 @@ class ImageConv {
     if (isa_ == ImageConvIsa::avx2) avx2_.emplace(l_);
     if (isa_ == ImageConvIsa::avx512_vnni) avx512_.emplace(l_, 16);
 #endif
-    name_ = fmt::format("qlab::conv2d{} over {} input channel{}{} ({})", relu ? "_relu" : "", l_.in,
-                        l_.in == 1 ? "" : "s", average_2x2_ ? ", then its 2x2 average pooling" : "",
-                        to_string(isa_));
+    bool byte_pairs = false;
+#if defined(__x86_64__)
+    byte_pairs = avx2_ && avx2_->bytes;
+#endif
+    name_ =
+        fmt::format("qlab::conv2d{} over {} input channel{}{} ({}{})", relu ? "_relu" : "", l_.in,
+                    l_.in == 1 ? "" : "s", average_2x2_ ? ", then its 2x2 average pooling" : "",
+                    to_string(isa_), byte_pairs ? ", byte pairs" : "");
   }
 
   const std::string& name() const { return name_; }
@@ -632,14 +697,16 @@ class ImageConv {
     for_ranges(s.batch, 1, parallel, [&](std::int64_t first, std::int64_t last) {
 #if defined(__x86_64__)
       if (average_2x2_ && isa_ == ImageConvIsa::avx2 && l_.out <= 8) {
-        Rows<std::uint16_t> rows(l_, s, 8);
-        for (std::int64_t n = first; n < last; ++n) {
-          rows.fill(l_, s, codes, n);
-          with_constant(l_.out, [&](auto v) {
-            pooled_channels_avx2<decltype(v)::value>(
-                l_, s, *avx2_, rows, static_cast<std::uint8_t>(out_zero_point_), dst + n * pooled);
-          });
-        }
+        with_avx2_rows(s, [&](auto& rows) {
+          for (std::int64_t n = first; n < last; ++n) {
+            rows.fill(l_, s, codes, n);
+            with_constant(l_.out, [&](auto v) {
+              pooled_channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows,
+                                                       static_cast<std::uint8_t>(out_zero_point_),
+                                                       dst + n * pooled);
+            });
+          }
+        });
         return;
       }
 #endif
@@ -660,6 +727,21 @@ class ImageConv {
   }
 
  private:
+#if defined(__x86_64__)
+  // fn(rows): the AVX2 kernels' repacked image, of the codes their taps take
+  // (Channels::bytes).
+  template <typename Fn>
+  void with_avx2_rows(const Shape4& s, Fn&& fn) const {
+    if (avx2_->bytes) {
+      Rows<std::uint8_t> rows(l_, s, 8);
+      fn(rows);
+    } else {
+      Rows<std::uint16_t> rows(l_, s, 8);
+      fn(rows);
+    }
+  }
+#endif
+
   // Images [first, last) of the batch, each into the map map_of(n), then
   // done(n).
   template <typename MapOf, typename Done>
@@ -667,15 +749,16 @@ class ImageConv {
                   MapOf&& map_of, Done&& done) const {
 #if defined(__x86_64__)
     if (isa_ == ImageConvIsa::avx2) {
-      Rows<std::uint16_t> rows(l_, s, 8);
-      for (std::int64_t n = first; n < last; ++n) {
-        rows.fill(l_, s, codes, n);
-        for (std::int64_t c0 : avx2_->firsts)
-          with_constant(avx2_->block, [&](auto v) {
-            channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows, c0, map_of(n));
-          });
-        done(n);
-      }
+      with_avx2_rows(s, [&](auto& rows) {
+        for (std::int64_t n = first; n < last; ++n) {
+          rows.fill(l_, s, codes, n);
+          for (std::int64_t c0 : avx2_->firsts)
+            with_constant(avx2_->block, [&](auto v) {
+              channels_avx2<decltype(v)::value>(l_, s, *avx2_, rows, c0, map_of(n));
+            });
+          done(n);
+        }
+      });
       return;
     }
     if (isa_ == ImageConvIsa::avx512_vnni) {

@@ -14,6 +14,13 @@
 //   AVX2:         R = 2 rows of uint16, vpmaddwd (exact; no 16-bit pair
 //                 sums to saturate, unlike int8 on AVX2's vpmaddubsw),
 //                 8 columns per register;
+//   AVX2, byte pairs: where no two weights summed in one 16-bit lane pass
+//                 128 in magnitude together (weights of 7 bits or fewer),
+//                 R = 4 rows of uint8 by vpmaddubsw, exact, the 16-bit
+//                 sums of as many taps as cannot wrap added before they
+//                 are widened: LeNet's first layer at 4-bit weights 1.11x
+//                 to 1.27x faster than on 16-bit pairs (Zen 5 capped at
+//                 AVX2, batch 64);
 //   portable:     plain loops.
 //
 // AVX-512 fills a register with (column, channel) pairs in output order, a
