@@ -18,7 +18,8 @@ std::unique_ptr<Executable> int8_executable(std::shared_ptr<const QuantizedModel
 /// Node `node` of the model as its executable runs it (the engine's kernel,
 /// or the backend's own), on the quantized tensor its input step would hand
 /// it: for benchmarks that time one layer without the model's float input
-/// and output around it.
+/// and output around it. An image convolution that runs the pooling after
+/// it (its name says so) returns the pooled map.
 LayerKernel lowered_node(std::shared_ptr<const QuantizedModel> model, const EngineInfo& info,
                          const std::string& node);
 
