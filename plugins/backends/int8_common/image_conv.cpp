@@ -240,13 +240,9 @@ struct Lanes {
 // block ends at the last channel, overlapping the one before, so that every
 // block stores 8 whole bytes a column.
 struct Channels {
-  // Taps of 4 int8 weights on 4 uint8 codes (Rows<uint8_t>), by vpmaddubsw,
-  // where no 16-bit sum can saturate (`group` >= 1); else of 2 int16 on 2
-  // uint16 codes, by vpmaddwd.
-  bool bytes;
-  // With `bytes`: how many taps' pair sums add up in 16 bits before they
-  // are widened to 32.
-  std::int64_t group = 0;
+  // How many taps' pair sums add up in 16 bits before they are widened to
+  // 32, where the taps are byte pairs (bytes()); 0 where they are not.
+  std::int64_t group;
   std::int64_t taps;                 // elements a channel
   std::int64_t block;                // channels a block
   std::vector<std::int64_t> firsts;  // each block's first channel
@@ -256,18 +252,22 @@ struct Channels {
   std::vector<std::uint32_t> weights;
 
   explicit Channels(const Layer& l)
-      : bytes(byte_group(l) >= 1),
-        group(byte_group(l)),
-        taps(static_cast<std::int64_t>(bytes ? channel_taps<std::int8_t>(l, 0).size()
-                                             : channel_taps<std::int16_t>(l, 0).size())),
+      : group(byte_group(l)),
+        taps(static_cast<std::int64_t>(bytes() ? channel_taps<std::int8_t>(l, 0).size()
+                                               : channel_taps<std::int16_t>(l, 0).size())),
         block(std::min<std::int64_t>(l.out, 8)) {
     for (std::int64_t c = 0; c < l.out; c += block) firsts.push_back(std::min(c, l.out - block));
     for (std::int64_t c = 0; c < l.out; ++c) {
       for (std::uint32_t element :
-           bytes ? channel_taps<std::int8_t>(l, c) : channel_taps<std::int16_t>(l, c))
+           bytes() ? channel_taps<std::int8_t>(l, c) : channel_taps<std::int16_t>(l, c))
         weights.insert(weights.end(), 8, element);
     }
   }
+
+  // Taps of 4 int8 weights on 4 uint8 codes (Rows<uint8_t>), by vpmaddubsw,
+  // where no 16-bit sum can saturate; else of 2 int16 on 2 uint16 codes, by
+  // vpmaddwd.
+  bool bytes() const { return group > 0; }
 
   // vpmaddubsw sums two uint8 x int8 products in 16 bits, saturating: with
   // codes up to 255, exact while the two weights' magnitudes sum to at most
@@ -662,7 +662,7 @@ class ImageConv {
 #endif
     bool byte_pairs = false;
 #if defined(__x86_64__)
-    byte_pairs = avx2_ && avx2_->bytes;
+    byte_pairs = avx2_ && avx2_->bytes();
 #endif
     name_ =
         fmt::format("qlab::conv2d{} over {} input channel{}{} ({}{})", relu ? "_relu" : "", l_.in,
@@ -732,7 +732,7 @@ class ImageConv {
   // (Channels::bytes).
   template <typename Fn>
   void with_avx2_rows(const Shape4& s, Fn&& fn) const {
-    if (avx2_->bytes) {
+    if (avx2_->bytes()) {
       Rows<std::uint8_t> rows(l_, s, 8);
       fn(rows);
     } else {
